@@ -1,0 +1,2 @@
+// Quickstart: filled in by the VirtualNetwork work.
+export {};

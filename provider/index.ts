@@ -1,0 +1,2 @@
+// The implementation: knows nothing of Pulumi.
+export {};

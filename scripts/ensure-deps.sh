@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what virtnet's demo and tests need on a Debian 12 machine, as root; safe to run twice.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debian_packages=(openssh-server openssh-client dnsmasq-base nftables iptables busybox tcpdump iproute2 procps sudo util-linux kmod)
+missing=()
+for p in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "ensure-deps: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The machine's sshd must not start on its own: lab hosts run their own.
+command -v node >/dev/null || { echo "ensure-deps: Node.js 20 or newer is required" >&2; exit 1; }
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "ensure-deps: installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+npx tsc -b

@@ -1,0 +1,2 @@
+// Public SDK of pulumi-virtnet. Resources are added by later issues.
+export {};
