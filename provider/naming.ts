@@ -1,0 +1,61 @@
+// The one module that decides what virtnet's things are called on a host.
+import { createHash } from "node:crypto";
+
+export const STATE_DIR = "/var/lib/virtnet";
+export const RUN_DIR = "/run/virtnet";
+export const HOST_LOCK_PATH = `${RUN_DIR}/lock`;
+export const MAX_IFNAME = 15; // IFNAMSIZ - 1
+
+function digest(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** A bridge name at most 15 characters long: "vn-<name>", or a shortened name plus a hash when it is too long. */
+export function defaultBridgeName(networkName: string): string {
+  const plain = `vn-${networkName}`;
+  if (plain.length <= MAX_IFNAME) return plain;
+  return `vn-${networkName.slice(0, 7)}-${digest(networkName).slice(0, 4)}`;
+}
+
+/** nft identifiers allow [a-zA-Z_][a-zA-Z0-9_]*; the hash keeps names that differ only in '.'/'-' apart. */
+export function nftTableName(networkName: string): string {
+  const readable = networkName.replace(/[^a-zA-Z0-9_]/g, "_").slice(0, 32);
+  return `virtnet_${readable}_${digest(networkName).slice(0, 6)}`;
+}
+
+export const NFT_FAMILY = "inet";
+
+/** Written to the bridge's ifalias: the kernel-side proof that virtnet owns a bridge. */
+export function bridgeAlias(networkName: string): string {
+  return `virtnet:${networkName}`;
+}
+
+/** A stable locally administered MAC in libvirt's 52:54:00 prefix, derived from the network name. */
+export function defaultBridgeMac(networkName: string): string {
+  const h = digest(`mac:${networkName}`);
+  return `52:54:00:${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}`;
+}
+
+export interface NetworkPaths {
+  stateDir: string;
+  runDir: string;
+  dnsmasqConf: string;
+  dnsmasqPid: string;
+  addnHosts: string;
+  leases: string;
+  appliedSpec: string;
+}
+
+export function networkPaths(networkName: string): NetworkPaths {
+  const stateDir = `${STATE_DIR}/networks/${networkName}`;
+  const runDir = `${RUN_DIR}/networks/${networkName}`;
+  return {
+    stateDir,
+    runDir,
+    dnsmasqConf: `${stateDir}/dnsmasq.conf`,
+    dnsmasqPid: `${runDir}/dnsmasq.pid`,
+    addnHosts: `${stateDir}/hosts`,
+    leases: `${stateDir}/dnsmasq.leases`,
+    appliedSpec: `${stateDir}/network.json`,
+  };
+}

@@ -1,0 +1,148 @@
+// Create/update, read and delete of one network on one host: probe, plan, run one script, retry if the host moved.
+import { Host, tail } from "../host/host";
+import { networkPaths } from "../naming";
+import { parseProbe, probeArgs, ObservedNetwork, PROBE_SCRIPT, isOurDnsmasq } from "./observe";
+import { Plan, planApply, planDelete } from "./plan";
+import { EXIT_HOST_CHANGED, EXIT_STEP_FAILED, renderApplyScript, STEP_FAILED_MARKER } from "./script";
+import { NetworkSpec } from "./spec";
+import { needsDnsmasq } from "../render/dnsmasq";
+
+const MAX_ATTEMPTS = 8;
+
+/** A failure on a host, naming the host, the network and the step; never a secret. */
+export class NetworkError extends Error {
+  constructor(
+    readonly hostLabel: string,
+    readonly network: string,
+    readonly step: string,
+    detail: string,
+  ) {
+    super(`host ${hostLabel}, network "${network}": ${step}: ${detail}`);
+    this.name = "NetworkError";
+  }
+}
+
+export interface ApplyOptions {
+  /** Tests only: fail on purpose right after the action with this name, to prove the rollback. */
+  failAfter?: string;
+  /** The firewall table the network had before, when its name changes in place. */
+  previousTable?: string;
+}
+
+export interface ApplyResult {
+  actions: string[];
+  warnings: string[];
+}
+
+export async function observe(
+  host: Host,
+  name: string,
+  bridge: string,
+  table?: string,
+): Promise<ObservedNetwork> {
+  const r = await host.run(PROBE_SCRIPT, {
+    args: probeArgs(bridge, table, networkPaths(name)),
+    step: "probe host",
+  });
+  if (r.code !== 0)
+    throw new NetworkError(host.label, name, "probe host", `exit ${r.code}: ${tail(r.stderr)}`);
+  return parseProbe(r.stdout, bridge, table);
+}
+
+async function runPlan(
+  host: Host,
+  name: string,
+  bridge: string,
+  table: string | undefined,
+  makePlan: (o: ObservedNetwork) => Plan,
+  undo: boolean,
+  failAfter?: string,
+): Promise<ApplyResult> {
+  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    const observed = await observe(host, name, bridge, table);
+    const plan = makePlan(observed);
+    if (plan.errors.length) throw new NetworkError(host.label, name, "check host", plan.errors.join("; "));
+    if (plan.actions.length === 0) return { actions: [], warnings: plan.warnings };
+    const args = [...probeArgs(bridge, table, networkPaths(name)), observed.hash, failAfter ?? ""];
+    const r = await host.run(renderApplyScript(plan.actions, undo), { args, step: "apply" });
+    if (r.code === 0) return { actions: plan.actions.map((a) => a.name), warnings: plan.warnings };
+    if (r.code === EXIT_HOST_CHANGED) continue; // someone changed the host between probe and lock: plan again
+    const failed = r.stderr.split("\n").find((l) => l.startsWith(STEP_FAILED_MARKER));
+    const step = failed ? failed.slice(STEP_FAILED_MARKER.length) : "apply";
+    const stderr = tail(
+      r.stderr
+        .split("\n")
+        .filter((l) => !l.startsWith(STEP_FAILED_MARKER))
+        .join("\n"),
+    );
+    const outcome = r.code === EXIT_STEP_FAILED && undo ? "; every change made before it was undone" : "";
+    throw new NetworkError(
+      host.label,
+      name,
+      step,
+      `failed (exit ${r.code})${stderr ? `: ${stderr}` : ""}${outcome}`,
+    );
+  }
+  throw new NetworkError(
+    host.label,
+    name,
+    "apply",
+    `the host kept changing; gave up after ${MAX_ATTEMPTS} attempts`,
+  );
+}
+
+/** Makes the host match `spec`: creates, repairs or updates in place. Runs nothing mutating when in sync. */
+export function applyNetwork(host: Host, spec: NetworkSpec, opts: ApplyOptions = {}): Promise<ApplyResult> {
+  const paths = networkPaths(spec.name);
+  return runPlan(
+    host,
+    spec.name,
+    spec.bridge.name,
+    spec.firewallTable ?? opts.previousTable,
+    (o) => planApply(spec, o, paths, { table: opts.previousTable }),
+    true,
+    opts.failAfter,
+  );
+}
+
+/** Removes the network and everything virtnet made for it. Succeeds when it is already gone. */
+export function deleteNetwork(
+  host: Host,
+  name: string,
+  bridge: string,
+  table?: string,
+): Promise<ApplyResult> {
+  const paths = networkPaths(name);
+  return runPlan(host, name, bridge, table, (o) => planDelete(name, bridge, table, o, paths), false);
+}
+
+export interface NetworkStatus {
+  /** False when nothing of the network is left on the host. */
+  exists: boolean;
+  /** What `up` would change to repair the host: empty when the host matches. */
+  drift: string[];
+  warnings: string[];
+  dnsmasqPid?: number;
+  bridgePorts: string[];
+}
+
+export async function readNetwork(host: Host, spec: NetworkSpec): Promise<NetworkStatus> {
+  const paths = networkPaths(spec.name);
+  const observed = await observe(host, spec.name, spec.bridge.name, spec.firewallTable);
+  const ours = isOurDnsmasq(observed, paths.dnsmasqConf);
+  const exists =
+    observed.bridge !== undefined ||
+    observed.nftListing !== undefined ||
+    ours ||
+    observed.networks.some((n) => n.name === spec.name);
+  const plan = planApply(spec, observed, paths);
+  const drift = plan.errors.length ? plan.errors : plan.actions.map((a) => a.name);
+  const status: NetworkStatus = {
+    exists,
+    drift,
+    warnings: plan.warnings,
+    bridgePorts: observed.bridge?.ports ?? [],
+  };
+  if (ours && needsDnsmasq(spec)) status.dnsmasqPid = observed.dnsmasq!.pid;
+  return status;
+}

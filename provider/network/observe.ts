@@ -1,0 +1,194 @@
+// What a host has for one network, read from the kernel and the host's files in one round trip.
+import { createHash } from "node:crypto";
+import { NetworkPaths, STATE_DIR } from "../naming";
+
+/** Shell variables the probe reads; set from positional arguments by probeScript's callers. */
+export const PROBE_VARS = ["br", "table", "pidfile", "conf", "hostsfile", "stateroot"] as const;
+
+/**
+ * A read-only shell function. Its output is deterministic for the same host state, so its hash
+ * tells the apply script whether the host changed since the plan was made.
+ */
+export const PROBE_FUNCTION = `probe() {
+  echo "@@link"; ip -j -d link show dev "$br" 2>/dev/null
+  echo "@@ports"; ip -j link show master "$br" 2>/dev/null
+  echo "@@addr4"; ip -j -4 addr show 2>/dev/null
+  echo "@@routes4"; ip -j -4 route show table main 2>/dev/null
+  echo "@@nft"; [ -n "$table" ] && nft list table inet "$table" 2>/dev/null
+  echo "@@chains"; nft -j list chains 2>/dev/null
+  echo "@@forward"; cat /proc/sys/net/ipv4/ip_forward
+  echo "@@forwardmarker"; [ -e "$stateroot/ip_forward.virtnet" ] && echo yes
+  echo "@@dnsmasq"; pid=$(cat "$pidfile" 2>/dev/null)
+  case "$pid" in *[!0-9]*|"") ;; *)
+    if [ -r "/proc/$pid/stat" ] && [ "$(cut -d' ' -f3 "/proc/$pid/stat")" != Z ]; then
+      echo "pid=$pid"; echo "exe=$(readlink "/proc/$pid/exe")"; tr '\\0' '\\n' < "/proc/$pid/cmdline"; echo
+    fi;;
+  esac
+  [ -f "$conf" ] && { echo "@@conf"; cat "$conf"; }
+  [ -f "$hostsfile" ] && { echo "@@hosts"; cat "$hostsfile"; }
+  echo "@@dirs"; for d in "$stateroot" "$stateroot/networks" "$(dirname "$conf")" "$(dirname "$pidfile")" "$(dirname "$(dirname "$pidfile")")" "$(dirname "$(dirname "$(dirname "$pidfile")")")"; do [ -d "$d" ] && echo "$d"; done
+  echo "@@networks"; for f in "$stateroot"/networks/*/network.json; do [ -f "$f" ] && { cat "$f"; echo; }; done
+  echo "@@tools"; for t in ip nft dnsmasq flock sha256sum; do command -v "$t" >/dev/null 2>&1 || echo "missing-tool $t"; done
+  id -u dnsmasq >/dev/null 2>&1 || echo "missing-user dnsmasq"
+  echo "@@end"
+}`;
+
+export function probeArgs(bridge: string, table: string | undefined, paths: NetworkPaths): string[] {
+  return [bridge, table ?? "", paths.dnsmasqPid, paths.dnsmasqConf, paths.addnHosts, STATE_DIR];
+}
+
+/** Assigns the probe's variables from "$1".."$6". */
+export const PROBE_PRELUDE = PROBE_VARS.map((v, i) => `${v}=$${i + 1}`).join("; ");
+
+export const PROBE_SCRIPT = `${PROBE_PRELUDE}\n${PROBE_FUNCTION}\nprobe`;
+
+export interface ObservedBridge {
+  kind: string;
+  alias?: string;
+  mac: string;
+  mtu: number;
+  up: boolean;
+  stp: boolean;
+  forwardDelay: number; // hundredths of a second
+  ports: string[];
+}
+
+/** What virtnet keeps on a host per network (network.json): enough to find, restore and remove it. */
+export interface AppliedNetworkRecord {
+  name: string;
+  mode: string;
+  bridge: string;
+  cidr?: string;
+  table?: string;
+  /** The normalized desired state last applied: what a restore or an import rebuilds from. */
+  spec?: unknown;
+}
+
+export interface ObservedNetwork {
+  hash: string;
+  bridge?: ObservedBridge;
+  bridgeIpv4: string[]; // "10.50.1.1/24"
+  /** IPv4 prefixes on other interfaces (addresses and routes), for overlap checks. */
+  foreignIpv4: { cidr: string; dev: string }[];
+  nftListing?: string;
+  forwardChainsWithDrop: string[]; // "ip filter FORWARD" of other tables
+  ipForward: boolean;
+  forwardMarker: boolean;
+  dnsmasq?: { pid: number; exe: string; argv: string[] };
+  conf?: string;
+  hosts?: string;
+  networks: AppliedNetworkRecord[];
+  /** Which of virtnet's directories exist. */
+  dirs: string[];
+  missing: string[];
+}
+
+function sections(output: string): Map<string, string> {
+  const map = new Map<string, string>();
+  let current = "";
+  let buf: string[] = [];
+  for (const line of output.split("\n")) {
+    const m = /^@@([a-z0-9]+)$/.exec(line);
+    if (m) {
+      if (current) map.set(current, buf.join("\n"));
+      current = m[1];
+      buf = [];
+    } else buf.push(line);
+  }
+  if (!map.has("end")) throw new Error("host probe output was cut short");
+  return map;
+}
+
+function json<T>(text: string | undefined, fallback: T): T {
+  if (!text || !text.trim()) return fallback;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return fallback;
+  }
+}
+
+export function probeHash(output: string): string {
+  return createHash("sha256").update(output).digest("hex");
+}
+
+export function parseProbe(output: string, bridgeName: string, table?: string): ObservedNetwork {
+  const s = sections(output);
+  const links = json<any[]>(s.get("link"), []);
+  const link = links[0];
+  let bridge: ObservedBridge | undefined;
+  if (link) {
+    const info = link.linkinfo ?? {};
+    bridge = {
+      kind: info.info_kind ?? "unknown",
+      alias: link.ifalias,
+      mac: link.address,
+      mtu: link.mtu,
+      up: (link.flags ?? []).includes("UP"),
+      stp: (info.info_data?.stp_state ?? 0) !== 0,
+      forwardDelay: info.info_data?.forward_delay ?? 0,
+      ports: json<any[]>(s.get("ports"), []).map((p) => p.ifname),
+    };
+  }
+  const bridgeIpv4: string[] = [];
+  const foreignIpv4: { cidr: string; dev: string }[] = [];
+  for (const iface of json<any[]>(s.get("addr4"), [])) {
+    for (const a of iface.addr_info ?? []) {
+      if (a.family !== "inet") continue;
+      if (iface.ifname === bridgeName) bridgeIpv4.push(`${a.local}/${a.prefixlen}`);
+      else foreignIpv4.push({ cidr: `${a.local}/${a.prefixlen}`, dev: iface.ifname });
+    }
+  }
+  for (const r of json<any[]>(s.get("routes4"), [])) {
+    if (r.dst && r.dst !== "default" && r.dev !== bridgeName)
+      foreignIpv4.push({ cidr: r.dst.includes("/") ? r.dst : `${r.dst}/32`, dev: r.dev ?? "?" });
+  }
+  const chains = json<any>(s.get("chains"), { nftables: [] }).nftables ?? [];
+  const forwardChainsWithDrop = chains
+    .map((c: any) => c.chain)
+    .filter((c: any) => c && c.hook === "forward" && c.policy === "drop" && c.table !== table)
+    .map((c: any) => `${c.family} ${c.table} ${c.name}`);
+  let dnsmasq: ObservedNetwork["dnsmasq"];
+  const d = (s.get("dnsmasq") ?? "").split("\n").filter((l) => l !== "");
+  if (d[0]?.startsWith("pid=")) {
+    dnsmasq = { pid: Number(d[0].slice(4)), exe: (d[1] ?? "").replace(/^exe=/, ""), argv: d.slice(2) };
+  }
+  const text = (name: string) => {
+    const v = s.get(name);
+    return v === undefined || v === "" ? undefined : v;
+  };
+  const nft = text("nft");
+  const networks = (s.get("networks") ?? "")
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l) => json<AppliedNetworkRecord | null>(l, null))
+    .filter((n): n is AppliedNetworkRecord => n !== null);
+  return {
+    hash: probeHash(output),
+    bridge,
+    bridgeIpv4,
+    foreignIpv4,
+    nftListing: nft === undefined ? undefined : nft + "\n",
+    forwardChainsWithDrop,
+    ipForward: (s.get("forward") ?? "").trim() === "1",
+    forwardMarker: (s.get("forwardmarker") ?? "").trim() === "yes",
+    dnsmasq,
+    conf: fileContent(s.get("conf")),
+    hosts: fileContent(s.get("hosts")),
+    networks,
+    dirs: (s.get("dirs") ?? "").split("\n").filter((l) => l !== ""),
+    missing: (s.get("tools") ?? "").split("\n").filter((l) => l.startsWith("missing-")),
+  };
+}
+
+// A section loses its file's last newline when split; files virtnet writes are empty or end with one.
+function fileContent(section: string | undefined): string | undefined {
+  if (section === undefined) return undefined;
+  return section === "" ? "" : section + "\n";
+}
+
+/** Is this dnsmasq ours for this config file? A pid file alone never proves it. */
+export function isOurDnsmasq(observed: ObservedNetwork, confPath: string): boolean {
+  const d = observed.dnsmasq;
+  return !!d && /\/dnsmasq( \(deleted\))?$/.test(d.exe) && d.argv.includes(`--conf-file=${confPath}`);
+}

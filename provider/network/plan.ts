@@ -1,0 +1,302 @@
+// The pure planner: desired state + what the host has -> the actions that make them equal, each with its undo.
+import * as ipaddr from "ipaddr.js";
+import { quote } from "shell-quote";
+import { bridgeAlias, NetworkPaths, RUN_DIR, STATE_DIR } from "../naming";
+import { needsDnsmasq, renderDnsmasqConf, renderHostsFile } from "../render/dnsmasq";
+import { bridgeTuning, renderBridgeCreate } from "../render/ip";
+import { nftDeleteScript, nftReplaceScript, renderNftables } from "../render/nftables";
+import { NetworkSpec } from "./spec";
+import { AppliedNetworkRecord, isOurDnsmasq, ObservedNetwork } from "./observe";
+
+export interface Action {
+  name: string;
+  run: string; // shell text; every value in it is quoted
+  undo?: string;
+}
+
+export interface Plan {
+  errors: string[];
+  warnings: string[];
+  actions: Action[];
+}
+
+const sh = (...argv: string[]) => quote(argv);
+const FILE_MODE = "0644";
+
+export function appliedRecord(spec: NetworkSpec): AppliedNetworkRecord {
+  const r: AppliedNetworkRecord = { name: spec.name, mode: spec.mode, bridge: spec.bridge.name };
+  if (spec.ipv4) r.cidr = spec.ipv4.cidr;
+  if (spec.firewallTable) r.table = spec.firewallTable;
+  r.spec = spec;
+  return r;
+}
+
+export function needsForwarding(mode: string): boolean {
+  return mode === "nat" || mode === "route" || mode === "open";
+}
+
+function overlaps(a: string, b: string): boolean {
+  const [na, pa] = ipaddr.parseCIDR(a);
+  const [nb, pb] = ipaddr.parseCIDR(b);
+  if (na.kind() !== nb.kind()) return false;
+  return pa <= pb ? nb.match(na, pa) : na.match(nb, pb);
+}
+
+/** Problems only the host can reveal; found before anything changes. */
+function hostConflicts(spec: NetworkSpec, observed: ObservedNetwork): string[] {
+  const errors = observed.missing.map((m) =>
+    m.startsWith("missing-user")
+      ? `user "dnsmasq" does not exist (install Debian's dnsmasq-base, which creates it)`
+      : `command "${m.split(" ")[1]}" is not installed`,
+  );
+  const b = observed.bridge;
+  if (b && b.alias !== bridgeAlias(spec.name)) {
+    errors.push(
+      b.alias?.startsWith("virtnet:")
+        ? `bridge ${spec.bridge.name} belongs to virtnet network "${b.alias.slice(8)}"`
+        : `interface ${spec.bridge.name} already exists and is not managed by virtnet; choose another bridge.name`,
+    );
+  } else if (b && b.kind !== "bridge")
+    errors.push(`interface ${spec.bridge.name} exists and is not a bridge`);
+  for (const other of observed.networks) {
+    if (other.name === spec.name) continue;
+    if (other.bridge === spec.bridge.name)
+      errors.push(`bridge ${spec.bridge.name} is already used by virtnet network "${other.name}"`);
+    if (spec.ipv4 && other.cidr && overlaps(spec.ipv4.cidr, other.cidr))
+      errors.push(`subnet ${spec.ipv4.cidr} overlaps virtnet network "${other.name}" (${other.cidr})`);
+  }
+  if (spec.ipv4) {
+    const ownDevs = new Set(observed.networks.filter((n) => n.name !== spec.name).map((n) => n.bridge));
+    for (const f of observed.foreignIpv4) {
+      if (ownDevs.has(f.dev)) continue; // reported above as a virtnet network
+      if (overlaps(spec.ipv4.cidr, f.cidr)) {
+        errors.push(`subnet ${spec.ipv4.cidr} overlaps ${f.cidr} on ${f.dev}`);
+        break;
+      }
+    }
+  }
+  return errors;
+}
+
+function dirActions(observed: ObservedNetwork, paths: NetworkPaths): Action[] {
+  const wanted = [
+    STATE_DIR,
+    `${STATE_DIR}/networks`,
+    paths.stateDir,
+    RUN_DIR,
+    `${RUN_DIR}/networks`,
+    paths.runDir,
+  ];
+  return wanted
+    .filter((d) => !observed.dirs.includes(d))
+    .map((d) => ({ name: `create directory ${d}`, run: sh("mkdir", "-m", "0755", d), undo: sh("rmdir", d) }));
+}
+
+function writeFileAction(path: string, content: string, previous: string | undefined, then = ""): Action {
+  const restore = previous === undefined ? sh("rm", "-f", path) : sh("write_file", path, FILE_MODE, previous);
+  return { name: `write ${path}`, run: sh("write_file", path, FILE_MODE, content), undo: restore + then };
+}
+
+function bridgeActions(spec: NetworkSpec, observed: ObservedNetwork): Action[] {
+  const b = observed.bridge;
+  const name = spec.bridge.name;
+  if (!b) {
+    return [
+      {
+        name: "create bridge",
+        run: `printf '%s\\n' ${quote(renderBridgeCreate(spec))} | ip -batch -`,
+        undo: sh("ip", "link", "del", "dev", name),
+      },
+    ];
+  }
+  const actions: Action[] = [];
+  const want = spec.bridge;
+  if (b.stp !== want.stp || b.forwardDelay !== want.delay * 100) {
+    actions.push({
+      name: "tune bridge",
+      run: `ip link set dev ${sh(name)} type bridge ${bridgeTuning(spec)}`,
+      undo: `ip link set dev ${sh(name)} type bridge stp_state ${b.stp ? 1 : 0} forward_delay ${b.forwardDelay}`,
+    });
+  }
+  if (b.mac !== want.macAddress)
+    actions.push({
+      name: "set bridge MAC address",
+      run: sh("ip", "link", "set", "dev", name, "address", want.macAddress),
+      undo: sh("ip", "link", "set", "dev", name, "address", b.mac),
+    });
+  if (want.mtu !== undefined && b.mtu !== want.mtu)
+    actions.push({
+      name: "set bridge MTU",
+      run: sh("ip", "link", "set", "dev", name, "mtu", String(want.mtu)),
+      undo: sh("ip", "link", "set", "dev", name, "mtu", String(b.mtu)),
+    });
+  const wantAddr = spec.ipv4 ? [`${spec.ipv4.gateway}/${spec.ipv4.prefixLength}`] : [];
+  for (const a of b ? observed.bridgeIpv4 : [])
+    if (!wantAddr.includes(a))
+      actions.push({
+        name: `remove address ${a}`,
+        run: sh("ip", "address", "del", a, "dev", name),
+        undo: sh("ip", "address", "add", a, "broadcast", "+", "dev", name),
+      });
+  for (const a of wantAddr)
+    if (!observed.bridgeIpv4.includes(a))
+      actions.push({
+        name: `add address ${a}`,
+        run: sh("ip", "address", "add", a, "broadcast", "+", "dev", name),
+        undo: sh("ip", "address", "del", a, "dev", name),
+      });
+  if (!b.up)
+    actions.push({
+      name: "bring bridge up",
+      run: sh("ip", "link", "set", "dev", name, "up"),
+      undo: sh("ip", "link", "set", "dev", name, "down"),
+    });
+  return actions;
+}
+
+function firewallActions(spec: NetworkSpec, observed: ObservedNetwork, previousTable?: string): Action[] {
+  const ruleset = renderNftables(spec);
+  const actions: Action[] = [];
+  const restore = observed.nftListing
+    ? `printf '%s' ${sh(nftReplaceScript(spec.firewallTable ?? previousTable ?? "", observed.nftListing))} | nft -f -`
+    : undefined;
+  if (ruleset && ruleset !== observed.nftListing) {
+    actions.push({
+      name: "apply firewall",
+      run: `printf '%s' ${sh(nftReplaceScript(spec.firewallTable!, ruleset))} | nft -f -`,
+      undo: restore ?? `printf '%s' ${sh(nftDeleteScript(spec.firewallTable!))} | nft -f -`,
+    });
+  } else if (!ruleset && observed.nftListing && previousTable) {
+    actions.push({
+      name: "remove firewall",
+      run: `printf '%s' ${sh(nftDeleteScript(previousTable))} | nft -f -`,
+      undo: restore,
+    });
+  }
+  return actions;
+}
+
+function forwardingActions(spec: NetworkSpec, observed: ObservedNetwork): Action[] {
+  if (!needsForwarding(spec.mode) || observed.ipForward) return [];
+  const marker = `${STATE_DIR}/ip_forward.virtnet`;
+  return [
+    {
+      name: "enable IPv4 forwarding",
+      run: `sysctl -qw net.ipv4.ip_forward=1 && : > ${sh(marker)}`,
+      undo: `sysctl -qw net.ipv4.ip_forward=0; rm -f ${sh(marker)}`,
+    },
+  ];
+}
+
+function dnsmasqActions(spec: NetworkSpec, observed: ObservedNetwork, paths: NetworkPaths): Action[] {
+  const running = isOurDnsmasq(observed, paths.dnsmasqConf);
+  const stop = { name: "stop dnsmasq", run: "dnsmasq_stop", undo: "dnsmasq_start" };
+  const start = { name: "start dnsmasq", run: "dnsmasq_start", undo: "dnsmasq_stop" };
+  if (!needsDnsmasq(spec)) {
+    const actions: Action[] = running ? [stop] : [];
+    for (const [path, prev] of [
+      [paths.dnsmasqConf, observed.conf],
+      [paths.addnHosts, observed.hosts],
+    ] as const)
+      if (prev !== undefined)
+        actions.push({
+          name: `remove ${path}`,
+          run: sh("rm", "-f", path),
+          undo: sh("write_file", path, FILE_MODE, prev),
+        });
+    return actions;
+  }
+  const conf = renderDnsmasqConf(spec, paths);
+  const hosts = renderHostsFile(spec);
+  const confChanged = conf !== observed.conf;
+  const hostsChanged = hosts !== observed.hosts;
+  const actions: Action[] = [];
+  if (running && !confChanged) {
+    if (hostsChanged) {
+      actions.push(writeFileAction(paths.addnHosts, hosts, observed.hosts, " && dnsmasq_hup"));
+      actions.push({ name: "reload dnsmasq", run: "dnsmasq_hup" });
+    }
+    return actions;
+  }
+  if (running) actions.push(stop);
+  if (confChanged) actions.push(writeFileAction(paths.dnsmasqConf, conf, observed.conf));
+  if (hostsChanged) actions.push(writeFileAction(paths.addnHosts, hosts, observed.hosts));
+  actions.push(start);
+  return actions;
+}
+
+/** Actions that make the host match `spec`, or errors when the host forbids it. Empty when in sync. */
+export function planApply(
+  spec: NetworkSpec,
+  observed: ObservedNetwork,
+  paths: NetworkPaths,
+  previous?: { table?: string },
+): Plan {
+  const errors = hostConflicts(spec, observed);
+  const warnings: string[] = [];
+  if (spec.firewallTable || spec.mode === "open")
+    for (const c of observed.forwardChainsWithDrop)
+      if (spec.mode !== "isolated")
+        warnings.push(
+          `the forward chain "${c}" has policy drop: it drops this network's forwarded traffic ` +
+            `unless it accepts bridge ${spec.bridge.name} (for Docker: iptables -I DOCKER-USER -i ${spec.bridge.name} -j ACCEPT; ` +
+            `iptables -I DOCKER-USER -o ${spec.bridge.name} -j ACCEPT)`,
+        );
+  if (errors.length) return { errors, warnings, actions: [] };
+  const record = JSON.stringify(appliedRecord(spec)) + "\n";
+  const prevRecord = observed.networks.find((n) => n.name === spec.name);
+  const prevRecordText = prevRecord ? JSON.stringify(prevRecord) + "\n" : undefined;
+  const actions = [
+    ...dirActions(observed, paths),
+    ...bridgeActions(spec, observed),
+    ...firewallActions(spec, observed, previous?.table ?? prevRecord?.table),
+    ...forwardingActions(spec, observed),
+    ...dnsmasqActions(spec, observed, paths),
+  ];
+  if (record !== prevRecordText) actions.push(writeFileAction(paths.appliedSpec, record, prevRecordText));
+  return { errors, warnings, actions };
+}
+
+/** Actions that remove a network and everything virtnet made for it; idempotent, so no undo. */
+export function planDelete(
+  name: string,
+  bridge: string,
+  table: string | undefined,
+  observed: ObservedNetwork,
+  paths: NetworkPaths,
+): Plan {
+  const actions: Action[] = [];
+  const warnings: string[] = [];
+  if (isOurDnsmasq(observed, paths.dnsmasqConf)) actions.push({ name: "stop dnsmasq", run: "dnsmasq_stop" });
+  if (observed.nftListing && table)
+    actions.push({ name: "remove firewall", run: `printf '%s' ${sh(nftDeleteScript(table))} | nft -f -` });
+  if (observed.bridge) {
+    if (observed.bridge.alias === bridgeAlias(name))
+      actions.push({ name: "delete bridge", run: sh("ip", "link", "del", "dev", bridge) });
+    else
+      warnings.push(
+        `interface ${bridge} is not virtnet's (alias "${observed.bridge.alias ?? ""}"): left alone`,
+      );
+  }
+  // The per-network directories hold only virtnet's files; names are validated, so they are never "" or "..".
+  const dirs = [paths.stateDir, paths.runDir].filter((d) => observed.dirs.includes(d));
+  if (dirs.length) actions.push({ name: "remove files", run: `rm -rf -- ${quote(dirs)}` });
+  const others = observed.networks.filter((n) => n.name !== name);
+  // Remove virtnet's top directories when this was the last network, so the host is as it was before.
+  if (others.length === 0) {
+    const top = [`${STATE_DIR}/networks`, `${RUN_DIR}/networks`, RUN_DIR].filter((d) =>
+      observed.dirs.includes(d),
+    );
+    if (top.length)
+      actions.push({ name: "remove virtnet directories", run: `rmdir ${quote(top)} 2>/dev/null; :` });
+  }
+  if (observed.forwardMarker && !others.some((n) => needsForwarding(n.mode))) {
+    actions.push({
+      name: "restore IPv4 forwarding",
+      run: `sysctl -qw net.ipv4.ip_forward=0 && rm -f ${sh(`${STATE_DIR}/ip_forward.virtnet`)}`,
+    });
+  }
+  if (others.length === 0 && observed.dirs.includes(STATE_DIR))
+    actions.push({ name: "remove state directory", run: `rmdir ${sh(STATE_DIR)} 2>/dev/null; :` });
+  return { errors: [], warnings, actions };
+}

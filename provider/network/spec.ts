@@ -1,0 +1,303 @@
+// A network's inputs, validated and normalized into the desired state that renderers and the apply layer use.
+import * as ipaddr from "ipaddr.js";
+import { defaultBridgeMac, defaultBridgeName, MAX_IFNAME, nftTableName } from "../naming";
+import {
+  checkInteger,
+  checkNoControlCharacters,
+  checkSafeName,
+  checkUnicastMac,
+  containsUnknown,
+  isDnsName,
+  isUnknown,
+  Problems,
+  PropertyError,
+} from "../validation";
+
+export const MODES = ["nat", "route", "open", "isolated"] as const;
+export type Mode = (typeof MODES)[number];
+
+/** What a user writes (after the SDK has split off the connection). Any field may be a preview unknown. */
+export interface NetworkInputs {
+  name?: string;
+  mode?: string;
+  ipv4?: { cidr?: string; gateway?: string };
+  forwardDevice?: string;
+  nat?: { addressRange?: { start?: string; end?: string }; portRange?: { start?: number; end?: number } };
+  bridge?: { name?: string; stp?: boolean; delay?: number; mtu?: number; macAddress?: string };
+  domain?: { name?: string; localOnly?: boolean };
+  dns?: {
+    enabled?: boolean;
+    forwarders?: ({ address?: string; domain?: string } | string)[];
+    hosts?: { ip?: string; hostnames?: string[] }[];
+  };
+}
+
+export interface Ipv4Spec {
+  cidr: string; // network address / prefix, e.g. 10.50.1.0/24
+  network: string;
+  prefixLength: number;
+  netmask: string;
+  broadcast: string;
+  gateway: string;
+}
+
+export interface NetworkSpec {
+  name: string;
+  mode: Mode;
+  ipv4?: Ipv4Spec;
+  forwardDevice?: string;
+  nat: { addressRange?: { start: string; end: string }; portRange: { start: number; end: number } };
+  bridge: { name: string; stp: boolean; delay: number; mtu?: number; macAddress: string };
+  domain?: { name: string; localOnly: boolean };
+  dns: {
+    enabled: boolean;
+    forwarders: { address?: string; domain?: string }[];
+    hosts: { ip: string; hostnames: string[] }[];
+  };
+  firewallTable?: string; // absent for "open": no rules at all
+}
+
+/** `spec` is absent when there are errors, or when unknown (preview) inputs leave nothing to build. */
+export interface SpecResult {
+  spec?: NetworkSpec;
+  errors: PropertyError[];
+}
+
+const MAX_NAME = 64;
+export const DEFAULT_NAT_PORTS = { start: 1024, end: 65535 };
+
+function parseIpv4(value: string): ipaddr.IPv4 | undefined {
+  return ipaddr.IPv4.isValidFourPartDecimal(value) ? ipaddr.IPv4.parse(value) : undefined;
+}
+
+function checkIpv4(raw: NetworkInputs["ipv4"], problems: Problems): Ipv4Spec | undefined {
+  if (!raw || typeof raw !== "object") {
+    problems.add("ipv4", 'must be an object like { cidr: "10.50.1.0/24" }');
+    return undefined;
+  }
+  if (typeof raw.cidr !== "string") {
+    problems.add("ipv4.cidr", 'is required, e.g. "10.50.1.0/24"');
+    return undefined;
+  }
+  const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d{1,2})$/.exec(raw.cidr);
+  const addr = m ? parseIpv4(m[1]) : undefined;
+  const prefixLength = m ? Number(m[2]) : NaN;
+  if (!m || !addr || prefixLength < 1 || prefixLength > 30) {
+    problems.add("ipv4.cidr", `"${raw.cidr}" is not an IPv4 CIDR with a prefix from /1 to /30`);
+    return undefined;
+  }
+  const network = ipaddr.IPv4.networkAddressFromCIDR(raw.cidr);
+  if (network.toString() !== addr.toString()) {
+    problems.add("ipv4.cidr", `host bits are set: did you mean ${network.toString()}/${prefixLength}?`);
+    return undefined;
+  }
+  const broadcast = ipaddr.IPv4.broadcastAddressFromCIDR(raw.cidr);
+  const firstUsable = ipaddr.IPv4.parse(network.toString());
+  firstUsable.octets[3] += 1; // /30 at most, so the last octet never overflows
+  let gateway = firstUsable.toString();
+  if (raw.gateway !== undefined && !isUnknown(raw.gateway)) {
+    const gw = typeof raw.gateway === "string" ? parseIpv4(raw.gateway) : undefined;
+    if (!gw) problems.add("ipv4.gateway", `"${raw.gateway}" is not an IPv4 address`);
+    else if (!gw.match(network, prefixLength))
+      problems.add("ipv4.gateway", `${raw.gateway} is outside ${raw.cidr}`);
+    else if (gw.toString() === network.toString())
+      problems.add("ipv4.gateway", `${raw.gateway} is the network address of ${raw.cidr}`);
+    else if (gw.toString() === broadcast.toString())
+      problems.add("ipv4.gateway", `${raw.gateway} is the broadcast address of ${raw.cidr}`);
+    else gateway = gw.toString();
+  }
+  return {
+    cidr: `${network.toString()}/${prefixLength}`,
+    network: network.toString(),
+    prefixLength,
+    netmask: ipaddr.IPv4.subnetMaskFromPrefixLength(prefixLength).toString(),
+    broadcast: broadcast.toString(),
+    gateway,
+  };
+}
+
+function checkIfname(value: unknown, path: string, problems: Problems): string | undefined {
+  if (typeof value !== "string") {
+    problems.add(path, "must be a string");
+    return undefined;
+  }
+  const before = problems.errors.length;
+  checkSafeName(value, path, problems, MAX_IFNAME);
+  return problems.errors.length === before ? value : undefined;
+}
+
+function checkNat(raw: NetworkInputs["nat"], mode: Mode | undefined, problems: Problems): NetworkSpec["nat"] {
+  const nat: NetworkSpec["nat"] = { portRange: { ...DEFAULT_NAT_PORTS } };
+  if (raw === undefined) return nat;
+  if (mode !== undefined && mode !== "nat") problems.add("nat", `applies only to mode "nat", not "${mode}"`);
+  if (raw.addressRange !== undefined) {
+    const { start, end } = raw.addressRange;
+    const s = typeof start === "string" ? parseIpv4(start) : undefined;
+    const e = typeof end === "string" ? parseIpv4(end) : undefined;
+    if (!s) problems.add("nat.addressRange.start", `"${start}" is not an IPv4 address`);
+    if (!e) problems.add("nat.addressRange.end", `"${end}" is not an IPv4 address`);
+    if (s && e) {
+      if (compareIpv4(s, e) > 0) problems.add("nat.addressRange", `start ${start} is after end ${end}`);
+      else nat.addressRange = { start: s.toString(), end: e.toString() };
+    }
+  }
+  if (raw.portRange !== undefined) {
+    const { start, end } = raw.portRange;
+    const okStart = checkInteger(start, "nat.portRange.start", problems, 1, 65535);
+    const okEnd = checkInteger(end, "nat.portRange.end", problems, 1, 65535);
+    if (okStart && okEnd) {
+      if ((start as number) > (end as number))
+        problems.add("nat.portRange", `start ${start} is after end ${end}`);
+      else nat.portRange = { start: start as number, end: end as number };
+    }
+  }
+  return nat;
+}
+
+function compareIpv4(a: ipaddr.IPv4, b: ipaddr.IPv4): number {
+  for (let i = 0; i < 4; i++) if (a.octets[i] !== b.octets[i]) return a.octets[i] - b.octets[i];
+  return 0;
+}
+
+function checkDns(raw: NetworkInputs["dns"], problems: Problems): NetworkSpec["dns"] {
+  const dns: NetworkSpec["dns"] = { enabled: true, forwarders: [], hosts: [] };
+  if (raw === undefined) return dns;
+  if (raw.enabled !== undefined) {
+    if (typeof raw.enabled !== "boolean") problems.add("dns.enabled", "must be true or false");
+    else dns.enabled = raw.enabled;
+  }
+  (raw.forwarders ?? []).forEach((f, i) => {
+    const path = `dns.forwarders[${i}]`;
+    const entry = typeof f === "string" ? { address: f } : f;
+    if (!entry || typeof entry !== "object")
+      return problems.add(path, "must be an address or { address, domain }");
+    const out: { address?: string; domain?: string } = {};
+    if (entry.address !== undefined) {
+      if (typeof entry.address !== "string" || !ipaddr.isValid(entry.address) || entry.address.includes("%"))
+        problems.add(`${path}.address`, `"${entry.address}" is not an IPv4 or IPv6 address`);
+      else out.address = ipaddr.parse(entry.address).toString();
+    }
+    if (entry.domain !== undefined) {
+      if (typeof entry.domain !== "string" || !isDnsName(entry.domain))
+        problems.add(`${path}.domain`, `"${entry.domain}" is not a DNS domain name`);
+      else out.domain = entry.domain;
+    }
+    if (out.address === undefined && entry.address === undefined)
+      problems.add(`${path}.address`, "is required");
+    dns.forwarders.push(out);
+  });
+  (raw.hosts ?? []).forEach((h, i) => {
+    const path = `dns.hosts[${i}]`;
+    if (!h || typeof h !== "object") return problems.add(path, "must be { ip, hostnames }");
+    const ipOk = typeof h.ip === "string" && ipaddr.isValid(h.ip) && !h.ip.includes("%");
+    if (!ipOk) problems.add(`${path}.ip`, `"${h.ip}" is not an IPv4 or IPv6 address`);
+    if (!Array.isArray(h.hostnames) || h.hostnames.length === 0)
+      problems.add(`${path}.hostnames`, "must list at least one host name");
+    else
+      h.hostnames.forEach((n, j) => {
+        if (typeof n !== "string" || !isDnsName(n))
+          problems.add(`${path}.hostnames[${j}]`, `"${n}" is not a valid host name`);
+      });
+    if (ipOk && Array.isArray(h.hostnames))
+      dns.hosts.push({ ip: ipaddr.parse(h.ip as string).toString(), hostnames: h.hostnames as string[] });
+  });
+  return dns;
+}
+
+/**
+ * Validates a network's inputs. Every problem names its property. Fields that are preview unknowns are
+ * skipped; the caller learns that from `containsUnknown` and renders nothing for such inputs.
+ */
+export function checkNetworkInputs(raw: NetworkInputs, defaultName: string): PropertyError[] {
+  return buildNetworkSpec(raw, defaultName).errors;
+}
+
+export function buildNetworkSpec(raw: NetworkInputs, defaultName: string): SpecResult {
+  const problems = new Problems();
+  checkNoControlCharacters(raw, "", problems);
+  if (!problems.ok) return { errors: problems.errors };
+  const known = <T>(v: T): v is Exclude<T, undefined> => v !== undefined && !isUnknown(v);
+
+  const name = raw.name === undefined ? defaultName : raw.name;
+  if (known(name)) {
+    if (typeof name !== "string") problems.add("name", "must be a string");
+    else checkSafeName(name, "name", problems, MAX_NAME);
+  }
+
+  let mode: Mode | undefined;
+  if (raw.mode === undefined) problems.add("mode", `is required: one of ${MODES.join(", ")}`);
+  else if (known(raw.mode)) {
+    if (!(MODES as readonly string[]).includes(raw.mode))
+      problems.add("mode", `"${raw.mode}" is not one of ${MODES.join(", ")}`);
+    else mode = raw.mode as Mode;
+  }
+
+  let ipv4: Ipv4Spec | undefined;
+  if (raw.ipv4 !== undefined && !containsUnknown(raw.ipv4)) ipv4 = checkIpv4(raw.ipv4, problems);
+  if (raw.ipv4 === undefined && (mode === "nat" || mode === "route"))
+    problems.add("ipv4", `mode "${mode}" needs an address: set ipv4.cidr`);
+
+  let forwardDevice: string | undefined;
+  if (known(raw.forwardDevice)) {
+    forwardDevice = checkIfname(raw.forwardDevice, "forwardDevice", problems);
+    if (mode === "open" || mode === "isolated")
+      problems.add("forwardDevice", `applies only to modes "nat" and "route", not "${mode}"`);
+  }
+
+  const nat = containsUnknown(raw.nat)
+    ? { portRange: { ...DEFAULT_NAT_PORTS } }
+    : checkNat(raw.nat, mode, problems);
+
+  const b = raw.bridge ?? {};
+  const bridgeName = known(b.name) ? checkIfname(b.name, "bridge.name", problems) : undefined;
+  let stp = false;
+  if (known(b.stp)) {
+    if (typeof b.stp !== "boolean") problems.add("bridge.stp", "must be true or false");
+    else stp = b.stp;
+  }
+  let delay = 0;
+  if (known(b.delay) && checkInteger(b.delay, "bridge.delay", problems, 0, 30)) delay = b.delay;
+  let mtu: number | undefined;
+  if (known(b.mtu) && checkInteger(b.mtu, "bridge.mtu", problems, 68, 65535)) mtu = b.mtu;
+  let mac: string | undefined;
+  if (known(b.macAddress)) {
+    const before = problems.errors.length;
+    if (typeof b.macAddress !== "string") problems.add("bridge.macAddress", "must be a string");
+    else checkUnicastMac(b.macAddress, "bridge.macAddress", problems);
+    if (problems.errors.length === before) mac = (b.macAddress as string).toLowerCase();
+  }
+
+  let domain: NetworkSpec["domain"];
+  if (raw.domain !== undefined && !containsUnknown(raw.domain)) {
+    if (typeof raw.domain.name !== "string" || !isDnsName(raw.domain.name))
+      problems.add("domain.name", `"${raw.domain.name}" is not a DNS domain name`);
+    else if (raw.domain.localOnly !== undefined && typeof raw.domain.localOnly !== "boolean")
+      problems.add("domain.localOnly", "must be true or false");
+    else domain = { name: raw.domain.name.replace(/\.$/, ""), localOnly: raw.domain.localOnly ?? false };
+  }
+
+  const dns = containsUnknown(raw.dns)
+    ? { enabled: true, forwarders: [], hosts: [] }
+    : checkDns(raw.dns, problems);
+
+  if (!problems.ok) return { errors: problems.errors };
+  if (!known(name) || !mode) return { errors: [] }; // unknowns: nothing to build yet
+  const spec: NetworkSpec = {
+    name: name as string,
+    mode,
+    nat,
+    bridge: {
+      name: bridgeName ?? defaultBridgeName(name as string),
+      stp,
+      delay,
+      macAddress: mac ?? defaultBridgeMac(name as string),
+    },
+    dns,
+  };
+  if (ipv4) spec.ipv4 = ipv4;
+  if (forwardDevice) spec.forwardDevice = forwardDevice;
+  if (mtu !== undefined) spec.bridge.mtu = mtu;
+  if (domain) spec.domain = domain;
+  if (mode !== "open") spec.firewallTable = nftTableName(spec.name);
+  return { spec, errors: [] };
+}

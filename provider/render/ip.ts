@@ -1,0 +1,21 @@
+// `ip -batch` lines that build and tune a network's bridge.
+import { bridgeAlias } from "../naming";
+import { NetworkSpec } from "../network/spec";
+
+/** Bridge attributes that can change in place; forward_delay is in hundredths of a second. */
+export function bridgeTuning(spec: NetworkSpec): string {
+  const b = spec.bridge;
+  return `stp_state ${b.stp ? 1 : 0} forward_delay ${b.delay * 100}`;
+}
+
+export function renderBridgeCreate(spec: NetworkSpec): string[] {
+  const b = spec.bridge;
+  const lines = [
+    `link add name ${b.name} type bridge ${bridgeTuning(spec)}`,
+    `link set dev ${b.name} address ${b.macAddress}${b.mtu ? ` mtu ${b.mtu}` : ""} alias ${bridgeAlias(spec.name)}`,
+  ];
+  if (spec.ipv4)
+    lines.push(`address add ${spec.ipv4.gateway}/${spec.ipv4.prefixLength} broadcast + dev ${b.name}`);
+  lines.push(`link set dev ${b.name} up`);
+  return lines;
+}
