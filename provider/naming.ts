@@ -3,7 +3,8 @@ import { createHash } from "node:crypto";
 
 export const STATE_DIR = "/var/lib/virtnet";
 export const RUN_DIR = "/run/virtnet";
-export const HOST_LOCK_PATH = `${RUN_DIR}/lock`;
+/** flock(2) on a directory that always exists: no lock file is created, so teardown leaves nothing behind. */
+export const HOST_LOCK_PATH = "/run";
 export const MAX_IFNAME = 15; // IFNAMSIZ - 1
 
 function digest(text: string): string {

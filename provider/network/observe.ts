@@ -9,8 +9,8 @@ export const PROBE_VARS = ["br", "table", "pidfile", "conf", "hostsfile", "state
  * A read-only shell function. Its output is deterministic for the same host state, so its hash
  * tells the apply script whether the host changed since the plan was made.
  */
-export const PROBE_FUNCTION = `probe() {
-  echo "@@link"; ip -j -d link show dev "$br" 2>/dev/null
+export const PROBE_FUNCTION = String.raw`probe() {
+  echo "@@link"; ip -j -d link show dev "$br" 2>/dev/null | sed -E 's/("[a-z_]+_timer"):[0-9.]+/\1:0/g'
   echo "@@ports"; ip -j link show master "$br" 2>/dev/null
   echo "@@addr4"; ip -j -4 addr show 2>/dev/null
   echo "@@routes4"; ip -j -4 route show table main 2>/dev/null
@@ -21,7 +21,7 @@ export const PROBE_FUNCTION = `probe() {
   echo "@@dnsmasq"; pid=$(cat "$pidfile" 2>/dev/null)
   case "$pid" in *[!0-9]*|"") ;; *)
     if [ -r "/proc/$pid/stat" ] && [ "$(cut -d' ' -f3 "/proc/$pid/stat")" != Z ]; then
-      echo "pid=$pid"; echo "exe=$(readlink "/proc/$pid/exe")"; tr '\\0' '\\n' < "/proc/$pid/cmdline"; echo
+      echo "pid=$pid"; echo "exe=$(readlink "/proc/$pid/exe")"; tr '\0' '\n' < "/proc/$pid/cmdline"; echo
     fi;;
   esac
   [ -f "$conf" ] && { echo "@@conf"; cat "$conf"; }
@@ -95,6 +95,7 @@ function sections(output: string): Map<string, string> {
       buf = [];
     } else buf.push(line);
   }
+  if (current) map.set(current, buf.join("\n"));
   if (!map.has("end")) throw new Error("host probe output was cut short");
   return map;
 }

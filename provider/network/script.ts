@@ -59,7 +59,7 @@ export function renderApplyScript(actions: Action[], undoOnFailure: boolean): st
     `expected=$${n + 1}; fail_after=$${n + 2}`,
     PROBE_FUNCTION,
     HELPERS,
-    `exec 9>>${quote([HOST_LOCK_PATH])} || exit 1`,
+    `exec 9<${quote([HOST_LOCK_PATH])} || exit 1`,
     `flock -w ${LOCK_WAIT_SECONDS} 9 || { echo "timed out after ${LOCK_WAIT_SECONDS} s waiting for ${HOST_LOCK_PATH}" >&2; exit ${EXIT_LOCK_TIMEOUT}; }`,
     `[ "$(probe | sha256sum | cut -c1-64)" = "$expected" ] || exit ${EXIT_HOST_CHANGED}`,
   ];
