@@ -92,7 +92,12 @@ function dirActions(observed: ObservedNetwork, paths: NetworkPaths): Action[] {
     .map((d) => ({ name: `create directory ${d}`, run: sh("mkdir", "-m", "0755", d), undo: sh("rmdir", d) }));
 }
 
-function writeFileAction(path: string, content: string, previous: string | undefined, then = ""): Action {
+export function writeFileAction(
+  path: string,
+  content: string,
+  previous: string | undefined,
+  then = "",
+): Action {
   const restore = previous === undefined ? sh("rm", "-f", path) : sh("write_file", path, FILE_MODE, previous);
   return { name: `write ${path}`, run: sh("write_file", path, FILE_MODE, content), undo: restore + then };
 }

@@ -214,7 +214,7 @@ export function checkNetworkInputs(raw: NetworkInputs, defaultName: string): Pro
 
 export function buildNetworkSpec(raw: NetworkInputs, defaultName: string): SpecResult {
   const problems = new Problems();
-  checkNoControlCharacters(raw, "", problems);
+  checkNoControlCharacters({ ...raw, name: raw.name ?? defaultName }, "", problems);
   if (!problems.ok) return { errors: problems.errors };
   const known = <T>(v: T): v is Exclude<T, undefined> => v !== undefined && !isUnknown(v);
 

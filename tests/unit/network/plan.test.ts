@@ -1,0 +1,278 @@
+import { expect } from "chai";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { bridgeAlias, networkPaths, RUN_DIR, STATE_DIR } from "../../../provider/naming";
+import { ObservedNetwork, probeArgs, PROBE_SCRIPT, probeHash } from "../../../provider/network/observe";
+import { appliedRecord, planApply, planDelete, writeFileAction } from "../../../provider/network/plan";
+import { renderApplyScript } from "../../../provider/network/script";
+import { buildNetworkSpec, NetworkSpec } from "../../../provider/network/spec";
+import { renderDnsmasqConf, renderHostsFile } from "../../../provider/render/dnsmasq";
+import { renderNftables } from "../../../provider/render/nftables";
+
+const spec: NetworkSpec = buildNetworkSpec({ mode: "nat", ipv4: { cidr: "10.50.1.0/24" } }, "lab").spec!;
+const paths = networkPaths("lab");
+
+function emptyHost(): ObservedNetwork {
+  return {
+    hash: "h",
+    bridgeIpv4: [],
+    foreignIpv4: [{ cidr: "203.0.113.11/24", dev: "eth0" }],
+    forwardChainsWithDrop: [],
+    ipForward: false,
+    forwardMarker: false,
+    networks: [],
+    dirs: [],
+    missing: [],
+  };
+}
+
+/** What the host looks like after a successful apply of `spec`. */
+function appliedHost(s: NetworkSpec): ObservedNetwork {
+  return {
+    ...emptyHost(),
+    bridge: {
+      kind: "bridge",
+      alias: bridgeAlias(s.name),
+      mac: s.bridge.macAddress,
+      mtu: 1500,
+      up: true,
+      stp: false,
+      forwardDelay: 0,
+      ports: [],
+    },
+    bridgeIpv4: [`${s.ipv4!.gateway}/${s.ipv4!.prefixLength}`],
+    nftListing: renderNftables(s)!,
+    ipForward: true,
+    forwardMarker: true,
+    dnsmasq: { pid: 42, exe: "/usr/sbin/dnsmasq", argv: ["dnsmasq", `--conf-file=${paths.dnsmasqConf}`] },
+    conf: renderDnsmasqConf(s, paths),
+    hosts: renderHostsFile(s),
+    networks: [appliedRecord(s)],
+    dirs: [STATE_DIR, `${STATE_DIR}/networks`, paths.stateDir, RUN_DIR, `${RUN_DIR}/networks`, paths.runDir],
+  };
+}
+
+const names = (p: { actions: { name: string }[] }) => p.actions.map((a) => a.name);
+
+describe("planner", () => {
+  it("builds everything on an empty host, in libvirt's order, each action with an undo", () => {
+    const plan = planApply(spec, emptyHost(), paths);
+    expect(plan.errors).to.deep.equal([]);
+    expect(names(plan)).to.deep.equal([
+      `create directory ${STATE_DIR}`,
+      `create directory ${STATE_DIR}/networks`,
+      `create directory ${paths.stateDir}`,
+      `create directory ${RUN_DIR}`,
+      `create directory ${RUN_DIR}/networks`,
+      `create directory ${paths.runDir}`,
+      "create bridge",
+      "apply firewall",
+      "enable IPv4 forwarding",
+      `write ${paths.dnsmasqConf}`,
+      `write ${paths.addnHosts}`,
+      "start dnsmasq",
+      `write ${paths.appliedSpec}`,
+    ]);
+    for (const a of plan.actions) expect(a.undo, a.name).to.be.a("string");
+  });
+
+  it("plans nothing when the host already matches", () => {
+    expect(planApply(spec, appliedHost(spec), paths).actions).to.deep.equal([]);
+  });
+
+  it("repairs only what drifted", () => {
+    const host = appliedHost(spec);
+    delete host.nftListing;
+    delete host.dnsmasq;
+    expect(names(planApply(spec, host, paths))).to.deep.equal(["apply firewall", "start dnsmasq"]);
+  });
+
+  it("changes a DNS record with a reload, not a restart", () => {
+    const s2 = buildNetworkSpec(
+      {
+        mode: "nat",
+        ipv4: { cidr: "10.50.1.0/24" },
+        dns: { hosts: [{ ip: "10.50.1.9", hostnames: ["db"] }] },
+      },
+      "lab",
+    ).spec!;
+    expect(names(planApply(s2, appliedHost(spec), paths))).to.deep.equal([
+      `write ${paths.addnHosts}`,
+      "reload dnsmasq",
+      `write ${paths.appliedSpec}`,
+    ]);
+  });
+
+  it("updates mode and subnet in place: the bridge is never recreated", () => {
+    const s2 = buildNetworkSpec(
+      { mode: "route", ipv4: { cidr: "10.50.2.0/24" }, bridge: { mtu: 1400 } },
+      "lab",
+    ).spec!;
+    const plan = names(planApply(s2, appliedHost(spec), paths));
+    expect(plan).to.include.members([
+      "set bridge MTU",
+      "remove address 10.50.1.1/24",
+      "add address 10.50.2.1/24",
+      "apply firewall",
+    ]);
+    expect(plan).to.not.include("create bridge");
+  });
+
+  it("refuses a bridge that is not virtnet's, before any change", () => {
+    const host = emptyHost();
+    host.bridge = {
+      kind: "bridge",
+      mac: "52:54:00:00:00:01",
+      mtu: 1500,
+      up: true,
+      stp: false,
+      forwardDelay: 0,
+      ports: [],
+    };
+    const plan = planApply(spec, host, paths);
+    expect(plan.actions).to.deep.equal([]);
+    expect(plan.errors.join()).to.match(/vn-lab already exists and is not managed by virtnet/);
+  });
+
+  it("refuses a subnet that overlaps an address or route of the host", () => {
+    const host = emptyHost();
+    host.foreignIpv4.push({ cidr: "10.50.0.0/16", dev: "eth1" });
+    expect(planApply(spec, host, paths).errors.join()).to.match(/overlaps 10\.50\.0\.0\/16 on eth1/);
+  });
+
+  it("refuses a subnet that overlaps another virtnet network", () => {
+    const host = emptyHost();
+    host.networks.push({ name: "other", mode: "nat", bridge: "vn-other", cidr: "10.50.1.128/25" });
+    expect(planApply(spec, host, paths).errors.join()).to.match(/overlaps virtnet network "other"/);
+  });
+
+  it("names missing tools and the missing dnsmasq user", () => {
+    const host = emptyHost();
+    host.missing = ["missing-tool nft", "missing-user dnsmasq"];
+    const errors = planApply(spec, host, paths).errors.join("\n");
+    expect(errors).to.match(/command "nft" is not installed/);
+    expect(errors).to.match(/user "dnsmasq" does not exist/);
+  });
+
+  it("warns when another table's forward chain drops, and says how to fix it", () => {
+    const host = emptyHost();
+    host.forwardChainsWithDrop = ["ip filter FORWARD"];
+    const plan = planApply(spec, host, paths);
+    expect(plan.errors).to.deep.equal([]);
+    expect(plan.warnings.join()).to.match(/"ip filter FORWARD" has policy drop.*DOCKER-USER -i vn-lab/);
+  });
+
+  it("never stops a dnsmasq that is not ours, even if the pid file points at it", () => {
+    const host = appliedHost(spec);
+    host.dnsmasq = { pid: 1, exe: "/usr/sbin/sshd", argv: ["sshd"] };
+    expect(names(planApply(spec, host, paths))).to.deep.equal(["start dnsmasq"]);
+    expect(names(planDelete("lab", "vn-lab", spec.firewallTable, host, paths))).to.not.include(
+      "stop dnsmasq",
+    );
+  });
+
+  it("deletes everything, restores forwarding and removes virtnet's directories when it was the last network", () => {
+    const plan = planDelete("lab", "vn-lab", spec.firewallTable, appliedHost(spec), paths);
+    expect(names(plan)).to.deep.equal([
+      "stop dnsmasq",
+      "remove firewall",
+      "delete bridge",
+      "remove files",
+      "remove virtnet directories",
+      "restore IPv4 forwarding",
+      "remove state directory",
+    ]);
+  });
+
+  it("keeps forwarding and shared directories while another forwarding network remains", () => {
+    const host = appliedHost(spec);
+    host.networks.push({ name: "other", mode: "route", bridge: "vn-other", cidr: "10.60.0.0/24" });
+    expect(names(planDelete("lab", "vn-lab", spec.firewallTable, host, paths))).to.deep.equal([
+      "stop dnsmasq",
+      "remove firewall",
+      "delete bridge",
+      "remove files",
+    ]);
+  });
+
+  it("deletes nothing of a bridge whose alias is not ours", () => {
+    const host = appliedHost(spec);
+    host.bridge!.alias = "someone-else";
+    const plan = planDelete("lab", "vn-lab", spec.firewallTable, host, paths);
+    expect(names(plan)).to.not.include("delete bridge");
+    expect(plan.warnings.join()).to.match(/left alone/);
+  });
+});
+
+describe("apply script", () => {
+  // Runs a real generated script with sh on this machine: the probe is read-only, the writes go to a temp dir.
+  const hostile = [
+    "$(touch /tmp/virtnet-pwned)",
+    "`touch /tmp/virtnet-pwned`",
+    "a'b\"c\\d",
+    "; rm -rf / ;",
+    "line1\nline2\n dhcp-script=/tmp/x\n",
+    '"; flush ruleset;',
+    "ünïcödé ＄(x)",
+  ].join("\n");
+
+  it("writes hostile content byte for byte and runs none of it", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-script-"));
+    try {
+      const target = path.join(dir, "out.conf");
+      const args = probeArgs("vn-none", undefined, networkPaths("none"));
+      const probe = spawnSync("/bin/sh", ["-c", PROBE_SCRIPT, "virtnet", ...args], { encoding: "utf8" });
+      // The content is embedded in the script text by the planner's quoting, exactly as on a real host.
+      const script = renderApplyScript([writeFileAction(target, hostile, undefined)], true);
+      const r = spawnSync("/bin/sh", ["-c", script, "virtnet", ...args, probeHash(probe.stdout), ""], {
+        encoding: "utf8",
+      });
+      expect(r.status, r.stderr).to.equal(0);
+      expect(fs.readFileSync(target, "utf8")).to.equal(hostile);
+      expect((fs.statSync(target).mode & 0o777).toString(8)).to.equal("644");
+      expect(fs.existsSync("/tmp/virtnet-pwned")).to.equal(false);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("undoes every action already done, newest first, when a later one fails", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-script-"));
+    try {
+      const log = path.join(dir, "log");
+      const args = probeArgs("vn-none", undefined, networkPaths("none"));
+      const probe = spawnSync("/bin/sh", ["-c", PROBE_SCRIPT, "virtnet", ...args], { encoding: "utf8" });
+      const step = (n: number) => ({
+        name: `step ${n}`,
+        run: `echo do${n} >> ${log}`,
+        undo: `echo undo${n} >> ${log}`,
+      });
+      const script = renderApplyScript([step(1), step(2), { name: "boom", run: "false" }, step(4)], true);
+      const r = spawnSync("/bin/sh", ["-c", script, "virtnet", ...args, probeHash(probe.stdout), ""], {
+        encoding: "utf8",
+      });
+      expect(r.status).to.equal(70);
+      expect(r.stderr).to.include("virtnet-step-failed: boom");
+      expect(fs.readFileSync(log, "utf8").split("\n").filter(Boolean)).to.deep.equal([
+        "do1",
+        "do2",
+        "undo2",
+        "undo1",
+      ]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("does nothing and asks for a new plan when the host changed since the probe", () => {
+    const args = probeArgs("vn-none", undefined, networkPaths("none"));
+    const script = renderApplyScript([{ name: "touch", run: "touch /tmp/virtnet-should-not-exist" }], true);
+    const r = spawnSync("/bin/sh", ["-c", script, "virtnet", ...args, "0".repeat(64), ""], {
+      encoding: "utf8",
+    });
+    expect(r.status).to.equal(75);
+    expect(fs.existsSync("/tmp/virtnet-should-not-exist")).to.equal(false);
+  });
+});

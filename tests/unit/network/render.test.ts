@@ -1,0 +1,145 @@
+import { expect } from "chai";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { networkPaths } from "../../../provider/naming";
+import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../../../provider/network/spec";
+import { renderDnsmasqConf, renderHostsFile } from "../../../provider/render/dnsmasq";
+import { renderBridgeCreate } from "../../../provider/render/ip";
+import { renderNftables } from "../../../provider/render/nftables";
+import { expectGolden } from "../golden";
+
+function spec(inputs: NetworkInputs, name = "lab"): NetworkSpec {
+  const r = buildNetworkSpec(inputs, name);
+  expect(r.errors).to.deep.equal([]);
+  return r.spec!;
+}
+
+const ipv4 = { cidr: "10.50.1.0/24" };
+
+const firewallCases: Record<string, NetworkInputs> = {
+  "nat-default": { mode: "nat", ipv4 },
+  "nat-forward-device": { mode: "nat", ipv4, forwardDevice: "eth0" },
+  "nat-address-range": {
+    mode: "nat",
+    ipv4,
+    nat: {
+      addressRange: { start: "203.0.113.50", end: "203.0.113.60" },
+      portRange: { start: 2000, end: 3000 },
+    },
+  },
+  "nat-single-address": {
+    mode: "nat",
+    ipv4,
+    nat: { addressRange: { start: "203.0.113.50", end: "203.0.113.50" } },
+  },
+  "route-default": { mode: "route", ipv4 },
+  "route-forward-device": { mode: "route", ipv4, forwardDevice: "eth0" },
+  isolated: { mode: "isolated", ipv4 },
+  "isolated-no-ip": { mode: "isolated" },
+};
+
+// nft -c parses a ruleset without applying it; it needs CAP_NET_ADMIN, which the test runner has as root.
+function nftAccepts(text: string): void {
+  execFileSync("nft", ["-c", "-f", "-"], { input: text });
+}
+
+describe("nftables renderer (golden)", () => {
+  for (const [name, inputs] of Object.entries(firewallCases)) {
+    it(`renders ${name}`, () => {
+      const text = renderNftables(spec(inputs));
+      expect(text).to.be.a("string");
+      expectGolden(`nftables/${name}.nft`, text!);
+      nftAccepts(text!);
+    });
+  }
+
+  it("renders no table at all for mode open", () => {
+    expect(renderNftables(spec({ mode: "open", ipv4 }))).to.equal(null);
+  });
+
+  it("keeps the table name an nft identifier whatever the network name", () => {
+    const t = spec({ mode: "isolated" }, "my.net-1").firewallTable!;
+    expect(t).to.match(/^[a-zA-Z_][a-zA-Z0-9_]*$/);
+    expect(t).to.not.equal(spec({ mode: "isolated" }, "my_net_1").firewallTable);
+  });
+});
+
+describe("dnsmasq renderer (golden)", () => {
+  const cases: Record<string, NetworkInputs> = {
+    default: { mode: "nat", ipv4 },
+    "domain-local-only": { mode: "nat", ipv4, domain: { name: "lab.test", localOnly: true } },
+    forwarders: {
+      mode: "route",
+      ipv4,
+      dns: { forwarders: ["198.51.100.53", { address: "2001:db8::53", domain: "corp.test" }] },
+    },
+    "domain-forwarders-only": {
+      mode: "nat",
+      ipv4,
+      dns: { forwarders: [{ address: "198.51.100.53", domain: "corp.test" }] },
+    },
+  };
+  for (const [name, inputs] of Object.entries(cases)) {
+    it(`renders ${name}`, () => {
+      const s = spec(inputs);
+      expectGolden(`dnsmasq/${name}.conf`, renderDnsmasqConf(s, networkPaths(s.name)));
+    });
+  }
+
+  it("renders static records as a hosts file", () => {
+    const s = spec({
+      mode: "nat",
+      ipv4,
+      dns: {
+        hosts: [
+          { ip: "10.50.1.10", hostnames: ["db", "db.lab.test"] },
+          { ip: "fd00::10", hostnames: ["v6"] },
+        ],
+      },
+    });
+    expectGolden("dnsmasq/hosts", renderHostsFile(s));
+  });
+
+  it("passes dnsmasq's own syntax check", () => {
+    const s = spec({
+      mode: "nat",
+      ipv4,
+      domain: { name: "lab.test", localOnly: true },
+      dns: { forwarders: ["1.1.1.1"] },
+    });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-dnsmasq-"));
+    try {
+      const file = path.join(dir, "dnsmasq.conf");
+      fs.writeFileSync(file, renderDnsmasqConf(s, networkPaths(s.name)));
+      const out = execFileSync("dnsmasq", ["--test", `--conf-file=${file}`], {
+        encoding: "utf8",
+        stdio: "pipe",
+      });
+      expect(out + "").to.not.match(/error/i);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("turns DNS off with port=0", () => {
+    const s = spec({ mode: "nat", ipv4, dns: { enabled: false } });
+    expect(renderDnsmasqConf(s, networkPaths(s.name))).to.include("\nport=0\n");
+  });
+});
+
+describe("bridge commands", () => {
+  it("creates the bridge with STP off, no forward delay, a stable MAC and the ownership alias", () => {
+    const s = spec({ mode: "nat", ipv4, bridge: { mtu: 9000 } });
+    expectGolden("ip/bridge-create.batch", renderBridgeCreate(s).join("\n") + "\n");
+  });
+
+  it("derives a bridge name of at most 15 characters", () => {
+    const s = spec({ mode: "nat", ipv4 }, "a-rather-long-network-name");
+    expect(s.bridge.name.length).to.be.at.most(15);
+    expect(s.bridge.name).to.not.equal(
+      spec({ mode: "nat", ipv4 }, "a-rather-long-network-name-2").bridge.name,
+    );
+  });
+});

@@ -1,0 +1,170 @@
+import { expect } from "chai";
+import { buildNetworkSpec, NetworkInputs } from "../../../provider/network/spec";
+import { UNKNOWN } from "../../../provider/validation";
+
+function errorsOf(inputs: NetworkInputs, name = "lab") {
+  return buildNetworkSpec(inputs, name).errors;
+}
+
+function expectError(inputs: NetworkInputs, property: string, reason: RegExp, name = "lab") {
+  const errors = errorsOf(inputs, name);
+  const hit = errors.find((e) => e.property === property);
+  expect(hit, `expected an error on ${property}, got ${JSON.stringify(errors)}`).to.not.equal(undefined);
+  expect(hit!.reason).to.match(reason);
+}
+
+const ipv4 = { cidr: "10.50.1.0/24" };
+
+describe("network input validation", () => {
+  it("accepts a minimal nat network and fills defaults like libvirt", () => {
+    const r = buildNetworkSpec({ mode: "nat", ipv4 }, "lab");
+    expect(r.errors).to.deep.equal([]);
+    expect(r.spec!.ipv4).to.include({ gateway: "10.50.1.1", netmask: "255.255.255.0", prefixLength: 24 });
+    expect(r.spec!.bridge).to.include({ name: "vn-lab", stp: false, delay: 0 });
+    expect(r.spec!.nat.portRange).to.deep.equal({ start: 1024, end: 65535 });
+  });
+
+  const cases: [string, NetworkInputs, string, RegExp, string?][] = [
+    ["bad CIDR", { mode: "nat", ipv4: { cidr: "10.50.1.0/33" } }, "ipv4.cidr", /not an IPv4 CIDR/],
+    ["not an address", { mode: "nat", ipv4: { cidr: "10.50.1/24" } }, "ipv4.cidr", /not an IPv4 CIDR/],
+    [
+      "host bits set",
+      { mode: "nat", ipv4: { cidr: "10.50.1.5/24" } },
+      "ipv4.cidr",
+      /host bits.*10\.50\.1\.0\/24/,
+    ],
+    [
+      "gateway outside",
+      { mode: "nat", ipv4: { cidr: "10.50.1.0/24", gateway: "10.50.2.1" } },
+      "ipv4.gateway",
+      /outside/,
+    ],
+    [
+      "gateway = network",
+      { mode: "nat", ipv4: { cidr: "10.50.1.0/24", gateway: "10.50.1.0" } },
+      "ipv4.gateway",
+      /network address/,
+    ],
+    [
+      "gateway = broadcast",
+      { mode: "nat", ipv4: { cidr: "10.50.1.0/24", gateway: "10.50.1.255" } },
+      "ipv4.gateway",
+      /broadcast/,
+    ],
+    ["name charset", { mode: "nat", ipv4 }, "name", /only letters/, "lab;rm"],
+    ["name ..", { mode: "nat", ipv4 }, "name", /not allowed/, ".."],
+    ["name .", { mode: "nat", ipv4 }, "name", /not allowed/, "."],
+    ["name leading dash", { mode: "nat", ipv4 }, "name", /must not start/, "-x"],
+    ["name newline", { mode: "nat", ipv4 }, "name", /control characters/, "lab\nx"],
+    ["bridge charset", { mode: "nat", ipv4, bridge: { name: "br 0" } }, "bridge.name", /only letters/],
+    [
+      "bridge too long",
+      { mode: "nat", ipv4, bridge: { name: "a234567890123456" } },
+      "bridge.name",
+      /at most 15/,
+    ],
+    ["bridge ..", { mode: "nat", ipv4, bridge: { name: ".." } }, "bridge.name", /not allowed/],
+    ["NUL anywhere", { mode: "nat", ipv4, domain: { name: "lab\u0000.test" } }, "domain.name", /control/],
+    ["domain syntax", { mode: "nat", ipv4, domain: { name: "lab_test" } }, "domain.name", /DNS domain/],
+    ["domain label", { mode: "nat", ipv4, domain: { name: "-lab.test" } }, "domain.name", /DNS domain/],
+    [
+      "dns host name",
+      { mode: "nat", ipv4, dns: { hosts: [{ ip: "10.50.1.9", hostnames: ["ok", "no pe"] }] } },
+      "dns.hosts[0].hostnames[1]",
+      /not a valid host name/,
+    ],
+    [
+      "dns host ip",
+      { mode: "nat", ipv4, dns: { hosts: [{ ip: "10.50.1.999", hostnames: ["a"] }] } },
+      "dns.hosts[0].ip",
+      /not an IPv4 or IPv6/,
+    ],
+    [
+      "forwarder",
+      { mode: "nat", ipv4, dns: { forwarders: ["1.1.1.1; rm"] } },
+      "dns.forwarders[0].address",
+      /not an IPv4/,
+    ],
+    [
+      "forwarder domain",
+      { mode: "nat", ipv4, dns: { forwarders: [{ address: "1.1.1.1", domain: "a/b" }] } },
+      "dns.forwarders[0].domain",
+      /DNS domain/,
+    ],
+    ["mtu low", { mode: "nat", ipv4, bridge: { mtu: 67 } }, "bridge.mtu", /68 to 65535/],
+    ["mtu high", { mode: "nat", ipv4, bridge: { mtu: 65536 } }, "bridge.mtu", /68 to 65535/],
+    ["mtu fraction", { mode: "nat", ipv4, bridge: { mtu: 1500.5 } }, "bridge.mtu", /integer/],
+    [
+      "mac multicast",
+      { mode: "nat", ipv4, bridge: { macAddress: "01:00:5e:00:00:01" } },
+      "bridge.macAddress",
+      /unicast/,
+    ],
+    [
+      "mac syntax",
+      { mode: "nat", ipv4, bridge: { macAddress: "52:54:00:zz:00:01" } },
+      "bridge.macAddress",
+      /MAC address/,
+    ],
+    ["nat without address", { mode: "nat" }, "ipv4", /needs an address/],
+    ["route without address", { mode: "route" }, "ipv4", /needs an address/],
+    ["unknown mode", { mode: "bridged", ipv4 }, "mode", /not one of nat, route, open, isolated/],
+    ["missing mode", { ipv4 }, "mode", /required/],
+    [
+      "nat on route",
+      { mode: "route", ipv4, nat: { portRange: { start: 1, end: 2 } } },
+      "nat",
+      /only to mode "nat"/,
+    ],
+    [
+      "nat ports order",
+      { mode: "nat", ipv4, nat: { portRange: { start: 3000, end: 2000 } } },
+      "nat.portRange",
+      /after/,
+    ],
+    [
+      "nat address",
+      { mode: "nat", ipv4, nat: { addressRange: { start: "x", end: "203.0.113.1" } } },
+      "nat.addressRange.start",
+      /not an IPv4/,
+    ],
+    [
+      "forward device on isolated",
+      { mode: "isolated", ipv4, forwardDevice: "eth0" },
+      "forwardDevice",
+      /only to modes/,
+    ],
+    [
+      "forward device syntax",
+      { mode: "nat", ipv4, forwardDevice: "eth0;x" },
+      "forwardDevice",
+      /only letters/,
+    ],
+    [
+      "stp type",
+      { mode: "nat", ipv4, bridge: { stp: "yes" as unknown as boolean } },
+      "bridge.stp",
+      /true or false/,
+    ],
+    ["delay range", { mode: "nat", ipv4, bridge: { delay: 31 } }, "bridge.delay", /0 to 30/],
+  ];
+  for (const [title, inputs, property, reason, name] of cases) {
+    it(`rejects ${title} on ${property}`, () => expectError(inputs, property, reason, name));
+  }
+
+  it("tolerates preview unknowns and builds nothing from them", () => {
+    const r = buildNetworkSpec({ mode: UNKNOWN, ipv4: { cidr: UNKNOWN } }, "lab");
+    expect(r.errors).to.deep.equal([]);
+    expect(r.spec).to.equal(undefined);
+    const r2 = buildNetworkSpec({ mode: "nat", ipv4: { cidr: "10.50.1.0/24", gateway: UNKNOWN } }, UNKNOWN);
+    expect(r2.errors).to.deep.equal([]);
+  });
+
+  it("reports every problem at once, each under its property", () => {
+    const errors = errorsOf(
+      { mode: "nat", ipv4: { cidr: "10.50.1.0/24", gateway: "10.9.9.9" }, bridge: { mtu: 1 } },
+      "..",
+    );
+    expect(errors.map((e) => e.property).sort()).to.deep.equal(["bridge.mtu", "ipv4.gateway", "name"]);
+  });
+});
