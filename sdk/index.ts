@@ -1,2 +1,3 @@
-// Public SDK of pulumi-virtnet. Resources are added by later issues.
-export {};
+// Public SDK of pulumi-virtnet.
+export { ConnectionInput } from "./connection";
+export { NetworkMode, VirtualNetwork, VirtualNetworkArgs } from "./virtualNetwork";

@@ -1,0 +1,199 @@
+// VirtualNetwork's provider operations on plain objects. The SDK's dynamic provider calls these; nothing
+// here knows Pulumi beyond the shapes of check/diff results.
+import { connect, validateConnection } from "../host";
+import { Host } from "../host/host";
+import { networkPaths } from "../naming";
+import { applyNetwork, deleteNetwork, observe, readNetwork } from "../network/lifecycle";
+import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../network/spec";
+import { renderDnsmasqConf, renderHostsFile, needsDnsmasq } from "../render/dnsmasq";
+import { renderNftables } from "../render/nftables";
+import { containsUnknown, isUnknown, PropertyError, ValidationError } from "../validation";
+import { Credentials, resolveConnection } from "./connection";
+
+/** The input properties a user sets (besides connection); compared by diff. */
+export const NETWORK_INPUT_KEYS = [
+  "name",
+  "mode",
+  "ipv4",
+  "forwardDevice",
+  "nat",
+  "bridge",
+  "domain",
+  "dns",
+] as const;
+
+export interface CheckFailure {
+  property: string;
+  reason: string;
+}
+
+type Props = Record<string, any>;
+
+function networkInputs(props: Props): NetworkInputs {
+  const out: Props = {};
+  for (const k of NETWORK_INPUT_KEYS) if (props[k] !== undefined) out[k] = props[k];
+  return out as NetworkInputs;
+}
+
+/** Host artifacts, as `preview --diff` should show them. Absent while inputs are unknown. */
+export function renderedArtifacts(spec: NetworkSpec): Props {
+  const r: Props = {};
+  const nft = renderNftables(spec);
+  if (nft) r.nftables = nft;
+  if (needsDnsmasq(spec)) {
+    r.dnsmasqConf = renderDnsmasqConf(spec, networkPaths(spec.name));
+    r.dnsmasqHosts = renderHostsFile(spec);
+  }
+  return r;
+}
+
+export function check(_olds: Props, news: Props): { inputs: Props; failures: CheckFailure[] } {
+  const failures: CheckFailure[] = [];
+  const conn = resolveConnection(news.connection, news.__credentials);
+  const connResult = validateConnection(conn);
+  failures.push(...connResult.errors.map((e: PropertyError) => ({ property: e.property, reason: e.reason })));
+  const result = buildNetworkSpec(networkInputs(news), news.name);
+  failures.push(...result.errors);
+  const inputs: Props = { ...news };
+  delete inputs.rendered;
+  if (result.spec && failures.length === 0) inputs.rendered = renderedArtifacts(result.spec);
+  return { inputs, failures };
+}
+
+function specOf(props: Props): NetworkSpec {
+  const result = buildNetworkSpec(networkInputs(props), props.name);
+  if (!result.spec) throw new ValidationError(result.errors);
+  return result.spec;
+}
+
+async function hostOf(props: Props): Promise<Host> {
+  const conn = resolveConnection(props.connection, props.__credentials as Credentials | undefined);
+  const v = validateConnection(conn);
+  if (v.errors.length) throw new ValidationError(v.errors);
+  return connect(conn);
+}
+
+function sameTarget(a: Props | undefined, b: Props | undefined): boolean {
+  const ra = resolveConnection(a);
+  const rb = resolveConnection(b);
+  return ra.host === rb.host && (ra.port ?? 22) === (rb.port ?? 22);
+}
+
+export function networkId(props: Props, spec: NetworkSpec): string {
+  const c = resolveConnection(props.connection);
+  return `${c.host}:${c.port ?? 22}/${spec.name}`;
+}
+
+function stable(v: unknown): string {
+  return JSON.stringify(v ?? null);
+}
+
+export function diff(_id: string, olds: Props, news: Props) {
+  const replaces: string[] = [];
+  const changed: string[] = [];
+  for (const k of [...NETWORK_INPUT_KEYS, "connection", "__credentials", "rendered"])
+    if (stable(olds[k]) !== stable(news[k])) changed.push(k);
+  if (containsUnknown(news.connection) || !sameTarget(olds.connection, news.connection))
+    replaces.push("connection");
+  if (isUnknown(news.name) || (news.name ?? olds.name) !== olds.name) replaces.push("name");
+  const newBridge = containsUnknown(news.bridge) || isUnknown(news.name) ? undefined : tryBridgeName(news);
+  if (newBridge === undefined ? containsUnknown(news.bridge) : newBridge !== olds.bridgeName)
+    replaces.push("bridge");
+  const drifted = Array.isArray(olds.drift) && olds.drift.length > 0;
+  return {
+    changes: changed.length > 0 || drifted,
+    replaces,
+    // Same host: the replacement would collide on bridge name or subnet, so the old one goes first.
+    deleteBeforeReplace: replaces.length > 0 && !replaces.includes("connection"),
+  };
+}
+
+function tryBridgeName(props: Props): string | undefined {
+  return buildNetworkSpec(networkInputs(props), props.name).spec?.bridge.name;
+}
+
+function outputsOf(inputs: Props, spec: NetworkSpec, host: Host, warnings: string[], drift: string[]): Props {
+  const outs: Props = { ...inputs };
+  delete outs.__provider;
+  outs.rendered = renderedArtifacts(spec);
+  outs.host = host.label;
+  outs.bridgeName = spec.bridge.name;
+  if (spec.ipv4) {
+    outs.gatewayIp = spec.ipv4.gateway;
+    outs.cidr = spec.ipv4.cidr;
+    outs.prefixLength = spec.ipv4.prefixLength;
+    outs.netmask = spec.ipv4.netmask;
+  }
+  if (spec.firewallTable) outs.firewallTable = `inet ${spec.firewallTable}`;
+  outs.warnings = warnings;
+  outs.drift = drift;
+  return outs;
+}
+
+export async function create(inputs: Props, opts: { failAfter?: string } = {}) {
+  const spec = specOf(inputs);
+  const host = await hostOf(inputs);
+  const result = await applyNetwork(host, spec, { failAfter: opts.failAfter });
+  return { id: networkId(inputs, spec), outs: outputsOf(inputs, spec, host, result.warnings, []) };
+}
+
+function tableName(props: Props): string | undefined {
+  return typeof props.firewallTable === "string" ? props.firewallTable.replace(/^inet /, "") : undefined;
+}
+
+export async function update(_id: string, olds: Props, news: Props) {
+  const spec = specOf(news);
+  const host = await hostOf(news);
+  const result = await applyNetwork(host, spec, { previousTable: tableName(olds) });
+  return { outs: outputsOf(news, spec, host, result.warnings, []) };
+}
+
+export async function remove(_id: string, props: Props): Promise<void> {
+  const host = await hostOf(props);
+  const name = props.name;
+  await deleteNetwork(host, name, props.bridgeName, tableName(props));
+}
+
+/** Reads the host. Import (`get`) with only an id rebuilds the inputs from what virtnet keeps on the host. */
+export async function read(id: string, props: Props) {
+  let inputs = networkInputs(props) as Props;
+  let connection = props.connection;
+  if (inputs.mode === undefined) {
+    const m = /^(.*):(\d+)\/([^/]+)$/.exec(id);
+    if (!m) throw new Error(`cannot import "${id}": expected an id like "<host>:<port>/<network name>"`);
+    connection = {
+      ...(connection ?? {}),
+      host: connection?.host ?? m[1],
+      port: connection?.port ?? Number(m[2]),
+    };
+    const host = await hostOf({ ...props, connection });
+    const stored = await recordedSpec(host, m[3]);
+    if (!stored) return { id: "", props: {} };
+    inputs = specToInputs(stored);
+  }
+  const full: Props = { ...props, ...inputs, connection };
+  const spec = specOf(full);
+  const host = await hostOf(full);
+  const status = await readNetwork(host, spec);
+  if (!status.exists) return { id: "", props: {} };
+  const outs = outputsOf(full, spec, host, status.warnings, status.drift);
+  const newInputs: Props = { ...inputs, connection };
+  if (props.__credentials !== undefined) newInputs.__credentials = props.__credentials;
+  return { id, props: outs, inputs: newInputs };
+}
+
+async function recordedSpec(host: Host, name: string): Promise<NetworkSpec | undefined> {
+  const observed = await observe(host, name, "", undefined);
+  return observed.networks.find((n) => n.name === name)?.spec as NetworkSpec | undefined;
+}
+
+/** The inputs that rebuild a normalized spec exactly. */
+export function specToInputs(spec: NetworkSpec): Props {
+  const inputs: Props = { name: spec.name, mode: spec.mode, bridge: { ...spec.bridge }, dns: spec.dns };
+  if (spec.ipv4) inputs.ipv4 = { cidr: spec.ipv4.cidr, gateway: spec.ipv4.gateway };
+  if (spec.forwardDevice) inputs.forwardDevice = spec.forwardDevice;
+  if (spec.nat.addressRange || spec.nat.portRange.start !== 1024 || spec.nat.portRange.end !== 65535)
+    inputs.nat = spec.nat;
+  if (spec.domain) inputs.domain = spec.domain;
+  return inputs;
+}
