@@ -45,6 +45,8 @@ export interface NetworkPaths {
   addnHosts: string;
   leases: string;
   appliedSpec: string;
+  dhcpHosts: string;
+  rangesDir: string;
 }
 
 export function networkPaths(networkName: string): NetworkPaths {
@@ -58,5 +60,11 @@ export function networkPaths(networkName: string): NetworkPaths {
     addnHosts: `${stateDir}/hosts`,
     leases: `${stateDir}/dnsmasq.leases`,
     appliedSpec: `${stateDir}/network.json`,
+    dhcpHosts: `${stateDir}/dhcp-hosts`,
+    rangesDir: `${stateDir}/ranges`,
   };
+}
+
+export function rangeRecordPath(networkName: string, rangeName: string): string {
+  return `${networkPaths(networkName).rangesDir}/${rangeName}.json`;
 }

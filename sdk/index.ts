@@ -1,3 +1,4 @@
 // Public SDK of pulumi-virtnet.
 export { ConnectionInput } from "./connection";
+export { DhcpRange, DhcpRangeArgs, DhcpReservationInput, getLeases, Lease } from "./dhcpRange";
 export { NetworkMode, VirtualNetwork, VirtualNetworkArgs } from "./virtualNetwork";

@@ -5,6 +5,7 @@ import { parseProbe, probeArgs, ObservedNetwork, PROBE_SCRIPT, isOurDnsmasq } fr
 import { Plan, planApply, planDelete } from "./plan";
 import { EXIT_HOST_CHANGED, EXIT_STEP_FAILED, renderApplyScript, STEP_FAILED_MARKER } from "./script";
 import { NetworkSpec } from "./spec";
+import { DhcpRangeSpec } from "./dhcp";
 import { needsDnsmasq } from "../render/dnsmasq";
 
 const MAX_ATTEMPTS = 8;
@@ -99,7 +100,7 @@ export function applyNetwork(host: Host, spec: NetworkSpec, opts: ApplyOptions =
     spec.name,
     spec.bridge.name,
     spec.firewallTable ?? opts.previousTable,
-    (o) => planApply(spec, o, paths, { table: opts.previousTable }),
+    (o) => planApply(spec, o, paths, { table: opts.previousTable }), // ranges: as recorded on the host
     true,
     opts.failAfter,
   );
@@ -136,6 +137,7 @@ export async function readNetwork(host: Host, spec: NetworkSpec): Promise<Networ
     ours ||
     observed.networks.some((n) => n.name === spec.name);
   const plan = planApply(spec, observed, paths);
+  // Pending range-record writes are not drift of the network itself.
   const drift = plan.errors.length ? plan.errors : plan.actions.map((a) => a.name);
   const status: NetworkStatus = {
     exists,
@@ -143,6 +145,99 @@ export async function readNetwork(host: Host, spec: NetworkSpec): Promise<Networ
     warnings: plan.warnings,
     bridgePorts: observed.bridge?.ports ?? [],
   };
-  if (ours && needsDnsmasq(spec)) status.dnsmasqPid = observed.dnsmasq!.pid;
+  if (ours && needsDnsmasq(spec, observed.ranges)) status.dnsmasqPid = observed.dnsmasq!.pid;
   return status;
+}
+
+/** The network a DHCP range belongs to, as its outputs name it. */
+export interface NetworkRef {
+  name: string;
+  bridge: string;
+  table?: string;
+}
+
+function noNetwork(ref: NetworkRef): Plan {
+  return {
+    errors: [`network "${ref.name}" does not exist on this host: create its VirtualNetwork first`],
+    warnings: [],
+    actions: [],
+  };
+}
+
+/** Adds or changes one range: the network's dnsmasq is converged from the host's record plus all ranges. */
+export function applyRange(
+  host: Host,
+  ref: NetworkRef,
+  range: DhcpRangeSpec,
+  opts: ApplyOptions = {},
+): Promise<ApplyResult> {
+  const paths = networkPaths(ref.name);
+  return runPlan(
+    host,
+    ref.name,
+    ref.bridge,
+    ref.table,
+    (o) => {
+      const record = o.networks.find((n) => n.name === ref.name);
+      if (!record?.spec) return noNetwork(ref);
+      const ranges = [...o.ranges.filter((r) => r.name !== range.name), range];
+      return planApply(record.spec as NetworkSpec, o, paths, { ranges });
+    },
+    true,
+    opts.failAfter,
+  );
+}
+
+/** Removes one range; the network's dnsmasq keeps serving the others and DNS. Success when already gone. */
+export function deleteRange(host: Host, ref: NetworkRef, rangeName: string): Promise<ApplyResult> {
+  const paths = networkPaths(ref.name);
+  return runPlan(
+    host,
+    ref.name,
+    ref.bridge,
+    ref.table,
+    (o) => {
+      const record = o.networks.find((n) => n.name === ref.name);
+      if (!record?.spec || !o.ranges.some((r) => r.name === rangeName))
+        return { errors: [], warnings: [], actions: [] };
+      return planApply(record.spec as NetworkSpec, o, paths, {
+        ranges: o.ranges.filter((r) => r.name !== rangeName),
+      });
+    },
+    true,
+  );
+}
+
+/** The range as recorded on the host, or undefined when it is gone. */
+export async function readRange(
+  host: Host,
+  ref: NetworkRef,
+  rangeName: string,
+): Promise<DhcpRangeSpec | undefined> {
+  const observed = await observe(host, ref.name, ref.bridge, ref.table);
+  return observed.ranges.find((r) => r.name === rangeName);
+}
+
+export interface Lease {
+  mac: string;
+  ip: string;
+  hostname?: string;
+  /** Seconds since the epoch; 0 for an infinite lease. */
+  expiry: number;
+  clientId?: string;
+}
+
+/** Current leases, from dnsmasq's lease file (like `virsh net-dhcp-leases`). */
+export async function readLeases(host: Host, networkName: string): Promise<Lease[]> {
+  const text = (await host.readFile(networkPaths(networkName).leases)) ?? "";
+  return text
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length >= 4 && /^\d+$/.test(f[0]))
+    .map(([expiry, mac, ip, hostname, clientId]) => {
+      const lease: Lease = { mac, ip, expiry: Number(expiry) };
+      if (hostname && hostname !== "*") lease.hostname = hostname;
+      if (clientId && clientId !== "*") lease.clientId = clientId;
+      return lease;
+    });
 }

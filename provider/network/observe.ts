@@ -1,6 +1,7 @@
 // What a host has for one network, read from the kernel and the host's files in one round trip.
 import { createHash } from "node:crypto";
 import { NetworkPaths, STATE_DIR } from "../naming";
+import { DhcpRangeSpec } from "./dhcp";
 
 /** Shell variables the probe reads; set from positional arguments by probeScript's callers. */
 export const PROBE_VARS = ["br", "table", "pidfile", "conf", "hostsfile", "stateroot"] as const;
@@ -26,7 +27,9 @@ export const PROBE_FUNCTION = String.raw`probe() {
   esac
   [ -f "$conf" ] && { echo "@@conf"; cat "$conf"; }
   [ -f "$hostsfile" ] && { echo "@@hosts"; cat "$hostsfile"; }
-  echo "@@dirs"; for d in "$stateroot" "$stateroot/networks" "$(dirname "$conf")" "$(dirname "$pidfile")" "$(dirname "$(dirname "$pidfile")")" "$(dirname "$(dirname "$(dirname "$pidfile")")")"; do [ -d "$d" ] && echo "$d"; done
+  [ -f "$(dirname "$conf")/dhcp-hosts" ] && { echo "@@dhcphosts"; cat "$(dirname "$conf")/dhcp-hosts"; }
+  echo "@@ranges"; for f in "$(dirname "$conf")"/ranges/*.json; do [ -f "$f" ] && { cat "$f"; echo; }; done
+  echo "@@dirs"; for d in "$stateroot" "$stateroot/networks" "$(dirname "$conf")" "$(dirname "$conf")/ranges" "$(dirname "$pidfile")" "$(dirname "$(dirname "$pidfile")")" "$(dirname "$(dirname "$(dirname "$pidfile")")")"; do [ -d "$d" ] && echo "$d"; done
   echo "@@networks"; for f in "$stateroot"/networks/*/network.json; do [ -f "$f" ] && { cat "$f"; echo; }; done
   echo "@@tools"; for t in ip nft dnsmasq flock sha256sum; do command -v "$t" >/dev/null 2>&1 || echo "missing-tool $t"; done
   id -u dnsmasq >/dev/null 2>&1 || echo "missing-user dnsmasq"
@@ -77,6 +80,9 @@ export interface ObservedNetwork {
   dnsmasq?: { pid: number; exe: string; argv: string[] };
   conf?: string;
   hosts?: string;
+  dhcpHosts?: string;
+  /** The DHCP ranges recorded for this network. */
+  ranges: DhcpRangeSpec[];
   networks: AppliedNetworkRecord[];
   /** Which of virtnet's directories exist. */
   dirs: string[];
@@ -107,6 +113,14 @@ function json<T>(text: string | undefined, fallback: T): T {
   } catch {
     return fallback;
   }
+}
+
+function jsonLines<T>(text: string | undefined): T[] {
+  return (text ?? "")
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l) => json<T | null>(l, null))
+    .filter((v): v is T => v !== null);
 }
 
 export function probeHash(output: string): string {
@@ -159,11 +173,7 @@ export function parseProbe(output: string, bridgeName: string, table?: string): 
     return v === undefined || v === "" ? undefined : v;
   };
   const nft = text("nft");
-  const networks = (s.get("networks") ?? "")
-    .split("\n")
-    .filter((l) => l.trim())
-    .map((l) => json<AppliedNetworkRecord | null>(l, null))
-    .filter((n): n is AppliedNetworkRecord => n !== null);
+  const networks = jsonLines<AppliedNetworkRecord>(s.get("networks"));
   return {
     hash: probeHash(output),
     bridge,
@@ -176,6 +186,8 @@ export function parseProbe(output: string, bridgeName: string, table?: string): 
     dnsmasq,
     conf: fileContent(s.get("conf")),
     hosts: fileContent(s.get("hosts")),
+    dhcpHosts: fileContent(s.get("dhcphosts")),
+    ranges: jsonLines<DhcpRangeSpec>(s.get("ranges")),
     networks,
     dirs: (s.get("dirs") ?? "").split("\n").filter((l) => l !== ""),
     missing: (s.get("tools") ?? "").split("\n").filter((l) => l.startsWith("missing-")),

@@ -2,7 +2,8 @@
 import * as ipaddr from "ipaddr.js";
 import { quote } from "shell-quote";
 import { bridgeAlias, NetworkPaths, RUN_DIR, STATE_DIR } from "../naming";
-import { needsDnsmasq, renderDnsmasqConf, renderHostsFile } from "../render/dnsmasq";
+import { needsDnsmasq, renderDhcpHosts, renderDnsmasqConf, renderHostsFile } from "../render/dnsmasq";
+import { DhcpRangeSpec, rangeInside, rangeOverlaps } from "./dhcp";
 import { bridgeTuning, renderBridgeCreate } from "../render/ip";
 import { nftDeleteScript, nftReplaceScript, renderNftables } from "../render/nftables";
 import { NetworkSpec } from "./spec";
@@ -193,40 +194,96 @@ function forwardingActions(spec: NetworkSpec, observed: ObservedNetwork): Action
   ];
 }
 
-function dnsmasqActions(spec: NetworkSpec, observed: ObservedNetwork, paths: NetworkPaths): Action[] {
+function dnsmasqActions(
+  spec: NetworkSpec,
+  ranges: DhcpRangeSpec[],
+  observed: ObservedNetwork,
+  paths: NetworkPaths,
+): Action[] {
   const running = isOurDnsmasq(observed, paths.dnsmasqConf);
   const stop = { name: "stop dnsmasq", run: "dnsmasq_stop", undo: "dnsmasq_start" };
   const start = { name: "start dnsmasq", run: "dnsmasq_start", undo: "dnsmasq_stop" };
-  if (!needsDnsmasq(spec)) {
+  // Files dnsmasq rereads on SIGHUP; a change to them never needs a restart, so leases and pid stay.
+  // undefined: the file should not exist.
+  const hotFiles: [string, string | undefined, string | undefined][] = [
+    [paths.addnHosts, renderHostsFile(spec), observed.hosts],
+    [paths.dhcpHosts, ranges.length ? renderDhcpHosts(ranges) : undefined, observed.dhcpHosts],
+  ];
+  const remove = (path: string, prev: string): Action => ({
+    name: `remove ${path}`,
+    run: sh("rm", "-f", path),
+    undo: sh("write_file", path, FILE_MODE, prev),
+  });
+  const hotActions = (after: string) =>
+    hotFiles
+      .filter(([, want, prev]) => want !== prev)
+      .map(([path, want, prev]) =>
+        want === undefined ? remove(path, prev!) : writeFileAction(path, want, prev, after),
+      );
+  if (!needsDnsmasq(spec, ranges)) {
     const actions: Action[] = running ? [stop] : [];
-    for (const [path, prev] of [
-      [paths.dnsmasqConf, observed.conf],
-      [paths.addnHosts, observed.hosts],
-    ] as const)
-      if (prev !== undefined)
-        actions.push({
-          name: `remove ${path}`,
-          run: sh("rm", "-f", path),
-          undo: sh("write_file", path, FILE_MODE, prev),
-        });
+    for (const [path, , prev] of [[paths.dnsmasqConf, undefined, observed.conf] as const, ...hotFiles])
+      if (prev !== undefined) actions.push(remove(path, prev));
     return actions;
   }
-  const conf = renderDnsmasqConf(spec, paths);
-  const hosts = renderHostsFile(spec);
+  const conf = renderDnsmasqConf(spec, paths, ranges);
   const confChanged = conf !== observed.conf;
-  const hostsChanged = hosts !== observed.hosts;
-  const actions: Action[] = [];
   if (running && !confChanged) {
-    if (hostsChanged) {
-      actions.push(writeFileAction(paths.addnHosts, hosts, observed.hosts, " && dnsmasq_hup"));
-      actions.push({ name: "reload dnsmasq", run: "dnsmasq_hup" });
-    }
+    const actions = hotActions(" && dnsmasq_hup");
+    if (actions.length) actions.push({ name: "reload dnsmasq", run: "dnsmasq_hup" });
     return actions;
   }
-  if (running) actions.push(stop);
+  const actions: Action[] = [];
+  if (running) actions.push(stop); // the lease file stays: guests keep their addresses on renewal
   if (confChanged) actions.push(writeFileAction(paths.dnsmasqConf, conf, observed.conf));
-  if (hostsChanged) actions.push(writeFileAction(paths.addnHosts, hosts, observed.hosts));
+  actions.push(...hotActions(""));
   actions.push(start);
+  return actions;
+}
+
+function rangeErrors(spec: NetworkSpec, ranges: DhcpRangeSpec[]): string[] {
+  const errors: string[] = [];
+  for (const r of ranges) {
+    if (!spec.ipv4) errors.push(`DHCP range "${r.name}" needs an IPv4 subnet on the network`);
+    else if (!rangeInside(r, spec.ipv4.cidr))
+      errors.push(
+        `DHCP range "${r.name}" (${r.start}-${r.end}) is outside the subnet ${spec.ipv4.cidr}: change or delete it first`,
+      );
+  }
+  for (let i = 0; i < ranges.length; i++)
+    for (let j = i + 1; j < ranges.length; j++)
+      if (rangeOverlaps(ranges[i], ranges[j]))
+        errors.push(`DHCP range "${ranges[i].name}" overlaps range "${ranges[j].name}" of the same network`);
+  return errors;
+}
+
+function rangeRecordActions(
+  ranges: DhcpRangeSpec[],
+  observed: ObservedNetwork,
+  paths: NetworkPaths,
+): Action[] {
+  const actions: Action[] = [];
+  if (ranges.length && !observed.dirs.includes(paths.rangesDir))
+    actions.push({
+      name: `create directory ${paths.rangesDir}`,
+      run: sh("mkdir", "-m", "0755", paths.rangesDir),
+      undo: sh("rmdir", paths.rangesDir),
+    });
+  for (const r of ranges) {
+    const prev = observed.ranges.find((o) => o.name === r.name);
+    const text = JSON.stringify(r) + "\n";
+    const prevText = prev ? JSON.stringify(prev) + "\n" : undefined;
+    if (text !== prevText) actions.push(writeFileAction(`${paths.rangesDir}/${r.name}.json`, text, prevText));
+  }
+  for (const o of observed.ranges)
+    if (!ranges.some((r) => r.name === o.name)) {
+      const path = `${paths.rangesDir}/${o.name}.json`;
+      actions.push({
+        name: `remove ${path}`,
+        run: sh("rm", "-f", path),
+        undo: sh("write_file", path, FILE_MODE, JSON.stringify(o) + "\n"),
+      });
+    }
   return actions;
 }
 
@@ -235,9 +292,10 @@ export function planApply(
   spec: NetworkSpec,
   observed: ObservedNetwork,
   paths: NetworkPaths,
-  previous?: { table?: string },
+  options: { table?: string; ranges?: DhcpRangeSpec[] } = {},
 ): Plan {
-  const errors = hostConflicts(spec, observed);
+  const ranges = options.ranges ?? observed.ranges;
+  const errors = [...hostConflicts(spec, observed), ...rangeErrors(spec, ranges)];
   const warnings: string[] = [];
   if (spec.firewallTable || spec.mode === "open")
     for (const c of observed.forwardChainsWithDrop)
@@ -254,9 +312,10 @@ export function planApply(
   const actions = [
     ...dirActions(observed, paths),
     ...bridgeActions(spec, observed),
-    ...firewallActions(spec, observed, previous?.table ?? prevRecord?.table),
+    ...firewallActions(spec, observed, options.table ?? prevRecord?.table),
     ...forwardingActions(spec, observed),
-    ...dnsmasqActions(spec, observed, paths),
+    ...rangeRecordActions(ranges, observed, paths),
+    ...dnsmasqActions(spec, ranges, observed, paths),
   ];
   if (record !== prevRecordText) actions.push(writeFileAction(paths.appliedSpec, record, prevRecordText));
   return { errors, warnings, actions };

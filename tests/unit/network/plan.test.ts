@@ -23,6 +23,7 @@ function emptyHost(): ObservedNetwork {
     ipForward: false,
     forwardMarker: false,
     networks: [],
+    ranges: [],
     dirs: [],
     missing: [],
   };

@@ -1,0 +1,136 @@
+// DhcpRange's provider operations on plain objects.
+import { connect, validateConnection } from "../host";
+import { Host } from "../host/host";
+import { buildRangeSpec, DhcpRangeInputs, DhcpRangeSpec } from "../network/dhcp";
+import { applyRange, deleteRange, NetworkRef, readLeases, readRange } from "../network/lifecycle";
+import { renderDhcpHosts } from "../render/dnsmasq";
+import { containsUnknown, isUnknown, ValidationError } from "../validation";
+import { Credentials, resolveConnection } from "./connection";
+
+type Props = Record<string, any>;
+export const RANGE_INPUT_KEYS = ["name", "start", "end", "leaseTime", "hosts"] as const;
+
+function rangeInputs(props: Props): DhcpRangeInputs {
+  const out: Props = {};
+  for (const k of RANGE_INPUT_KEYS) if (props[k] !== undefined) out[k] = props[k];
+  return out as DhcpRangeInputs;
+}
+
+function specOf(props: Props) {
+  const net = props.network ?? {};
+  return buildRangeSpec(rangeInputs(props), props.name, { cidr: net.cidr, gateway: net.gatewayIp });
+}
+
+function rendered(spec: DhcpRangeSpec): Props {
+  return { dhcpRange: `${spec.start},${spec.end},${spec.leaseTime}`, dhcpHosts: renderDhcpHosts([spec]) };
+}
+
+export function check(_olds: Props, news: Props) {
+  const failures = [...validateConnection(resolveConnection(news.connection, news.__credentials)).errors];
+  if (!news.network || (typeof news.network !== "object" && !isUnknown(news.network)))
+    failures.push({ property: "network", reason: "is required: the VirtualNetwork this range belongs to" });
+  const r = specOf(news);
+  failures.push(...r.errors);
+  const inputs: Props = { ...news };
+  delete inputs.rendered;
+  if (r.spec && failures.length === 0) inputs.rendered = rendered(r.spec);
+  return { inputs, failures };
+}
+
+function refOf(props: Props): NetworkRef {
+  const n = props.network;
+  const ref: NetworkRef = { name: n.name, bridge: n.bridgeName };
+  if (n.firewallTable) ref.table = String(n.firewallTable).replace(/^inet /, "");
+  return ref;
+}
+
+async function hostOf(props: Props): Promise<Host> {
+  const conn = resolveConnection(props.connection, props.__credentials as Credentials | undefined);
+  const v = validateConnection(conn);
+  if (v.errors.length) throw new ValidationError(v.errors);
+  return connect(conn);
+}
+
+function required(props: Props): DhcpRangeSpec {
+  const r = specOf(props);
+  if (!r.spec) throw new ValidationError(r.errors);
+  return r.spec;
+}
+
+function outputs(props: Props, spec: DhcpRangeSpec, host: Host): Props {
+  const outs: Props = {
+    ...props,
+    start: spec.start,
+    end: spec.end,
+    size: spec.size,
+    leaseTime: spec.leaseTime,
+  };
+  delete outs.__provider;
+  outs.rendered = rendered(spec);
+  outs.host = host.label;
+  return outs;
+}
+
+export function diff(_id: string, olds: Props, news: Props) {
+  const stable = (v: unknown) => JSON.stringify(v ?? null);
+  const changed = [...RANGE_INPUT_KEYS, "connection", "__credentials", "network"].filter(
+    (k) => stable(olds[k]) !== stable(news[k]),
+  );
+  const replaces: string[] = [];
+  const target = (p: Props) => {
+    const c = resolveConnection(p.connection);
+    return `${c.host}:${c.port ?? 22}/${p.network?.name}`;
+  };
+  if (
+    containsUnknown(news.connection) ||
+    containsUnknown(news.network?.name) ||
+    target(olds) !== target(news)
+  )
+    replaces.push("network");
+  if ((news.name ?? olds.name) !== olds.name) replaces.push("name");
+  return { changes: changed.length > 0, replaces, deleteBeforeReplace: replaces.length > 0 };
+}
+
+export async function create(inputs: Props, opts: { failAfter?: string } = {}) {
+  const spec = required(inputs);
+  const host = await hostOf(inputs);
+  await applyRange(host, refOf(inputs), spec, opts);
+  return { id: `${refOf(inputs).name}/${spec.name}`, outs: outputs(inputs, spec, host) };
+}
+
+export async function update(_id: string, _olds: Props, news: Props) {
+  const spec = required(news);
+  const host = await hostOf(news);
+  await applyRange(host, refOf(news), spec);
+  return { outs: outputs(news, spec, host) };
+}
+
+export async function remove(_id: string, props: Props): Promise<void> {
+  await deleteRange(await hostOf(props), refOf(props), props.name);
+}
+
+export async function read(id: string, props: Props) {
+  const host = await hostOf(props);
+  const recorded = await readRange(host, refOf(props), props.name);
+  if (!recorded) return { id: "", props: {} };
+  const inputs = { ...rangeInputs(props) } as Props;
+  const spec = required(props);
+  const outs = outputs(props, spec, host);
+  // A range changed on the host shows as a diff of its inputs on the next preview.
+  if (JSON.stringify(recorded) !== JSON.stringify(spec)) {
+    Object.assign(inputs, {
+      start: recorded.start,
+      end: recorded.end,
+      leaseTime: recorded.leaseTime,
+      hosts: recorded.hosts,
+    });
+  }
+  const newInputs: Props = { ...inputs, network: props.network, connection: props.connection };
+  if (props.__credentials !== undefined) newInputs.__credentials = props.__credentials;
+  return { id, props: outs, inputs: newInputs };
+}
+
+export async function leases(connection: Props, credentials: Credentials | undefined, networkName: string) {
+  const host = await hostOf({ connection, __credentials: credentials });
+  return readLeases(host, networkName);
+}

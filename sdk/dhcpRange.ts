@@ -1,0 +1,112 @@
+import * as pulumi from "@pulumi/pulumi";
+import { VirtualNetwork } from "./virtualNetwork";
+
+export interface DhcpReservationInput {
+  mac: pulumi.Input<string>;
+  ip: pulumi.Input<string>;
+  hostname?: pulumi.Input<string>;
+}
+
+export interface DhcpRangeArgs {
+  /** The network the range serves; its host connection is reused (and stays secret). */
+  network: VirtualNetwork;
+  /** Unique within the network; defaults to the resource name. */
+  name?: pulumi.Input<string>;
+  start: pulumi.Input<string>;
+  end: pulumi.Input<string>;
+  /** dnsmasq lease time: "3600", "30m", "1h", "7d" or "infinite"; default "1h". */
+  leaseTime?: pulumi.Input<string>;
+  hosts?: pulumi.Input<pulumi.Input<DhcpReservationInput>[]>;
+}
+
+const rangeProvider: pulumi.dynamic.ResourceProvider = {
+  async check(olds: any, news: any) {
+    return require("pulumi-virtnet/dist/provider/resources/dhcpRange.js").check(olds, news);
+  },
+  async diff(id: string, olds: any, news: any) {
+    return require("pulumi-virtnet/dist/provider/resources/dhcpRange.js").diff(id, olds, news);
+  },
+  async create(inputs: any) {
+    return require("pulumi-virtnet/dist/provider/resources/dhcpRange.js").create(inputs);
+  },
+  async read(id: string, props: any) {
+    return require("pulumi-virtnet/dist/provider/resources/dhcpRange.js").read(id, props);
+  },
+  async update(id: string, olds: any, news: any) {
+    return require("pulumi-virtnet/dist/provider/resources/dhcpRange.js").update(id, olds, news);
+  },
+  async delete(id: string, props: any) {
+    return require("pulumi-virtnet/dist/provider/resources/dhcpRange.js").remove(id, props);
+  },
+};
+
+/** A DHCP range of a VirtualNetwork, with static reservations; changes apply live. */
+export class DhcpRange extends pulumi.dynamic.Resource {
+  declare readonly start: pulumi.Output<string>;
+  declare readonly end: pulumi.Output<string>;
+  declare readonly size: pulumi.Output<number>;
+  declare readonly leaseTime: pulumi.Output<string>;
+  declare readonly rendered: pulumi.Output<{ dhcpRange: string; dhcpHosts: string }>;
+
+  constructor(name: string, args: DhcpRangeArgs, opts?: pulumi.CustomResourceOptions) {
+    const net = args.network as any;
+    const props: Record<string, any> = {
+      name: args.name ?? name,
+      start: args.start,
+      end: args.end,
+      leaseTime: args.leaseTime,
+      hosts: args.hosts,
+      network: pulumi
+        .all([net.name, net.bridgeName, net.firewallTable, net.cidr, net.gatewayIp])
+        .apply(([n, bridgeName, firewallTable, cidr, gatewayIp]) => ({
+          name: n,
+          bridgeName,
+          firewallTable,
+          cidr,
+          gatewayIp,
+        })),
+      connection: net.connection,
+      __credentials: net.__credentials,
+      size: undefined,
+      rendered: undefined,
+      host: undefined,
+    };
+    super(
+      rangeProvider,
+      name,
+      props,
+      {
+        ...opts,
+        dependsOn: [
+          args.network,
+          ...([] as pulumi.Resource[]).concat((opts?.dependsOn as pulumi.Resource[]) ?? []),
+        ],
+        additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "__credentials"],
+      },
+      "virtnet",
+      "DhcpRange",
+    );
+  }
+}
+
+export interface Lease {
+  mac: string;
+  ip: string;
+  hostname?: string;
+  expiry: number;
+  clientId?: string;
+}
+
+/** The network's current DHCP leases, read from the host like `virsh net-dhcp-leases`. */
+export function getLeases(args: { network: VirtualNetwork }): Promise<Lease[]> {
+  const net = args.network as any;
+  return new Promise((resolve, reject) => {
+    pulumi
+      .all([net.connection, net.__credentials, net.name])
+      .apply(([connection, credentials, name]) =>
+        require("pulumi-virtnet/dist/provider/resources/dhcpRange.js")
+          .leases(connection, credentials, name)
+          .then(resolve, reject),
+      );
+  });
+}
