@@ -1157,3 +1157,8 @@ export function runProgramUp(fn: ProgramFn, opts: Omit<UpOptions, "program"> = {
 }
 
 export { runProgramUp as runProgram };
+
+/** Every registration the program made in that run: raw wire inputs, `__provider` included. */
+export function getRegistrations(result: UpResult): Registration[] {
+  return result.registrations;
+}

@@ -197,6 +197,11 @@ export interface PluginOptions {
    * (about 0.3 s faster to start).
    */
   launcher?: "wrapper" | "node";
+  /**
+   * Let check/diff/create/... go out before configure(). The engine never does that; only for showing what
+   * happens (a provider with configure() then fails). Default false: such a call throws.
+   */
+  allowUnconfigured?: boolean;
   /** Milliseconds to wait for the port line. Default 30000. */
   startTimeoutMs?: number;
 }
@@ -285,6 +290,7 @@ export class ProviderPlugin {
     private readonly proc: child_process.ChildProcess,
     private readonly client: any,
     readonly port: number,
+    private readonly allowUnconfigured: boolean,
   ) {
     this.exitPromise = new Promise((resolve) => {
       if (proc.exitCode !== null || proc.signalCode !== null) {
@@ -384,7 +390,7 @@ export class ProviderPlugin {
       proc.stdout!.on("data", onData);
     });
     const client = new provrpc.ResourceProviderClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-    const plugin = new ProviderPlugin(proc, client, port);
+    const plugin = new ProviderPlugin(proc, client, port, !!opts.allowUnconfigured);
     plugin.startMs = Number(process.hrtime.bigint() - t0) / 1e6;
     plugin.stderr = stderr;
     plugin.stdout = stdoutBuf;
@@ -440,7 +446,7 @@ export class ProviderPlugin {
   }
 
   private requireConfigured(method: string): void {
-    if (!this.protocol) {
+    if (!this.protocol && !this.allowUnconfigured) {
       // The engine never calls a resource method before Configure; a provider with configure() breaks if it does.
       throw new Error(`${method} before configure(): the engine always calls Configure first`);
     }
