@@ -180,6 +180,9 @@ class PooledConnection {
     if (this.#client) return Promise.resolve(this.#client);
     if (!this.#dialing) {
       this.#closing = false;
+      // An operation that held on to this entry while it was closed (idle, or closeAllConnections)
+      // brings it back into the pool rather than leaving an unlisted connection behind.
+      if (!pool.has(this.key)) pool.set(this.key, this);
       this.#dialing = this.#dialWithRetries().then(
         (client) => {
           this.#dialing = null;
@@ -629,8 +632,7 @@ class PooledConnection {
   }
 }
 
-function pooled(conn: ConnectionArgs): PooledConnection {
-  const key = poolKey(conn);
+function pooled(conn: ConnectionArgs, key = poolKey(conn)): PooledConnection {
   let c = pool.get(key);
   if (!c) {
     c = new PooledConnection(key, conn);
@@ -658,12 +660,12 @@ export class SshHost extends CommandHost {
 
   /** Opens (or reuses) the pooled connection; rejects with SshConnectError. */
   async connect(): Promise<this> {
-    await pooled(this.#conn).client();
+    await pooled(this.#conn, this.poolKey).client();
     return this;
   }
 
   protected exec(commandLine: string, stdin: string | Buffer | undefined, step: string): Promise<RawResult> {
-    return pooled(this.#conn).exec(commandLine, stdin, step);
+    return pooled(this.#conn, this.poolKey).exec(commandLine, stdin, step);
   }
 
   toJSON(): { label: string } {
