@@ -14,11 +14,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# The machine's sshd must not start on its own: lab hosts run their own.
 command -v node >/dev/null || { echo "ensure-deps: Node.js 20 or newer is required" >&2; exit 1; }
 
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "ensure-deps: installing npm packages"
   npm ci --no-audit --no-fund --loglevel=error
 fi
+# The root is itself a Pulumi project (Pulumi.yaml): give it the node_modules/pulumi-virtnet a user's
+# project has, because Pulumi's dynamic-provider plugin resolves the provider's modules from there.
+[ -e node_modules/pulumi-virtnet ] || ln -s .. node_modules/pulumi-virtnet
 npx tsc -b
