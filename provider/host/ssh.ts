@@ -252,17 +252,19 @@ class PooledConnection {
     clearTimeout(this.#idleTimer);
     if (this.stat.channels >= options.maxChannels) {
       this.stat.queued++;
+      // The releasing operation hands its slot over as it is: the count does not change.
       await new Promise<void>((resolve) => this.#waiters.push(resolve));
+      return;
     }
     this.stat.channels++;
     this.stat.peakChannels = Math.max(this.stat.peakChannels, this.stat.channels);
   }
 
   #releaseSlot(): void {
-    this.stat.channels--;
     const next = this.#waiters.shift();
-    if (next) next();
-    else this.#armIdle();
+    if (next) return next();
+    this.stat.channels--;
+    this.#armIdle();
   }
 
   /** Runs one command line on its own channel (waiting for a free slot first). */
@@ -390,9 +392,8 @@ class PooledConnection {
         if (!err.retryable || attempt >= retries || this.#closing || Date.now() + backoff >= deadline) {
           if (attempt === 0 || !err.retryable) throw err;
           const tail = ` (after ${attempt + 1} attempts in ${Date.now() - started} ms)`;
-          throw Object.assign(new SshConnectError(this.label, err.kind, "", err.retryable), {
-            message: `${err.message}${tail}`,
-          });
+          const detail = err.message.slice(`ssh ${this.label}: `.length);
+          throw new SshConnectError(this.label, err.kind, `${detail}${tail}`, err.retryable);
         }
         await sleep(backoff);
       }
