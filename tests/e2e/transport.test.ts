@@ -229,9 +229,13 @@ describe("e2e/transport (lab hosts over SSH)", function () {
       `exec 3<>/dev/tcp/${h2.address}/${h2.port}`,
     ]);
     if (reach.code !== 0) {
-      // The lab must let hosts reach each other on the management network for this test.
+      // The lab must let hosts reach each other on the management network for this test. Seen here: with
+      // net.bridge.bridge-nf-call-iptables=1, bridged frames pass the inet forward hook with iifname and
+      // oifname = the bridge, so a guard rule `iifname "vnl-*" drop` also drops host-to-host traffic
+      // unless `iifname "vnl-mgmt" oifname "vnl-mgmt" accept` comes first.
       throw new Error(
-        `lab: ${h1.name} cannot reach ${h2.name} at ${h2.address}:${h2.port} (exit ${reach.code})`,
+        `lab: ${h1.name} cannot reach ${h2.name} at ${h2.address}:${h2.port} over the management bridge ` +
+          `(exit ${reach.code}); a bastion hop needs hosts to reach each other`,
       );
     }
     const target = conn(h2, { proxy: conn(h1, { hostKey: h1.hostKeySha256 }) });
