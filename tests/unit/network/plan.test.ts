@@ -208,7 +208,10 @@ describe("planner", () => {
 });
 
 describe("apply script", () => {
-  // Runs a real generated script with sh on this machine: the probe is read-only, the writes go to a temp dir.
+  // Runs real generated scripts with sh, each in a new empty network namespace so the probe sees the same
+  // (empty) network every time whatever the machine is doing; the writes go to a temp dir.
+  const sh = (script: string, args: string[]) =>
+    spawnSync("unshare", ["--net", "/bin/sh", "-c", script, "virtnet", ...args], { encoding: "utf8" });
   const hostile = [
     "$(touch /tmp/virtnet-pwned)",
     "`touch /tmp/virtnet-pwned`",
@@ -224,12 +227,10 @@ describe("apply script", () => {
     try {
       const target = path.join(dir, "out.conf");
       const args = probeArgs("vn-none", undefined, networkPaths("none"));
-      const probe = spawnSync("/bin/sh", ["-c", PROBE_SCRIPT, "virtnet", ...args], { encoding: "utf8" });
+      const probe = sh(PROBE_SCRIPT, args);
       // The content is embedded in the script text by the planner's quoting, exactly as on a real host.
       const script = renderApplyScript([writeFileAction(target, hostile, undefined)], true);
-      const r = spawnSync("/bin/sh", ["-c", script, "virtnet", ...args, probeHash(probe.stdout), ""], {
-        encoding: "utf8",
-      });
+      const r = sh(script, [...args, probeHash(probe.stdout), ""]);
       expect(r.status, r.stderr).to.equal(0);
       expect(fs.readFileSync(target, "utf8")).to.equal(hostile);
       expect((fs.statSync(target).mode & 0o777).toString(8)).to.equal("644");
@@ -244,16 +245,14 @@ describe("apply script", () => {
     try {
       const log = path.join(dir, "log");
       const args = probeArgs("vn-none", undefined, networkPaths("none"));
-      const probe = spawnSync("/bin/sh", ["-c", PROBE_SCRIPT, "virtnet", ...args], { encoding: "utf8" });
+      const probe = sh(PROBE_SCRIPT, args);
       const step = (n: number) => ({
         name: `step ${n}`,
         run: `echo do${n} >> ${log}`,
         undo: `echo undo${n} >> ${log}`,
       });
       const script = renderApplyScript([step(1), step(2), { name: "boom", run: "false" }, step(4)], true);
-      const r = spawnSync("/bin/sh", ["-c", script, "virtnet", ...args, probeHash(probe.stdout), ""], {
-        encoding: "utf8",
-      });
+      const r = sh(script, [...args, probeHash(probe.stdout), ""]);
       expect(r.status).to.equal(70);
       expect(r.stderr).to.include("virtnet-step-failed: boom");
       expect(fs.readFileSync(log, "utf8").split("\n").filter(Boolean)).to.deep.equal([
@@ -270,9 +269,7 @@ describe("apply script", () => {
   it("does nothing and asks for a new plan when the host changed since the probe", () => {
     const args = probeArgs("vn-none", undefined, networkPaths("none"));
     const script = renderApplyScript([{ name: "touch", run: "touch /tmp/virtnet-should-not-exist" }], true);
-    const r = spawnSync("/bin/sh", ["-c", script, "virtnet", ...args, "0".repeat(64), ""], {
-      encoding: "utf8",
-    });
+    const r = sh(script, [...args, "0".repeat(64), ""]);
     expect(r.status).to.equal(75);
     expect(fs.existsSync("/tmp/virtnet-should-not-exist")).to.equal(false);
   });
