@@ -14,6 +14,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { Client as SshClient } from "ssh2";
 
 // ---------------------------------------------------------------------------------------------------------
 // Names and the address plan
@@ -307,6 +308,23 @@ function procNetInode(pid: string): number | undefined {
   }
 }
 
+function exePath(pid: number): string | undefined {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return undefined;
+  }
+}
+
+const SSHD = "/usr/sbin/sshd";
+
+/** Is `pid` the running sshd that is PID 1 of `host` (in the host's network namespace)? */
+function isHostInit(pid: number, host: string): boolean {
+  if (!pid || !isAlive(pid) || exePath(pid) !== SSHD) return false;
+  const ino = nsInode(`/run/netns/${hostNamespace(host)}`);
+  return ino !== undefined && procNetInode(String(pid)) === ino;
+}
+
 function listPids(): string[] {
   return fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d));
 }
@@ -423,7 +441,7 @@ function stateProblem(state: StoredState | undefined): string | undefined {
   if (!state.ready) return "the lab is not up (an `up` did not finish; run `npm run lab -- up` again)";
   if (!fs.existsSync(`/sys/class/net/${MGMT_BRIDGE}`)) return `the lab is broken: ${MGMT_BRIDGE} is missing`;
   for (const h of state.hosts) {
-    if (!isAlive(h.pid) || !cmdline(h.pid).includes(`VIRTNET_LAB_HOST=${h.name}`)) {
+    if (!isHostInit(h.pid, h.name)) {
       return `the lab is broken: host ${h.name} (pid ${h.pid}) is not running`;
     }
   }
@@ -778,10 +796,10 @@ async function waitHostReady(
     pid1 ??= childOf(launcher);
     if (pid1 !== undefined && !isAlive(pid1)) throw fail("its init exited");
     if (pid1 === undefined && !isAlive(launcher)) throw fail("unshare exited");
-    if (pid1 !== undefined && cmdline(pid1).startsWith("/usr/sbin/sshd")) break;
+    if (pid1 !== undefined && exePath(pid1) === SSHD) break;
     await sleep(3);
   }
-  if (pid1 === undefined || !cmdline(pid1).startsWith("/usr/sbin/sshd")) throw fail("init did not exec sshd");
+  if (pid1 === undefined || exePath(pid1) !== SSHD) throw fail("init did not exec sshd");
   while (Date.now() < deadline) {
     if (await bannerOnce(hostAddress(index), SSH_PORT, 500)) return pid1;
     if (!isAlive(pid1)) throw fail("sshd exited");
@@ -824,11 +842,46 @@ export function sshCommand(host: LabHost, argv: string[], user = "root"): string
   return [...sshArgs(host.address, user), "--", ...argv];
 }
 
-async function verifyLogin(host: string, index: number): Promise<void> {
-  const r = await run([...sshArgs(hostAddress(index)), "--", "echo", "virtnet-lab-ok"], { timeoutMs: 15000 });
-  if (r.code !== 0 || !r.stdout.includes("virtnet-lab-ok")) {
-    throw new LabError(`ssh login to ${host} failed (exit ${r.code}): ${r.stderr.trim()}`);
-  }
+/** One real login as root with the client key, the host key pinned to `hostKeyLine`, running a command.
+ * In-process ssh2 (the provider's transport): a spawned OpenSSH client costs ~70 ms of CPU per login. */
+function verifyLogin(host: string, index: number, hostKeyLine: string): Promise<void> {
+  const expected = Buffer.from(hostKeyLine.split(/\s+/)[1], "base64");
+  return new Promise((resolve, reject) => {
+    const conn = new SshClient();
+    let settled = false;
+    const done = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      conn.end();
+      if (err) reject(new LabError(`ssh login to ${host} failed: ${err.message}`));
+      else resolve();
+    };
+    const timer = setTimeout(() => done(new Error("timed out")), 15000);
+    conn.on("error", (e) => done(e));
+    conn.on("ready", () => {
+      conn.exec("echo virtnet-lab-ok", (err, stream) => {
+        if (err) return done(err);
+        let out = "";
+        stream.on("data", (b: Buffer) => (out += b.toString()));
+        stream.stderr.resume();
+        stream.on("close", (code: number) => {
+          done(
+            code === 0 && out === "virtnet-lab-ok\n" ? undefined : new Error(`exit ${code}, output ${out}`),
+          );
+        });
+      });
+    });
+    conn.connect({
+      host: hostAddress(index),
+      port: SSH_PORT,
+      username: "root",
+      privateKey: fs.readFileSync(CLIENT_KEY),
+      hostVerifier: (key: Buffer) => key.equals(expected),
+      readyTimeout: 15000,
+    });
+    conn.on("connect", () => (conn as unknown as { _sock?: net.Socket })._sock?.setNoDelay?.(true));
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -941,7 +994,7 @@ export async function labUp(opts: { hosts?: number; verifyLogin?: boolean } = {}
   names.forEach((_, i) => (state.hosts[i].pid = pids[i]));
   mark("accepting");
   if (opts.verifyLogin !== false) {
-    await Promise.all(names.map((h, i) => verifyLogin(h, i + 1)));
+    await Promise.all(names.map((h, i) => verifyLogin(h, i + 1, hostPubs[i])));
     mark("login");
   }
   state.ready = true;
