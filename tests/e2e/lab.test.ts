@@ -201,6 +201,14 @@ const canRun = process.getuid?.() === 0;
     expect([viaCli.status, viaCli.stdout]).to.deep.equal([3, "h2\n"]);
   });
 
+  it("lets hosts reach each other on the management network", async () => {
+    const h2 = status.hosts[1];
+    const r = await hostExec("h1", ["sh", "-c", `busybox nc -w 2 ${h2.address} 22 </dev/null | head -c 8`]);
+    expect(r.stdout).to.equal("SSH-2.0-");
+    const ping = await hostExec("h2", ["busybox", "ping", "-c1", "-W1", status.hosts[0].address]);
+    expect(ping.code, ping.stdout + ping.stderr).to.equal(0);
+  });
+
   it("reaches upstream from a host; upstream forwards nothing", async () => {
     const ping = await hostExec("h1", ["busybox", "ping", "-c1", "-W1", "203.0.113.1"]);
     expect(ping.code, ping.stdout + ping.stderr).to.equal(0);

@@ -649,6 +649,10 @@ function prepareHostDirs(host: string): void {
 // ---------------------------------------------------------------------------------------------------------
 // Root-namespace plumbing
 
+/** The root namespace's guard. Note: with br_netfilter loaded (bridge-nf-call-iptables=1, as here), frames
+ * bridged between two hosts on the management bridge pass the forward hook with iifname and oifname both the
+ * bridge: they are accepted first, so hosts reach each other (a bastion hop needs it); the rp filter in `pre`
+ * still drops anything whose source the root would not route back over the management bridge. */
 function nftGuard(): string {
   const lab = LAB_RANGES.join(", ");
   const guests = GUEST_RANGES.join(", ");
@@ -666,6 +670,7 @@ function nftGuard(): string {
   }
   chain fw {
     type filter hook forward priority -10; policy accept;
+    iifname "${MGMT_BRIDGE}" oifname "${MGMT_BRIDGE}" accept
     iifname ${p} counter drop
     oifname ${p} counter drop
   }
