@@ -92,9 +92,17 @@ export class VirtualNetwork extends pulumi.dynamic.Resource {
     const split = pulumi
       .output(args?.connection ?? {})
       .apply((c) => splitConnection(c as Record<string, any>));
+    // Every key is listed, even when undefined: Pulumi makes output properties only for keys present here,
+    // and `get` passes no args at all.
     const props: Record<string, any> = {
-      ...args,
       name: args?.name ?? name,
+      mode: args?.mode,
+      ipv4: args?.ipv4,
+      forwardDevice: args?.forwardDevice,
+      nat: args?.nat,
+      bridge: args?.bridge,
+      domain: args?.domain,
+      dns: args?.dns,
       connection: pulumi.unsecret(split.apply((s) => s.connection)),
       __credentials: pulumi.secret(split.apply((s) => s.credentials ?? {})),
       bridgeName: undefined,

@@ -26,6 +26,7 @@ export function renderDnsmasqConf(
     "bind-dynamic",
     `interface=${spec.bridge.name}`,
     "no-hosts", // the host's own /etc/hosts is not the guests' business
+    "domain-needed", // plain names (no dot) are the network's own: never forwarded upstream
     `addn-hosts=${paths.addnHosts}`,
   ];
   if (!spec.dns.enabled) lines.push("port=0");

@@ -177,7 +177,8 @@ export async function read(id: string, props: Props) {
   const status = await readNetwork(host, spec);
   if (!status.exists) return { id: "", props: {} };
   const outs = outputsOf(full, spec, host, status.warnings, status.drift);
-  const newInputs: Props = { ...inputs, connection };
+  // The same shape check returns, so a refresh alone never makes the next preview show a change.
+  const newInputs: Props = { ...inputs, name: spec.name, connection, rendered: renderedArtifacts(spec) };
   if (props.__credentials !== undefined) newInputs.__credentials = props.__credentials;
   return { id, props: outs, inputs: newInputs };
 }

@@ -1,0 +1,400 @@
+// VirtualNetwork end to end: every CRUD call goes through Pulumi's real dynamic-provider plugin over gRPC
+// (tests/engine), against real lab hosts with real bridges, nftables, dnsmasq and guest traffic.
+import { expect } from "chai";
+import { connect } from "../../provider/host";
+import { networkPaths } from "../../provider/naming";
+import { applyNetwork, observe } from "../../provider/network/lifecycle";
+import { planApply } from "../../provider/network/plan";
+import { buildNetworkSpec } from "../../provider/network/spec";
+import { VirtualNetwork, VirtualNetworkArgs } from "../../sdk";
+import { DeploymentError, findOp, findResource, TestStack } from "../engine/engine";
+import { isSecret } from "../engine/plugin";
+import {
+  guestAdd,
+  guestAddr,
+  guestDel,
+  guestExec,
+  guestHostIfName,
+  hostExec,
+  LabHost,
+  upstreamExec,
+} from "../lab/lab";
+import {
+  captureUpstream,
+  connectionFor,
+  labHosts,
+  nftTable,
+  privateKeyOf,
+  sh,
+  snapshot,
+  stackFor,
+} from "./support";
+
+function program(name: string, args: VirtualNetworkArgs) {
+  return () => {
+    const n = new VirtualNetwork(name, args);
+    return { bridgeName: n.bridgeName, gatewayIp: n.gatewayIp, cidr: n.cidr };
+  };
+}
+
+async function ping(guest: string, ip: string): Promise<boolean> {
+  return (await guestExec(guest, ["busybox", "ping", "-c", "1", "-W", "2", ip])).code === 0;
+}
+
+describe("VirtualNetwork on a lab host, through the engine path", function () {
+  this.timeout(120_000);
+  let h1: LabHost;
+
+  before(async () => {
+    [h1] = await labHosts(2);
+  });
+
+  describe("lifecycle", () => {
+    let stack: TestStack;
+    const args: VirtualNetworkArgs = {
+      mode: "nat",
+      ipv4: { cidr: "10.61.0.0/24" },
+      domain: { name: "lab.test", localOnly: true },
+      dns: { hosts: [{ ip: "10.61.0.10", hostnames: ["db"] }] },
+    };
+    before(() => (stack = stackFor(h1)));
+    after(async () => {
+      await stack.destroy();
+    });
+
+    it("creates the network and returns its bridge and gateway", async () => {
+      const r = await stack.up(program("life", args));
+      const op = findOp(r, "life")!;
+      expect(op.op).to.equal("create");
+      expect(op.calls).to.deep.equal(["check", "create"]);
+      expect(r.outputs).to.include({ bridgeName: "vn-life", gatewayIp: "10.61.0.1", cidr: "10.61.0.0/24" });
+      expect(await sh("h1", "ip -br addr show dev vn-life")).to.match(/10\.61\.0\.1\/24/);
+    });
+
+    it("puts exactly the previewed ruleset in the kernel", async () => {
+      const outs = findResource(stack.state, "life")!.outputs;
+      expect(await nftTable("h1", outs.firewallTable)).to.equal(outs.rendered.nftables);
+      expect(await sh("h1", `cat ${networkPaths("life").dnsmasqConf}`)).to.equal(outs.rendered.dnsmasqConf);
+    });
+
+    it("serializes a small provider with no secret, and stores the credentials as a secret", async () => {
+      const r = await stack.preview(program("life", args));
+      const reg = r.registrations.find((x) => x.name === "life")!;
+      const provider = String(reg.inputs.__provider);
+      expect(provider.length).to.be.below(8192);
+      expect(provider).to.not.include("PRIVATE KEY");
+      const state = findResource(stack.state, "life")!;
+      expect(isSecret(state.outputs.__credentials)).to.equal(true);
+      expect(JSON.stringify(stack.state)).to.not.include(privateKeyOf(h1).split("\n")[1]);
+    });
+
+    it("runs no provider mutation on a second up with no change", async () => {
+      const before = await snapshot("h1");
+      const r = await stack.up(program("life", args));
+      const op = findOp(r, "life")!;
+      expect(op.op).to.equal("same");
+      expect(op.calls).to.deep.equal(["check", "diff"]);
+      expect(await snapshot("h1")).to.equal(before);
+    });
+
+    it("shows the host change in preview: the rendered config differs line by line", async () => {
+      const changed = { ...args, dns: { hosts: [{ ip: "10.61.0.11", hostnames: ["db"] }] } };
+      const r = await stack.preview(program("life", changed));
+      const op = findOp(r, "life")!;
+      expect(op.op).to.equal("update");
+      expect(op.diff!.changedKeys).to.include("rendered");
+      expect(op.checkedInputs!.rendered.dnsmasqHosts).to.equal("10.61.0.11\tdb\n");
+    });
+
+    it("refuses bad input at check, naming each property, and changes nothing", async () => {
+      const before = await snapshot("h1");
+      const bad = program("bad", {
+        mode: "nat",
+        ipv4: { cidr: "10.62.0.5/24" },
+        bridge: { name: "much-too-long-name" },
+      });
+      const err: DeploymentError = await stack.up(bad).then(
+        () => expect.fail("up should fail"),
+        (e) => e,
+      );
+      const op = findOp(err.result, "bad")!;
+      expect(op.failures!.map((f) => f.property)).to.have.members(["ipv4.cidr", "bridge.name"]);
+      expect(await snapshot("h1")).to.equal(before);
+    });
+  });
+
+  describe("connectivity matrix, as libvirt's modes behave", () => {
+    const modes = [
+      { mode: "nat" as const, out: true, inbound: false, masquerade: true },
+      { mode: "route" as const, out: true, inbound: true, masquerade: false },
+      { mode: "open" as const, out: true, inbound: true, masquerade: false },
+      { mode: "isolated" as const, out: false, inbound: false, masquerade: false },
+    ];
+    modes.forEach((m, i) => {
+      describe(`mode ${m.mode}`, () => {
+        const subnet = `10.7${i}.0`;
+        const name = `m${m.mode}`;
+        const guestA = `a${i}`;
+        const guestB = `b${i}`;
+        let stack: TestStack;
+
+        before(async () => {
+          stack = stackFor(h1);
+          await stack.up(
+            program(name, {
+              mode: m.mode,
+              ipv4: { cidr: `${subnet}.0/24` },
+              dns: { hosts: [{ ip: `${subnet}.10`, hostnames: ["db"] }] },
+            }),
+          );
+          const bridge = findResource(stack.state, name)!.outputs.bridgeName;
+          await guestAdd(guestA, "h1", bridge);
+          await guestAdd(guestB, "h1", bridge);
+          await guestAddr(guestA, `${subnet}.50/24`, `${subnet}.1`);
+          await guestAddr(guestB, `${subnet}.51/24`, `${subnet}.1`);
+          // Give upstream a route back, so only the host's firewall decides about inbound traffic.
+          await upstreamExec(["ip", "route", "replace", `${subnet}.0/24`, "via", h1.uplinkAddress]);
+        });
+        after(async () => {
+          await guestDel(guestA);
+          await guestDel(guestB);
+          await upstreamExec(["ip", "route", "del", `${subnet}.0/24`]);
+          await stack.destroy();
+        });
+
+        it("guest reaches the gateway and the other guest", async () => {
+          expect(await ping(guestA, `${subnet}.1`)).to.equal(true);
+          expect(await ping(guestA, `${subnet}.51`)).to.equal(true);
+        });
+
+        it("guest resolves names through the network's DNS", async () => {
+          const r = await guestExec(guestA, ["busybox", "nslookup", "db", `${subnet}.1`]);
+          expect(r.stdout).to.include(`${subnet}.10`);
+        });
+
+        it(`guest ${m.out ? "reaches" : "cannot reach"} the internet`, async () => {
+          expect(await ping(guestA, "198.51.100.1")).to.equal(m.out);
+        });
+
+        if (m.out)
+          it(`the internet sees ${m.masquerade ? "the host's uplink address" : "the guest's own address"}`, async () => {
+            const seen = await captureUpstream("icmp and dst host 198.51.100.1", () =>
+              ping(guestA, "198.51.100.1"),
+            );
+            const source = m.masquerade ? h1.uplinkAddress : `${subnet}.50`;
+            expect(seen).to.include(`${source} > 198.51.100.1`);
+          });
+
+        it(`a new connection from the internet to the guest is ${m.inbound ? "allowed" : "blocked"}`, async () => {
+          const r = await upstreamExec(["busybox", "ping", "-c", "1", "-W", "2", `${subnet}.50`]);
+          expect(r.code === 0).to.equal(m.inbound);
+        });
+      });
+    });
+  });
+
+  describe("update in place with a guest attached", () => {
+    let stack: TestStack;
+    before(async () => {
+      stack = stackFor(h1);
+      await stack.up(program("upd", { mode: "nat", ipv4: { cidr: "10.63.0.0/24" } }));
+      await guestAdd("u1", "h1", "vn-upd");
+      await guestAddr("u1", "10.63.0.50/24", "10.63.0.1");
+      await upstreamExec(["ip", "route", "replace", "10.63.0.0/24", "via", h1.uplinkAddress]);
+    });
+    after(async () => {
+      await guestDel("u1");
+      await upstreamExec(["ip", "route", "del", "10.63.0.0/24"]);
+      await stack.destroy();
+    });
+
+    it("changes mode, DNS and MTU without replacing the bridge or detaching the guest", async () => {
+      const ifindex = await sh("h1", "cat /sys/class/net/vn-upd/ifindex");
+      expect((await upstreamExec(["busybox", "ping", "-c", "1", "-W", "2", "10.63.0.50"])).code).to.not.equal(
+        0,
+      );
+      const r = await stack.up(
+        program("upd", {
+          mode: "route",
+          ipv4: { cidr: "10.63.0.0/24" },
+          bridge: { mtu: 1400 },
+          dns: { hosts: [{ ip: "10.63.0.9", hostnames: ["new"] }] },
+        }),
+      );
+      expect(findOp(r, "upd")!.op).to.equal("update");
+      expect(await sh("h1", "cat /sys/class/net/vn-upd/ifindex")).to.equal(ifindex);
+      expect(await sh("h1", `cat /sys/class/net/${guestHostIfName("u1")}/master/ifindex`)).to.equal(ifindex);
+      expect((await sh("h1", "cat /sys/class/net/vn-upd/mtu")).trim()).to.equal("1400");
+      expect(await ping("u1", "10.63.0.1")).to.equal(true);
+      expect((await upstreamExec(["busybox", "ping", "-c", "1", "-W", "2", "10.63.0.50"])).code).to.equal(0);
+      expect((await guestExec("u1", ["busybox", "nslookup", "new", "10.63.0.1"])).stdout).to.include(
+        "10.63.0.9",
+      );
+    });
+  });
+
+  describe("drift", () => {
+    let stack: TestStack;
+    const prog = program("drift", { mode: "nat", ipv4: { cidr: "10.64.0.0/24" } });
+    before(async () => {
+      stack = stackFor(h1);
+      await stack.up(prog);
+    });
+    after(async () => {
+      await stack.destroy();
+    });
+
+    it("refresh reports a deleted bridge, a flushed table and a killed dnsmasq; up repairs them", async () => {
+      const outs = findResource(stack.state, "drift")!.outputs;
+      await sh(
+        "h1",
+        `kill $(cat ${networkPaths("drift").dnsmasqPid}); nft flush table ${outs.firewallTable}; ip link del vn-drift`,
+      );
+      const refreshed = await stack.refresh();
+      expect(refreshed.changes[0].op).to.equal("update");
+      const drift = findResource(stack.state, "drift")!.outputs.drift;
+      expect(drift).to.include.members(["create bridge", "apply firewall", "start dnsmasq"]);
+
+      const r = await stack.up(prog);
+      expect(findOp(r, "drift")!.op).to.equal("update");
+      expect(await nftTable("h1", outs.firewallTable)).to.equal(outs.rendered.nftables);
+      expect(await sh("h1", "ip -br link show dev vn-drift")).to.match(/^vn-drift/);
+      const again = await stack.refresh();
+      expect(again.changes[0].op).to.equal("same");
+      expect(findResource(stack.state, "drift")!.outputs.drift).to.deep.equal([]);
+    });
+
+    it("refresh drops a network that is gone entirely from the state", async () => {
+      const outs = findResource(stack.state, "drift")!.outputs;
+      await sh(
+        "h1",
+        `kill $(cat ${networkPaths("drift").dnsmasqPid}); nft delete table ${outs.firewallTable}; ip link del vn-drift; rm -rf ${networkPaths("drift").stateDir}`,
+      );
+      const refreshed = await stack.refresh();
+      expect(refreshed.changes[0].op).to.equal("delete");
+      expect(findResource(stack.state, "drift")).to.equal(undefined);
+      await stack.up(prog); // back, so `after` has something to destroy
+    });
+  });
+
+  describe("failures leave the host as it was", () => {
+    it("a create made to fail after each of its actions is rolled back completely", async () => {
+      const host = await connect(connectionFor(h1));
+      const spec = buildNetworkSpec(
+        {
+          mode: "nat",
+          ipv4: { cidr: "10.65.0.0/24" },
+          dns: { hosts: [{ ip: "10.65.0.2", hostnames: ["x"] }] },
+        },
+        "fail",
+      ).spec!;
+      const observed = await observe(host, spec.name, spec.bridge.name, spec.firewallTable);
+      const actions = planApply(spec, observed, networkPaths(spec.name)).actions.map((a) => a.name);
+      expect(actions.length).to.be.at.least(8);
+      const before = await snapshot("h1");
+      for (const action of actions) {
+        const err = await applyNetwork(host, spec, { failAfter: action }).then(
+          () => expect.fail(`apply should fail after "${action}"`),
+          (e: Error) => e,
+        );
+        expect(err.message).to.include(`${action} (injected failure)`);
+        expect(err.message).to.include(`network "fail"`);
+        expect(await snapshot("h1"), `after failing at "${action}"`).to.equal(before);
+      }
+    });
+
+    it("a bridge that is not virtnet's fails at create, before any change, with a clear message", async () => {
+      await sh("h1", "ip link add vn-taken type bridge");
+      try {
+        const before = await snapshot("h1");
+        const stack = stackFor(h1);
+        const err: DeploymentError = await stack
+          .up(program("taken", { mode: "nat", ipv4: { cidr: "10.66.0.0/24" } }))
+          .then(
+            () => expect.fail("up should fail"),
+            (e) => e,
+          );
+        expect(err.message).to.match(/interface vn-taken already exists and is not managed by virtnet/);
+        expect(err.message).to.include(h1.address);
+        expect(await snapshot("h1")).to.equal(before);
+      } finally {
+        await sh("h1", "ip link del vn-taken");
+      }
+    });
+
+    it("a subnet that overlaps the host's uplink fails at create with a clear message", async () => {
+      const stack = stackFor(h1);
+      const err: DeploymentError = await stack
+        .up(program("clash", { mode: "nat", ipv4: { cidr: "203.0.113.0/25" } }))
+        .then(
+          () => expect.fail("up should fail"),
+          (e) => e,
+        );
+      expect(err.message).to.match(/subnet 203\.0\.113\.0\/25 overlaps 203\.0\.113\.\d+\/24 on eth0/);
+    });
+  });
+
+  describe("exact teardown beside a user's table and a Docker-like FORWARD DROP", () => {
+    before(async () => {
+      await sh(
+        "h1",
+        [
+          "nft add table inet userfw",
+          "nft add chain inet userfw input '{ type filter hook input priority 0; policy accept; }'",
+          "nft add rule inet userfw input tcp dport 2222 counter accept",
+          "iptables -N DOCKER-USER",
+          "iptables -A DOCKER-USER -j RETURN",
+          "iptables -A FORWARD -j DOCKER-USER",
+          "iptables -P FORWARD DROP",
+        ].join(" && "),
+      );
+    });
+    after(async () => {
+      await sh(
+        "h1",
+        "iptables -P FORWARD ACCEPT; iptables -F FORWARD; iptables -F DOCKER-USER; iptables -X DOCKER-USER; nft delete table inet userfw",
+      );
+    });
+
+    it("warns at create about the dropping chain and leaves everything else byte-identical after delete", async () => {
+      const before = await snapshot("h1");
+      const stack = stackFor(h1);
+      const r = await stack.up(program("tidy", { mode: "nat", ipv4: { cidr: "10.67.0.0/24" } }));
+      const warnings = findOp(r, "tidy")!.outputs!.warnings as string[];
+      expect(warnings.join("\n")).to.match(/"ip filter FORWARD" has policy drop.*DOCKER-USER -i vn-tidy/);
+      expect(await snapshot("h1")).to.not.equal(before);
+      await stack.destroy();
+      expect(await snapshot("h1")).to.equal(before);
+    });
+  });
+
+  describe("import and stack config", () => {
+    it("imports an existing network by id with VirtualNetwork.get", async () => {
+      const owner = stackFor(h1);
+      await owner.up(
+        program("imp", { mode: "route", ipv4: { cidr: "10.68.0.0/24" }, bridge: { mtu: 1450 } }),
+      );
+      try {
+        const reader = stackFor(h1);
+        const r = await reader.up(() => {
+          const n = VirtualNetwork.get("imported", `${h1.address}:22/imp`);
+          return { mode: n.mode, cidr: n.cidr, bridgeName: n.bridgeName };
+        });
+        expect(r.outputs).to.include({ mode: "route", cidr: "10.68.0.0/24", bridgeName: "vn-imp" });
+      } finally {
+        await owner.destroy();
+      }
+    });
+  });
+
+  describe("after every test", () => {
+    it("leaves no virtnet directory or dnsmasq behind on the host", async () => {
+      const r = await hostExec("h1", [
+        "sh",
+        "-c",
+        "ls /var/lib/virtnet 2>/dev/null; pgrep -c dnsmasq || true",
+      ]);
+      expect(r.stdout.trim()).to.equal("0");
+    });
+  });
+});

@@ -1,0 +1,99 @@
+// Shared pieces of the end-to-end tests: lab hosts as virtnet connections, engine stacks, host snapshots.
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { makeProjectDir, TestStack } from "../engine/engine";
+import { hostExec, LabHost, labStatus, labUp, upstreamCommand } from "../lab/lab";
+
+export async function labHosts(n = 2): Promise<LabHost[]> {
+  await labUp({ hosts: n });
+  return labStatus().hosts;
+}
+
+export function privateKeyOf(h: LabHost): string {
+  return fs.readFileSync(h.privateKeyPath, "utf8");
+}
+
+/** A connection argument for a lab host, as a user writes it. */
+export function connectionFor(h: LabHost): { host: string; hostKey: string; privateKey: string } {
+  return { host: h.address, hostKey: h.hostKey, privateKey: privateKeyOf(h) };
+}
+
+/** A stack whose config points virtnet at a lab host, with the private key as a secret. */
+export function stackFor(h: LabHost, extra: Record<string, string> = {}): TestStack {
+  return new TestStack({
+    cwd: projectDir(),
+    config: {
+      "virtnet:host": h.address,
+      "virtnet:hostKey": h.hostKey,
+      "virtnet:privateKey": { secret: privateKeyOf(h) },
+      ...extra,
+    },
+  });
+}
+
+let sharedProject: string | undefined;
+/** A user-like project directory: node_modules/pulumi-virtnet links to this repo. */
+export function projectDir(): string {
+  sharedProject ??= makeProjectDir({ project: "virtnet-e2e" });
+  return sharedProject;
+}
+
+export async function sh(host: string, script: string): Promise<string> {
+  const r = await hostExec(host, ["sh", "-c", script]);
+  if (r.code !== 0) throw new Error(`${host}: ${script}: exit ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/**
+ * Everything on a host that virtnet could touch, with counters and timers removed: links, addresses,
+ * routes, the whole nft ruleset, iptables, virtnet's directories, dnsmasq processes, forwarding.
+ */
+export function snapshot(host: string): Promise<string> {
+  return sh(
+    host,
+    [
+      "echo '## links'; ip -o link show | sed -E 's/^[0-9]+: //'",
+      "echo '## addresses'; ip -o addr show | sed -E 's/^[0-9]+: //'",
+      "echo '## routes'; ip route show table all",
+      "echo '## nft'; nft list ruleset",
+      "echo '## iptables'; iptables-save | grep -v '^#' | sed -E 's/\\[[0-9]+:[0-9]+\\]//'",
+      "echo '## files'; find /var/lib/virtnet /run/virtnet /run/lock -printf '%p %m %s\\n' 2>/dev/null | sort",
+      "echo '## dnsmasq'; for p in /proc/[0-9]*; do c=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null); case \"$c\" in dnsmasq*) [ \"$(cut -d' ' -f3 $p/stat)\" != Z ] && echo \"$c\";; esac; done | sort",
+      "echo '## sysctl'; sysctl net.ipv4.ip_forward",
+    ].join("; "),
+  );
+}
+
+/** The nft listing of one table as the kernel prints it ("" when missing). */
+export async function nftTable(host: string, table: string): Promise<string> {
+  const r = await hostExec(host, ["nft", "list", "table", ...table.split(" ")]);
+  return r.code === 0 ? r.stdout : "";
+}
+
+/**
+ * Starts tcpdump in the upstream namespace and resolves, after `action`, with what it captured: which source
+ * address reached the internet.
+ */
+export async function captureUpstream(filter: string, action: () => Promise<unknown>): Promise<string> {
+  const argv = upstreamCommand(["timeout", "8", "tcpdump", "-n", "-l", "-i", "any", "-c", "1", filter]);
+  const p = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  p.stdout.on("data", (d) => (out += d));
+  const listening = new Promise<void>((resolve) => {
+    p.stderr.on("data", (d) => {
+      err += d;
+      if (err.includes("listening on")) resolve();
+    });
+    setTimeout(resolve, 3000);
+  });
+  await listening;
+  await action();
+  await new Promise((resolve) => p.on("close", resolve));
+  return out;
+}
+
+export function repoPath(...parts: string[]): string {
+  return path.resolve(__dirname, "../../..", ...parts);
+}
