@@ -20,6 +20,10 @@ export interface DhcpRangeArgs {
 }
 
 const rangeProvider: pulumi.dynamic.ResourceProvider = {
+  // The plugin configures each deserialized provider on its own, so this one needs stack config too.
+  async configure(req: pulumi.dynamic.ConfigureRequest) {
+    require("pulumi-virtnet/dist/provider/resources/connection.js").configureFromStack(req.config);
+  },
   async check(olds: any, news: any) {
     return require("pulumi-virtnet/dist/provider/resources/dhcpRange.js").check(olds, news);
   },
@@ -100,13 +104,26 @@ export interface Lease {
 /** The network's current DHCP leases, read from the host like `virsh net-dhcp-leases`. */
 export function getLeases(args: { network: VirtualNetwork }): Promise<Lease[]> {
   const net = args.network as any;
+  // This runs in the program, not in the provider plugin: stack-config defaults are read here.
+  const cfg = new pulumi.Config("virtnet");
+  const defaults = pulumi.all([
+    cfg.get("host"),
+    cfg.get("user"),
+    cfg.getSecret("privateKey"),
+    cfg.get("hostKey"),
+  ]);
   return new Promise((resolve, reject) => {
     pulumi
-      .all([net.connection, net.__credentials, net.name])
-      .apply(([connection, credentials, name]) =>
-        require("pulumi-virtnet/dist/provider/resources/dhcpRange.js")
-          .leases(connection, credentials, name)
-          .then(resolve, reject),
-      );
+      .all([net.connection, net.__credentials, net.name, defaults])
+      .apply(([connection, credentials, name, d]) => {
+        const impl = require("pulumi-virtnet/dist/provider/resources/dhcpRange.js");
+        require("pulumi-virtnet/dist/provider/resources/connection.js").configureDefaults({
+          host: d[0],
+          user: d[1],
+          privateKey: d[2],
+          hostKey: d[3],
+        });
+        return impl.leases(connection, credentials, name).then(resolve, reject);
+      });
   });
 }

@@ -38,12 +38,7 @@ export interface VirtualNetworkArgs {
 // lines of text that capture nothing but module paths: no code, no secret.
 const networkProvider: pulumi.dynamic.ResourceProvider = {
   async configure(req: pulumi.dynamic.ConfigureRequest) {
-    require("pulumi-virtnet/dist/provider/resources/connection.js").configureDefaults({
-      host: req.config.get("virtnet:host"),
-      user: req.config.get("virtnet:user"),
-      privateKey: req.config.get("virtnet:privateKey"),
-      hostKey: req.config.get("virtnet:hostKey"),
-    });
+    require("pulumi-virtnet/dist/provider/resources/connection.js").configureFromStack(req.config);
   },
   async check(olds: any, news: any) {
     return require("pulumi-virtnet/dist/provider/resources/network.js").check(olds, news);

@@ -46,7 +46,12 @@ export function renderDnsmasqConf(
     lines.push(
       "dhcp-no-override",
       "dhcp-authoritative",
-      `dhcp-lease-max=${ranges.reduce((n, r) => n + r.size, 0)}`,
+      // Never below dnsmasq's default: it refuses to start when the lease file holds more leases than this,
+      // which happens after a range is removed or shrunk.
+      `dhcp-lease-max=${Math.max(
+        1000,
+        ranges.reduce((n, r) => n + r.size + r.hosts.length, 0),
+      )}`,
       `dhcp-leasefile=${paths.leases}`,
       `dhcp-hostsfile=${paths.dhcpHosts}`,
       "no-ping", // dnsmasq's ping check delays every first lease by ~3 s

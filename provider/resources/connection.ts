@@ -24,6 +24,16 @@ export function configureDefaults(d: ProviderDefaults): void {
   defaults = Object.fromEntries(Object.entries(d).filter(([, v]) => v !== undefined && v !== ""));
 }
 
+/** Reads the defaults from a dynamic provider's configure request (anything with `get(key)`). */
+export function configureFromStack(config: { get(key: string): string | undefined }): void {
+  configureDefaults({
+    host: config.get("virtnet:host"),
+    user: config.get("virtnet:user"),
+    privateKey: config.get("virtnet:privateKey"),
+    hostKey: config.get("virtnet:hostKey"),
+  });
+}
+
 export const SECRET_FIELDS = ["privateKey", "privateKeyPassphrase", "password"] as const;
 
 /** Splits a user's connection into its public part and its secret part (recursively through proxy). */

@@ -1,0 +1,143 @@
+// DhcpRange end to end: real dnsmasq, real leases on lab guests, every call through the engine path.
+import { expect } from "chai";
+import { networkPaths } from "../../provider/naming";
+import { DhcpRange, DhcpRangeArgs, getLeases, VirtualNetwork } from "../../sdk";
+import { DeploymentError, findOp, findResource, TestStack } from "../engine/engine";
+import { guestAdd, guestDel, guestDhcp, guestExec, LabHost } from "../lab/lab";
+import { labHosts, sh, stackFor } from "./support";
+
+type RangeArgs = Omit<DhcpRangeArgs, "network">;
+
+function program(ranges: Record<string, RangeArgs>, withLeases = false) {
+  return async () => {
+    const net = new VirtualNetwork("dhcpnet", {
+      mode: "nat",
+      ipv4: { cidr: "10.80.0.0/24" },
+      domain: { name: "lab.test", localOnly: true },
+      dns: { hosts: [{ ip: "10.80.0.10", hostnames: ["db"] }] },
+    });
+    const outs: Record<string, unknown> = { bridgeName: net.bridgeName };
+    for (const [name, args] of Object.entries(ranges)) {
+      const r = new DhcpRange(name, { network: net, ...args });
+      outs[`${name}Size`] = r.size;
+    }
+    if (withLeases) outs.leases = getLeases({ network: net });
+    return outs;
+  };
+}
+
+async function dnsmasqPid(): Promise<string> {
+  return (await sh("h1", `cat ${networkPaths("dhcpnet").dnsmasqPid}`)).trim();
+}
+
+async function lookup(guest: string, name: string): Promise<string> {
+  return (await guestExec(guest, ["busybox", "nslookup", name, "10.80.0.1"])).stdout;
+}
+
+describe("DhcpRange on a lab host, through the engine path", function () {
+  this.timeout(120_000);
+  let h1: LabHost;
+  let stack: TestStack;
+  const guests: string[] = [];
+  const addGuest = async (name: string, mac?: string) => {
+    await guestAdd(name, "h1", "vn-dhcpnet", mac ? { mac } : {});
+    guests.push(name);
+  };
+
+  const reservation1 = { mac: "52:54:00:aa:00:01", ip: "10.80.0.150", hostname: "db1" };
+  const reservation2 = { mac: "52:54:00:aa:00:02", ip: "10.80.0.151", hostname: "db2" };
+  const pool: RangeArgs = { start: "10.80.0.100", end: "10.80.0.149", hosts: [reservation1] };
+  const more: RangeArgs = { ...pool, hosts: [reservation1, reservation2] };
+
+  before(async () => {
+    [h1] = await labHosts(2);
+    stack = stackFor(h1);
+  });
+  after(async () => {
+    for (const g of guests) await guestDel(g);
+    await stack.destroy();
+  });
+
+  it("serves a reserved guest its address and name, and a dynamic guest one inside the range", async () => {
+    const r = await stack.up(program({ pool }));
+    expect(findOp(r, "pool")!.op).to.equal("create");
+    expect(r.outputs.poolSize).to.equal(50);
+
+    await addGuest("r1", "52:54:00:aa:00:01");
+    const reserved = await guestDhcp("r1", { timeoutMs: 15000 });
+    expect(reserved.ip).to.equal("10.80.0.150");
+    expect(reserved.router).to.equal("10.80.0.1");
+
+    await addGuest("d1");
+    const dynamic = await guestDhcp("d1", { timeoutMs: 15000 });
+    const last = Number(dynamic.ip.split(".")[3]);
+    expect(dynamic.ip.startsWith("10.80.0.")).to.equal(true);
+    expect(last).to.be.within(100, 149);
+
+    expect(await lookup("d1", "db1.lab.test")).to.include("10.80.0.150");
+    expect(await lookup("d1", "db")).to.include("10.80.0.10");
+  });
+
+  it("adds a reservation live: same dnsmasq, the held lease survives, the new one is served", async () => {
+    const pidBefore = await dnsmasqPid();
+    const leasesBefore = await sh("h1", `cat ${networkPaths("dhcpnet").leases}`);
+    expect(leasesBefore).to.include("52:54:00:aa:00:01");
+
+    const r = await stack.up(program({ pool: more }));
+    expect(findOp(r, "pool")!.op).to.equal("update");
+    expect(await dnsmasqPid()).to.equal(pidBefore);
+    expect(await sh("h1", `cat ${networkPaths("dhcpnet").leases}`)).to.include("52:54:00:aa:00:01");
+
+    await addGuest("r2", "52:54:00:aa:00:02");
+    expect((await guestDhcp("r2", { timeoutMs: 15000 })).ip).to.equal("10.80.0.151");
+    // The first guest renews and keeps its address.
+    expect((await guestDhcp("r1", { timeoutMs: 15000 })).ip).to.equal("10.80.0.150");
+  });
+
+  it("serves two ranges; deleting one leaves the other and DNS working", async () => {
+    const second: RangeArgs = { start: "10.80.0.200", end: "10.80.0.200", leaseTime: "30m" };
+    await stack.up(program({ pool: more, second }));
+    const conf = await sh("h1", `cat ${networkPaths("dhcpnet").dnsmasqConf}`);
+    expect(conf).to.include("dhcp-range=10.80.0.100,10.80.0.149,255.255.255.0,1h");
+    expect(conf).to.include("dhcp-range=10.80.0.200,10.80.0.200,255.255.255.0,30m");
+
+    const r = await stack.up(program({ second }));
+    expect(findOp(r, "pool")!.op).to.equal("delete");
+    const after = await sh("h1", `cat ${networkPaths("dhcpnet").dnsmasqConf}`);
+    expect(after).to.not.include("10.80.0.100");
+    await addGuest("s1");
+    expect((await guestDhcp("s1", { timeoutMs: 15000 })).ip).to.equal("10.80.0.200");
+    expect(await lookup("s1", "db")).to.include("10.80.0.10");
+  });
+
+  it("lists current leases with getLeases", async () => {
+    const second: RangeArgs = { start: "10.80.0.200", end: "10.80.0.200", leaseTime: "30m" };
+    const r = await stack.up(program({ second }, true));
+    const leases = r.outputs.leases as { mac: string; ip: string }[];
+    expect(leases.map((l) => l.ip)).to.include("10.80.0.200");
+    expect(leases.every((l) => /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(l.mac))).to.equal(true);
+  });
+
+  it("refuses bad ranges at check, naming the property, and changes nothing", async () => {
+    const before = await sh("h1", `cat ${networkPaths("dhcpnet").dnsmasqConf}`);
+    const bad = program({
+      broken: {
+        start: "10.80.0.50",
+        end: "10.80.1.20",
+        leaseTime: "1x",
+        hosts: [
+          { mac: "01:00:5e:00:00:01", ip: "10.80.0.60" },
+          { mac: "52:54:00:aa:00:09", ip: "10.80.0.1" },
+        ],
+      },
+    });
+    const err: DeploymentError = await stack.up(bad).then(
+      () => expect.fail("up should fail"),
+      (e) => e,
+    );
+    const props = findOp(err.result, "broken")!.failures!.map((f) => f.property);
+    expect(props).to.include.members(["end", "leaseTime", "hosts[0].mac", "hosts[1].ip"]);
+    expect(await sh("h1", `cat ${networkPaths("dhcpnet").dnsmasqConf}`)).to.equal(before);
+    expect(findResource(stack.state, "broken")).to.equal(undefined);
+  });
+});
