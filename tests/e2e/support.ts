@@ -46,16 +46,17 @@ export async function sh(host: string, script: string): Promise<string> {
 }
 
 /**
- * Everything on a host that virtnet could touch, with counters and timers removed: links, addresses,
+ * Everything on a host that virtnet could touch, with counters, timers and IPv6 link-local autoconf removed: links, addresses,
  * routes, the whole nft ruleset, iptables, virtnet's directories, dnsmasq processes, forwarding.
  */
 export function snapshot(host: string): Promise<string> {
   return sh(
     host,
     [
+      // IPv6 link-local autoconf is the kernel's own (and changes as DAD finishes): not virtnet's business.
       "echo '## links'; ip -o link show | sed -E 's/^[0-9]+: //'",
-      "echo '## addresses'; ip -o addr show | sed -E 's/^[0-9]+: //'",
-      "echo '## routes'; ip route show table all",
+      "echo '## addresses'; ip -o addr show | sed -E 's/^[0-9]+: //' | grep -v ' fe80::'",
+      "echo '## routes'; ip route show table all | grep -v 'fe80::'",
       "echo '## nft'; nft list ruleset",
       "echo '## iptables'; iptables-save | grep -v '^#' | sed -E 's/\\[[0-9]+:[0-9]+\\]//'",
       "echo '## files'; find /var/lib/virtnet /run/virtnet /run/lock -printf '%p %m %s\\n' 2>/dev/null | sort",

@@ -280,17 +280,23 @@ describe("engine path: ProviderPlugin (real plugin process over gRPC)", function
     expect(require.resolve("pulumi-virtnet/dist/tests/engine/fixtures/impl.js")).to.equal(
       path.join(repoRoot(), "dist", "tests", "engine", "fixtures", "impl.js"),
     );
-    // ...but the plugin loads the serialized provider with an empty filename, so from the repo root (no
-    // node_modules/pulumi-virtnet there) the same require fails. makeProjectDir() provides that link.
-    const p = await start({ launcher: "node", cwd: repoRoot() });
-    await p.configure({}, {});
+    // ...but the plugin loads the serialized provider with an empty filename, so from a program directory
+    // without node_modules/pulumi-virtnet the same require fails. makeProjectDir() provides that link (and
+    // scripts/ensure-deps.sh gives the repo root one, for its own Pulumi.yaml).
+    const bare = fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-bare-"));
     let err: PluginError | undefined;
     try {
+      const p = await start({ launcher: "node", cwd: bare });
+      await p.configure({}, {});
       await p.check(URN, {}, { __provider: fileProvider, dir: work, name: "a.txt", content: "x" });
     } catch (e) {
       err = e as PluginError;
+    } finally {
+      fs.rmSync(bare, { recursive: true, force: true });
     }
-    expect(err, "check from the repo root should fail").to.be.instanceOf(PluginError);
+    expect(err, "check from a directory without node_modules/pulumi-virtnet should fail").to.be.instanceOf(
+      PluginError,
+    );
     expect(err!.details).to.include("Cannot find module 'pulumi-virtnet/dist/tests/engine/fixtures/impl.js'");
   });
 
