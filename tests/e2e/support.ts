@@ -3,6 +3,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { makeProjectDir, TestStack } from "../engine/engine";
+import { isSecret } from "../engine/plugin";
 import { hostExec, LabHost, labStatus, labUp, upstreamCommand } from "../lab/lab";
 
 export async function labHosts(n = 2): Promise<LabHost[]> {
@@ -97,4 +98,16 @@ export async function captureUpstream(filter: string, action: () => Promise<unkn
 
 export function repoPath(...parts: string[]): string {
   return path.resolve(__dirname, "../../..", ...parts);
+}
+
+/** The state as the engine would store it in clear: every secret-wrapped value replaced. */
+export function clearText(v: unknown): string {
+  const redact = (x: any): any => {
+    if (isSecret(x)) return "[secret]";
+    if (Array.isArray(x)) return x.map(redact);
+    if (x && typeof x === "object")
+      return Object.fromEntries(Object.entries(x).map(([k, y]) => [k, redact(y)]));
+    return x;
+  };
+  return JSON.stringify(redact(v));
 }
