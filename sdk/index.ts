@@ -2,3 +2,4 @@
 export { ConnectionInput } from "./connection";
 export { DhcpRange, DhcpRangeArgs, DhcpReservationInput, getLeases, Lease } from "./dhcpRange";
 export { NetworkMode, VirtualNetwork, VirtualNetworkArgs } from "./virtualNetwork";
+export { StaticRoute, StaticRouteArgs } from "./staticRoute";

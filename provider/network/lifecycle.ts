@@ -6,6 +6,7 @@ import { Plan, planApply, planDelete } from "./plan";
 import { EXIT_HOST_CHANGED, EXIT_STEP_FAILED, renderApplyScript, STEP_FAILED_MARKER } from "./script";
 import { NetworkSpec } from "./spec";
 import { DhcpRangeSpec } from "./dhcp";
+import { isOurs, KernelRoute, planRoute, planRouteDelete, RouteSpec, sameKey } from "./route";
 import { needsDnsmasq } from "../render/dnsmasq";
 
 const MAX_ATTEMPTS = 8;
@@ -18,7 +19,9 @@ export class NetworkError extends Error {
     readonly step: string,
     detail: string,
   ) {
-    super(`host ${hostLabel}, network "${network}": ${step}: ${detail}`);
+    super(
+      `host ${hostLabel}, ${network.startsWith("route ") ? network : `network "${network}"`}: ${step}: ${detail}`,
+    );
     this.name = "NetworkError";
   }
 }
@@ -35,14 +38,20 @@ export interface ApplyResult {
   warnings: string[];
 }
 
+// Route operations probe with a scope like "route x": its network paths are never used, only well-formed.
+function safeDirName(name: string): string {
+  return name.replace(/[^a-zA-Z0-9_.-]/g, "_");
+}
+
 export async function observe(
   host: Host,
   name: string,
   bridge: string,
   table?: string,
+  gateway = "",
 ): Promise<ObservedNetwork> {
   const r = await host.run(PROBE_SCRIPT, {
-    args: probeArgs(bridge, table, networkPaths(name)),
+    args: probeArgs(bridge, table, networkPaths(safeDirName(name)), gateway),
     step: "probe host",
   });
   if (r.code !== 0)
@@ -58,13 +67,18 @@ async function runPlan(
   makePlan: (o: ObservedNetwork) => Plan,
   undo: boolean,
   failAfter?: string,
+  gateway = "",
 ): Promise<ApplyResult> {
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-    const observed = await observe(host, name, bridge, table);
+    const observed = await observe(host, name, bridge, table, gateway);
     const plan = makePlan(observed);
     if (plan.errors.length) throw new NetworkError(host.label, name, "check host", plan.errors.join("; "));
     if (plan.actions.length === 0) return { actions: [], warnings: plan.warnings };
-    const args = [...probeArgs(bridge, table, networkPaths(name)), observed.hash, failAfter ?? ""];
+    const args = [
+      ...probeArgs(bridge, table, networkPaths(safeDirName(name)), gateway),
+      observed.hash,
+      failAfter ?? "",
+    ];
     const r = await host.run(renderApplyScript(plan.actions, undo), { args, step: "apply" });
     if (r.code === 0) return { actions: plan.actions.map((a) => a.name), warnings: plan.warnings };
     if (r.code === EXIT_HOST_CHANGED) continue; // someone changed the host between probe and lock: plan again
@@ -240,4 +254,53 @@ export async function readLeases(host: Host, networkName: string): Promise<Lease
       if (clientId && clientId !== "*") lease.clientId = clientId;
       return lease;
     });
+}
+
+/** Adds or changes one static route: only virtnet's own routes are ever replaced. */
+export function applyRoute(host: Host, spec: RouteSpec, opts: ApplyOptions = {}): Promise<ApplyResult> {
+  return runPlan(
+    host,
+    routeScope(spec.name),
+    "",
+    undefined,
+    (o) => planRoute(spec, o.route),
+    true,
+    opts.failAfter,
+    spec.gateway,
+  );
+}
+
+export function deleteRoute(host: Host, name: string): Promise<ApplyResult> {
+  return runPlan(
+    host,
+    routeScope(name),
+    "",
+    undefined,
+    (o) => planRouteDelete(name, o.route, o.networks.length > 0),
+    false,
+  );
+}
+
+export interface RouteStatus {
+  /** The record of the route on the host, when virtnet knows it. */
+  recorded?: RouteSpec;
+  /** The kernel's route with the recorded key and virtnet's protocol, when present. */
+  kernel?: KernelRoute;
+}
+
+export async function readRoute(host: Host, name: string): Promise<RouteStatus> {
+  const o = await observe(host, routeScope(name), "", undefined);
+  const recorded = o.route.records.find((r) => r.name === name);
+  const status: RouteStatus = {};
+  if (recorded) {
+    status.recorded = recorded;
+    const k = o.route.kernel.find((r) => sameKey(r, recorded) && isOurs(r));
+    if (k) status.kernel = k;
+  }
+  return status;
+}
+
+// Routes share the probe with networks; they are named in errors as "route <name>".
+function routeScope(name: string): string {
+  return `route ${name}`;
 }

@@ -2,9 +2,10 @@
 import { createHash } from "node:crypto";
 import { NetworkPaths, STATE_DIR } from "../naming";
 import { DhcpRangeSpec } from "./dhcp";
+import { KernelRoute, RouteObservation, RouteSpec } from "./route";
 
 /** Shell variables the probe reads; set from positional arguments by probeScript's callers. */
-export const PROBE_VARS = ["br", "table", "pidfile", "conf", "hostsfile", "stateroot"] as const;
+export const PROBE_VARS = ["br", "table", "pidfile", "conf", "hostsfile", "stateroot", "gw"] as const;
 
 /**
  * A read-only shell function. Its output is deterministic for the same host state, so its hash
@@ -15,6 +16,9 @@ export const PROBE_FUNCTION = String.raw`probe() {
   echo "@@ports"; ip -j link show master "$br" 2>/dev/null
   echo "@@addr4"; ip -j -4 addr show 2>/dev/null
   echo "@@routes4"; ip -j -4 route show table main 2>/dev/null
+  echo "@@routes6"; ip -j -6 route show table main 2>/dev/null
+  echo "@@routerecords"; for f in "$stateroot"/routes/*.json; do [ -f "$f" ] && { cat "$f"; echo; }; done
+  [ -n "$gw" ] && { echo "@@routeget"; ip -j route get "$gw" 2>/dev/null; }
   echo "@@nft"; [ -n "$table" ] && nft list table inet "$table" 2>/dev/null
   echo "@@chains"; nft -j list chains 2>/dev/null
   echo "@@forward"; cat /proc/sys/net/ipv4/ip_forward
@@ -29,15 +33,21 @@ export const PROBE_FUNCTION = String.raw`probe() {
   [ -f "$hostsfile" ] && { echo "@@hosts"; cat "$hostsfile"; }
   [ -f "$(dirname "$conf")/dhcp-hosts" ] && { echo "@@dhcphosts"; cat "$(dirname "$conf")/dhcp-hosts"; }
   echo "@@ranges"; for f in "$(dirname "$conf")"/ranges/*.json; do [ -f "$f" ] && { cat "$f"; echo; }; done
-  echo "@@dirs"; for d in "$stateroot" "$stateroot/networks" "$(dirname "$conf")" "$(dirname "$conf")/ranges" "$(dirname "$pidfile")" "$(dirname "$(dirname "$pidfile")")" "$(dirname "$(dirname "$(dirname "$pidfile")")")"; do [ -d "$d" ] && echo "$d"; done
+  echo "@@dirs"; for d in "$stateroot" "$stateroot/networks" "$stateroot/routes" "$(dirname "$conf")" "$(dirname "$conf")/ranges" "$(dirname "$pidfile")" "$(dirname "$(dirname "$pidfile")")" "$(dirname "$(dirname "$(dirname "$pidfile")")")"; do [ -d "$d" ] && echo "$d"; done
   echo "@@networks"; for f in "$stateroot"/networks/*/network.json; do [ -f "$f" ] && { cat "$f"; echo; }; done
   echo "@@tools"; for t in ip nft dnsmasq flock sha256sum; do command -v "$t" >/dev/null 2>&1 || echo "missing-tool $t"; done
   id -u dnsmasq >/dev/null 2>&1 || echo "missing-user dnsmasq"
   echo "@@end"
 }`;
 
-export function probeArgs(bridge: string, table: string | undefined, paths: NetworkPaths): string[] {
-  return [bridge, table ?? "", paths.dnsmasqPid, paths.dnsmasqConf, paths.addnHosts, STATE_DIR];
+/** `gateway`: also ask the kernel how it reaches this address (StaticRoute's directly-connected check). */
+export function probeArgs(
+  bridge: string,
+  table: string | undefined,
+  paths: NetworkPaths,
+  gateway = "",
+): string[] {
+  return [bridge, table ?? "", paths.dnsmasqPid, paths.dnsmasqConf, paths.addnHosts, STATE_DIR, gateway];
 }
 
 /** Assigns the probe's variables from "$1".."$6". */
@@ -84,6 +94,8 @@ export interface ObservedNetwork {
   /** The DHCP ranges recorded for this network. */
   ranges: DhcpRangeSpec[];
   networks: AppliedNetworkRecord[];
+  /** Kernel routes, virtnet's route records, and the gateway lookup when one was asked. */
+  route: RouteObservation;
   /** Which of virtnet's directories exist. */
   dirs: string[];
   missing: string[];
@@ -154,6 +166,16 @@ export function parseProbe(output: string, bridgeName: string, table?: string): 
       else foreignIpv4.push({ cidr: `${a.local}/${a.prefixlen}`, dev: iface.ifname });
     }
   }
+  const routes4 = json<KernelRoute[]>(s.get("routes4"), []);
+  const routes6 = json<KernelRoute[]>(s.get("routes6"), []);
+  const lookup = json<any[]>(s.get("routeget"), []);
+  const dirs = (s.get("dirs") ?? "").split("\n").filter((l) => l !== "");
+  const route: RouteObservation = {
+    kernel: [...routes4, ...routes6],
+    records: jsonLines<RouteSpec>(s.get("routerecords")),
+    dirs,
+  };
+  if (s.has("routeget")) route.gatewayLookup = lookup[0] ?? {};
   for (const r of json<any[]>(s.get("routes4"), [])) {
     if (r.dst && r.dst !== "default" && r.dev !== bridgeName)
       foreignIpv4.push({ cidr: r.dst.includes("/") ? r.dst : `${r.dst}/32`, dev: r.dev ?? "?" });
@@ -189,7 +211,8 @@ export function parseProbe(output: string, bridgeName: string, table?: string): 
     dhcpHosts: fileContent(s.get("dhcphosts")),
     ranges: jsonLines<DhcpRangeSpec>(s.get("ranges")),
     networks,
-    dirs: (s.get("dirs") ?? "").split("\n").filter((l) => l !== ""),
+    route,
+    dirs,
     missing: (s.get("tools") ?? "").split("\n").filter((l) => l.startsWith("missing-")),
   };
 }

@@ -4,6 +4,7 @@ import { quote } from "shell-quote";
 import { bridgeAlias, NetworkPaths, RUN_DIR, STATE_DIR } from "../naming";
 import { needsDnsmasq, renderDhcpHosts, renderDnsmasqConf, renderHostsFile } from "../render/dnsmasq";
 import { DhcpRangeSpec, rangeInside, rangeOverlaps } from "./dhcp";
+import { routesToRestore } from "./route";
 import { bridgeTuning, renderBridgeCreate } from "../render/ip";
 import { nftDeleteScript, nftReplaceScript, renderNftables } from "../render/nftables";
 import { NetworkSpec } from "./spec";
@@ -312,6 +313,7 @@ export function planApply(
   const actions = [
     ...dirActions(observed, paths),
     ...bridgeActions(spec, observed),
+    ...routesToRestore(spec.bridge.name, observed.route),
     ...firewallActions(spec, observed, options.table ?? prevRecord?.table),
     ...forwardingActions(spec, observed),
     ...rangeRecordActions(ranges, observed, paths),
@@ -360,7 +362,7 @@ export function planDelete(
       run: `sysctl -qw net.ipv4.ip_forward=0 && rm -f ${sh(`${STATE_DIR}/ip_forward.virtnet`)}`,
     });
   }
-  if (others.length === 0 && observed.dirs.includes(STATE_DIR))
+  if (others.length === 0 && observed.route.records.length === 0 && observed.dirs.includes(STATE_DIR))
     actions.push({ name: "remove state directory", run: `rmdir ${sh(STATE_DIR)} 2>/dev/null; :` });
   return { errors: [], warnings, actions };
 }

@@ -4,7 +4,15 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { makeProjectDir, TestStack } from "../engine/engine";
 import { isSecret } from "../engine/plugin";
-import { hostExec, LabHost, labStatus, labUp, upstreamCommand } from "../lab/lab";
+import {
+  hostCommand,
+  hostExec,
+  LabHost,
+  labStatus,
+  labUp,
+  STATE_DIR as LAB_STATE_DIR,
+  upstreamCommand,
+} from "../lab/lab";
 
 export async function labHosts(n = 2): Promise<LabHost[]> {
   await labUp({ hosts: n });
@@ -77,8 +85,27 @@ export async function nftTable(host: string, table: string): Promise<string> {
  * Starts tcpdump in the upstream namespace and resolves, after `action`, with what it captured: which source
  * address reached the internet.
  */
-export async function captureUpstream(filter: string, action: () => Promise<unknown>): Promise<string> {
-  const argv = upstreamCommand(["timeout", "8", "tcpdump", "-n", "-l", "-i", "any", "-c", "1", filter]);
+export function captureUpstream(filter: string, action: () => Promise<unknown>): Promise<string> {
+  return capture(upstreamCommand, filter, action);
+}
+
+/** Like captureUpstream, inside a lab host: what arrived there. */
+export function captureOnHost(host: string, filter: string, action: () => Promise<unknown>): Promise<string> {
+  return capture((argv) => hostCommand(host, argv), filter, action);
+}
+
+/** SSH logins a lab host's sshd has accepted so far (its log is the lab host's init.log). */
+export function sshLogins(host: string): number {
+  const log = fs.readFileSync(path.join(LAB_STATE_DIR, "hosts", host, "init.log"), "utf8");
+  return log.split("\n").filter((l) => l.startsWith("Accepted ")).length;
+}
+
+async function capture(
+  wrap: (argv: string[]) => string[],
+  filter: string,
+  action: () => Promise<unknown>,
+): Promise<string> {
+  const argv = wrap(["timeout", "8", "tcpdump", "-n", "-l", "-i", "any", "-c", "1", filter]);
   const p = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";

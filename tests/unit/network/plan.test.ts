@@ -24,6 +24,7 @@ function emptyHost(): ObservedNetwork {
     forwardMarker: false,
     networks: [],
     ranges: [],
+    route: { kernel: [], records: [], dirs: [] },
     dirs: [],
     missing: [],
   };

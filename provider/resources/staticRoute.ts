@@ -1,0 +1,108 @@
+// StaticRoute's provider operations on plain objects.
+import { connect, validateConnection } from "../host";
+import { Host } from "../host/host";
+import { applyRoute, deleteRoute, readRoute } from "../network/lifecycle";
+import { buildRouteSpec, RouteInputs, RouteSpec, routeArgv } from "../network/route";
+import { containsUnknown, ValidationError } from "../validation";
+import { Credentials, resolveConnection } from "./connection";
+
+type Props = Record<string, any>;
+export const ROUTE_INPUT_KEYS = ["name", "destination", "gateway", "metric", "network"] as const;
+
+function routeInputs(props: Props): RouteInputs {
+  const out: Props = {};
+  for (const k of ROUTE_INPUT_KEYS) if (props[k] !== undefined) out[k] = props[k];
+  return out as RouteInputs;
+}
+
+/** The command virtnet runs, as `preview --diff` shows it. */
+function rendered(spec: RouteSpec): string {
+  return routeArgv("replace", spec).join(" ");
+}
+
+export function check(_olds: Props, news: Props) {
+  const failures = [...validateConnection(resolveConnection(news.connection, news.__credentials)).errors];
+  const r = buildRouteSpec(routeInputs(news), news.name);
+  failures.push(...r.errors);
+  const inputs: Props = { ...news };
+  delete inputs.rendered;
+  if (r.spec && failures.length === 0) inputs.rendered = rendered(r.spec);
+  return { inputs, failures };
+}
+
+function required(props: Props): RouteSpec {
+  const r = buildRouteSpec(routeInputs(props), props.name);
+  if (!r.spec) throw new ValidationError(r.errors);
+  return r.spec;
+}
+
+async function hostOf(props: Props): Promise<Host> {
+  const conn = resolveConnection(props.connection, props.__credentials as Credentials | undefined);
+  const v = validateConnection(conn);
+  if (v.errors.length) throw new ValidationError(v.errors);
+  return connect(conn);
+}
+
+function outputs(props: Props, spec: RouteSpec, host: Host, drift: string[]): Props {
+  const outs: Props = { ...props, destination: spec.destination, gateway: spec.gateway, metric: spec.metric };
+  delete outs.__provider;
+  if (spec.device) outs.device = spec.device;
+  outs.rendered = rendered(spec);
+  outs.host = host.label;
+  outs.drift = drift;
+  return outs;
+}
+
+export function diff(_id: string, olds: Props, news: Props) {
+  const stable = (v: unknown) => JSON.stringify(v ?? null);
+  const changed = [...ROUTE_INPUT_KEYS, "connection", "__credentials"].filter(
+    (k) => stable(olds[k]) !== stable(news[k]),
+  );
+  const target = (p: Props) => {
+    const c = resolveConnection(p.connection);
+    return `${c.host}:${c.port ?? 22}`;
+  };
+  const replaces: string[] = [];
+  if (containsUnknown(news.connection) || target(olds) !== target(news)) replaces.push("connection");
+  if ((news.name ?? olds.name) !== olds.name) replaces.push("name");
+  const drifted = Array.isArray(olds.drift) && olds.drift.length > 0;
+  return { changes: changed.length > 0 || drifted, replaces, deleteBeforeReplace: replaces.includes("name") };
+}
+
+export async function create(inputs: Props) {
+  const spec = required(inputs);
+  const host = await hostOf(inputs);
+  await applyRoute(host, spec);
+  const c = resolveConnection(inputs.connection);
+  return { id: `${c.host}:${c.port ?? 22}/route/${spec.name}`, outs: outputs(inputs, spec, host, []) };
+}
+
+export async function update(_id: string, _olds: Props, news: Props) {
+  const spec = required(news);
+  const host = await hostOf(news);
+  await applyRoute(host, spec);
+  return { outs: outputs(news, spec, host, []) };
+}
+
+export async function remove(_id: string, props: Props): Promise<void> {
+  await deleteRoute(await hostOf(props), props.name);
+}
+
+export async function read(id: string, props: Props) {
+  const spec = required(props);
+  const host = await hostOf(props);
+  const status = await readRoute(host, spec.name);
+  if (!status.recorded && !status.kernel) return { id: "", props: {} };
+  const drift: string[] = [];
+  if (!status.kernel) drift.push(`route to ${spec.destination} is missing from the kernel`);
+  else if (status.kernel.gateway !== spec.gateway)
+    drift.push(`route to ${spec.destination} goes via ${status.kernel.gateway}, not ${spec.gateway}`);
+  const inputs: Props = {
+    ...routeInputs(props),
+    name: spec.name,
+    connection: props.connection,
+    rendered: rendered(spec),
+  };
+  if (props.__credentials !== undefined) inputs.__credentials = props.__credentials;
+  return { id, props: outputs(props, spec, host, drift), inputs };
+}

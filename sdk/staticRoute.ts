@@ -1,0 +1,98 @@
+import * as pulumi from "@pulumi/pulumi";
+import { splitConnection } from "../provider/resources/connection";
+import { ConnectionInput } from "./connection";
+import { VirtualNetwork } from "./virtualNetwork";
+
+export interface StaticRouteArgs {
+  /** The host; or give `network` and the route goes via that network's bridge on its host. */
+  connection?: pulumi.Input<ConnectionInput>;
+  network?: VirtualNetwork;
+  /** Unique per host; defaults to the resource name. */
+  name?: pulumi.Input<string>;
+  destination: pulumi.Input<string>;
+  /** Must be on a directly connected network of the host. */
+  gateway: pulumi.Input<string>;
+  metric?: pulumi.Input<number>;
+}
+
+const routeProvider: pulumi.dynamic.ResourceProvider = {
+  async configure(req: pulumi.dynamic.ConfigureRequest) {
+    require("pulumi-virtnet/dist/provider/resources/connection.js").configureFromStack(req.config);
+  },
+  async check(olds: any, news: any) {
+    return require("pulumi-virtnet/dist/provider/resources/staticRoute.js").check(olds, news);
+  },
+  async diff(id: string, olds: any, news: any) {
+    return require("pulumi-virtnet/dist/provider/resources/staticRoute.js").diff(id, olds, news);
+  },
+  async create(inputs: any) {
+    return require("pulumi-virtnet/dist/provider/resources/staticRoute.js").create(inputs);
+  },
+  async read(id: string, props: any) {
+    return require("pulumi-virtnet/dist/provider/resources/staticRoute.js").read(id, props);
+  },
+  async update(id: string, olds: any, news: any) {
+    return require("pulumi-virtnet/dist/provider/resources/staticRoute.js").update(id, olds, news);
+  },
+  async delete(id: string, props: any) {
+    return require("pulumi-virtnet/dist/provider/resources/staticRoute.js").remove(id, props);
+  },
+};
+
+/** A static route on a host, like libvirt's <route>; virtnet owns exactly the routes it created. */
+export class StaticRoute extends pulumi.dynamic.Resource {
+  declare readonly destination: pulumi.Output<string>;
+  declare readonly gateway: pulumi.Output<string>;
+  declare readonly metric: pulumi.Output<number>;
+  declare readonly device: pulumi.Output<string | undefined>;
+  declare readonly rendered: pulumi.Output<string>;
+  declare readonly drift: pulumi.Output<string[]>;
+
+  constructor(name: string, args: StaticRouteArgs, opts?: pulumi.CustomResourceOptions) {
+    const net = args.network as any;
+    let connection: pulumi.Input<any>;
+    let credentials: pulumi.Input<any>;
+    if (net) {
+      connection = net.connection;
+      credentials = net.__credentials;
+    } else {
+      const split = pulumi
+        .output(args.connection ?? {})
+        .apply((c) => splitConnection(c as Record<string, any>));
+      connection = pulumi.unsecret(split.apply((s) => s.connection));
+      credentials = pulumi.secret(split.apply((s) => s.credentials ?? {}));
+    }
+    const props: Record<string, any> = {
+      name: args.name ?? name,
+      destination: args.destination,
+      gateway: args.gateway,
+      metric: args.metric,
+      network: net
+        ? pulumi
+            .all([net.name, net.bridgeName, net.cidr, net.gatewayIp])
+            .apply(([n, bridgeName, cidr, gatewayIp]) => ({ name: n, bridgeName, cidr, gatewayIp }))
+        : undefined,
+      connection,
+      __credentials: credentials,
+      device: undefined,
+      rendered: undefined,
+      drift: undefined,
+      host: undefined,
+    };
+    super(
+      routeProvider,
+      name,
+      props,
+      {
+        ...opts,
+        dependsOn: [
+          ...(net ? [net] : []),
+          ...([] as pulumi.Resource[]).concat((opts?.dependsOn as pulumi.Resource[]) ?? []),
+        ],
+        additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "__credentials"],
+      },
+      "virtnet",
+      "StaticRoute",
+    );
+  }
+}

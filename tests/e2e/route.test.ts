@@ -1,0 +1,195 @@
+// StaticRoute and multi-host labs end to end, through the engine path on lab hosts.
+import { expect } from "chai";
+import * as path from "node:path";
+import { VirtualNetwork, StaticRoute, StaticRouteArgs } from "../../sdk";
+import { DeploymentError, findOp, findResource, TestStack } from "../engine/engine";
+import { guestAdd, guestDel, guestDhcp, guestExec, LabHost } from "../lab/lab";
+import {
+  captureOnHost,
+  labHosts,
+  privateKeyOf,
+  projectDir,
+  sh,
+  snapshot,
+  sshLogins,
+  stackFor,
+} from "./support";
+
+async function kernelRoute(host: string, dest: string): Promise<string> {
+  return (await sh(host, `ip route show ${dest} table main`)).trim();
+}
+
+function routeProgram(name: string, args: StaticRouteArgs) {
+  return () => {
+    const r = new StaticRoute(name, args);
+    return { destination: r.destination };
+  };
+}
+
+describe("StaticRoute and multi-host labs, through the engine path", function () {
+  this.timeout(180_000);
+  let hosts: LabHost[];
+
+  before(async () => {
+    hosts = await labHosts(3);
+  });
+
+  describe("examples/multi-host-lab on 3 hosts", () => {
+    let stack: TestStack;
+    const guests: string[] = [];
+    before(() => {
+      stack = new TestStack({
+        cwd: projectDir(),
+        config: {
+          "multihost:hosts": JSON.stringify(
+            hosts.map((h) => ({
+              name: h.name,
+              address: h.address,
+              hostKey: h.hostKey,
+              uplinkAddress: h.uplinkAddress,
+            })),
+          ),
+          "multihost:privateKey": { secret: privateKeyOf(hosts[0]) },
+          "multihost:subnetPrefix": "10.210",
+        },
+      });
+    });
+    after(async () => {
+      for (const g of guests) await guestDel(g);
+      const before = hosts.map((h) => sshLogins(h.name));
+      await stack.destroy();
+      // Destroy, too, uses one connection per host.
+      expect(hosts.map((h, i) => sshLogins(h.name) - before[i])).to.deep.equal([1, 1, 1]);
+    });
+
+    it("deploys networks, ranges and routes on every host over one SSH connection per host", async () => {
+      const before = hosts.map((h) => sshLogins(h.name));
+      const r = await stack.up(path.resolve(__dirname, "../../examples/multi-host-lab/index.js"));
+      expect(r.summary.create).to.equal(3 + 3 + 6);
+      expect(hosts.map((h, i) => sshLogins(h.name) - before[i])).to.deep.equal([1, 1, 1]);
+      expect(await kernelRoute("h1", "10.210.3.0/24")).to.match(/via 203\.0\.113\.13 dev eth0 proto 242/);
+    });
+
+    it("lets a guest on host 1 reach a guest on host 3 with its own address, and back", async () => {
+      await guestAdd("mh1", "h1", "vn-lab");
+      guests.push("mh1");
+      await guestAdd("mh3", "h3", "vn-lab");
+      guests.push("mh3");
+      const g1 = await guestDhcp("mh1", { timeoutMs: 15000 });
+      const g3 = await guestDhcp("mh3", { timeoutMs: 15000 });
+      expect(g1.ip).to.match(/^10\.210\.1\./);
+      expect(g3.ip).to.match(/^10\.210\.3\./);
+      const seen = await captureOnHost("h3", `icmp and src host ${g1.ip}`, () =>
+        guestExec("mh1", ["busybox", "ping", "-c", "1", "-W", "2", g3.ip]),
+      );
+      expect(seen).to.include(`${g1.ip} > ${g3.ip}`);
+      expect((await guestExec("mh3", ["busybox", "ping", "-c", "1", "-W", "2", g1.ip])).code).to.equal(0);
+    });
+  });
+
+  describe("ownership, drift and updates on one host", () => {
+    let stack: TestStack;
+    before(async () => {
+      stack = stackFor(hosts[0]);
+      await sh("h1", "ip route add 10.220.0.0/16 via 203.0.113.1");
+    });
+    after(async () => {
+      await stack.destroy();
+      await sh("h1", "ip route del 10.220.0.0/16");
+    });
+
+    it("refuses to take over a route that is not virtnet's, and changes nothing", async () => {
+      const before = await snapshot("h1");
+      const err: DeploymentError = await stack
+        .up(routeProgram("theirs", { destination: "10.220.0.0/16", gateway: "203.0.113.1" }))
+        .then(
+          () => expect.fail("up should fail"),
+          (e) => e,
+        );
+      expect(err.message).to.match(
+        /a route to 10\.220\.0\.0\/16 \(metric 0\) already exists and is not virtnet's/,
+      );
+      expect(await snapshot("h1")).to.equal(before);
+    });
+
+    it("refuses a gateway that is not on a directly connected network", async () => {
+      const err: DeploymentError = await stack
+        .up(routeProgram("far", { destination: "10.221.0.0/16", gateway: "198.51.100.1" }))
+        .then(
+          () => expect.fail("up should fail"),
+          (e) => e,
+        );
+      expect(err.message).to.match(/gateway 198\.51\.100\.1 is not on a directly connected network/);
+    });
+
+    it("refuses bad input at check, naming each property", async () => {
+      const err: DeploymentError = await stack
+        .up(routeProgram("bad", { destination: "10.222.1.0/16", gateway: "fd00::1", metric: -1 }))
+        .then(
+          () => expect.fail("up should fail"),
+          (e) => e,
+        );
+      const props = findOp(err.result, "bad")!.failures!.map((f) => f.property);
+      expect(props).to.have.members(["destination", "gateway", "metric"]);
+    });
+
+    it("creates, detects a deleted route on refresh, repairs it, and changes metric and gateway in place", async () => {
+      const prog = (metric: number, gateway: string) =>
+        routeProgram("mine", { destination: "10.222.0.0/16", gateway, metric });
+      await stack.up(prog(100, "203.0.113.1"));
+      expect(await kernelRoute("h1", "10.222.0.0/16")).to.match(
+        /via 203\.0\.113\.1 dev eth0 proto 242 metric 100/,
+      );
+
+      await sh("h1", "ip route del 10.222.0.0/16 metric 100");
+      await stack.refresh();
+      expect(findResource(stack.state, "mine")!.outputs.drift).to.deep.equal([
+        "route to 10.222.0.0/16 is missing from the kernel",
+      ]);
+      expect(findOp(await stack.up(prog(100, "203.0.113.1")), "mine")!.op).to.equal("update");
+      expect(await kernelRoute("h1", "10.222.0.0/16")).to.match(/metric 100/);
+
+      expect(findOp(await stack.up(prog(200, "203.0.113.12")), "mine")!.op).to.equal("update");
+      expect(await kernelRoute("h1", "10.222.0.0/16")).to.equal(
+        "10.222.0.0/16 via 203.0.113.12 dev eth0 proto 242 metric 200",
+      );
+    });
+
+    it("deletes only its own route", async () => {
+      await stack.destroy();
+      expect(await kernelRoute("h1", "10.222.0.0/16")).to.equal("");
+      expect(await kernelRoute("h1", "10.220.0.0/16")).to.equal("10.220.0.0/16 via 203.0.113.1 dev eth0");
+    });
+  });
+
+  describe("a route via a network's bridge", () => {
+    let stack: TestStack;
+    const prog = (mtu: number) => () => {
+      const net = new VirtualNetwork("rtnet", {
+        mode: "route",
+        ipv4: { cidr: "10.223.0.0/24" },
+        bridge: { mtu },
+      });
+      new StaticRoute("behind", { network: net, destination: "10.224.0.0/16", gateway: "10.223.0.254" });
+      return {};
+    };
+    before(() => (stack = stackFor(hosts[0])));
+    after(async () => {
+      await stack.destroy();
+      expect(await sh("h1", "ls /var/lib/virtnet 2>/dev/null || true")).to.equal("");
+    });
+
+    it("goes via the bridge and survives the network's updates and repairs", async () => {
+      await stack.up(prog(1500));
+      expect(await kernelRoute("h1", "10.224.0.0/16")).to.match(/via 10\.223\.0\.254 dev vn-rtnet proto 242/);
+      await stack.up(prog(1400));
+      expect(await kernelRoute("h1", "10.224.0.0/16")).to.match(/dev vn-rtnet proto 242/);
+
+      await sh("h1", "ip link del vn-rtnet"); // the kernel drops the route with the bridge
+      expect(await kernelRoute("h1", "10.224.0.0/16")).to.equal("");
+      await stack.refresh();
+      await stack.up(prog(1400));
+      expect(await kernelRoute("h1", "10.224.0.0/16")).to.match(/via 10\.223\.0\.254 dev vn-rtnet proto 242/);
+    });
+  });
+});

@@ -1,0 +1,118 @@
+import { expect } from "chai";
+import {
+  buildRouteSpec,
+  planRoute,
+  planRouteDelete,
+  ROUTE_PROTO,
+  RouteObservation,
+} from "../../../provider/network/route";
+import { UNKNOWN } from "../../../provider/validation";
+
+const empty = (): RouteObservation => ({
+  kernel: [],
+  records: [],
+  dirs: ["/var/lib/virtnet", "/var/lib/virtnet/routes"],
+});
+
+describe("static route validation", () => {
+  it("normalizes IPv4 and IPv6 routes", () => {
+    expect(
+      buildRouteSpec({ destination: "10.60.0.0/16", gateway: "10.50.1.254", metric: 100 }, "r").spec,
+    ).to.deep.equal({
+      name: "r",
+      family: 4,
+      destination: "10.60.0.0/16",
+      gateway: "10.50.1.254",
+      metric: 100,
+    });
+    expect(buildRouteSpec({ destination: "fd00:60::/48", gateway: "fd00:50::fe" }, "r6").spec).to.include({
+      family: 6,
+      destination: "fd00:60::/48",
+    });
+  });
+
+  const cases: [string, object, string][] = [
+    ["host bits", { destination: "10.60.1.0/16", gateway: "10.50.1.254" }, "destination"],
+    ["not a CIDR", { destination: "10.60.0.0", gateway: "10.50.1.254" }, "destination"],
+    ["family mix", { destination: "10.60.0.0/16", gateway: "fd00::1" }, "gateway"],
+    ["bad gateway", { destination: "10.60.0.0/16", gateway: "10.50.1.256" }, "gateway"],
+    ["metric", { destination: "10.60.0.0/16", gateway: "10.50.1.254", metric: 1.5 }, "metric"],
+    ["name", { name: "a/b", destination: "10.60.0.0/16", gateway: "10.50.1.254" }, "name"],
+    [
+      "gateway outside the network",
+      {
+        destination: "10.60.0.0/16",
+        gateway: "10.51.0.1",
+        network: { bridgeName: "vn-x", cidr: "10.50.1.0/24" },
+      },
+      "gateway",
+    ],
+    [
+      "gateway is the network's own address",
+      {
+        destination: "10.60.0.0/16",
+        gateway: "10.50.1.1",
+        network: { cidr: "10.50.1.0/24", gatewayIp: "10.50.1.1" },
+      },
+      "gateway",
+    ],
+  ];
+  for (const [title, inputs, property] of cases)
+    it(`rejects ${title} on ${property}`, () => {
+      expect(buildRouteSpec(inputs, "r").errors.map((e) => e.property)).to.include(property);
+    });
+
+  it("tolerates preview unknowns", () => {
+    expect(buildRouteSpec({ destination: UNKNOWN, gateway: "10.0.0.1" }, "r")).to.deep.equal({ errors: [] });
+  });
+});
+
+describe("static route planner", () => {
+  const spec = buildRouteSpec({ destination: "10.60.0.0/16", gateway: "10.50.1.254", metric: 5 }, "r").spec!;
+
+  it("adds the route with virtnet's protocol and records it", () => {
+    const plan = planRoute(spec, { ...empty(), gatewayLookup: { dev: "vn-lab" } });
+    expect(plan.actions.map((a) => a.name)).to.deep.equal([
+      "add route 10.60.0.0/16",
+      "write /var/lib/virtnet/routes/r.json",
+    ]);
+    expect(plan.actions[0].run).to.equal(
+      `ip -4 route replace 10.60.0.0/16 via 10.50.1.254 metric 5 proto ${ROUTE_PROTO}`,
+    );
+  });
+
+  it("refuses a route with the same key that is not virtnet's", () => {
+    const o = {
+      ...empty(),
+      kernel: [{ dst: "10.60.0.0/16", gateway: "10.9.9.9", metric: 5, protocol: "static" }],
+    };
+    expect(planRoute(spec, o).errors.join()).to.match(/already exists and is not virtnet's/);
+  });
+
+  it("is in sync when the kernel has it", () => {
+    const o = {
+      ...empty(),
+      kernel: [{ dst: "10.60.0.0/16", gateway: "10.50.1.254", metric: 5, protocol: String(ROUTE_PROTO) }],
+      records: [spec],
+    };
+    expect(planRoute(spec, o).actions).to.deep.equal([]);
+  });
+
+  it("moves a route whose metric changed: the old kernel route goes", () => {
+    const old = { ...spec, metric: 1 };
+    const o = {
+      ...empty(),
+      kernel: [{ dst: "10.60.0.0/16", gateway: "10.50.1.254", metric: 1, protocol: 242 }],
+      records: [old],
+    };
+    expect(planRoute(spec, o).actions.map((a) => a.name)).to.deep.equal([
+      "remove route 10.60.0.0/16",
+      "add route 10.60.0.0/16",
+      "write /var/lib/virtnet/routes/r.json",
+    ]);
+  });
+
+  it("deletes only a route it recorded", () => {
+    expect(planRouteDelete("r", empty(), false).actions).to.deep.equal([]);
+  });
+});
