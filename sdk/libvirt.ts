@@ -1,0 +1,2 @@
+// libvirt network XML import for Pulumi programs (work in progress: the implementation lands next).
+export {};
