@@ -50,7 +50,7 @@ export class DhcpRange extends pulumi.dynamic.Resource {
   declare readonly end: pulumi.Output<string>;
   declare readonly size: pulumi.Output<number>;
   declare readonly leaseTime: pulumi.Output<string>;
-  declare readonly rendered: pulumi.Output<{ dhcpRange: string; dhcpHosts: string }>;
+  declare readonly rendered: pulumi.Output<{ dhcpRange: string; dhcpHosts?: string }>;
 
   constructor(name: string, args: DhcpRangeArgs, opts?: pulumi.CustomResourceOptions) {
     const net = args.network as any;
@@ -61,13 +61,23 @@ export class DhcpRange extends pulumi.dynamic.Resource {
       leaseTime: args.leaseTime,
       hosts: args.hosts,
       network: pulumi
-        .all([net.name, net.bridgeName, net.firewallTable, net.cidr, net.gatewayIp])
-        .apply(([n, bridgeName, firewallTable, cidr, gatewayIp]) => ({
+        .all([
+          net.name,
+          net.bridgeName,
+          net.firewallTable,
+          net.cidr,
+          net.gatewayIp,
+          net.ipv6Cidr,
+          net.ipv6Gateway,
+        ])
+        .apply(([n, bridgeName, firewallTable, cidr, gatewayIp, ipv6Cidr, ipv6Gateway]) => ({
           name: n,
           bridgeName,
           firewallTable,
           cidr,
           gatewayIp,
+          ipv6Cidr,
+          ipv6Gateway,
         })),
       connection: net.connection,
       __credentials: net.__credentials,

@@ -11,11 +11,15 @@ export interface VirtualNetworkArgs {
   name?: pulumi.Input<string>;
   mode: pulumi.Input<NetworkMode>;
   ipv4?: pulumi.Input<{ cidr: pulumi.Input<string>; gateway?: pulumi.Input<string> }>;
+  /** Alone or beside ipv4. Router advertisements (SLAAC) by default; stateful DHCPv6 with an IPv6 DhcpRange. */
+  ipv6?: pulumi.Input<{ cidr: pulumi.Input<string>; gateway?: pulumi.Input<string> }>;
   /** nat/route only through this uplink. */
   forwardDevice?: pulumi.Input<string>;
   nat?: pulumi.Input<{
     addressRange?: pulumi.Input<{ start: pulumi.Input<string>; end: pulumi.Input<string> }>;
     portRange?: pulumi.Input<{ start: pulumi.Input<number>; end: pulumi.Input<number> }>;
+    /** Masquerade IPv6 too (libvirt's <nat ipv6='yes'>); by default IPv6 is routed. */
+    ipv6?: pulumi.Input<boolean>;
   }>;
   bridge?: pulumi.Input<{
     name?: pulumi.Input<string>;
@@ -69,6 +73,9 @@ export class VirtualNetwork extends pulumi.dynamic.Resource {
   declare readonly cidr: pulumi.Output<string | undefined>;
   declare readonly prefixLength: pulumi.Output<number | undefined>;
   declare readonly netmask: pulumi.Output<string | undefined>;
+  declare readonly ipv6Cidr: pulumi.Output<string | undefined>;
+  declare readonly ipv6Gateway: pulumi.Output<string | undefined>;
+  declare readonly ipv6PrefixLength: pulumi.Output<number | undefined>;
   /** "inet <table>": the nftables table virtnet owns for this network (none in mode "open"). */
   declare readonly firewallTable: pulumi.Output<string | undefined>;
   /** user@host:port of the host. */
@@ -93,6 +100,7 @@ export class VirtualNetwork extends pulumi.dynamic.Resource {
       name: args?.name ?? name,
       mode: args?.mode,
       ipv4: args?.ipv4,
+      ipv6: args?.ipv6,
       forwardDevice: args?.forwardDevice,
       nat: args?.nat,
       bridge: args?.bridge,
@@ -105,6 +113,9 @@ export class VirtualNetwork extends pulumi.dynamic.Resource {
       cidr: undefined,
       prefixLength: undefined,
       netmask: undefined,
+      ipv6Cidr: undefined,
+      ipv6Gateway: undefined,
+      ipv6PrefixLength: undefined,
       firewallTable: undefined,
       host: undefined,
       rendered: undefined,

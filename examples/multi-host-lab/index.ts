@@ -1,7 +1,7 @@
 // A lab across hosts: on each host a routed network with its own subnet and a DHCP range, and on every host a
 // static route to every other host's network via that host's uplink address. Guests reach each other with
 // their own addresses (no NAT). Config (namespace "multihost"):
-//   hosts:        [{ "name": "h1", "address": "198.18.0.11", "hostKey": "ssh-ed25519 ...", "uplinkAddress": "203.0.113.11" }, ...]
+//   hosts:        [{ "name": "h1", "address": "198.18.0.11", "hostKey": "ssh-ed25519 ...", "uplinkAddress": "198.19.0.11" }, ...]
 //   privateKey:   (secret) the SSH key for root on every host
 //   subnetPrefix: first two octets of the networks, default "10.210" (host i gets <prefix>.<i>.0/24)
 import * as pulumi from "@pulumi/pulumi";

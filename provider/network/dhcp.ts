@@ -26,6 +26,8 @@ export interface DhcpReservation {
 
 export interface DhcpRangeSpec {
   name: string;
+  /** Absent in records written before IPv6 ranges existed: 4. */
+  family?: 4 | 6;
   start: string;
   end: string;
   size: number;
@@ -37,6 +39,8 @@ export interface DhcpRangeSpec {
 export interface RangeNetworkFacts {
   cidr?: string;
   gateway?: string;
+  ipv6Cidr?: string;
+  ipv6Gateway?: string;
 }
 
 export const DEFAULT_LEASE = "1h";
@@ -68,6 +72,7 @@ export function buildRangeSpec(
   if (!problems.ok) return { errors: problems.errors };
   if (isUnknown(name) || isUnknown(raw.start) || isUnknown(raw.end)) return { errors: [] };
   checkSafeName(name, "name", problems, 64);
+  if (typeof raw.start === "string" && raw.start.includes(":")) return buildRange6(raw, name, net, problems);
   const start = parseV4(raw.start, "start", problems);
   const end = parseV4(raw.end, "end", problems);
   let leaseTime = DEFAULT_LEASE;
@@ -151,14 +156,73 @@ export function buildRangeSpec(
   };
 }
 
+function checkLease(value: unknown, problems: Problems): string {
+  if (value === undefined || isUnknown(value)) return DEFAULT_LEASE;
+  const m = typeof value === "string" ? LEASE.exec(value) : null;
+  if (value === "infinite") return "infinite";
+  if (!m)
+    problems.add("leaseTime", `"${value}" is not a lease time like "3600", "30m", "1h", "7d" or "infinite"`);
+  else if (Number(m[1]) * UNIT_SECONDS[m[2]] < 120)
+    problems.add("leaseTime", "must be at least 2 minutes (dnsmasq's minimum)");
+  else return value as string;
+  return DEFAULT_LEASE;
+}
+
+/** Stateful DHCPv6 ranges (no reservations yet: DHCPv6 identifies clients by DUID, not MAC). */
+function buildRange6(raw: DhcpRangeInputs, name: string, net: RangeNetworkFacts, problems: Problems) {
+  const parse = (v: unknown, path: string) => {
+    if (typeof v === "string" && ipaddr.IPv6.isValid(v) && !v.includes("%")) return ipaddr.IPv6.parse(v);
+    problems.add(path, `"${v}" is not an IPv6 address`);
+    return undefined;
+  };
+  const start = parse(raw.start, "start");
+  const end = parse(raw.end, "end");
+  const leaseTime = checkLease(raw.leaseTime, problems);
+  if (raw.hosts && raw.hosts.length) problems.add("hosts", "reservations are supported on IPv4 ranges only");
+  const cidr = net.ipv6Cidr && !isUnknown(net.ipv6Cidr) ? ipaddr.IPv6.parseCIDR(net.ipv6Cidr) : undefined;
+  if (net.ipv6Cidr === undefined && net.cidr !== undefined)
+    problems.add("start", "an IPv6 range needs an IPv6 subnet on the network (ipv6.cidr)");
+  const big = (a: ipaddr.IPv6) => a.parts.reduce((n, p) => n * 65536n + BigInt(p), 0n);
+  for (const [path, a] of [
+    ["start", start],
+    ["end", end],
+  ] as const)
+    if (a && cidr && !a.match(cidr))
+      problems.add(path, `${a} is outside the network's subnet ${net.ipv6Cidr}`);
+  if (start && end && big(start) > big(end)) problems.add("end", `${end} is before start ${start}`);
+  if (start && end && net.ipv6Gateway && ipaddr.IPv6.isValid(net.ipv6Gateway)) {
+    const g = big(ipaddr.IPv6.parse(net.ipv6Gateway));
+    if (g >= big(start) && g <= big(end))
+      problems.add("start", `the range contains the gateway ${net.ipv6Gateway}`);
+  }
+  if (!problems.ok || !start || !end) return { errors: problems.errors };
+  const size = Number(big(end) - big(start) + 1n > 1000000n ? 1000000n : big(end) - big(start) + 1n);
+  const spec: DhcpRangeSpec = {
+    name,
+    family: 6,
+    start: start.toString(),
+    end: end.toString(),
+    size,
+    leaseTime,
+    hosts: [],
+  };
+  return { spec, errors: [] as PropertyError[] };
+}
+
 /** Ranges of one network must not overlap; only the host knows all of them. */
 export function rangeOverlaps(a: DhcpRangeSpec, b: DhcpRangeSpec): boolean {
-  const n = (s: string) => toNumber(ipaddr.IPv4.parse(s));
+  if ((a.family ?? 4) !== (b.family ?? 4)) return false;
+  const n = (s: string) =>
+    ipaddr
+      .parse(s)
+      .toByteArray()
+      .reduce((v, x) => v * 256n + BigInt(x), 0n);
   return n(a.start) <= n(b.end) && n(b.start) <= n(a.end);
 }
 
-/** Whether every range still lies inside a (possibly changed) subnet. */
-export function rangeInside(r: DhcpRangeSpec, cidr: string): boolean {
-  const net = ipaddr.IPv4.parseCIDR(cidr);
-  return ipaddr.IPv4.parse(r.start).match(net) && ipaddr.IPv4.parse(r.end).match(net);
+/** Whether a range still lies inside its family's (possibly changed) subnet; false when there is none. */
+export function rangeInside(r: DhcpRangeSpec, cidr: string | undefined): boolean {
+  if (!cidr) return false;
+  const net = ipaddr.parseCIDR(cidr);
+  return ipaddr.parse(r.start).match(net) && ipaddr.parse(r.end).match(net);
 }

@@ -15,6 +15,7 @@ export const PROBE_FUNCTION = String.raw`probe() {
   echo "@@link"; ip -j -d link show dev "$br" 2>/dev/null | sed -E 's/("[a-z_]+_timer"):[0-9.]+/\1:0/g'
   echo "@@ports"; ip -j link show master "$br" 2>/dev/null
   echo "@@addr4"; ip -j -4 addr show 2>/dev/null
+  echo "@@addr6"; ip -j -6 addr show dev "$br" scope global 2>/dev/null
   echo "@@routes4"; ip -j -4 route show table main 2>/dev/null
   echo "@@routes6"; ip -j -6 route show table main 2>/dev/null
   echo "@@routerecords"; for f in "$stateroot"/routes/*.json; do [ -f "$f" ] && { cat "$f"; echo; }; done
@@ -23,6 +24,8 @@ export const PROBE_FUNCTION = String.raw`probe() {
   echo "@@chains"; nft -j list chains 2>/dev/null
   echo "@@forward"; cat /proc/sys/net/ipv4/ip_forward
   echo "@@forwardmarker"; [ -e "$stateroot/ip_forward.virtnet" ] && echo yes
+  echo "@@forward6"; cat /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null
+  echo "@@forward6marker"; [ -e "$stateroot/ip6_forward.virtnet" ] && echo yes
   echo "@@dnsmasq"; pid=$(cat "$pidfile" 2>/dev/null)
   case "$pid" in *[!0-9]*|"") ;; *)
     if [ -r "/proc/$pid/stat" ] && [ "$(cut -d' ' -f3 "/proc/$pid/stat")" != Z ]; then
@@ -81,12 +84,15 @@ export interface ObservedNetwork {
   hash: string;
   bridge?: ObservedBridge;
   bridgeIpv4: string[]; // "10.50.1.1/24"
+  bridgeIpv6: string[]; // global addresses only, "fd00:50:1::1/64"
   /** IPv4 prefixes on other interfaces (addresses and routes), for overlap checks. */
   foreignIpv4: { cidr: string; dev: string }[];
   nftListing?: string;
   forwardChainsWithDrop: string[]; // "ip filter FORWARD" of other tables
   ipForward: boolean;
   forwardMarker: boolean;
+  ip6Forward: boolean;
+  forward6Marker: boolean;
   dnsmasq?: { pid: number; exe: string; argv: string[] };
   conf?: string;
   hosts?: string;
@@ -205,6 +211,12 @@ export function parseProbe(output: string, bridgeName: string, table?: string): 
     forwardChainsWithDrop,
     ipForward: (s.get("forward") ?? "").trim() === "1",
     forwardMarker: (s.get("forwardmarker") ?? "").trim() === "yes",
+    ip6Forward: (s.get("forward6") ?? "").trim() === "1",
+    forward6Marker: (s.get("forward6marker") ?? "").trim() === "yes",
+    bridgeIpv6: json<any[]>(s.get("addr6"), [])
+      .flatMap((i) => i.addr_info ?? [])
+      .filter((a: any) => a.family === "inet6")
+      .map((a: any) => `${a.local}/${a.prefixlen}`),
     dnsmasq,
     conf: fileContent(s.get("conf")),
     hosts: fileContent(s.get("hosts")),

@@ -137,21 +137,36 @@ function bridgeActions(spec: NetworkSpec, observed: ObservedNetwork): Action[] {
       run: sh("ip", "link", "set", "dev", name, "mtu", String(want.mtu)),
       undo: sh("ip", "link", "set", "dev", name, "mtu", String(b.mtu)),
     });
-  const wantAddr = spec.ipv4 ? [`${spec.ipv4.gateway}/${spec.ipv4.prefixLength}`] : [];
-  for (const a of b ? observed.bridgeIpv4 : [])
-    if (!wantAddr.includes(a))
-      actions.push({
-        name: `remove address ${a}`,
-        run: sh("ip", "address", "del", a, "dev", name),
-        undo: sh("ip", "address", "add", a, "broadcast", "+", "dev", name),
-      });
-  for (const a of wantAddr)
-    if (!observed.bridgeIpv4.includes(a))
-      actions.push({
-        name: `add address ${a}`,
-        run: sh("ip", "address", "add", a, "broadcast", "+", "dev", name),
-        undo: sh("ip", "address", "del", a, "dev", name),
-      });
+  const families: [string, string[], string[], string[]][] = [
+    [
+      "-4",
+      spec.ipv4 ? [`${spec.ipv4.gateway}/${spec.ipv4.prefixLength}`] : [],
+      observed.bridgeIpv4,
+      ["broadcast", "+"],
+    ],
+    [
+      "-6",
+      spec.ipv6 ? [`${spec.ipv6.gateway}/${spec.ipv6.prefixLength}`] : [],
+      observed.bridgeIpv6,
+      ["nodad"],
+    ],
+  ];
+  for (const [family, wantAddr, have, extra] of families) {
+    for (const a of have)
+      if (!wantAddr.includes(a))
+        actions.push({
+          name: `remove address ${a}`,
+          run: sh("ip", family, "address", "del", a, "dev", name),
+          undo: sh("ip", family, "address", "add", a, ...extra, "dev", name),
+        });
+    for (const a of wantAddr)
+      if (!have.includes(a))
+        actions.push({
+          name: `add address ${a}`,
+          run: sh("ip", family, "address", "add", a, ...extra, "dev", name),
+          undo: sh("ip", family, "address", "del", a, "dev", name),
+        });
+  }
   if (!b.up)
     actions.push({
       name: "bring bridge up",
@@ -184,15 +199,23 @@ function firewallActions(spec: NetworkSpec, observed: ObservedNetwork, previousT
 }
 
 function forwardingActions(spec: NetworkSpec, observed: ObservedNetwork): Action[] {
-  if (!needsForwarding(spec.mode) || observed.ipForward) return [];
+  if (!needsForwarding(spec.mode)) return [];
+  const actions: Action[] = [];
   const marker = `${STATE_DIR}/ip_forward.virtnet`;
-  return [
-    {
+  if (!observed.ipForward)
+    actions.push({
       name: "enable IPv4 forwarding",
       run: `sysctl -qw net.ipv4.ip_forward=1 && : > ${sh(marker)}`,
       undo: `sysctl -qw net.ipv4.ip_forward=0; rm -f ${sh(marker)}`,
-    },
-  ];
+    });
+  const marker6 = `${STATE_DIR}/ip6_forward.virtnet`;
+  if (spec.ipv6 && !observed.ip6Forward)
+    actions.push({
+      name: "enable IPv6 forwarding",
+      run: `sysctl -qw net.ipv6.conf.all.forwarding=1 && : > ${sh(marker6)}`,
+      undo: `sysctl -qw net.ipv6.conf.all.forwarding=0; rm -f ${sh(marker6)}`,
+    });
+  return actions;
 }
 
 function dnsmasqActions(
@@ -245,10 +268,11 @@ function dnsmasqActions(
 function rangeErrors(spec: NetworkSpec, ranges: DhcpRangeSpec[]): string[] {
   const errors: string[] = [];
   for (const r of ranges) {
-    if (!spec.ipv4) errors.push(`DHCP range "${r.name}" needs an IPv4 subnet on the network`);
-    else if (!rangeInside(r, spec.ipv4.cidr))
+    const subnet = (r.family ?? 4) === 4 ? spec.ipv4?.cidr : spec.ipv6?.cidr;
+    if (!subnet) errors.push(`DHCP range "${r.name}" needs an IPv${r.family ?? 4} subnet on the network`);
+    else if (!rangeInside(r, subnet))
       errors.push(
-        `DHCP range "${r.name}" (${r.start}-${r.end}) is outside the subnet ${spec.ipv4.cidr}: change or delete it first`,
+        `DHCP range "${r.name}" (${r.start}-${r.end}) is outside the subnet ${subnet}: change or delete it first`,
       );
   }
   for (let i = 0; i < ranges.length; i++)
@@ -360,6 +384,15 @@ export function planDelete(
     actions.push({
       name: "restore IPv4 forwarding",
       run: `sysctl -qw net.ipv4.ip_forward=0 && rm -f ${sh(`${STATE_DIR}/ip_forward.virtnet`)}`,
+    });
+  }
+  const othersWithIpv6 = others.some(
+    (n) => needsForwarding(n.mode) && (n.spec as NetworkSpec | undefined)?.ipv6,
+  );
+  if (observed.forward6Marker && !othersWithIpv6) {
+    actions.push({
+      name: "restore IPv6 forwarding",
+      run: `sysctl -qw net.ipv6.conf.all.forwarding=0 && rm -f ${sh(`${STATE_DIR}/ip6_forward.virtnet`)}`,
     });
   }
   if (others.length === 0 && observed.route.records.length === 0 && observed.dirs.includes(STATE_DIR))

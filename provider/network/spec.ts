@@ -21,8 +21,14 @@ export interface NetworkInputs {
   name?: string;
   mode?: string;
   ipv4?: { cidr?: string; gateway?: string };
+  ipv6?: { cidr?: string; gateway?: string };
   forwardDevice?: string;
-  nat?: { addressRange?: { start?: string; end?: string }; portRange?: { start?: number; end?: number } };
+  nat?: {
+    addressRange?: { start?: string; end?: string };
+    portRange?: { start?: number; end?: number };
+    /** Masquerade IPv6 too (libvirt's <nat ipv6='yes'>); otherwise IPv6 is routed. */
+    ipv6?: boolean;
+  };
   bridge?: { name?: string; stp?: boolean; delay?: number; mtu?: number; macAddress?: string };
   domain?: { name?: string; localOnly?: boolean };
   dns?: {
@@ -41,12 +47,24 @@ export interface Ipv4Spec {
   gateway: string;
 }
 
+export interface Ipv6Spec {
+  cidr: string; // e.g. fd00:50:1::/64
+  network: string;
+  prefixLength: number;
+  gateway: string;
+}
+
 export interface NetworkSpec {
   name: string;
   mode: Mode;
   ipv4?: Ipv4Spec;
+  ipv6?: Ipv6Spec;
   forwardDevice?: string;
-  nat: { addressRange?: { start: string; end: string }; portRange: { start: number; end: number } };
+  nat: {
+    addressRange?: { start: string; end: string };
+    portRange: { start: number; end: number };
+    ipv6?: boolean;
+  };
   bridge: { name: string; stp: boolean; delay: number; mtu?: number; macAddress: string };
   domain?: { name: string; localOnly: boolean };
   dns: {
@@ -116,6 +134,47 @@ function checkIpv4(raw: NetworkInputs["ipv4"], problems: Problems): Ipv4Spec | u
   };
 }
 
+function checkIpv6(raw: NetworkInputs["ipv6"], problems: Problems): Ipv6Spec | undefined {
+  if (!raw || typeof raw !== "object") {
+    problems.add("ipv6", 'must be an object like { cidr: "fd00:50:1::/64" }');
+    return undefined;
+  }
+  const m = typeof raw.cidr === "string" ? /^([0-9a-fA-F:]+)\/(\d{1,3})$/.exec(raw.cidr) : null;
+  const prefixLength = m ? Number(m[2]) : NaN;
+  if (!m || !ipaddr.IPv6.isValid(m[1]) || prefixLength < 8 || prefixLength > 126) {
+    problems.add("ipv6.cidr", `"${raw.cidr}" is not an IPv6 CIDR with a prefix from /8 to /126`);
+    return undefined;
+  }
+  const addr = ipaddr.IPv6.parse(m[1]);
+  const network = ipaddr.IPv6.networkAddressFromCIDR(raw.cidr!);
+  if (network.toString() !== addr.toString()) {
+    problems.add("ipv6.cidr", `host bits are set: did you mean ${network.toString()}/${prefixLength}?`);
+    return undefined;
+  }
+  const first = ipaddr.IPv6.parse(network.toString());
+  first.parts[7] += 1; // /126 at most, so the last group never overflows
+  let gateway = first.toString();
+  if (raw.gateway !== undefined && !isUnknown(raw.gateway)) {
+    const gw =
+      typeof raw.gateway === "string" && ipaddr.IPv6.isValid(raw.gateway)
+        ? ipaddr.IPv6.parse(raw.gateway)
+        : undefined;
+    if (!gw || raw.gateway.includes("%"))
+      problems.add("ipv6.gateway", `"${raw.gateway}" is not an IPv6 address`);
+    else if (!gw.match(network, prefixLength))
+      problems.add("ipv6.gateway", `${raw.gateway} is outside ${raw.cidr}`);
+    else if (gw.toString() === network.toString())
+      problems.add("ipv6.gateway", `${raw.gateway} is the subnet-router anycast address of ${raw.cidr}`);
+    else gateway = gw.toString();
+  }
+  return {
+    cidr: `${network.toString()}/${prefixLength}`,
+    network: network.toString(),
+    prefixLength,
+    gateway,
+  };
+}
+
 function checkIfname(value: unknown, path: string, problems: Problems): string | undefined {
   if (typeof value !== "string") {
     problems.add(path, "must be a string");
@@ -140,6 +199,10 @@ function checkNat(raw: NetworkInputs["nat"], mode: Mode | undefined, problems: P
       if (compareIpv4(s, e) > 0) problems.add("nat.addressRange", `start ${start} is after end ${end}`);
       else nat.addressRange = { start: s.toString(), end: e.toString() };
     }
+  }
+  if (raw.ipv6 !== undefined) {
+    if (typeof raw.ipv6 !== "boolean") problems.add("nat.ipv6", "must be true or false");
+    else if (raw.ipv6) nat.ipv6 = true;
   }
   if (raw.portRange !== undefined) {
     const { start, end } = raw.portRange;
@@ -234,8 +297,12 @@ export function buildNetworkSpec(raw: NetworkInputs, defaultName: string): SpecR
 
   let ipv4: Ipv4Spec | undefined;
   if (raw.ipv4 !== undefined && !containsUnknown(raw.ipv4)) ipv4 = checkIpv4(raw.ipv4, problems);
-  if (raw.ipv4 === undefined && (mode === "nat" || mode === "route"))
-    problems.add("ipv4", `mode "${mode}" needs an address: set ipv4.cidr`);
+  let ipv6: Ipv6Spec | undefined;
+  if (raw.ipv6 !== undefined && !containsUnknown(raw.ipv6)) ipv6 = checkIpv6(raw.ipv6, problems);
+  if (raw.ipv4 === undefined && raw.ipv6 === undefined && (mode === "nat" || mode === "route"))
+    problems.add("ipv4", `mode "${mode}" needs an address: set ipv4.cidr or ipv6.cidr`);
+  if (mode === "nat" && raw.ipv4 === undefined && raw.ipv6 !== undefined && raw.nat?.ipv6 !== true)
+    problems.add("ipv4", 'mode "nat" with only IPv6 needs nat.ipv6: true, or an ipv4 subnet to masquerade');
 
   let forwardDevice: string | undefined;
   if (known(raw.forwardDevice)) {
@@ -295,6 +362,7 @@ export function buildNetworkSpec(raw: NetworkInputs, defaultName: string): SpecR
     dns,
   };
   if (ipv4) spec.ipv4 = ipv4;
+  if (ipv6) spec.ipv6 = ipv6;
   if (forwardDevice) spec.forwardDevice = forwardDevice;
   if (mtu !== undefined) spec.bridge.mtu = mtu;
   if (domain) spec.domain = domain;

@@ -8,6 +8,7 @@ export const DNSMASQ_GROUP = "nogroup";
 
 /** Whether the network needs a dnsmasq at all: DNS on, or DHCP ranges. */
 export function needsDnsmasq(spec: NetworkSpec, ranges: DhcpRangeSpec[] = []): boolean {
+  if (spec.ipv6) return true; // router advertisements
   return spec.ipv4 !== undefined && (spec.dns.enabled || ranges.length > 0);
 }
 
@@ -40,9 +41,20 @@ export function renderDnsmasqConf(
     if (spec.domain.localOnly) lines.push(`local=/${spec.domain.name}/`);
     lines.push("expand-hosts");
   }
-  if (ranges.length && spec.ipv4) {
-    for (const r of sortedRanges(ranges))
+  const v4 = ranges.filter((r) => (r.family ?? 4) === 4);
+  const v6 = ranges.filter((r) => r.family === 6);
+  if (v4.length && spec.ipv4)
+    for (const r of sortedRanges(v4))
       lines.push(`dhcp-range=${r.start},${r.end},${spec.ipv4.netmask},${r.leaseTime}`);
+  if (spec.ipv6) {
+    lines.push("enable-ra");
+    if (v6.length)
+      for (const r of sortedRanges(v6))
+        lines.push(`dhcp-range=${r.start},${r.end},${spec.ipv6.prefixLength},${r.leaseTime}`);
+    else lines.push(`dhcp-range=::,constructor:${spec.bridge.name},ra-only`); // SLAAC
+    if (spec.mode === "isolated") lines.push(`ra-param=${spec.bridge.name},60,0`); // router lifetime 0: no default route
+  }
+  if (ranges.length) {
     lines.push(
       "dhcp-no-override",
       "dhcp-authoritative",
@@ -56,7 +68,7 @@ export function renderDnsmasqConf(
       `dhcp-hostsfile=${paths.dhcpHosts}`,
       "no-ping", // dnsmasq's ping check delays every first lease by ~3 s
     );
-    if (spec.mode === "isolated") lines.push("dhcp-option=3"); // no default gateway: nothing to route through
+    if (spec.mode === "isolated" && v4.length) lines.push("dhcp-option=3"); // no default gateway: nothing to route through
   }
   return lines.join("\n") + "\n";
 }

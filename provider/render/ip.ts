@@ -16,6 +16,8 @@ export function renderBridgeCreate(spec: NetworkSpec): string[] {
   ];
   if (spec.ipv4)
     lines.push(`address add ${spec.ipv4.gateway}/${spec.ipv4.prefixLength} broadcast + dev ${b.name}`);
+  // nodad: usable at once, so dnsmasq can bind it and advertise the prefix without waiting ~1 s for DAD.
+  if (spec.ipv6) lines.push(`address add ${spec.ipv6.gateway}/${spec.ipv6.prefixLength} dev ${b.name} nodad`);
   lines.push(`link set dev ${b.name} up`);
   return lines;
 }

@@ -18,11 +18,18 @@ function rangeInputs(props: Props): DhcpRangeInputs {
 
 function specOf(props: Props) {
   const net = props.network ?? {};
-  return buildRangeSpec(rangeInputs(props), props.name, { cidr: net.cidr, gateway: net.gatewayIp });
+  return buildRangeSpec(rangeInputs(props), props.name, {
+    cidr: net.cidr,
+    gateway: net.gatewayIp,
+    ipv6Cidr: net.ipv6Cidr,
+    ipv6Gateway: net.ipv6Gateway,
+  });
 }
 
 function rendered(spec: DhcpRangeSpec): Props {
-  return { dhcpRange: `${spec.start},${spec.end},${spec.leaseTime}`, dhcpHosts: renderDhcpHosts([spec]) };
+  const r: Props = { dhcpRange: `${spec.start},${spec.end},${spec.leaseTime}` };
+  if (spec.hosts.length) r.dhcpHosts = renderDhcpHosts([spec]);
+  return r;
 }
 
 export function check(_olds: Props, news: Props) {

@@ -15,6 +15,7 @@ export const NETWORK_INPUT_KEYS = [
   "name",
   "mode",
   "ipv4",
+  "ipv6",
   "forwardDevice",
   "nat",
   "bridge",
@@ -124,6 +125,11 @@ function outputsOf(inputs: Props, spec: NetworkSpec, host: Host, warnings: strin
     outs.prefixLength = spec.ipv4.prefixLength;
     outs.netmask = spec.ipv4.netmask;
   }
+  if (spec.ipv6) {
+    outs.ipv6Cidr = spec.ipv6.cidr;
+    outs.ipv6Gateway = spec.ipv6.gateway;
+    outs.ipv6PrefixLength = spec.ipv6.prefixLength;
+  }
   if (spec.firewallTable) outs.firewallTable = `inet ${spec.firewallTable}`;
   outs.warnings = warnings;
   outs.drift = drift;
@@ -192,8 +198,14 @@ async function recordedSpec(host: Host, name: string): Promise<NetworkSpec | und
 export function specToInputs(spec: NetworkSpec): Props {
   const inputs: Props = { name: spec.name, mode: spec.mode, bridge: { ...spec.bridge }, dns: spec.dns };
   if (spec.ipv4) inputs.ipv4 = { cidr: spec.ipv4.cidr, gateway: spec.ipv4.gateway };
+  if (spec.ipv6) inputs.ipv6 = { cidr: spec.ipv6.cidr, gateway: spec.ipv6.gateway };
   if (spec.forwardDevice) inputs.forwardDevice = spec.forwardDevice;
-  if (spec.nat.addressRange || spec.nat.portRange.start !== 1024 || spec.nat.portRange.end !== 65535)
+  if (
+    spec.nat.addressRange ||
+    spec.nat.ipv6 ||
+    spec.nat.portRange.start !== 1024 ||
+    spec.nat.portRange.end !== 65535
+  )
     inputs.nat = spec.nat;
   if (spec.domain) inputs.domain = spec.domain;
   return inputs;

@@ -115,13 +115,13 @@ const canRun = process.getuid?.() === 0;
         address: `198.18.0.${11 + i}`,
         port: 22,
         user: "root",
-        uplinkAddress: `203.0.113.${11 + i}`,
+        uplinkAddress: `198.19.0.${11 + i}`,
       });
       expect(h.hostKey).to.match(/^ssh-ed25519 AAAA[A-Za-z0-9+/=]+( \S+)?$/);
       expect(h.hostKeySha256).to.match(/^SHA256:[A-Za-z0-9+/]{43}$/);
       expect(fs.existsSync(h.privateKeyPath)).to.equal(true);
     }
-    expect(status.upstream).to.include({ address: "203.0.113.1", serverAddress: "198.51.100.1" });
+    expect(status.upstream).to.include({ address: "198.19.0.1", serverAddress: "198.51.100.1" });
     expect(status.users.map((u) => [u.name, u.sudo, u.password])).to.deep.equal([
       ["vnsudo", true, LAB_PASSWORD],
       ["vnplain", false, LAB_PASSWORD],
@@ -210,7 +210,7 @@ const canRun = process.getuid?.() === 0;
   });
 
   it("reaches upstream from a host; upstream forwards nothing", async () => {
-    const ping = await hostExec("h1", ["busybox", "ping", "-c1", "-W1", "203.0.113.1"]);
+    const ping = await hostExec("h1", ["busybox", "ping", "-c1", "-W1", "198.19.0.1"]);
     expect(ping.code, ping.stdout + ping.stderr).to.equal(0);
     const server = await hostExec("h2", ["busybox", "ping", "-c1", "-W1", "198.51.100.1"]);
     expect(server.code, server.stdout + server.stderr).to.equal(0);

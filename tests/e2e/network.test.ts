@@ -328,12 +328,12 @@ describe("VirtualNetwork on a lab host, through the engine path", function () {
     it("a subnet that overlaps the host's uplink fails at create with a clear message", async () => {
       const stack = stackFor(h1);
       const err: DeploymentError = await stack
-        .up(program("clash", { mode: "nat", ipv4: { cidr: "203.0.113.0/25" } }))
+        .up(program("clash", { mode: "nat", ipv4: { cidr: "198.19.0.0/25" } }))
         .then(
           () => expect.fail("up should fail"),
           (e) => e,
         );
-      expect(err.message).to.match(/subnet 203\.0\.113\.0\/25 overlaps 203\.0\.113\.\d+\/24 on eth0/);
+      expect(err.message).to.match(/subnet 198\.19\.0\.0\/25 overlaps 198\.19\.0\.\d+\/24 on eth0/);
     });
   });
 

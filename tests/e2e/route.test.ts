@@ -67,7 +67,7 @@ describe("StaticRoute and multi-host labs, through the engine path", function ()
       const r = await stack.up(path.resolve(__dirname, "../../examples/multi-host-lab/index.js"));
       expect(r.summary.create).to.equal(3 + 3 + 6);
       expect(hosts.map((h, i) => sshLogins(h.name) - before[i])).to.deep.equal([1, 1, 1]);
-      expect(await kernelRoute("h1", "10.210.3.0/24")).to.match(/via 203\.0\.113\.13 dev eth0 proto 242/);
+      expect(await kernelRoute("h1", "10.210.3.0/24")).to.match(/via 198\.19\.0\.13 dev eth0 proto 242/);
     });
 
     it("lets a guest on host 1 reach a guest on host 3 with its own address, and back", async () => {
@@ -91,7 +91,7 @@ describe("StaticRoute and multi-host labs, through the engine path", function ()
     let stack: TestStack;
     before(async () => {
       stack = stackFor(hosts[0]);
-      await sh("h1", "ip route add 10.220.0.0/16 via 203.0.113.1");
+      await sh("h1", "ip route add 10.220.0.0/16 via 198.19.0.1");
     });
     after(async () => {
       await stack.destroy();
@@ -101,7 +101,7 @@ describe("StaticRoute and multi-host labs, through the engine path", function ()
     it("refuses to take over a route that is not virtnet's, and changes nothing", async () => {
       const before = await snapshot("h1");
       const err: DeploymentError = await stack
-        .up(routeProgram("theirs", { destination: "10.220.0.0/16", gateway: "203.0.113.1" }))
+        .up(routeProgram("theirs", { destination: "10.220.0.0/16", gateway: "198.19.0.1" }))
         .then(
           () => expect.fail("up should fail"),
           (e) => e,
@@ -136,9 +136,9 @@ describe("StaticRoute and multi-host labs, through the engine path", function ()
     it("creates, detects a deleted route on refresh, repairs it, and changes metric and gateway in place", async () => {
       const prog = (metric: number, gateway: string) =>
         routeProgram("mine", { destination: "10.222.0.0/16", gateway, metric });
-      await stack.up(prog(100, "203.0.113.1"));
+      await stack.up(prog(100, "198.19.0.1"));
       expect(await kernelRoute("h1", "10.222.0.0/16")).to.match(
-        /via 203\.0\.113\.1 dev eth0 proto 242 metric 100/,
+        /via 198\.19\.0\.1 dev eth0 proto 242 metric 100/,
       );
 
       await sh("h1", "ip route del 10.222.0.0/16 metric 100");
@@ -146,19 +146,19 @@ describe("StaticRoute and multi-host labs, through the engine path", function ()
       expect(findResource(stack.state, "mine")!.outputs.drift).to.deep.equal([
         "route to 10.222.0.0/16 is missing from the kernel",
       ]);
-      expect(findOp(await stack.up(prog(100, "203.0.113.1")), "mine")!.op).to.equal("update");
+      expect(findOp(await stack.up(prog(100, "198.19.0.1")), "mine")!.op).to.equal("update");
       expect(await kernelRoute("h1", "10.222.0.0/16")).to.match(/metric 100/);
 
-      expect(findOp(await stack.up(prog(200, "203.0.113.12")), "mine")!.op).to.equal("update");
+      expect(findOp(await stack.up(prog(200, "198.19.0.12")), "mine")!.op).to.equal("update");
       expect(await kernelRoute("h1", "10.222.0.0/16")).to.equal(
-        "10.222.0.0/16 via 203.0.113.12 dev eth0 proto 242 metric 200",
+        "10.222.0.0/16 via 198.19.0.12 dev eth0 proto 242 metric 200",
       );
     });
 
     it("deletes only its own route", async () => {
       await stack.destroy();
       expect(await kernelRoute("h1", "10.222.0.0/16")).to.equal("");
-      expect(await kernelRoute("h1", "10.220.0.0/16")).to.equal("10.220.0.0/16 via 203.0.113.1 dev eth0");
+      expect(await kernelRoute("h1", "10.220.0.0/16")).to.equal("10.220.0.0/16 via 198.19.0.1 dev eth0");
     });
   });
 

@@ -31,7 +31,7 @@ const USAGE = `usage: npm run lab -- <command>
   down                                 remove everything; exits non-zero listing leftovers
 
 address plan: management 198.18.0.0/24 (root bridge vnl-mgmt .1, host i mgmt0 .(10+i), sshd port 22);
-uplink 203.0.113.0/24 (upstream .1, host i eth0 .(10+i), default route via upstream); server 198.51.100.1`;
+uplink 198.19.0.0/24 (upstream .1, host i eth0 .(10+i), default route via upstream); server 198.51.100.1`;
 
 class UsageError extends Error {}
 

@@ -6,7 +6,7 @@
 //
 // Address plan (see README of tests/lab in the CLI's `help`):
 //   management  198.18.0.0/24: root bridge vnl-mgmt 198.18.0.1, host i mgmt0 198.18.0.(10+i), sshd :22
-//   uplink      203.0.113.0/24: upstream bridge br0 203.0.113.1, host i eth0 203.0.113.(10+i), default route
+//   uplink      198.19.0.0/24: upstream bridge br0 198.19.0.1, host i eth0 198.19.0.(10+i), default route
 //   server      198.51.100.1/32 on upstream's lo; upstream forwards nothing, has no route to guests
 import { spawn } from "node:child_process";
 import * as crypto from "node:crypto";
@@ -28,10 +28,13 @@ export const MGMT_PREFIX_LEN = 24;
 export const MGMT_SUBNET = "198.18.0.0/24";
 export const UPSTREAM_NAMESPACE = "vnl-up";
 export const UPSTREAM_BRIDGE = "br0";
-export const UPSTREAM_ADDRESS = "203.0.113.1";
+export const UPSTREAM_ADDRESS = "198.19.0.1";
 export const UPLINK_PREFIX_LEN = 24;
-export const UPLINK_SUBNET = "203.0.113.0/24";
+export const UPLINK_SUBNET = "198.19.0.0/24";
 export const SERVER_ADDRESS = "198.51.100.1";
+/** IPv6 on the uplink side (documentation prefix 2001:db8::/32); the root namespace drops all lab IPv6. */
+export const UPSTREAM_ADDRESS6 = "2001:db8:ff::1";
+export const SERVER_ADDRESS6 = "2001:db8:51::1";
 /** Interface names inside every host. */
 export const HOST_MGMT_IF = "mgmt0";
 export const HOST_UPLINK_IF = "eth0";
@@ -45,7 +48,9 @@ export const LAB_PASSWORD = "virtnet-lab-pw";
 export const SUDO_USER = "vnsudo";
 export const PLAIN_USER = "vnplain";
 /** Ranges that must never leave the machine. */
-export const LAB_RANGES = ["198.18.0.0/15", "203.0.113.0/24", "198.51.100.0/24"];
+// The uplink side (198.19.0.0/24) lies inside 198.18.0.0/15, the RFC 2544 block; 203.0.113.0/24 is NOT used:
+// on these machines the package mirror answers inside it.
+export const LAB_RANGES = ["198.18.0.0/15", "198.51.100.0/24"];
 export const GUEST_RANGES = ["10.0.0.0/8"];
 
 const STATE_FILE = path.join(STATE_DIR, "state.json");
@@ -68,8 +73,11 @@ export function hostNamespace(host: string): string {
 export function hostAddress(i: number): string {
   return `198.18.0.${10 + i}`;
 }
+export function hostUplinkAddress6(i: number): string {
+  return `2001:db8:ff::${10 + i}`;
+}
 export function hostUplinkAddress(i: number): string {
-  return `203.0.113.${10 + i}`;
+  return `198.19.0.${10 + i}`;
 }
 /** Root-namespace end of a host's management veth. */
 export function mgmtPortName(host: string): string {
@@ -112,6 +120,7 @@ export interface LabHost {
   hostKeySha256: string;
   /** The host's eth0 address (towards upstream). */
   uplinkAddress: string;
+  uplinkAddress6: string;
   namespace: string;
   /** PID (in the root pid namespace) of the host's PID 1, its sshd. */
   pid: number;
@@ -123,7 +132,14 @@ export interface LabHost {
 
 export interface LabStatus {
   hosts: LabHost[];
-  upstream: { address: string; serverAddress: string; namespace: string; bridge: string };
+  upstream: {
+    address: string;
+    serverAddress: string;
+    address6: string;
+    serverAddress6: string;
+    namespace: string;
+    bridge: string;
+  };
   users: LabUser[];
   privateKeyPath: string;
   knownHostsPath: string;
@@ -410,6 +426,7 @@ function toStatus(state: StoredState): LabStatus {
       hostKey: h.hostKey,
       hostKeySha256: h.hostKeySha256,
       uplinkAddress: hostUplinkAddress(h.index),
+      uplinkAddress6: hostUplinkAddress6(h.index),
       namespace: hostNamespace(h.name),
       pid: h.pid,
       knownHostsPath: KNOWN_HOSTS,
@@ -423,6 +440,8 @@ function toStatus(state: StoredState): LabStatus {
     upstream: {
       address: UPSTREAM_ADDRESS,
       serverAddress: SERVER_ADDRESS,
+      address6: UPSTREAM_ADDRESS6,
+      serverAddress6: SERVER_ADDRESS6,
       namespace: UPSTREAM_NAMESPACE,
       bridge: UPSTREAM_BRIDGE,
     },
@@ -626,6 +645,8 @@ function writeHostFiles(host: string, index: number, users: LabUser[], clientPub
       `link set ${HOST_UPLINK_IF} up`,
       connectedRoute(UPLINK_SUBNET, HOST_UPLINK_IF, hostUplinkAddress(index)),
       `route add default via ${UPSTREAM_ADDRESS} dev ${HOST_UPLINK_IF} quickack 1`,
+      `addr add ${hostUplinkAddress6(index)}/64 dev ${HOST_UPLINK_IF} nodad`,
+      `route add default via ${UPSTREAM_ADDRESS6} dev ${HOST_UPLINK_IF}`,
       "",
     ].join("\n"),
   );
@@ -955,6 +976,8 @@ export async function labUp(opts: { hosts?: number; verifyLogin?: boolean } = {}
           connectedRoute(UPLINK_SUBNET, UPSTREAM_BRIDGE, UPSTREAM_ADDRESS),
           // No dummy driver in this kernel: the server address lives on lo.
           `addr add ${SERVER_ADDRESS}/32 dev lo`,
+          `addr add ${UPSTREAM_ADDRESS6}/64 dev ${UPSTREAM_BRIDGE} nodad`,
+          `addr add ${SERVER_ADDRESS6}/128 dev lo`,
         ],
         UPSTREAM_NAMESPACE,
       ),

@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { networkPaths } from "../../../provider/naming";
+import { buildRangeSpec } from "../../../provider/network/dhcp";
 import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../../../provider/network/spec";
 import { renderDnsmasqConf, renderHostsFile } from "../../../provider/render/dnsmasq";
 import { renderBridgeCreate } from "../../../provider/render/ip";
@@ -17,6 +18,7 @@ function spec(inputs: NetworkInputs, name = "lab"): NetworkSpec {
 }
 
 const ipv4 = { cidr: "10.50.1.0/24" };
+const ipv6 = { cidr: "fd00:50:1::/64" };
 
 const firewallCases: Record<string, NetworkInputs> = {
   "nat-default": { mode: "nat", ipv4 },
@@ -25,20 +27,40 @@ const firewallCases: Record<string, NetworkInputs> = {
     mode: "nat",
     ipv4,
     nat: {
-      addressRange: { start: "203.0.113.50", end: "203.0.113.60" },
+      addressRange: { start: "198.19.0.50", end: "198.19.0.60" },
       portRange: { start: 2000, end: 3000 },
     },
   },
   "nat-single-address": {
     mode: "nat",
     ipv4,
-    nat: { addressRange: { start: "203.0.113.50", end: "203.0.113.50" } },
+    nat: { addressRange: { start: "198.19.0.50", end: "198.19.0.50" } },
   },
   "route-default": { mode: "route", ipv4 },
   "route-forward-device": { mode: "route", ipv4, forwardDevice: "eth0" },
   isolated: { mode: "isolated", ipv4 },
   "isolated-no-ip": { mode: "isolated" },
+  "nat-dual-stack-routed-ipv6": { mode: "nat", ipv4, ipv6 },
+  "nat-dual-stack-masquerade-ipv6": { mode: "nat", ipv4, ipv6, nat: { ipv6: true }, forwardDevice: "eth0" },
+  "route-dual-stack": { mode: "route", ipv4, ipv6 },
+  "route-ipv6-only": { mode: "route", ipv6 },
+  "isolated-dual-stack": { mode: "isolated", ipv4, ipv6 },
 };
+
+function dnsmasqAccepts(text: string): void {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-dnsmasq-"));
+  try {
+    const file = path.join(dir, "dnsmasq.conf");
+    fs.writeFileSync(file, text);
+    const out = execFileSync("dnsmasq", ["--test", `--conf-file=${file}`], {
+      encoding: "utf8",
+      stdio: "pipe",
+    });
+    expect(out + "").to.not.match(/error/i);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 // nft -c parses a ruleset without applying it; it needs CAP_NET_ADMIN, which the test runner has as root.
 function nftAccepts(text: string): void {
@@ -88,6 +110,26 @@ describe("dnsmasq renderer (golden)", () => {
     });
   }
 
+  it("advertises the IPv6 prefix for SLAAC, and no default route when isolated", () => {
+    const s = spec({ mode: "route", ipv4, ipv6 });
+    expectGolden("dnsmasq/ipv6-slaac.conf", renderDnsmasqConf(s, networkPaths(s.name)));
+    const iso = spec({ mode: "isolated", ipv6 });
+    expect(renderDnsmasqConf(iso, networkPaths(iso.name))).to.include("\nra-param=vn-lab,60,0\n");
+  });
+
+  it("serves stateful DHCPv6 for an IPv6 range beside an IPv4 range", () => {
+    const s = spec({ mode: "route", ipv4, ipv6 });
+    const r4 = buildRangeSpec({ start: "10.50.1.100", end: "10.50.1.199" }, "pool", {
+      cidr: "10.50.1.0/24",
+    }).spec!;
+    const r6 = buildRangeSpec({ start: "fd00:50:1::100", end: "fd00:50:1::1ff", leaseTime: "2h" }, "pool6", {
+      ipv6Cidr: "fd00:50:1::/64",
+    }).spec!;
+    const text = renderDnsmasqConf(s, networkPaths(s.name), [r4, r6]);
+    expectGolden("dnsmasq/dual-stack-ranges.conf", text);
+    dnsmasqAccepts(text);
+  });
+
   it("renders static records as a hosts file", () => {
     const s = spec({
       mode: "nat",
@@ -109,18 +151,7 @@ describe("dnsmasq renderer (golden)", () => {
       domain: { name: "lab.test", localOnly: true },
       dns: { forwarders: ["1.1.1.1"] },
     });
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-dnsmasq-"));
-    try {
-      const file = path.join(dir, "dnsmasq.conf");
-      fs.writeFileSync(file, renderDnsmasqConf(s, networkPaths(s.name)));
-      const out = execFileSync("dnsmasq", ["--test", `--conf-file=${file}`], {
-        encoding: "utf8",
-        stdio: "pipe",
-      });
-      expect(out + "").to.not.match(/error/i);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    dnsmasqAccepts(renderDnsmasqConf(s, networkPaths(s.name)));
   });
 
   it("turns DNS off with port=0", () => {

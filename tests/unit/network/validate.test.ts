@@ -108,6 +108,37 @@ describe("network input validation", () => {
     ],
     ["nat without address", { mode: "nat" }, "ipv4", /needs an address/],
     ["route without address", { mode: "route" }, "ipv4", /needs an address/],
+    ["ipv6 CIDR", { mode: "route", ipv6: { cidr: "fd00:50:1::/129" } }, "ipv6.cidr", /not an IPv6 CIDR/],
+    [
+      "ipv6 host bits",
+      { mode: "route", ipv6: { cidr: "fd00:50:1::5/64" } },
+      "ipv6.cidr",
+      /host bits.*fd00:50:1::\/64/,
+    ],
+    [
+      "ipv6 gateway outside",
+      { mode: "route", ipv6: { cidr: "fd00:50:1::/64", gateway: "fd00:50:2::1" } },
+      "ipv6.gateway",
+      /outside/,
+    ],
+    [
+      "ipv6 gateway anycast",
+      { mode: "route", ipv6: { cidr: "fd00:50:1::/64", gateway: "fd00:50:1::" } },
+      "ipv6.gateway",
+      /anycast/,
+    ],
+    [
+      "ipv6-only nat without nat.ipv6",
+      { mode: "nat", ipv6: { cidr: "fd00:50:1::/64" } },
+      "ipv4",
+      /nat\.ipv6/,
+    ],
+    [
+      "nat.ipv6 type",
+      { mode: "nat", ipv4, nat: { ipv6: "yes" as unknown as boolean } },
+      "nat.ipv6",
+      /true or false/,
+    ],
     ["unknown mode", { mode: "bridged", ipv4 }, "mode", /not one of nat, route, open, isolated/],
     ["missing mode", { ipv4 }, "mode", /required/],
     [
@@ -124,7 +155,7 @@ describe("network input validation", () => {
     ],
     [
       "nat address",
-      { mode: "nat", ipv4, nat: { addressRange: { start: "x", end: "203.0.113.1" } } },
+      { mode: "nat", ipv4, nat: { addressRange: { start: "x", end: "198.19.0.1" } } },
       "nat.addressRange.start",
       /not an IPv4/,
     ],
