@@ -1,0 +1,605 @@
+// libvirt network XML (`virsh net-dumpxml`) -> virtnet arguments: a VirtualNetwork, its DhcpRanges and its
+// StaticRoutes. What virtnet cannot represent is reported, one warning per element or attribute; values
+// that virtnet's own validation refuses are errors naming the element they came from.
+import * as ipaddr from "ipaddr.js";
+import { buildRangeSpec, DhcpRangeSpec, rangeOverlaps } from "../network/dhcp";
+import { buildRouteSpec, RouteSpec } from "../network/route";
+import { buildNetworkSpec, Mode, NetworkSpec } from "../network/spec";
+import { PropertyError } from "../validation";
+import {
+  attr,
+  childrenNamed,
+  describe,
+  describeIn,
+  LibvirtXmlError,
+  parseXml,
+  text,
+  unread,
+  useAll,
+  XmlNode,
+} from "./xml";
+
+/** VirtualNetwork arguments (without `connection`): only what the XML says, plus libvirt's own defaults. */
+export interface LibvirtNetworkArgs {
+  name: string;
+  mode: Mode;
+  ipv4?: { cidr: string; gateway: string };
+  forwardDevice?: string;
+  nat?: {
+    addressRange?: { start: string; end: string };
+    portRange?: { start: number; end: number };
+  };
+  /** stp is always set: libvirt's default is on, virtnet's is off. */
+  bridge: { name?: string; stp: boolean; delay?: number; mtu?: number; macAddress?: string };
+  domain?: { name: string; localOnly?: boolean };
+  dns?: {
+    enabled?: boolean;
+    forwarders?: { address: string; domain?: string }[];
+    hosts?: { ip: string; hostnames: string[] }[];
+  };
+}
+
+export interface LibvirtDhcpReservation {
+  mac: string;
+  ip: string;
+  hostname?: string;
+}
+
+/** DhcpRange arguments (without `network`). libvirt keeps reservations per network: they go on range1. */
+export interface LibvirtDhcpRangeArgs {
+  name: string;
+  start: string;
+  end: string;
+  /** dnsmasq form: "3600" (seconds), "30m", "1h", "infinite"; absent = virtnet's default "1h". */
+  leaseTime?: string;
+  hosts?: LibvirtDhcpReservation[];
+}
+
+/** StaticRoute arguments (without `network`): routes via the network, like libvirt's <route>. */
+export interface LibvirtRouteArgs {
+  destination: string;
+  gateway: string;
+  /** Always set: libvirt's default is 1, a StaticRoute's 0. */
+  metric: number;
+}
+
+export interface LibvirtImport {
+  network: LibvirtNetworkArgs;
+  ranges: LibvirtDhcpRangeArgs[];
+  routes: LibvirtRouteArgs[];
+  /** One per element or attribute that virtnet does not support (and so did not import), in file order. */
+  warnings: string[];
+  /** What was read but needs no action: ignored identifiers, libvirt defaults made explicit. */
+  notes: string[];
+}
+
+/** The import, and the virtnet specs it validated into (what the provider would build). */
+export interface LibvirtImportDetail {
+  imported: LibvirtImport;
+  spec: NetworkSpec;
+  rangeSpecs: DhcpRangeSpec[];
+  routeSpecs: RouteSpec[];
+}
+
+const UNSUPPORTED_FORWARD: Record<string, string> = {
+  bridge: "guests on an existing host bridge",
+  passthrough: "macvtap passthrough of a host interface",
+  private: "macvtap private mode",
+  vepa: "macvtap VEPA mode",
+  hostdev: "SR-IOV host device assignment",
+};
+
+const LEASE_UNITS: Record<string, string> = { seconds: "", minutes: "m", hours: "h" };
+
+/** The classful prefix that libvirt assumes for an IPv4 address given without netmask or prefix. */
+function classfulPrefix(a: ipaddr.IPv4): number | undefined {
+  const first = a.octets[0];
+  if (first < 128) return 8;
+  if (first < 192) return 16;
+  if (first < 224) return 24;
+  return undefined;
+}
+
+class Importer {
+  readonly errors: string[] = [];
+  private readonly warned: { node: XmlNode; message: string }[] = [];
+  private readonly noted: { node: XmlNode; message: string }[] = [];
+  /** Where each virtnet network property came from, for errors from virtnet's validation. */
+  readonly origins = new Map<string, XmlNode>();
+
+  err(node: XmlNode, message: string): void {
+    this.errors.push(`${describe(node)}: ${message}`);
+  }
+
+  /** Reports an element (with everything in it) or one of its attributes as not imported. */
+  warn(node: XmlNode, message: string, attribute?: string): void {
+    if (attribute === undefined) useAll(node);
+    this.warned.push({ node, message: `${describeIn(node)}: ${message}` });
+  }
+
+  note(node: XmlNode, message: string): void {
+    this.noted.push({ node, message: `${describeIn(node)}: ${message}` });
+  }
+
+  warnings(root: XmlNode): string[] {
+    const all = [...this.warned, ...unread(root)];
+    return all.sort((a, b) => a.node.order - b.node.order).map((w) => w.message);
+  }
+
+  notes(): string[] {
+    return [...this.noted].sort((a, b) => a.node.order - b.node.order).map((n) => n.message);
+  }
+
+  /** The single child of that name; a second one is an error. */
+  one(parent: XmlNode, name: string): XmlNode | undefined {
+    const all = childrenNamed(parent, name);
+    if (all.length > 1) this.err(all[1], `more than one <${name}> in <${parent.name}>`);
+    return all[0];
+  }
+
+  choice(node: XmlNode, name: string, values: Record<string, boolean>): boolean | undefined {
+    const v = attr(node, name);
+    if (v === undefined) return undefined;
+    if (!(v in values)) {
+      this.err(
+        node,
+        `${name} must be ${Object.keys(values)
+          .map((k) => `'${k}'`)
+          .join(" or ")}, not '${v}'`,
+      );
+      return undefined;
+    }
+    return values[v];
+  }
+
+  yesNo(node: XmlNode, name: string): boolean | undefined {
+    return this.choice(node, name, { yes: true, no: false });
+  }
+
+  uint(node: XmlNode, name: string, required = false): number | undefined {
+    const v = attr(node, name);
+    if (v === undefined) {
+      if (required) this.err(node, `attribute ${name} is required`);
+      return undefined;
+    }
+    if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) {
+      this.err(node, `${name} must be a non-negative integer, not '${v}'`);
+      return undefined;
+    }
+    return Number(v);
+  }
+
+  required(node: XmlNode, name: string): string | undefined {
+    const v = attr(node, name);
+    if (v === undefined) this.err(node, `attribute ${name} is required`);
+    return v;
+  }
+
+  /** The prefix length from a netmask or prefix attribute (one of them), IPv4 only. */
+  prefixOf(node: XmlNode, address: ipaddr.IPv4): number | undefined {
+    const netmask = attr(node, "netmask");
+    const prefix = attr(node, "prefix");
+    if (netmask !== undefined && prefix !== undefined) {
+      this.err(node, "give netmask or prefix, not both");
+      return undefined;
+    }
+    if (prefix !== undefined) {
+      if (!/^\d{1,2}$/.test(prefix) || Number(prefix) > 32) {
+        this.err(node, `prefix must be an integer from 0 to 32, not '${prefix}'`);
+        return undefined;
+      }
+      return Number(prefix);
+    }
+    if (netmask !== undefined) {
+      const len = ipaddr.IPv4.isValidFourPartDecimal(netmask)
+        ? ipaddr.IPv4.parse(netmask).prefixLengthFromSubnetMask()
+        : null;
+      if (len === null) this.err(node, `netmask '${netmask}' is not a contiguous IPv4 netmask`);
+      return len ?? undefined;
+    }
+    const classful = classfulPrefix(address);
+    if (classful === undefined) this.err(node, "netmask or prefix is required");
+    else this.note(node, `no netmask or prefix: libvirt's classful default /${classful} is used`);
+    return classful;
+  }
+
+  ipv4(node: XmlNode, name: string): ipaddr.IPv4 | undefined {
+    const v = this.required(node, name);
+    if (v === undefined) return undefined;
+    if (!ipaddr.IPv4.isValidFourPartDecimal(v)) {
+      this.err(node, `${name} '${v}' is not an IPv4 address`);
+      return undefined;
+    }
+    return ipaddr.IPv4.parse(v);
+  }
+
+  /** libvirt's <lease expiry='N' unit='seconds|minutes|hours'/> (unit defaults to minutes; 0 = infinite). */
+  lease(node: XmlNode): string | undefined {
+    const expiry = this.uint(node, "expiry", true);
+    const unit = attr(node, "unit") ?? "minutes";
+    if (!(unit in LEASE_UNITS)) {
+      this.err(node, `unit must be 'seconds', 'minutes' or 'hours', not '${unit}'`);
+      return undefined;
+    }
+    if (expiry === undefined) return undefined;
+    return expiry === 0 ? "infinite" : `${expiry}${LEASE_UNITS[unit]}`;
+  }
+}
+
+/** Where a virtnet property came from: the longest registered prefix of its path. */
+function originOf(origins: Map<string, XmlNode>, property: string, fallback: XmlNode): XmlNode {
+  let p = property;
+  for (;;) {
+    const hit = origins.get(p);
+    if (hit) return hit;
+    const cut = Math.max(p.lastIndexOf("."), p.lastIndexOf("["));
+    if (cut <= 0) return fallback;
+    p = p.slice(0, cut);
+  }
+}
+
+function validationErrors(
+  errors: PropertyError[],
+  origins: Map<string, XmlNode>,
+  fallback: XmlNode,
+  prefix = "",
+): string[] {
+  return errors.map(
+    (e) =>
+      `${describe(originOf(origins, e.property, fallback))}: ${e.reason} (virtnet ${prefix}${e.property})`,
+  );
+}
+
+/** Imports a libvirt network definition; throws a LibvirtXmlError listing every problem. */
+export function fromLibvirtXml(xml: string): LibvirtImport {
+  return importLibvirtNetwork(xml).imported;
+}
+
+export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
+  const root = parseXml(xml);
+  if (root.name !== "network")
+    throw new LibvirtXmlError([
+      `the root element is <${root.name}>, not <network>: this is not a libvirt network definition`,
+    ]);
+  root.used = true;
+  const im = new Importer();
+
+  // Attributes of <network> itself.
+  if (attr(root, "connections") !== undefined)
+    im.note(root, "connections is libvirt's count of attached guests, not configuration: ignored");
+  if (im.yesNo(root, "ipv6"))
+    im.warn(
+      root,
+      "ipv6='yes' (IPv6 between guests without an IPv6 address): virtnet does not support IPv6 yet",
+      "ipv6",
+    );
+
+  // <name>, <uuid>
+  const nameNode = im.one(root, "name");
+  let name = "";
+  if (!nameNode) im.err(root, "<name> is required");
+  else {
+    name = text(nameNode);
+    im.origins.set("name", nameNode);
+    if (!name) im.err(nameNode, "the network name is empty");
+  }
+  const uuid = im.one(root, "uuid");
+  if (uuid) {
+    text(uuid);
+    im.note(uuid, "ignored: virtnet identifies a network by its host and name");
+  }
+
+  // <bridge>, <mtu>, <mac>
+  const bridge: LibvirtNetworkArgs["bridge"] = { stp: true };
+  const bridgeNode = im.one(root, "bridge");
+  if (bridgeNode) {
+    im.origins.set("bridge", bridgeNode);
+    const bname = attr(bridgeNode, "name");
+    if (bname !== undefined) bridge.name = bname;
+    const stp = im.choice(bridgeNode, "stp", { on: true, off: false });
+    if (stp !== undefined) bridge.stp = stp;
+    else im.note(bridgeNode, "no stp: libvirt's default stp='on' is kept (virtnet bridge.stp: true)");
+    const delay = im.uint(bridgeNode, "delay");
+    if (delay !== undefined) bridge.delay = delay;
+  } else im.note(root, "no <bridge>: libvirt's default stp='on' is kept (virtnet bridge.stp: true)");
+  const mtu = im.one(root, "mtu");
+  if (mtu) {
+    im.origins.set("bridge.mtu", mtu);
+    const size = im.uint(mtu, "size", true);
+    if (size !== undefined) bridge.mtu = size;
+  }
+  const mac = im.one(root, "mac");
+  if (mac) {
+    im.origins.set("bridge.macAddress", mac);
+    const address = im.required(mac, "address");
+    if (address !== undefined) bridge.macAddress = address;
+  }
+
+  // <domain>
+  let domain: LibvirtNetworkArgs["domain"];
+  const domainNode = im.one(root, "domain");
+  if (domainNode) {
+    im.origins.set("domain", domainNode);
+    const dname = im.required(domainNode, "name");
+    const localOnly = im.yesNo(domainNode, "localOnly");
+    if (dname !== undefined) domain = localOnly === undefined ? { name: dname } : { name: dname, localOnly };
+  }
+
+  // <forward>
+  let mode: Mode = "isolated";
+  let forwardDevice: string | undefined;
+  let nat: LibvirtNetworkArgs["nat"];
+  const forward = im.one(root, "forward");
+  if (forward) {
+    im.origins.set("mode", forward);
+    im.origins.set("forwardDevice", forward);
+    const m = attr(forward, "mode");
+    if (m === undefined) {
+      mode = "nat";
+      im.note(forward, "no mode: libvirt's default mode 'nat' is used");
+    } else if (m === "nat" || m === "route" || m === "open") mode = m;
+    else if (m === "none") mode = "isolated";
+    else if (m in UNSUPPORTED_FORWARD)
+      im.err(
+        forward,
+        `mode '${m}' (${UNSUPPORTED_FORWARD[m]}) is a libvirt forward mode that virtnet does not support yet`,
+      );
+    else im.err(forward, `mode '${m}' is not a libvirt forward mode (nat, route, open, or no <forward>)`);
+    const dev = attr(forward, "dev");
+    if (dev !== undefined) forwardDevice = dev;
+    // libvirt lists the dev of nat/route again as the only <interface>.
+    const ifaces = forward.children.filter((c) => c.name === "interface");
+    if ((mode === "nat" || mode === "route") && ifaces.length === 1) {
+      const idev = attr(ifaces[0], "dev");
+      if (idev !== undefined && (forwardDevice === undefined || idev === forwardDevice)) {
+        ifaces[0].used = true;
+        forwardDevice = idev;
+      }
+    }
+    const natNode = im.one(forward, "nat");
+    if (natNode) {
+      im.origins.set("nat", natNode);
+      nat = {};
+      if (im.yesNo(natNode, "ipv6"))
+        im.warn(natNode, "ipv6='yes' (IPv6 masquerading): virtnet does not support IPv6 yet", "ipv6");
+      const address = im.one(natNode, "address");
+      if (address) {
+        im.origins.set("nat.addressRange", address);
+        const start = im.required(address, "start");
+        const end = im.required(address, "end");
+        if (start !== undefined && end !== undefined) nat.addressRange = { start, end };
+      }
+      const port = im.one(natNode, "port");
+      if (port) {
+        im.origins.set("nat.portRange", port);
+        const start = im.uint(port, "start", true);
+        const end = im.uint(port, "end", true);
+        if (start !== undefined && end !== undefined) nat.portRange = { start, end };
+      }
+    }
+  }
+
+  // <dns>
+  let dns: LibvirtNetworkArgs["dns"];
+  const dnsNode = im.one(root, "dns");
+  if (dnsNode) {
+    im.origins.set("dns", dnsNode);
+    dns = {};
+    const enabled = im.yesNo(dnsNode, "enable");
+    if (enabled !== undefined) dns.enabled = enabled;
+    if (im.yesNo(dnsNode, "forwardPlainNames"))
+      im.warn(
+        dnsNode,
+        "forwardPlainNames='yes': virtnet never forwards plain names (no dot) upstream, as with forwardPlainNames='no'",
+        "forwardPlainNames",
+      );
+    const forwarders: { address: string; domain?: string }[] = [];
+    for (const f of childrenNamed(dnsNode, "forwarder")) {
+      const addr = attr(f, "addr");
+      const fdomain = attr(f, "domain");
+      if (addr === undefined && fdomain === undefined) im.err(f, "a forwarder needs addr, domain or both");
+      else if (addr === undefined)
+        im.warn(
+          f,
+          "a forwarder with a domain and no addr (answer that domain locally) is not supported by virtnet yet",
+        );
+      else {
+        im.origins.set(`dns.forwarders[${forwarders.length}]`, f);
+        forwarders.push(fdomain === undefined ? { address: addr } : { address: addr, domain: fdomain });
+      }
+    }
+    if (forwarders.length) dns.forwarders = forwarders;
+    const hosts: { ip: string; hostnames: string[] }[] = [];
+    for (const h of childrenNamed(dnsNode, "host")) {
+      const i = hosts.length;
+      im.origins.set(`dns.hosts[${i}]`, h);
+      const ip = im.required(h, "ip");
+      const names = childrenNamed(h, "hostname").map((n, j) => {
+        im.origins.set(`dns.hosts[${i}].hostnames[${j}]`, n);
+        return text(n);
+      });
+      if (names.length === 0) im.err(h, "a DNS host needs at least one <hostname>");
+      if (ip !== undefined) hosts.push({ ip, hostnames: names });
+    }
+    if (hosts.length) dns.hosts = hosts;
+    for (const s of childrenNamed(dnsNode, "srv"))
+      im.warn(s, "DNS SRV records are not supported by virtnet yet");
+    for (const t of childrenNamed(dnsNode, "txt"))
+      im.warn(t, "DNS TXT records are not supported by virtnet yet");
+  }
+
+  // <ip>: the first IPv4 one is the network's subnet, with its DHCP.
+  let ipv4: LibvirtNetworkArgs["ipv4"];
+  let ipNode: XmlNode | undefined;
+  const ranges: LibvirtDhcpRangeArgs[] = [];
+  const rangeNodes: XmlNode[] = [];
+  const leaseNodes: (XmlNode | undefined)[] = [];
+  const hosts: LibvirtDhcpReservation[] = [];
+  const hostNodes: XmlNode[] = [];
+  for (const ip of childrenNamed(root, "ip")) {
+    const family = attr(ip, "family");
+    const address = ip.attrs.find(([k]) => k === "address")?.[1];
+    if (family !== undefined && family !== "ipv4" && family !== "ipv6") {
+      im.err(ip, `family must be 'ipv4' or 'ipv6', not '${family}'`);
+      continue;
+    }
+    if (family === "ipv6" || (family === undefined && address?.includes(":"))) {
+      im.warn(ip, "IPv6: virtnet does not support IPv6 yet; this <ip> and its DHCPv6 are not imported");
+      continue;
+    }
+    if (ipNode) {
+      im.warn(
+        ip,
+        `virtnet gives a network one IPv4 subnet: only the first IPv4 <ip> (${describe(ipNode)}) is imported, not this one nor its DHCP`,
+      );
+      continue;
+    }
+    ipNode = ip;
+    im.origins.set("ipv4", ip);
+    const addr = im.ipv4(ip, "address");
+    const prefix = addr ? im.prefixOf(ip, addr) : undefined;
+    if (addr && prefix !== undefined) {
+      const net =
+        prefix === 0 ? "0.0.0.0" : ipaddr.IPv4.networkAddressFromCIDR(`${addr}/${prefix}`).toString();
+      ipv4 = { cidr: `${net}/${prefix}`, gateway: addr.toString() };
+    }
+    const dhcp = im.one(ip, "dhcp");
+    if (!dhcp) continue;
+    for (const r of childrenNamed(dhcp, "range")) {
+      const range: LibvirtDhcpRangeArgs = { name: `range${ranges.length + 1}`, start: "", end: "" };
+      range.start = im.required(r, "start") ?? "";
+      range.end = im.required(r, "end") ?? "";
+      const lease = im.one(r, "lease");
+      if (lease) {
+        const t = im.lease(lease);
+        if (t !== undefined) range.leaseTime = t;
+      }
+      ranges.push(range);
+      rangeNodes.push(r);
+      leaseNodes.push(lease);
+    }
+    for (const h of childrenNamed(dhcp, "host")) {
+      if (rangeNodes.length === 0) {
+        im.warn(
+          h,
+          "virtnet keeps reservations on a DHCP range and this <dhcp> has no <range>: the reservation is not imported",
+        );
+        continue;
+      }
+      const hmac = attr(h, "mac");
+      const hip = attr(h, "ip");
+      const hname = attr(h, "name");
+      if (hmac === undefined) {
+        im.err(h, "virtnet reserves addresses by MAC address: mac is required");
+        continue;
+      }
+      if (hip === undefined) {
+        im.err(h, "attribute ip is required");
+        continue;
+      }
+      for (const l of childrenNamed(h, "lease"))
+        im.warn(
+          l,
+          "a lease time per reservation is not supported by virtnet: the range's lease time applies",
+        );
+      hosts.push(hname === undefined ? { mac: hmac, ip: hip } : { mac: hmac, ip: hip, hostname: hname });
+      hostNodes.push(h);
+    }
+  }
+  if (hosts.length) ranges[0].hosts = hosts;
+
+  // <route>
+  const routes: LibvirtRouteArgs[] = [];
+  const routeNodes: XmlNode[] = [];
+  for (const r of childrenNamed(root, "route")) {
+    const family = attr(r, "family");
+    const address = r.attrs.find(([k]) => k === "address")?.[1];
+    if (family !== undefined && family !== "ipv4" && family !== "ipv6") {
+      im.err(r, `family must be 'ipv4' or 'ipv6', not '${family}'`);
+      continue;
+    }
+    if (family === "ipv6" || (family === undefined && address?.includes(":"))) {
+      im.warn(
+        r,
+        "IPv6 route: virtnet does not import the network's IPv6 part yet, so this route is not imported",
+      );
+      continue;
+    }
+    const dest = im.ipv4(r, "address");
+    const prefix = dest ? im.prefixOf(r, dest) : undefined;
+    const gateway = im.required(r, "gateway");
+    const metric = im.uint(r, "metric");
+    if (metric === 0) im.err(r, "metric must be greater than 0, as libvirt requires");
+    if (!dest || prefix === undefined || gateway === undefined) continue;
+    // libvirt installs a route without metric with metric 1.
+    const route: LibvirtRouteArgs = { destination: `${dest}/${prefix}`, gateway, metric: metric ?? 1 };
+    if (metric === undefined) im.note(r, "no metric: libvirt's default metric 1 is kept");
+    routes.push(route);
+    routeNodes.push(r);
+  }
+
+  const warnings = im.warnings(root);
+  if (im.errors.length) throw new LibvirtXmlError(im.errors);
+
+  // The arguments, then virtnet's own validation of them.
+  const network: LibvirtNetworkArgs = {
+    name,
+    mode,
+    ...(ipv4 && { ipv4 }),
+    ...(forwardDevice !== undefined && { forwardDevice }),
+    ...(nat && { nat }),
+    bridge: {
+      ...(bridge.name !== undefined && { name: bridge.name }),
+      stp: bridge.stp,
+      ...(bridge.delay !== undefined && { delay: bridge.delay }),
+      ...(bridge.mtu !== undefined && { mtu: bridge.mtu }),
+      ...(bridge.macAddress !== undefined && { macAddress: bridge.macAddress }),
+    },
+    ...(domain && { domain }),
+    ...(dns && { dns }),
+  };
+
+  if (!im.origins.has("ipv4") && forward) im.origins.set("ipv4", forward);
+  const built = buildNetworkSpec(network, name);
+  const problems = validationErrors(built.errors, im.origins, root);
+  const spec = built.spec;
+  const rangeSpecs: DhcpRangeSpec[] = [];
+  ranges.forEach((r, i) => {
+    const origins = new Map<string, XmlNode>([["", rangeNodes[i]]]);
+    origins.set("start", rangeNodes[i]);
+    origins.set("end", rangeNodes[i]);
+    origins.set("leaseTime", leaseNodes[i] ?? rangeNodes[i]);
+    if (i === 0) hostNodes.forEach((h, j) => origins.set(`hosts[${j}]`, h));
+    const res = buildRangeSpec(r, r.name, { cidr: ipv4?.cidr, gateway: ipv4?.gateway });
+    problems.push(...validationErrors(res.errors, origins, rangeNodes[i], `DhcpRange ${r.name} `));
+    if (res.spec) {
+      for (const [j, other] of rangeSpecs.entries())
+        if (rangeOverlaps(res.spec, other))
+          problems.push(`${describe(rangeNodes[i])}: overlaps the range ${describe(rangeNodes[j])}`);
+      rangeSpecs.push(res.spec);
+    }
+  });
+  const routeSpecs: RouteSpec[] = [];
+  routes.forEach((r, i) => {
+    const res = buildRouteSpec(
+      {
+        ...r,
+        network: spec
+          ? { name, bridgeName: spec.bridge.name, cidr: ipv4?.cidr, gatewayIp: ipv4?.gateway }
+          : undefined,
+      },
+      `route${i + 1}`,
+    );
+    problems.push(...validationErrors(res.errors, new Map(), routeNodes[i], "StaticRoute "));
+    if (res.spec) routeSpecs.push(res.spec);
+  });
+  if (problems.length || !spec)
+    throw new LibvirtXmlError(problems.length ? problems : [`${describe(root)}: invalid`]);
+
+  return {
+    imported: { network, ranges, routes, warnings, notes: im.notes() },
+    spec,
+    rangeSpecs,
+    routeSpecs,
+  };
+}
