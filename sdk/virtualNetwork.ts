@@ -35,6 +35,19 @@ export interface VirtualNetworkArgs {
       pulumi.Input<string | { address: pulumi.Input<string>; domain?: pulumi.Input<string> }>[]
     >;
     hosts?: pulumi.Input<pulumi.Input<{ ip: pulumi.Input<string>; hostnames: pulumi.Input<string>[] }>[]>;
+    /** SRV records, like libvirt's <srv>; the domain defaults to the network's domain. */
+    srv?: pulumi.Input<
+      pulumi.Input<{
+        service: pulumi.Input<string>;
+        protocol: pulumi.Input<"tcp" | "udp">;
+        domain?: pulumi.Input<string>;
+        target?: pulumi.Input<string>;
+        port?: pulumi.Input<number>;
+        priority?: pulumi.Input<number>;
+        weight?: pulumi.Input<number>;
+      }>[]
+    >;
+    txt?: pulumi.Input<pulumi.Input<{ name: pulumi.Input<string>; value: pulumi.Input<string> }>[]>;
   }>;
 }
 

@@ -35,7 +35,30 @@ export interface NetworkInputs {
     enabled?: boolean;
     forwarders?: ({ address?: string; domain?: string } | string)[];
     hosts?: { ip?: string; hostnames?: string[] }[];
+    srv?: SrvInput[];
+    txt?: { name?: string; value?: string }[];
   };
+}
+
+/** Like libvirt's <srv service protocol domain target port priority weight/>. */
+export interface SrvInput {
+  service?: string;
+  protocol?: string;
+  domain?: string;
+  target?: string;
+  port?: number;
+  priority?: number;
+  weight?: number;
+}
+
+export interface SrvRecord {
+  service: string;
+  protocol: "tcp" | "udp";
+  domain?: string;
+  target?: string;
+  port?: number;
+  priority?: number;
+  weight?: number;
 }
 
 export interface Ipv4Spec {
@@ -71,6 +94,8 @@ export interface NetworkSpec {
     enabled: boolean;
     forwarders: { address?: string; domain?: string }[];
     hosts: { ip: string; hostnames: string[] }[];
+    srv?: SrvRecord[];
+    txt?: { name: string; value: string }[];
   };
   firewallTable?: string; // absent for "open": no rules at all
 }
@@ -263,6 +288,48 @@ function checkDns(raw: NetworkInputs["dns"], problems: Problems): NetworkSpec["d
       });
     if (ipOk && Array.isArray(h.hostnames))
       dns.hosts.push({ ip: ipaddr.parse(h.ip as string).toString(), hostnames: h.hostnames as string[] });
+  });
+  (raw.srv ?? []).forEach((r, i) => {
+    const path = `dns.srv[${i}]`;
+    if (!r || typeof r !== "object") return problems.add(path, "must be { service, protocol, ... }");
+    const before = problems.errors.length;
+    const label = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
+    if (typeof r.service !== "string" || !label.test(r.service) || r.service.length > 15)
+      problems.add(
+        `${path}.service`,
+        `"${r.service}" is not a service name (letters, digits, '-', at most 15)`,
+      );
+    if (r.protocol !== "tcp" && r.protocol !== "udp")
+      problems.add(`${path}.protocol`, 'must be "tcp" or "udp"');
+    if (r.domain !== undefined && (typeof r.domain !== "string" || !isDnsName(r.domain)))
+      problems.add(`${path}.domain`, `"${r.domain}" is not a DNS domain name`);
+    if (r.target !== undefined && r.target !== "." && (typeof r.target !== "string" || !isDnsName(r.target)))
+      problems.add(`${path}.target`, `"${r.target}" is not a host name (or "." for none)`);
+    if (
+      r.target === undefined &&
+      (r.port !== undefined || r.priority !== undefined || r.weight !== undefined)
+    )
+      problems.add(`${path}.target`, "is required when port, priority or weight is set");
+    if (r.port !== undefined) checkInteger(r.port, `${path}.port`, problems, 0, 65535);
+    if (r.priority !== undefined) checkInteger(r.priority, `${path}.priority`, problems, 0, 65535);
+    if (r.weight !== undefined) checkInteger(r.weight, `${path}.weight`, problems, 0, 65535);
+    if (problems.errors.length !== before) return;
+    const rec: SrvRecord = { service: r.service as string, protocol: r.protocol as "tcp" | "udp" };
+    for (const k of ["domain", "target", "port", "priority", "weight"] as const)
+      if (r[k] !== undefined) (rec as any)[k] = r[k];
+    (dns.srv ??= []).push(rec);
+  });
+  (raw.txt ?? []).forEach((t, i) => {
+    const path = `dns.txt[${i}]`;
+    if (!t || typeof t !== "object") return problems.add(path, "must be { name, value }");
+    const before = problems.errors.length;
+    if (typeof t.name !== "string" || !isDnsName(t.name))
+      problems.add(`${path}.name`, `"${t.name}" is not a DNS name`);
+    // dnsmasq reads the value between double quotes: keep it to printable ASCII without quote or backslash.
+    if (typeof t.value !== "string" || !/^[\x20-\x7e]{0,255}$/.test(t.value) || /["\\]/.test(t.value))
+      problems.add(`${path}.value`, 'must be at most 255 printable ASCII characters, without " or \\');
+    if (problems.errors.length === before)
+      (dns.txt ??= []).push({ name: t.name as string, value: t.value as string });
   });
   return dns;
 }

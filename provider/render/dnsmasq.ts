@@ -36,6 +36,14 @@ export function renderDnsmasqConf(
   for (const f of spec.dns.forwarders) {
     lines.push(f.domain ? `server=/${f.domain}/${f.address ?? ""}` : `server=${f.address}`);
   }
+  for (const r of spec.dns.srv ?? []) {
+    // srv-host=_service._prot.domain,target,port,priority,weight; fields after the name are optional in order.
+    const name = [`_${r.service}`, `_${r.protocol}`, r.domain ?? spec.domain?.name].filter(Boolean).join(".");
+    const rest = [r.target, r.port, r.priority, r.weight].map((v) => (v === undefined ? "" : String(v)));
+    while (rest.length && rest[rest.length - 1] === "") rest.pop();
+    lines.push(`srv-host=${[name, ...rest].join(",")}`);
+  }
+  for (const t of spec.dns.txt ?? []) lines.push(`txt-record=${t.name},"${t.value}"`);
   if (spec.domain) {
     lines.push(`domain=${spec.domain.name}`);
     if (spec.domain.localOnly) lines.push(`local=/${spec.domain.name}/`);

@@ -97,6 +97,18 @@ describe("dnsmasq renderer (golden)", () => {
       ipv4,
       dns: { forwarders: ["198.51.100.53", { address: "2001:db8::53", domain: "corp.test" }] },
     },
+    "srv-txt": {
+      mode: "nat",
+      ipv4,
+      domain: { name: "lab.test", localOnly: true },
+      dns: {
+        srv: [
+          { service: "ldap", protocol: "tcp", target: "db.lab.test", port: 389, priority: 10, weight: 5 },
+          { service: "sip", protocol: "udp", domain: "voice.test" },
+        ],
+        txt: [{ name: "info.lab.test", value: "v=virtnet hello" }],
+      },
+    },
     "domain-forwarders-only": {
       mode: "nat",
       ipv4,

@@ -139,6 +139,36 @@ describe("network input validation", () => {
       "nat.ipv6",
       /true or false/,
     ],
+    [
+      "srv protocol",
+      { mode: "nat", ipv4, dns: { srv: [{ service: "ldap", protocol: "sctp" }] } },
+      "dns.srv[0].protocol",
+      /tcp/,
+    ],
+    [
+      "srv service",
+      { mode: "nat", ipv4, dns: { srv: [{ service: "_ldap", protocol: "tcp" }] } },
+      "dns.srv[0].service",
+      /service name/,
+    ],
+    [
+      "srv port without target",
+      { mode: "nat", ipv4, dns: { srv: [{ service: "ldap", protocol: "tcp", port: 389 }] } },
+      "dns.srv[0].target",
+      /required/,
+    ],
+    [
+      "txt quote",
+      { mode: "nat", ipv4, dns: { txt: [{ name: "a.lab.test", value: 'x"; dhcp-script=/tmp/x' }] } },
+      "dns.txt[0].value",
+      /printable/,
+    ],
+    [
+      "txt newline",
+      { mode: "nat", ipv4, dns: { txt: [{ name: "a.lab.test", value: "x\ndhcp-script=/tmp/x" }] } },
+      "dns.txt",
+      /control/,
+    ],
     ["unknown mode", { mode: "bridged", ipv4 }, "mode", /not one of nat, route, open, isolated/],
     ["missing mode", { ipv4 }, "mode", /required/],
     [

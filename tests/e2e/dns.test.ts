@@ -1,0 +1,106 @@
+// DNS of a network end to end: static records reloaded live, SRV/TXT records, forwarders (a DNS server in the
+// lab's upstream), and DHCP clients' names under the network's domain.
+import { expect } from "chai";
+import { networkPaths } from "../../provider/naming";
+import { DhcpRange, VirtualNetwork, VirtualNetworkArgs } from "../../sdk";
+import { findOp, TestStack } from "../engine/engine";
+import { guestAdd, guestAddr, guestDel, guestExec, LabHost, upstreamExec } from "../lab/lab";
+import { labHosts, sh, stackFor } from "./support";
+
+const UPSTREAM_DNS = "198.51.100.53";
+const PID_FILE = "/run/virtnet-e2e-upstream-dns.pid";
+
+function program(dns: VirtualNetworkArgs["dns"]) {
+  return () => {
+    const net = new VirtualNetwork("dnsnet", {
+      mode: "nat",
+      ipv4: { cidr: "10.85.0.0/24" },
+      domain: { name: "lab.test", localOnly: true },
+      dns,
+    });
+    new DhcpRange("dnspool", { network: net, start: "10.85.0.100", end: "10.85.0.150" });
+    return {};
+  };
+}
+
+async function lookup(name: string, type = "a"): Promise<string> {
+  return (await guestExec("dq", ["busybox", "nslookup", `-type=${type}`, name, "10.85.0.1"])).stdout;
+}
+
+describe("network DNS, through the engine path", function () {
+  this.timeout(120_000);
+  let h1: LabHost;
+  let stack: TestStack;
+  const dns = (ip: string): VirtualNetworkArgs["dns"] => ({
+    forwarders: [{ address: UPSTREAM_DNS }],
+    hosts: [{ ip, hostnames: ["db"] }],
+    srv: [{ service: "ldap", protocol: "tcp", target: "db.lab.test", port: 389, priority: 10, weight: 5 }],
+    txt: [{ name: "info.lab.test", value: "v=virtnet hello" }],
+  });
+
+  before(async () => {
+    [h1] = await labHosts(2);
+    // A DNS server "on the internet": answers ext.example.test, nothing else.
+    await upstreamExec(["ip", "addr", "replace", `${UPSTREAM_DNS}/32`, "dev", "lo"]);
+    const r = await upstreamExec([
+      "dnsmasq",
+      `--listen-address=${UPSTREAM_DNS}`,
+      "--bind-interfaces",
+      "--no-resolv",
+      "--no-hosts",
+      "--address=/ext.example.test/198.51.100.7",
+      `--pid-file=${PID_FILE}`,
+      "--user=root",
+    ]);
+    expect(r.code, r.stderr).to.equal(0);
+    stack = stackFor(h1);
+    await stack.up(program(dns("10.85.0.10")));
+    await guestAdd("dq", "h1", "vn-dnsnet");
+    await guestAddr("dq", "10.85.0.50/24", "10.85.0.1");
+  });
+  after(async () => {
+    await guestDel("dq");
+    await guestDel("dd");
+    await stack.destroy();
+    await upstreamExec(["sh", "-c", `kill $(cat ${PID_FILE}); rm -f ${PID_FILE}`]);
+    await upstreamExec(["ip", "addr", "del", `${UPSTREAM_DNS}/32`, "dev", "lo"]);
+  });
+
+  it("answers static, SRV and TXT records", async () => {
+    expect(await lookup("db.lab.test")).to.include("10.85.0.10");
+    expect(await lookup("_ldap._tcp.lab.test", "srv")).to.match(/10 5 389 db\.lab\.test/);
+    expect(await lookup("info.lab.test", "txt")).to.include("v=virtnet hello");
+  });
+
+  it("forwards other names to the configured forwarder", async () => {
+    expect(await lookup("ext.example.test")).to.include("198.51.100.7");
+  });
+
+  it("resolves a DHCP client's own name under the network's domain", async () => {
+    await guestAdd("dd", "h1", "vn-dnsnet");
+    const r = await guestExec("dd", [
+      "busybox",
+      "udhcpc",
+      "-i",
+      "eth0",
+      "-n",
+      "-q",
+      "-t",
+      "5",
+      "-x",
+      "hostname:dyn1",
+      "-s",
+      "/bin/true",
+    ]);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(await lookup("dyn1.lab.test")).to.match(/10\.85\.0\.1[0-4][0-9]|10\.85\.0\.150/);
+  });
+
+  it("reloads a changed record without restarting dnsmasq", async () => {
+    const pid = (await sh("h1", `cat ${networkPaths("dnsnet").dnsmasqPid}`)).trim();
+    const r = await stack.up(program(dns("10.85.0.11")));
+    expect(findOp(r, "dnsnet")!.op).to.equal("update");
+    expect((await sh("h1", `cat ${networkPaths("dnsnet").dnsmasqPid}`)).trim()).to.equal(pid);
+    expect(await lookup("db.lab.test")).to.include("10.85.0.11");
+  });
+});
