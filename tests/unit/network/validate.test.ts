@@ -166,7 +166,7 @@ describe("network input validation", () => {
     [
       "txt newline",
       { mode: "nat", ipv4, dns: { txt: [{ name: "a.lab.test", value: "x\ndhcp-script=/tmp/x" }] } },
-      "dns.txt",
+      "dns.txt[0].value",
       /control/,
     ],
     ["unknown mode", { mode: "bridged", ipv4 }, "mode", /not one of nat, route, open, isolated/],
