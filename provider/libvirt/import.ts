@@ -547,7 +547,7 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
     mode,
     ...(ipv4 && { ipv4 }),
     ...(forwardDevice !== undefined && { forwardDevice }),
-    ...(nat && { nat }),
+    ...(nat && Object.keys(nat).length > 0 && { nat }),
     bridge: {
       ...(bridge.name !== undefined && { name: bridge.name }),
       stp: bridge.stp,

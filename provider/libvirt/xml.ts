@@ -87,13 +87,20 @@ export function parseXml(xml: string): XmlNode {
   return roots[0];
 }
 
+function isNamespaceDeclaration(attribute: string): boolean {
+  return attribute === "xmlns" || attribute.startsWith("xmlns:");
+}
+
 function quoteAttr(value: string): string {
   return value.includes("'") ? `"${value.replace(/"/g, "&quot;")}"` : `'${value}'`;
 }
 
 /** The element as it reads in the file, without its children: `<ip address='10.0.0.1' prefix='24'>`. */
 export function describe(node: XmlNode): string {
-  const attrs = node.attrs.map(([k, v]) => ` ${k}=${quoteAttr(v)}`).join("");
+  const attrs = node.attrs
+    .filter(([k]) => !isNamespaceDeclaration(k))
+    .map(([k, v]) => ` ${k}=${quoteAttr(v)}`)
+    .join("");
   if (node.text && node.children.length === 0) return `<${node.name}${attrs}>${node.text}</${node.name}>`;
   return `<${node.name}${attrs}>`;
 }
@@ -139,7 +146,7 @@ export function unread(root: XmlNode): { node: XmlNode; message: string }[] {
   const out: { node: XmlNode; message: string }[] = [];
   const walk = (node: XmlNode) => {
     for (const [k, v] of node.attrs) {
-      if (node.usedAttrs.has(k) || k === "xmlns" || k.startsWith("xmlns:")) continue;
+      if (node.usedAttrs.has(k) || isNamespaceDeclaration(k)) continue;
       out.push({
         node,
         message: `${describeIn(node)}: attribute ${k}=${quoteAttr(v)} is not supported by virtnet; ignored`,

@@ -1,0 +1,314 @@
+import { expect } from "chai";
+import { LibvirtXmlError } from "../../../provider/libvirt/errors";
+import { fromLibvirtXml, LibvirtImport } from "../../../provider/libvirt/import";
+import * as sdk from "../../../sdk/libvirt";
+import type { DhcpRangeArgs } from "../../../sdk/dhcpRange";
+import type { StaticRouteArgs } from "../../../sdk/staticRoute";
+import type { VirtualNetworkArgs } from "../../../sdk/virtualNetwork";
+import { expectGolden } from "../golden";
+import { documentTree, invalidFixtures, Item, readFixture, validFixtures } from "./support";
+
+function importError(xml: string): LibvirtXmlError {
+  try {
+    fromLibvirtXml(xml);
+  } catch (e) {
+    expect(e).to.be.instanceOf(LibvirtXmlError);
+    return e as LibvirtXmlError;
+  }
+  throw new Error("the import should have failed");
+}
+
+const net = (body: string) => `<network><name>t</name>${body}</network>`;
+const subnet = "<ip address='10.9.0.1' prefix='24'/>";
+
+describe("libvirt XML import: the corpus", () => {
+  for (const name of validFixtures())
+    it(`${name}: virtnet arguments, warnings and notes as in the golden file`, () => {
+      const result = fromLibvirtXml(readFixture(name));
+      expectGolden(`libvirt/${name}.json`, JSON.stringify(result, null, 2) + "\n");
+    });
+
+  for (const name of invalidFixtures())
+    it(`${name}: refused, each problem naming its element`, () => {
+      const err = importError(readFixture(name));
+      expectGolden(`libvirt/${name}.json`, JSON.stringify({ error: err.problems }, null, 2) + "\n");
+      expect(err.message).to.equal(err.problems.join("\n"));
+      for (const p of err.problems) expect(p).to.match(/^(<[a-z]|malformed XML|the root element is <)/);
+    });
+});
+
+describe("libvirt XML import: mapping", () => {
+  const cases: [string, string][] = [
+    ["", "isolated"],
+    ["<forward/>", "nat"],
+    ["<forward mode='none'/>", "isolated"],
+    ["<forward mode='nat'/>", "nat"],
+    ["<forward mode='route'/>", "route"],
+    ["<forward mode='open'/>", "open"],
+  ];
+  for (const [forward, mode] of cases)
+    it(`${forward || "no <forward>"} is mode ${mode}`, () => {
+      expect(fromLibvirtXml(net(forward + subnet)).network.mode).to.equal(mode);
+    });
+
+  it("takes the forward device from dev, or from the one <interface> libvirt lists", () => {
+    expect(fromLibvirtXml(net(`<forward mode='nat' dev='eth1'/>${subnet}`)).network.forwardDevice).to.equal(
+      "eth1",
+    );
+    const r = fromLibvirtXml(net(`<forward mode='route'><interface dev='eth2'/></forward>${subnet}`));
+    expect(r.network.forwardDevice).to.equal("eth2");
+    expect(r.warnings).to.deep.equal([]);
+  });
+
+  const leases: [string, string | undefined][] = [
+    ["", undefined],
+    ["<lease expiry='7200' unit='seconds'/>", "7200"],
+    ["<lease expiry='30' unit='minutes'/>", "30m"],
+    ["<lease expiry='30'/>", "30m"], // libvirt's default unit is minutes
+    ["<lease expiry='2' unit='hours'/>", "2h"],
+    ["<lease expiry='0'/>", "infinite"],
+  ];
+  for (const [lease, leaseTime] of leases)
+    it(`${lease || "no <lease>"} is leaseTime ${leaseTime ?? "absent (virtnet's 1h)"}`, () => {
+      const xml = net(
+        `<ip address='10.9.0.1' prefix='24'><dhcp><range start='10.9.0.10' end='10.9.0.20'>${lease}</range></dhcp></ip>`,
+      );
+      expect(fromLibvirtXml(xml).ranges[0].leaseTime).to.equal(leaseTime);
+    });
+
+  it("names ranges range1, range2, ... and puts the network's reservations on range1", () => {
+    const r = fromLibvirtXml(readFixture("ranges-leases"));
+    expect(r.ranges.map((x) => x.name)).to.deep.equal([
+      "range1",
+      "range2",
+      "range3",
+      "range4",
+      "range5",
+      "range6",
+    ]);
+    expect(r.ranges[0].hosts!.map((h) => h.ip)).to.deep.equal([
+      "10.90.0.201",
+      "10.90.0.202",
+      "10.90.0.203",
+      "10.90.0.15",
+    ]);
+    expect(r.ranges.slice(1).every((x) => x.hosts === undefined)).to.equal(true);
+  });
+
+  it("keeps libvirt's defaults where virtnet's differ: STP on, route metric 1", () => {
+    const r = fromLibvirtXml(
+      net(`<forward mode='route'/>${subnet}<route address='10.8.0.0' prefix='16' gateway='10.9.0.2'/>`),
+    );
+    expect(r.network.bridge.stp).to.equal(true);
+    expect(r.routes).to.deep.equal([{ destination: "10.8.0.0/16", gateway: "10.9.0.2", metric: 1 }]);
+  });
+
+  it("reports every IPv6 part instead of dropping it", () => {
+    const r = fromLibvirtXml(readFixture("dual-stack"));
+    expect(r.network.ipv4).to.deep.equal({ cidr: "10.70.0.0/24", gateway: "10.70.0.1" });
+    const v6 = r.warnings.filter((w) => /IPv6/.test(w));
+    expect(v6).to.have.length(4);
+    expect(v6.some((w) => w.startsWith("<ip family='ipv6' address='fd00:70::1'"))).to.equal(true);
+    expect(v6.some((w) => w.startsWith("<route family='ipv6'"))).to.equal(true);
+    expect(v6.some((w) => w.startsWith("<nat ipv6='yes'>"))).to.equal(true);
+    expect(v6.some((w) => w.startsWith("<network ipv6='yes'>"))).to.equal(true);
+  });
+
+  it("reports SRV and TXT records and domain-only forwarders as not supported", () => {
+    const r = fromLibvirtXml(readFixture("dns-records"));
+    expect(r.warnings.find((w) => w.startsWith("<srv "))).to.match(/SRV records are not supported/);
+    expect(r.warnings.find((w) => w.startsWith("<txt "))).to.match(/TXT records are not supported/);
+    expect(r.warnings.find((w) => w.startsWith("<forwarder domain='blackhole.example'>"))).to.match(
+      /not supported/,
+    );
+    expect(r.network.dns!.forwarders).to.deep.equal([
+      { address: "2001:db8::53" },
+      { address: "192.0.2.53", domain: "internal.example" },
+    ]);
+  });
+
+  it("notes the uuid instead of warning about it", () => {
+    const r = fromLibvirtXml(readFixture("default"));
+    expect(r.warnings).to.deep.equal([]);
+    expect(r.notes.some((n) => n.startsWith("<uuid>"))).to.equal(true);
+  });
+});
+
+describe("libvirt XML import: errors", () => {
+  it("names the element of a bad address", () => {
+    const err = importError(net("<forward mode='nat'/><ip address='10.0.0.300' prefix='24'/>"));
+    expect(err.problems).to.deep.equal([
+      "<ip address='10.0.0.300' prefix='24'>: address '10.0.0.300' is not an IPv4 address",
+    ]);
+  });
+
+  it("names the element behind each virtnet validation error, with virtnet's property", () => {
+    const err = importError(net("<forward mode='nat'/><ip address='10.9.0.0' prefix='24'/>"));
+    expect(err.problems).to.deep.equal([
+      "<ip address='10.9.0.0' prefix='24'>: 10.9.0.0 is the network address of 10.9.0.0/24 (virtnet ipv4.gateway)",
+    ]);
+    const nat = importError(net("<forward mode='nat'/>"));
+    expect(nat.problems[0]).to.match(/^<forward mode='nat'>: mode "nat" needs an address/);
+  });
+
+  it("refuses forward mode bridge as not supported yet, not as something else", () => {
+    expect(importError(readFixture("invalid-bridge-mode")).problems).to.deep.equal([
+      "<forward mode='bridge'>: mode 'bridge' (guests on an existing host bridge) is a libvirt forward mode that virtnet does not support yet",
+    ]);
+  });
+
+  const malformed: [string, unknown, RegExp][] = [
+    ["an empty document", "", /^malformed XML: the document is empty$/],
+    [
+      "unclosed elements",
+      "<network><name>x</network>",
+      /^malformed XML at line 1, column \d+: Expected closing tag 'name'/,
+    ],
+    ["two roots", "<network/><network/>", /^malformed XML: more than one root element/],
+    ["text only", "just text", /^malformed XML/],
+    ["not a string", 42, /must be a string/],
+    ["another root", "<pool type='dir'/>", /^the root element is <pool>, not <network>/],
+  ];
+  for (const [what, xml, message] of malformed)
+    it(`refuses ${what}`, () => {
+      expect(importError(xml as string).message).to.match(message);
+    });
+
+  it("refuses a second <name> or <bridge>, naming it", () => {
+    expect(importError(net("<name>u</name>")).problems).to.deep.equal([
+      "<name>u</name>: more than one <name> in <network>",
+    ]);
+  });
+});
+
+// What virtnet imports: element paths with their attributes. Everything else in a document must be named by a
+// warning (or, for the uuid and connections, a note).
+const SUPPORTED: Record<string, string[]> = {
+  network: ["ipv6"],
+  "network/name": [],
+  "network/bridge": ["name", "stp", "delay"],
+  "network/mtu": ["size"],
+  "network/mac": ["address"],
+  "network/domain": ["name", "localOnly"],
+  "network/forward": ["mode", "dev"],
+  "network/forward/interface": ["dev"],
+  "network/forward/nat": ["ipv6"],
+  "network/forward/nat/address": ["start", "end"],
+  "network/forward/nat/port": ["start", "end"],
+  "network/dns": ["enable", "forwardPlainNames"],
+  "network/dns/forwarder": ["addr", "domain"],
+  "network/dns/host": ["ip"],
+  "network/dns/host/hostname": [],
+  "network/ip": ["address", "netmask", "prefix", "family"],
+  "network/ip/dhcp": [],
+  "network/ip/dhcp/range": ["start", "end"],
+  "network/ip/dhcp/range/lease": ["expiry", "unit"],
+  "network/ip/dhcp/host": ["mac", "name", "ip"],
+  "network/route": ["family", "address", "prefix", "netmask", "gateway", "metric"],
+};
+/** Attributes supported with one value only: another value must be reported. */
+const ONLY: Record<string, Record<string, string>> = {
+  network: { ipv6: "no" },
+  "network/forward/nat": { ipv6: "no" },
+  "network/dns": { forwardPlainNames: "no" },
+};
+const NOTED: Record<string, string[]> = { "network/uuid": [], network: ["connections"] };
+const WITH_TEXT = ["network/name", "network/uuid", "network/dns/host/hostname"];
+
+function isAbout(message: string, item: Item): boolean {
+  return (
+    message.startsWith(`<${item.name}`) &&
+    Object.entries(item.attrs)
+      .filter(([k]) => !k.startsWith("xmlns"))
+      .every(([k, v]) => message.includes(`${k}='${v}'`))
+  );
+}
+
+function aboutElement(messages: string[], item: Item): boolean {
+  return messages.some((m) => isAbout(m, item));
+}
+
+function aboutAttribute(messages: string[], item: Item, k: string, v: string): boolean {
+  return messages.some(
+    (m) => isAbout(m, item) && (m.includes(`: attribute ${k}='${v}'`) || m.includes(`: ${k}='${v}'`)),
+  );
+}
+
+function unreported(r: LibvirtImport, root: Item): string[] {
+  const missing: string[] = [];
+  const isV6 = (i: Item) => i.attrs.family === "ipv6" || (i.attrs.address ?? "").includes(":");
+  const firstV4 = root.children.find((c) => c.name === "ip" && !isV6(c));
+  const check = (item: Item) => {
+    const wholeReported =
+      !(item.path in SUPPORTED || item.path in NOTED) ||
+      (item.path === "network/ip" && item !== firstV4) ||
+      (item.path === "network/route" && isV6(item)) ||
+      (item.path === "network/dns/forwarder" && item.attrs.addr === undefined);
+    if (item.path === "network/uuid") {
+      if (!aboutElement(r.notes, item)) missing.push(`${item.path} (note)`);
+      return;
+    }
+    if (wholeReported) {
+      if (!aboutElement(r.warnings, item)) missing.push(item.path);
+      return;
+    }
+    for (const [k, v] of Object.entries(item.attrs)) {
+      if (k.startsWith("xmlns")) continue;
+      if ((NOTED[item.path] ?? []).includes(k)) {
+        if (!r.notes.some((n) => isAbout(n, item) && n.includes(`: ${k} `)))
+          missing.push(`${item.path}@${k} (note)`);
+        continue;
+      }
+      const only = ONLY[item.path]?.[k];
+      if ((SUPPORTED[item.path] ?? []).includes(k) && (only === undefined || only === v)) continue;
+      if (!aboutAttribute(r.warnings, item, k, v)) missing.push(`${item.path}@${k}`);
+    }
+    if (
+      item.text &&
+      !WITH_TEXT.includes(item.path) &&
+      !r.warnings.some((w) => isAbout(w, item) && w.includes(`"${item.text}"`))
+    )
+      missing.push(`${item.path} text`);
+    const noRange = item.path === "network/ip/dhcp" && !item.children.some((c) => c.name === "range");
+    for (const c of item.children) {
+      if (noRange && c.name === "host") {
+        if (!aboutElement(r.warnings, c)) missing.push(`${c.path} (no range)`);
+      } else check(c);
+    }
+  };
+  check(root);
+  return missing;
+}
+
+describe("libvirt XML import: nothing is dropped silently", () => {
+  for (const name of validFixtures())
+    it(`${name}: every element and attribute is imported or named by a warning`, () => {
+      const xml = readFixture(name);
+      expect(unreported(fromLibvirtXml(xml), documentTree(xml))).to.deep.equal([]);
+    });
+
+  it("names each unsupported element once, with its content, not each of its children", () => {
+    const r = fromLibvirtXml(readFixture("unsupported"));
+    expect(r.warnings.filter((w) => w.includes("<vlan") || w.includes("<tag"))).to.deep.equal([]);
+    expect(r.warnings.filter((w) => w.startsWith("<portgroup "))).to.have.length(1);
+  });
+});
+
+describe("libvirt XML import: SDK", () => {
+  it("fromLibvirtXml in the SDK returns the provider's import, and its errors are LibvirtXmlErrors", () => {
+    const xml = readFixture("nat-full");
+    expect(sdk.fromLibvirtXml(xml)).to.deep.equal(fromLibvirtXml(xml));
+    expect(() => sdk.fromLibvirtXml("<domain/>")).to.throw(sdk.LibvirtXmlError, /not <network>/);
+  });
+
+  it("returns arguments that type-check as VirtualNetwork, DhcpRange and StaticRoute arguments", () => {
+    const lv = sdk.fromLibvirtXml(readFixture("nat-full"));
+    // Compile-time checks: these assignments are what a program writes.
+    const netArgs: VirtualNetworkArgs = { connection: { host: "192.0.2.10" }, ...lv.network };
+    const rangeArgs: Omit<DhcpRangeArgs, "network">[] = lv.ranges.map((r) => ({ ...r }));
+    const routeArgs: Omit<StaticRouteArgs, "network">[] = lv.routes.map((r) => ({ ...r }));
+    expect(netArgs.mode).to.equal("nat");
+    expect(rangeArgs).to.have.length(1);
+    expect(routeArgs).to.have.length(2);
+  });
+});

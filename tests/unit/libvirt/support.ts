@@ -1,0 +1,206 @@
+// Helpers of the libvirt XML tests: the fixture corpus, libvirt's own schema check, and the meaning of a
+// network definition read independently of provider/libvirt (so that a round trip is judged by another reader).
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { XMLParser } from "fast-xml-parser";
+import * as ipaddr from "ipaddr.js";
+
+export const FIXTURES = path.resolve(__dirname, "../../../../tests/fixtures/libvirt");
+
+export function fixtureNames(): string[] {
+  return fs
+    .readdirSync(FIXTURES)
+    .filter((f) => f.endsWith(".xml"))
+    .map((f) => f.slice(0, -4))
+    .sort();
+}
+
+export const validFixtures = (): string[] => fixtureNames().filter((n) => !n.startsWith("invalid-"));
+export const invalidFixtures = (): string[] => fixtureNames().filter((n) => n.startsWith("invalid-"));
+
+/** Fixtures that are not libvirt XML on purpose (they test what virtnet does with non-libvirt input). */
+export const NOT_LIBVIRT = ["forward-mode-none", "unknown-elements"];
+
+export function readFixture(name: string): string {
+  return fs.readFileSync(path.join(FIXTURES, `${name}.xml`), "utf8");
+}
+
+/** libvirt's own schema check (libvirt-clients' virt-xml-validate, with xmllint): throws with its output. */
+export function expectLibvirtValid(xml: string, label: string): void {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-libvirt-"));
+  const file = path.join(dir, `${label}.xml`);
+  try {
+    fs.writeFileSync(file, xml);
+    const r = spawnSync("virt-xml-validate", [file, "network"], { encoding: "utf8" });
+    if ((r.error as NodeJS.ErrnoException | undefined)?.code === "ENOENT")
+      throw new Error("virt-xml-validate is missing: apt-get install libvirt-clients libxml2-utils");
+    const out = `${r.stdout}${r.stderr}`;
+    if (r.status !== 0 || !out.includes("validates"))
+      throw new Error(`virt-xml-validate refuses ${label} (exit ${r.status}):\n${out}\n${xml}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// ---- An independent reading of libvirt network XML -------------------------------------------------------
+
+type Obj = Record<string, any>;
+const reader = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: "@",
+  isArray: (_name: string, _path: unknown, _leaf: boolean, isAttribute: boolean) => !isAttribute,
+  parseTagValue: false,
+  parseAttributeValue: false,
+  trimValues: true,
+});
+const obj = (x: unknown): Obj => (x && typeof x === "object" ? (x as Obj) : {});
+const textOf = (x: unknown): string => (typeof x === "string" ? x : String(obj(x)["#text"] ?? ""));
+const first = (e: Obj, name: string): Obj | undefined => (e[name] ? obj(e[name][0]) : undefined);
+const all = (e: Obj, name: string): Obj[] => ((e[name] as unknown[]) ?? []).map(obj);
+
+function classful(a: string): number {
+  const o = Number(a.split(".")[0]);
+  return o < 128 ? 8 : o < 192 ? 16 : 24;
+}
+
+function prefixOf(e: Obj): number {
+  if (e["@prefix"] !== undefined) return Number(e["@prefix"]);
+  if (e["@netmask"] !== undefined) return ipaddr.IPv4.parse(e["@netmask"]).prefixLengthFromSubnetMask()!;
+  return classful(e["@address"]);
+}
+
+const addressNumber = (a: string) =>
+  ipaddr
+    .parse(a)
+    .toByteArray()
+    .reduce((v, x) => v * 256 + x, 0);
+const isV6 = (e: Obj) => e["@family"] === "ipv6" || String(e["@address"] ?? "").includes(":");
+const UNIT: Record<string, number> = { seconds: 1, minutes: 60, hours: 3600 };
+
+function leaseSeconds(range: Obj): number | "infinite" {
+  const lease = first(range, "lease");
+  if (!lease) return 3600; // dnsmasq's default, which libvirt and virtnet both leave in place
+  const n = Number(lease["@expiry"]);
+  return n === 0 ? "infinite" : n * UNIT[lease["@unit"] ?? "minutes"];
+}
+
+/**
+ * What a libvirt network definition means, in the parts virtnet supports, with libvirt's defaults filled in:
+ * two definitions with the same meaning build the same network.
+ */
+export function meaning(xml: string): Obj {
+  const n = obj(reader.parse(xml).network[0]);
+  const fwd = first(n, "forward");
+  let mode = fwd ? (fwd["@mode"] ?? "nat") : "isolated";
+  if (mode === "none") mode = "isolated";
+  const ifaces = fwd ? all(fwd, "interface") : [];
+  const dev =
+    fwd && (mode === "nat" || mode === "route")
+      ? (fwd["@dev"] ?? (ifaces.length === 1 ? ifaces[0]["@dev"] : undefined))
+      : undefined;
+  const natEl = mode === "nat" && fwd ? first(fwd, "nat") : undefined;
+  const natAddress = natEl && first(natEl, "address");
+  const natPort = natEl && first(natEl, "port");
+  const b = first(n, "bridge") ?? {};
+  const d = first(n, "dns") ?? {};
+  const dnsEnabled = d["@enable"] !== "no";
+  const ips = all(n, "ip").filter((ip) => !isV6(ip));
+  const ip = ips[0];
+  const dhcp = ip && first(ip, "dhcp");
+  const ranges = dhcp ? all(dhcp, "range") : [];
+  const domain = first(n, "domain");
+  return {
+    name: textOf(n.name[0]),
+    mode,
+    forwardDevice: dev,
+    nat:
+      mode === "nat"
+        ? {
+            address: natAddress ? { start: natAddress["@start"], end: natAddress["@end"] } : undefined,
+            ports: natPort
+              ? { start: Number(natPort["@start"]), end: Number(natPort["@end"]) }
+              : { start: 1024, end: 65535 },
+          }
+        : undefined,
+    bridge: {
+      name: b["@name"],
+      stp: (b["@stp"] ?? "on") === "on",
+      delay: Number(b["@delay"] ?? 0),
+      mtu: first(n, "mtu") ? Number(first(n, "mtu")!["@size"]) : undefined,
+      mac: first(n, "mac") ? String(first(n, "mac")!["@address"]).toLowerCase() : undefined,
+    },
+    domain: domain ? { name: domain["@name"], localOnly: domain["@localOnly"] === "yes" } : undefined,
+    dns: {
+      enabled: dnsEnabled,
+      forwarders: dnsEnabled
+        ? all(d, "forwarder")
+            .filter((f) => f["@addr"] !== undefined)
+            .map((f) => ({ addr: ipaddr.parse(f["@addr"]).toString(), domain: f["@domain"] }))
+        : [],
+      hosts: dnsEnabled
+        ? all(d, "host").map((h) => ({ ip: h["@ip"], hostnames: (h.hostname as unknown[]).map(textOf) }))
+        : [],
+    },
+    ipv4: ip ? { address: ip["@address"], prefix: prefixOf(ip) } : undefined,
+    ranges: ranges
+      .map((r) => ({ start: r["@start"], end: r["@end"], lease: leaseSeconds(r) }))
+      .sort((x, y) => addressNumber(x.start) - addressNumber(y.start)),
+    reservations: ranges.length
+      ? all(dhcp!, "host").map((h) => ({
+          mac: String(h["@mac"]).toLowerCase(),
+          ip: h["@ip"],
+          name: h["@name"],
+        }))
+      : [],
+    routes: all(n, "route")
+      .filter((r) => !isV6(r))
+      .map((r) => ({
+        destination: `${r["@address"]}/${prefixOf(r)}`,
+        gateway: r["@gateway"],
+        metric: Number(r["@metric"] ?? 1),
+      })),
+  };
+}
+
+// ---- Every element and attribute of a document ------------------------------------------------------------
+
+export interface Item {
+  path: string; // e.g. "network/ip/dhcp/range"
+  name: string;
+  attrs: Record<string, string>;
+  text: string;
+  children: Item[];
+}
+
+const ordered = new XMLParser({
+  preserveOrder: true,
+  ignoreAttributes: false,
+  attributeNamePrefix: "",
+  parseTagValue: false,
+  parseAttributeValue: false,
+  trimValues: true,
+  ignoreDeclaration: true,
+});
+
+function toItem(entry: Obj, parentPath: string): Item | undefined {
+  const name = Object.keys(entry).find((k) => k !== ":@");
+  if (!name || name === "#text") return undefined;
+  const p = parentPath ? `${parentPath}/${name}` : name;
+  const kids = (entry[name] as Obj[]) ?? [];
+  return {
+    path: p,
+    name,
+    attrs: entry[":@"] ?? {},
+    text: kids
+      .filter((k) => "#text" in k)
+      .map((k) => String(k["#text"]))
+      .join(""),
+    children: kids.map((k) => toItem(k, p)).filter((x): x is Item => x !== undefined),
+  };
+}
+
+export function documentTree(xml: string): Item {
+  return (ordered.parse(xml) as Obj[]).map((e) => toItem(e, "")).find((x) => x !== undefined)!;
+}
