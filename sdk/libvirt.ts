@@ -7,6 +7,7 @@ export type {
   LibvirtImport,
   LibvirtNetworkArgs,
   LibvirtRouteArgs,
+  LibvirtSrvRecord,
 } from "../provider/libvirt/import";
 export { LibvirtXmlError } from "../provider/libvirt/errors";
 

@@ -105,8 +105,7 @@ export function toLibvirtXml(
       const ports = spec.nat.portRange;
       if (ports.start !== DEFAULT_NAT_PORTS.start || ports.end !== DEFAULT_NAT_PORTS.end)
         nat.push(el("port", { start: ports.start, end: ports.end }));
-      // IPv6 masquerading exists only where the network spec has it.
-      const natIpv6 = (spec.nat as { ipv6?: boolean }).ipv6 ? "yes" : undefined;
+      const natIpv6 = spec.nat.ipv6 ? "yes" : undefined;
       if (nat.length || natIpv6) forward.push(el("nat", { ipv6: natIpv6 }, nat));
     }
     const dev = spec.mode === "nat" || spec.mode === "route" ? spec.forwardDevice : undefined;
@@ -133,6 +132,18 @@ export function toLibvirtXml(
           h.hostnames.map((n) => textEl("hostname", n)),
         ),
       ),
+      ...(spec.dns.srv ?? []).map((r) =>
+        el("srv", {
+          service: r.service,
+          protocol: r.protocol,
+          domain: r.domain,
+          target: r.target,
+          port: r.port,
+          priority: r.priority,
+          weight: r.weight,
+        }),
+      ),
+      ...(spec.dns.txt ?? []).map((t) => el("txt", { name: t.name, value: t.value })),
     ];
     // virtnet's dnsmasq never forwards plain names (domain-needed): libvirt's forwardPlainNames='no'.
     net.push(el("dns", { forwardPlainNames: "no" }, dns));
@@ -142,8 +153,7 @@ export function toLibvirtXml(
   const v6 = ranges.filter((r) => r.family === 6);
   if (spec.ipv4)
     net.push(el("ip", { address: spec.ipv4.gateway, netmask: spec.ipv4.netmask }, dhcpElement(v4)));
-  // IPv6 exists only where the network spec has it.
-  const ipv6 = (spec as { ipv6?: { gateway: string; prefixLength: number } }).ipv6;
+  const ipv6 = spec.ipv6;
   if (ipv6)
     net.push(el("ip", { family: "ipv6", address: ipv6.gateway, prefix: ipv6.prefixLength }, dhcpElement(v6)));
 

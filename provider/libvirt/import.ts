@@ -24,10 +24,12 @@ export interface LibvirtNetworkArgs {
   name: string;
   mode: Mode;
   ipv4?: { cidr: string; gateway: string };
+  ipv6?: { cidr: string; gateway: string };
   forwardDevice?: string;
   nat?: {
     addressRange?: { start: string; end: string };
     portRange?: { start: number; end: number };
+    ipv6?: boolean;
   };
   /** stp is always set: libvirt's default is on, virtnet's is off. */
   bridge: { name?: string; stp: boolean; delay?: number; mtu?: number; macAddress?: string };
@@ -36,7 +38,20 @@ export interface LibvirtNetworkArgs {
     enabled?: boolean;
     forwarders?: { address: string; domain?: string }[];
     hosts?: { ip: string; hostnames: string[] }[];
+    srv?: LibvirtSrvRecord[];
+    txt?: { name: string; value: string }[];
   };
+}
+
+/** A DNS SRV record as libvirt's <srv> has it. */
+export interface LibvirtSrvRecord {
+  service: string;
+  protocol: "tcp" | "udp";
+  domain?: string;
+  target?: string;
+  port?: number;
+  priority?: number;
+  weight?: number;
 }
 
 export interface LibvirtDhcpReservation {
@@ -45,7 +60,10 @@ export interface LibvirtDhcpReservation {
   hostname?: string;
 }
 
-/** DhcpRange arguments (without `network`). libvirt keeps reservations per network: they go on range1. */
+/**
+ * DhcpRange arguments (without `network`), IPv4 or IPv6. libvirt keeps reservations per network, virtnet per
+ * range: they go on the first IPv4 range.
+ */
 export interface LibvirtDhcpRangeArgs {
   name: string;
   start: string;
@@ -175,42 +193,64 @@ class Importer {
     return v;
   }
 
-  /** The prefix length from a netmask or prefix attribute (one of them), IPv4 only. */
-  prefixOf(node: XmlNode, address: ipaddr.IPv4): number | undefined {
-    const netmask = attr(node, "netmask");
-    const prefix = attr(node, "prefix");
-    if (netmask !== undefined && prefix !== undefined) {
-      this.err(node, "give netmask or prefix, not both");
-      return undefined;
-    }
-    if (prefix !== undefined) {
-      if (!/^\d{1,2}$/.test(prefix) || Number(prefix) > 32) {
-        this.err(node, `prefix must be an integer from 0 to 32, not '${prefix}'`);
-        return undefined;
-      }
-      return Number(prefix);
-    }
-    if (netmask !== undefined) {
-      const len = ipaddr.IPv4.isValidFourPartDecimal(netmask)
-        ? ipaddr.IPv4.parse(netmask).prefixLengthFromSubnetMask()
-        : null;
-      if (len === null) this.err(node, `netmask '${netmask}' is not a contiguous IPv4 netmask`);
-      return len ?? undefined;
-    }
-    const classful = classfulPrefix(address);
-    if (classful === undefined) this.err(node, "netmask or prefix is required");
-    else this.note(node, `no netmask or prefix: libvirt's classful default /${classful} is used`);
-    return classful;
-  }
-
-  ipv4(node: XmlNode, name: string): ipaddr.IPv4 | undefined {
+  /**
+   * An IPv4 address with its netmask or prefix (libvirt's classful default when neither is given). For an
+   * <ip>, the CIDR is the subnet the address is on; for a <route> (`asGiven`), it is the address as written.
+   */
+  subnet4(node: XmlNode, name: string, asGiven = false): { address: string; cidr: string } | undefined {
     const v = this.required(node, name);
     if (v === undefined) return undefined;
     if (!ipaddr.IPv4.isValidFourPartDecimal(v)) {
       this.err(node, `${name} '${v}' is not an IPv4 address`);
       return undefined;
     }
-    return ipaddr.IPv4.parse(v);
+    const address = ipaddr.IPv4.parse(v);
+    const netmask = attr(node, "netmask");
+    const prefix = attr(node, "prefix");
+    let len: number | undefined;
+    if (netmask !== undefined && prefix !== undefined) this.err(node, "give netmask or prefix, not both");
+    else if (prefix !== undefined) {
+      if (!/^\d{1,2}$/.test(prefix) || Number(prefix) > 32)
+        this.err(node, `prefix must be an integer from 0 to 32, not '${prefix}'`);
+      else len = Number(prefix);
+    } else if (netmask !== undefined) {
+      const bits = ipaddr.IPv4.isValidFourPartDecimal(netmask)
+        ? ipaddr.IPv4.parse(netmask).prefixLengthFromSubnetMask()
+        : null;
+      if (bits === null) this.err(node, `netmask '${netmask}' is not a contiguous IPv4 netmask`);
+      else len = bits;
+    } else {
+      len = classfulPrefix(address);
+      if (len === undefined) this.err(node, "netmask or prefix is required");
+      else this.note(node, `no netmask or prefix: libvirt's classful default /${len} is used`);
+    }
+    if (len === undefined) return undefined;
+    const net = asGiven || len === 0 ? address : ipaddr.IPv4.networkAddressFromCIDR(`${address}/${len}`);
+    return { address: address.toString(), cidr: `${net}/${len}` };
+  }
+
+  /** An IPv6 address with its prefix (libvirt's default /64 when none is given); see subnet4. */
+  subnet6(node: XmlNode, name: string, asGiven = false): { address: string; cidr: string } | undefined {
+    const v = this.required(node, name);
+    if (v === undefined) return undefined;
+    if (!ipaddr.IPv6.isValid(v) || v.includes("%")) {
+      this.err(node, `${name} '${v}' is not an IPv6 address`);
+      return undefined;
+    }
+    const address = ipaddr.IPv6.parse(v);
+    if (attr(node, "netmask") !== undefined) {
+      this.err(node, "an IPv6 address takes prefix, not netmask");
+      return undefined;
+    }
+    const prefix = attr(node, "prefix");
+    let len = 64;
+    if (prefix === undefined) this.note(node, "no prefix: libvirt's default /64 for IPv6 is used");
+    else if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > 128) {
+      this.err(node, `prefix must be an integer from 0 to 128, not '${prefix}'`);
+      return undefined;
+    } else len = Number(prefix);
+    const net = asGiven || len === 0 ? address : ipaddr.IPv6.networkAddressFromCIDR(`${address}/${len}`);
+    return { address: address.toString(), cidr: `${net}/${len}` };
   }
 
   /** libvirt's <lease expiry='N' unit='seconds|minutes|hours'/> (unit defaults to minutes; 0 = infinite). */
@@ -224,6 +264,18 @@ class Importer {
     if (expiry === undefined) return undefined;
     return expiry === 0 ? "infinite" : `${expiry}${LEASE_UNITS[unit]}`;
   }
+}
+
+/** The address family of an <ip> or <route>: its family attribute, else what its address looks like. */
+function familyOf(im: Importer, node: XmlNode): 4 | 6 | undefined {
+  const family = attr(node, "family");
+  if (family === "ipv4") return 4;
+  if (family === "ipv6") return 6;
+  if (family !== undefined) {
+    im.err(node, `family must be 'ipv4' or 'ipv6', not '${family}'`);
+    return undefined;
+  }
+  return node.attrs.find(([k]) => k === "address")?.[1].includes(":") ? 6 : 4;
 }
 
 /** Where a virtnet property came from: the longest registered prefix of its path. */
@@ -267,12 +319,7 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
   // Attributes of <network> itself.
   if (attr(root, "connections") !== undefined)
     im.note(root, "connections is libvirt's count of attached guests, not configuration: ignored");
-  if (im.yesNo(root, "ipv6"))
-    im.warn(
-      root,
-      "ipv6='yes' (IPv6 between guests without an IPv6 address): virtnet does not support IPv6 yet",
-      "ipv6",
-    );
+  const guestIpv6 = im.yesNo(root, "ipv6"); // reported once the <ip> elements are known
 
   // <name>, <uuid>
   const nameNode = im.one(root, "name");
@@ -360,8 +407,7 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
     if (natNode) {
       im.origins.set("nat", natNode);
       nat = {};
-      if (im.yesNo(natNode, "ipv6"))
-        im.warn(natNode, "ipv6='yes' (IPv6 masquerading): virtnet does not support IPv6 yet", "ipv6");
+      if (im.yesNo(natNode, "ipv6")) nat.ipv6 = true;
       const address = im.one(natNode, "address");
       if (address) {
         im.origins.set("nat.addressRange", address);
@@ -422,50 +468,63 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
       if (ip !== undefined) hosts.push({ ip, hostnames: names });
     }
     if (hosts.length) dns.hosts = hosts;
-    for (const s of childrenNamed(dnsNode, "srv"))
-      im.warn(s, "DNS SRV records are not supported by virtnet yet");
-    for (const t of childrenNamed(dnsNode, "txt"))
-      im.warn(t, "DNS TXT records are not supported by virtnet yet");
+    const srv: LibvirtSrvRecord[] = [];
+    for (const r of childrenNamed(dnsNode, "srv")) {
+      im.origins.set(`dns.srv[${srv.length}]`, r);
+      const service = im.required(r, "service");
+      const protocol = im.required(r, "protocol");
+      const rec = { service, protocol } as LibvirtSrvRecord;
+      for (const k of ["domain", "target"] as const) {
+        const v = attr(r, k);
+        if (v !== undefined) rec[k] = v;
+      }
+      for (const k of ["port", "priority", "weight"] as const) {
+        const v = im.uint(r, k);
+        if (v !== undefined) rec[k] = v;
+      }
+      if (service !== undefined && protocol !== undefined) srv.push(rec);
+    }
+    if (srv.length) dns.srv = srv;
+    const txt: { name: string; value: string }[] = [];
+    for (const t of childrenNamed(dnsNode, "txt")) {
+      im.origins.set(`dns.txt[${txt.length}]`, t);
+      const tname = im.required(t, "name");
+      const value = im.required(t, "value");
+      if (tname !== undefined && value !== undefined) txt.push({ name: tname, value });
+    }
+    if (txt.length) dns.txt = txt;
   }
 
-  // <ip>: the first IPv4 one is the network's subnet, with its DHCP.
+  // <ip>: the first IPv4 and the first IPv6 one are the network's subnets, each with its DHCP.
   let ipv4: LibvirtNetworkArgs["ipv4"];
-  let ipNode: XmlNode | undefined;
+  let ipv6: LibvirtNetworkArgs["ipv6"];
+  const ipNodes: { 4?: XmlNode; 6?: XmlNode } = {};
   const ranges: LibvirtDhcpRangeArgs[] = [];
   const rangeNodes: XmlNode[] = [];
   const leaseNodes: (XmlNode | undefined)[] = [];
+  let firstV4Range: number | undefined;
   const hosts: LibvirtDhcpReservation[] = [];
   const hostNodes: XmlNode[] = [];
   for (const ip of childrenNamed(root, "ip")) {
-    const family = attr(ip, "family");
-    const address = ip.attrs.find(([k]) => k === "address")?.[1];
-    if (family !== undefined && family !== "ipv4" && family !== "ipv6") {
-      im.err(ip, `family must be 'ipv4' or 'ipv6', not '${family}'`);
-      continue;
-    }
-    if (family === "ipv6" || (family === undefined && address?.includes(":"))) {
-      im.warn(ip, "IPv6: virtnet does not support IPv6 yet; this <ip> and its DHCPv6 are not imported");
-      continue;
-    }
-    if (ipNode) {
+    const family = familyOf(im, ip);
+    if (family === undefined) continue;
+    const seen = ipNodes[family];
+    if (seen) {
       im.warn(
         ip,
-        `virtnet gives a network one IPv4 subnet: only the first IPv4 <ip> (${describe(ipNode)}) is imported, not this one nor its DHCP`,
+        `virtnet gives a network one IPv${family} subnet: only the first IPv${family} <ip> (${describe(seen)}) is imported, not this one nor its DHCP`,
       );
       continue;
     }
-    ipNode = ip;
-    im.origins.set("ipv4", ip);
-    const addr = im.ipv4(ip, "address");
-    const prefix = addr ? im.prefixOf(ip, addr) : undefined;
-    if (addr && prefix !== undefined) {
-      const net =
-        prefix === 0 ? "0.0.0.0" : ipaddr.IPv4.networkAddressFromCIDR(`${addr}/${prefix}`).toString();
-      ipv4 = { cidr: `${net}/${prefix}`, gateway: addr.toString() };
-    }
+    ipNodes[family] = ip;
+    im.origins.set(`ipv${family}`, ip);
+    const subnet = family === 4 ? im.subnet4(ip, "address") : im.subnet6(ip, "address");
+    if (subnet && family === 4) ipv4 = { cidr: subnet.cidr, gateway: subnet.address };
+    if (subnet && family === 6) ipv6 = { cidr: subnet.cidr, gateway: subnet.address };
     const dhcp = im.one(ip, "dhcp");
     if (!dhcp) continue;
-    for (const r of childrenNamed(dhcp, "range")) {
+    const rangesHere = childrenNamed(dhcp, "range");
+    for (const r of rangesHere) {
       const range: LibvirtDhcpRangeArgs = { name: `range${ranges.length + 1}`, start: "", end: "" };
       range.start = im.required(r, "start") ?? "";
       range.end = im.required(r, "end") ?? "";
@@ -474,68 +533,71 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
         const t = im.lease(lease);
         if (t !== undefined) range.leaseTime = t;
       }
+      if (family === 4 && firstV4Range === undefined) firstV4Range = ranges.length;
       ranges.push(range);
       rangeNodes.push(r);
       leaseNodes.push(lease);
     }
     for (const h of childrenNamed(dhcp, "host")) {
-      if (rangeNodes.length === 0) {
+      if (family === 6) {
+        im.warn(h, "DHCPv6 reservations are not supported by virtnet yet: the reservation is not imported");
+        continue;
+      }
+      if (rangesHere.length === 0) {
         im.warn(
           h,
           "virtnet keeps reservations on a DHCP range and this <dhcp> has no <range>: the reservation is not imported",
         );
         continue;
       }
-      const hmac = attr(h, "mac");
-      const hip = attr(h, "ip");
+      if (attr(h, "mac") === undefined) {
+        im.warn(
+          h,
+          "virtnet reserves addresses by MAC address only: this reservation has no mac and is not imported",
+        );
+        continue;
+      }
+      const hmac = attr(h, "mac")!;
+      const hip = im.required(h, "ip");
       const hname = attr(h, "name");
-      if (hmac === undefined) {
-        im.err(h, "virtnet reserves addresses by MAC address: mac is required");
-        continue;
-      }
-      if (hip === undefined) {
-        im.err(h, "attribute ip is required");
-        continue;
-      }
       for (const l of childrenNamed(h, "lease"))
         im.warn(
           l,
           "a lease time per reservation is not supported by virtnet: the range's lease time applies",
         );
+      if (hip === undefined) continue;
       hosts.push(hname === undefined ? { mac: hmac, ip: hip } : { mac: hmac, ip: hip, hostname: hname });
       hostNodes.push(h);
     }
   }
-  if (hosts.length) ranges[0].hosts = hosts;
+  if (hosts.length && firstV4Range !== undefined) ranges[firstV4Range].hosts = hosts;
+  if (guestIpv6 && ipNodes[6])
+    im.note(root, "ipv6='yes' changes nothing on a network with an IPv6 <ip>: IPv6 is on there anyway");
+  else if (guestIpv6)
+    im.warn(
+      root,
+      "ipv6='yes' (IPv6 between guests on a network without an IPv6 address) is not supported by virtnet; give the network an IPv6 <ip> instead",
+      "ipv6",
+    );
 
   // <route>
   const routes: LibvirtRouteArgs[] = [];
   const routeNodes: XmlNode[] = [];
+  const routeFamilies: (4 | 6)[] = [];
   for (const r of childrenNamed(root, "route")) {
-    const family = attr(r, "family");
-    const address = r.attrs.find(([k]) => k === "address")?.[1];
-    if (family !== undefined && family !== "ipv4" && family !== "ipv6") {
-      im.err(r, `family must be 'ipv4' or 'ipv6', not '${family}'`);
-      continue;
-    }
-    if (family === "ipv6" || (family === undefined && address?.includes(":"))) {
-      im.warn(
-        r,
-        "IPv6 route: virtnet does not import the network's IPv6 part yet, so this route is not imported",
-      );
-      continue;
-    }
-    const dest = im.ipv4(r, "address");
-    const prefix = dest ? im.prefixOf(r, dest) : undefined;
+    const family = familyOf(im, r);
+    if (family === undefined) continue;
+    const dest = family === 4 ? im.subnet4(r, "address", true) : im.subnet6(r, "address", true);
     const gateway = im.required(r, "gateway");
     const metric = im.uint(r, "metric");
     if (metric === 0) im.err(r, "metric must be greater than 0, as libvirt requires");
-    if (!dest || prefix === undefined || gateway === undefined) continue;
+    if (!dest || gateway === undefined) continue;
     // libvirt installs a route without metric with metric 1.
-    const route: LibvirtRouteArgs = { destination: `${dest}/${prefix}`, gateway, metric: metric ?? 1 };
+    const route: LibvirtRouteArgs = { destination: dest.cidr, gateway, metric: metric ?? 1 };
     if (metric === undefined) im.note(r, "no metric: libvirt's default metric 1 is kept");
     routes.push(route);
     routeNodes.push(r);
+    routeFamilies.push(family);
   }
 
   const warnings = im.warnings(root);
@@ -546,6 +608,7 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
     name,
     mode,
     ...(ipv4 && { ipv4 }),
+    ...(ipv6 && { ipv6 }),
     ...(forwardDevice !== undefined && { forwardDevice }),
     ...(nat && Object.keys(nat).length > 0 && { nat }),
     bridge: {
@@ -559,7 +622,7 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
     ...(dns && { dns }),
   };
 
-  if (!im.origins.has("ipv4") && forward) im.origins.set("ipv4", forward);
+  if (!im.origins.has("ipv4")) im.origins.set("ipv4", ipNodes[6] ?? forward ?? root);
   const built = buildNetworkSpec(network, name);
   const problems = validationErrors(built.errors, im.origins, root);
   const spec = built.spec;
@@ -569,8 +632,13 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
     origins.set("start", rangeNodes[i]);
     origins.set("end", rangeNodes[i]);
     origins.set("leaseTime", leaseNodes[i] ?? rangeNodes[i]);
-    if (i === 0) hostNodes.forEach((h, j) => origins.set(`hosts[${j}]`, h));
-    const res = buildRangeSpec(r, r.name, { cidr: ipv4?.cidr, gateway: ipv4?.gateway });
+    if (i === firstV4Range) hostNodes.forEach((h, j) => origins.set(`hosts[${j}]`, h));
+    const res = buildRangeSpec(r, r.name, {
+      cidr: ipv4?.cidr,
+      gateway: ipv4?.gateway,
+      ipv6Cidr: ipv6?.cidr,
+      ipv6Gateway: ipv6?.gateway,
+    });
     problems.push(...validationErrors(res.errors, origins, rangeNodes[i], `DhcpRange ${r.name} `));
     if (res.spec) {
       for (const [j, other] of rangeSpecs.entries())
@@ -581,12 +649,18 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
   });
   const routeSpecs: RouteSpec[] = [];
   routes.forEach((r, i) => {
+    // A route goes via the network: its gateway must be on the network's subnet of the route's family.
+    const subnet = routeFamilies[i] === 4 ? ipv4 : ipv6;
+    if (!subnet) {
+      problems.push(
+        `${describe(routeNodes[i])}: the network has no IPv${routeFamilies[i]} <ip> for the gateway to be on`,
+      );
+      return;
+    }
     const res = buildRouteSpec(
       {
         ...r,
-        network: spec
-          ? { name, bridgeName: spec.bridge.name, cidr: ipv4?.cidr, gatewayIp: ipv4?.gateway }
-          : undefined,
+        network: { name, bridgeName: spec?.bridge.name, cidr: subnet.cidr, gatewayIp: subnet.gateway },
       },
       `route${i + 1}`,
     );

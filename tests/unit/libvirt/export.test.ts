@@ -119,25 +119,21 @@ describe("libvirt XML export", () => {
     expect(xml.match(/<host mac="52:54:00:00:00:01"/g)).to.have.length(1);
   });
 
-  it("exports the network's IPv6 subnet and DHCPv6 ranges where virtnet has them", function () {
-    const built = buildNetworkSpec(
-      { mode: "nat", ipv4, ipv6: { cidr: "fd00:50:1::/64" } } as NetworkInputs,
-      "v6",
-    );
-    const s = built.spec as (NetworkSpec & { ipv6?: unknown }) | undefined;
-    if (!s?.ipv6) this.skip(); // a virtnet without IPv6 networks
-    const r6 = buildRangeSpec({ start: "fd00:50:1::100", end: "fd00:50:1::1ff" }, "v6", {
-      cidr: s!.ipv4!.cidr,
-      gateway: s!.ipv4!.gateway,
-      ipv6Cidr: "fd00:50:1::/64",
-      ipv6Gateway: "fd00:50:1::1",
-    } as Parameters<typeof buildRangeSpec>[2]);
+  it("exports the IPv6 subnet, IPv6 masquerading, DHCPv6 ranges and IPv6 routes", () => {
+    const s = spec({ mode: "nat", ipv4, ipv6: { cidr: "fd00:50:1::/64" }, nat: { ipv6: true } }, "v6");
+    const r6 = buildRangeSpec({ start: "fd00:50:1::100", end: "fd00:50:1::1ff", leaseTime: "2h" }, "v6", {
+      cidr: s.ipv4!.cidr,
+      gateway: s.ipv4!.gateway,
+      ipv6Cidr: s.ipv6!.cidr,
+      ipv6Gateway: s.ipv6!.gateway,
+    });
     expect(r6.errors).to.deep.equal([]);
     const xml = toLibvirtXml(
-      s!,
+      s,
       [r6.spec!],
       [{ destination: "fd00:60::/64", gateway: "fd00:50:1::2", metric: 3 }],
     );
+    expect(xml).to.include('<nat ipv6="yes"/>');
     expect(xml).to.include('<ip family="ipv6" address="fd00:50:1::1" prefix="64">');
     expect(xml).to.include('<range start="fd00:50:1::100" end="fd00:50:1::1ff">');
     expect(xml).to.include(

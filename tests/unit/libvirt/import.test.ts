@@ -103,24 +103,47 @@ describe("libvirt XML import: mapping", () => {
     expect(r.routes).to.deep.equal([{ destination: "10.8.0.0/16", gateway: "10.9.0.2", metric: 1 }]);
   });
 
-  it("reports every IPv6 part instead of dropping it", () => {
+  it("imports IPv6: the subnet, IPv6 masquerading, DHCPv6 ranges, IPv6 routes; reports DHCPv6 reservations", () => {
     const r = fromLibvirtXml(readFixture("dual-stack"));
     expect(r.network.ipv4).to.deep.equal({ cidr: "10.70.0.0/24", gateway: "10.70.0.1" });
-    const v6 = r.warnings.filter((w) => /IPv6/.test(w));
-    expect(v6).to.have.length(4);
-    expect(v6.some((w) => w.startsWith("<ip family='ipv6' address='fd00:70::1'"))).to.equal(true);
-    expect(v6.some((w) => w.startsWith("<route family='ipv6'"))).to.equal(true);
-    expect(v6.some((w) => w.startsWith("<nat ipv6='yes'>"))).to.equal(true);
-    expect(v6.some((w) => w.startsWith("<network ipv6='yes'>"))).to.equal(true);
+    expect(r.network.ipv6).to.deep.equal({ cidr: "fd00:70::/64", gateway: "fd00:70::1" });
+    expect(r.network.nat).to.deep.equal({ ipv6: true });
+    expect(r.ranges.map((x) => [x.start, x.hosts?.length])).to.deep.equal([
+      ["10.70.0.100", 1],
+      ["fd00:70::100", undefined],
+    ]);
+    expect(r.routes[1]).to.deep.equal({ destination: "fd00:71::/64", gateway: "fd00:70::2", metric: 2 });
+    expect(r.warnings).to.have.length(1);
+    expect(r.warnings[0]).to.match(
+      /^<host id='0:4:7e[^>]*> in <dhcp>: DHCPv6 reservations are not supported/,
+    );
   });
 
-  it("reports SRV and TXT records and domain-only forwarders as not supported", () => {
+  it("takes an IPv6 address without family or prefix as IPv6 with libvirt's /64", () => {
+    const r = fromLibvirtXml(readFixture("ipv6-only"));
+    expect(r.network.ipv6).to.deep.equal({ cidr: "2001:db8:51::/64", gateway: "2001:db8:51::1" });
+    expect(r.network.ipv4).to.equal(undefined);
+  });
+
+  it("imports SRV and TXT records; reports domain-only forwarders and forwardPlainNames='yes'", () => {
     const r = fromLibvirtXml(readFixture("dns-records"));
-    expect(r.warnings.find((w) => w.startsWith("<srv "))).to.match(/SRV records are not supported/);
-    expect(r.warnings.find((w) => w.startsWith("<txt "))).to.match(/TXT records are not supported/);
+    expect(r.network.dns!.srv).to.deep.equal([
+      {
+        service: "ldap",
+        protocol: "tcp",
+        domain: "dns.test",
+        target: "dir.dns.test",
+        port: 389,
+        priority: 10,
+        weight: 10,
+      },
+      { service: "sip", protocol: "udp" },
+    ]);
+    expect(r.network.dns!.txt).to.deep.equal([{ name: "info", value: "virtnet test network" }]);
     expect(r.warnings.find((w) => w.startsWith("<forwarder domain='blackhole.example'>"))).to.match(
       /not supported/,
     );
+    expect(r.warnings.find((w) => w.startsWith("<dns "))).to.match(/forwardPlainNames='yes'/);
     expect(r.network.dns!.forwarders).to.deep.equal([
       { address: "2001:db8::53" },
       { address: "192.0.2.53", domain: "internal.example" },
@@ -199,6 +222,8 @@ const SUPPORTED: Record<string, string[]> = {
   "network/dns/forwarder": ["addr", "domain"],
   "network/dns/host": ["ip"],
   "network/dns/host/hostname": [],
+  "network/dns/srv": ["service", "protocol", "domain", "target", "port", "priority", "weight"],
+  "network/dns/txt": ["name", "value"],
   "network/ip": ["address", "netmask", "prefix", "family"],
   "network/ip/dhcp": [],
   "network/ip/dhcp/range": ["start", "end"],
@@ -209,7 +234,6 @@ const SUPPORTED: Record<string, string[]> = {
 /** Attributes supported with one value only: another value must be reported. */
 const ONLY: Record<string, Record<string, string>> = {
   network: { ipv6: "no" },
-  "network/forward/nat": { ipv6: "no" },
   "network/dns": { forwardPlainNames: "no" },
 };
 const NOTED: Record<string, string[]> = { "network/uuid": [], network: ["connections"] };
@@ -238,11 +262,11 @@ function unreported(r: LibvirtImport, root: Item): string[] {
   const missing: string[] = [];
   const isV6 = (i: Item) => i.attrs.family === "ipv6" || (i.attrs.address ?? "").includes(":");
   const firstV4 = root.children.find((c) => c.name === "ip" && !isV6(c));
+  const firstV6 = root.children.find((c) => c.name === "ip" && isV6(c));
   const check = (item: Item) => {
     const wholeReported =
       !(item.path in SUPPORTED || item.path in NOTED) ||
-      (item.path === "network/ip" && item !== firstV4) ||
-      (item.path === "network/route" && isV6(item)) ||
+      (item.path === "network/ip" && item !== firstV4 && item !== firstV6) ||
       (item.path === "network/dns/forwarder" && item.attrs.addr === undefined);
     if (item.path === "network/uuid") {
       if (!aboutElement(r.notes, item)) missing.push(`${item.path} (note)`);
@@ -261,7 +285,7 @@ function unreported(r: LibvirtImport, root: Item): string[] {
       }
       const only = ONLY[item.path]?.[k];
       if ((SUPPORTED[item.path] ?? []).includes(k) && (only === undefined || only === v)) continue;
-      if (!aboutAttribute(r.warnings, item, k, v)) missing.push(`${item.path}@${k}`);
+      if (!aboutAttribute([...r.warnings, ...r.notes], item, k, v)) missing.push(`${item.path}@${k}`);
     }
     if (
       item.text &&
@@ -269,9 +293,13 @@ function unreported(r: LibvirtImport, root: Item): string[] {
       !r.warnings.some((w) => isAbout(w, item) && w.includes(`"${item.text}"`))
     )
       missing.push(`${item.path} text`);
-    const noRange = item.path === "network/ip/dhcp" && !item.children.some((c) => c.name === "range");
+    // Reservations virtnet cannot keep: DHCPv6 ones, by name only, or in a <dhcp> without a range.
+    const lostHosts =
+      item.path === "network/ip/dhcp" &&
+      (item === firstV6?.children.find((c) => c.name === "dhcp") ||
+        !item.children.some((c) => c.name === "range"));
     for (const c of item.children) {
-      if (noRange && c.name === "host") {
+      if (c.name === "host" && item.path === "network/ip/dhcp" && (lostHosts || c.attrs.mac === undefined)) {
         if (!aboutElement(r.warnings, c)) missing.push(`${c.path} (no range)`);
       } else check(c);
     }

@@ -65,8 +65,13 @@ function classful(a: string): number {
   return o < 128 ? 8 : o < 192 ? 16 : 24;
 }
 
+function isV6(e: Obj): boolean {
+  return e["@family"] === "ipv6" || String(e["@address"] ?? "").includes(":");
+}
+
 function prefixOf(e: Obj): number {
   if (e["@prefix"] !== undefined) return Number(e["@prefix"]);
+  if (isV6(e)) return 64;
   if (e["@netmask"] !== undefined) return ipaddr.IPv4.parse(e["@netmask"]).prefixLengthFromSubnetMask()!;
   return classful(e["@address"]);
 }
@@ -75,8 +80,13 @@ const addressNumber = (a: string) =>
   ipaddr
     .parse(a)
     .toByteArray()
-    .reduce((v, x) => v * 256 + x, 0);
-const isV6 = (e: Obj) => e["@family"] === "ipv6" || String(e["@address"] ?? "").includes(":");
+    .reduce((v, x) => v * 256n + BigInt(x), 0n);
+const byStart = (x: { start: string }, y: { start: string }) => {
+  const [a, b] = [addressNumber(x.start), addressNumber(y.start)];
+  return a < b ? -1 : a > b ? 1 : 0;
+};
+const normal = (a: string) => ipaddr.parse(a).toString();
+const num = (v: unknown) => (v === undefined ? undefined : Number(v));
 const UNIT: Record<string, number> = { seconds: 1, minutes: 60, hours: 3600 };
 
 function leaseSeconds(range: Obj): number | "infinite" {
@@ -106,10 +116,11 @@ export function meaning(xml: string): Obj {
   const b = first(n, "bridge") ?? {};
   const d = first(n, "dns") ?? {};
   const dnsEnabled = d["@enable"] !== "no";
-  const ips = all(n, "ip").filter((ip) => !isV6(ip));
-  const ip = ips[0];
+  const ip = all(n, "ip").find((x) => !isV6(x));
+  const ip6 = all(n, "ip").find((x) => isV6(x));
   const dhcp = ip && first(ip, "dhcp");
-  const ranges = dhcp ? all(dhcp, "range") : [];
+  const dhcp6 = ip6 && first(ip6, "dhcp");
+  const ranges = [...(dhcp ? all(dhcp, "range") : []), ...(dhcp6 ? all(dhcp6, "range") : [])];
   const domain = first(n, "domain");
   return {
     name: textOf(n.name[0]),
@@ -122,45 +133,52 @@ export function meaning(xml: string): Obj {
             ports: natPort
               ? { start: Number(natPort["@start"]), end: Number(natPort["@end"]) }
               : { start: 1024, end: 65535 },
+            ipv6: natEl?.["@ipv6"] === "yes",
           }
         : undefined,
     bridge: {
       name: b["@name"],
       stp: (b["@stp"] ?? "on") === "on",
       delay: Number(b["@delay"] ?? 0),
-      mtu: first(n, "mtu") ? Number(first(n, "mtu")!["@size"]) : undefined,
+      mtu: num(first(n, "mtu")?.["@size"]),
       mac: first(n, "mac") ? String(first(n, "mac")!["@address"]).toLowerCase() : undefined,
     },
     domain: domain ? { name: domain["@name"], localOnly: domain["@localOnly"] === "yes" } : undefined,
+    // libvirt allows no records in a disabled <dns>.
     dns: {
       enabled: dnsEnabled,
-      forwarders: dnsEnabled
-        ? all(d, "forwarder")
-            .filter((f) => f["@addr"] !== undefined)
-            .map((f) => ({ addr: ipaddr.parse(f["@addr"]).toString(), domain: f["@domain"] }))
-        : [],
-      hosts: dnsEnabled
-        ? all(d, "host").map((h) => ({ ip: h["@ip"], hostnames: (h.hostname as unknown[]).map(textOf) }))
-        : [],
+      forwarders: all(d, "forwarder")
+        .filter((f) => f["@addr"] !== undefined)
+        .map((f) => ({ addr: normal(f["@addr"]), domain: f["@domain"] })),
+      hosts: all(d, "host").map((h) => ({ ip: h["@ip"], hostnames: (h.hostname as unknown[]).map(textOf) })),
+      srv: all(d, "srv").map((r) => ({
+        service: r["@service"],
+        protocol: r["@protocol"],
+        domain: r["@domain"],
+        target: r["@target"],
+        port: num(r["@port"]),
+        priority: num(r["@priority"]),
+        weight: num(r["@weight"]),
+      })),
+      txt: all(d, "txt").map((t) => ({ name: t["@name"], value: t["@value"] })),
     },
     ipv4: ip ? { address: ip["@address"], prefix: prefixOf(ip) } : undefined,
+    ipv6: ip6 ? { address: normal(ip6["@address"]), prefix: prefixOf(ip6) } : undefined,
     ranges: ranges
-      .map((r) => ({ start: r["@start"], end: r["@end"], lease: leaseSeconds(r) }))
-      .sort((x, y) => addressNumber(x.start) - addressNumber(y.start)),
-    reservations: ranges.length
-      ? all(dhcp!, "host").map((h) => ({
-          mac: String(h["@mac"]).toLowerCase(),
-          ip: h["@ip"],
-          name: h["@name"],
-        }))
-      : [],
-    routes: all(n, "route")
-      .filter((r) => !isV6(r))
-      .map((r) => ({
-        destination: `${r["@address"]}/${prefixOf(r)}`,
-        gateway: r["@gateway"],
-        metric: Number(r["@metric"] ?? 1),
-      })),
+      .map((r) => ({ start: normal(r["@start"]), end: normal(r["@end"]), lease: leaseSeconds(r) }))
+      .sort(byStart),
+    // virtnet reserves by MAC, on IPv4 ranges.
+    reservations:
+      dhcp && all(dhcp, "range").length
+        ? all(dhcp, "host")
+            .filter((h) => h["@mac"] !== undefined)
+            .map((h) => ({ mac: String(h["@mac"]).toLowerCase(), ip: h["@ip"], name: h["@name"] }))
+        : [],
+    routes: all(n, "route").map((r) => ({
+      destination: `${normal(r["@address"])}/${prefixOf(r)}`,
+      gateway: normal(r["@gateway"]),
+      metric: Number(r["@metric"] ?? 1),
+    })),
   };
 }
 
