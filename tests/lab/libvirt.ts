@@ -78,7 +78,9 @@ function libvirtdConf(dir: string): string {
 async function must(host: string, argv: string[], opts: ExecOptions = {}): Promise<string> {
   const r = await hostExec(host, argv, opts);
   if (r.code !== 0)
-    throw new LabError(`${host}: ${argv.join(" ").slice(0, 200)}: exit ${r.code}: ${(r.stderr || r.stdout).trim()}`);
+    throw new LabError(
+      `${host}: ${argv.join(" ").slice(0, 200)}: exit ${r.code}: ${(r.stderr || r.stdout).trim()}`,
+    );
   return r.stdout;
 }
 
@@ -87,14 +89,19 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** Runs virsh against the host's libvirtd; `commands` go to one virsh process (joined with ";"). */
-export function virsh(d: Pick<Libvirtd, "host" | "uri">, commands: string | string[], opts: ExecOptions = {}) {
+export function virsh(
+  d: Pick<Libvirtd, "host" | "uri">,
+  commands: string | string[],
+  opts: ExecOptions = {},
+) {
   const text = Array.isArray(commands) ? commands.join(" ; ") : commands;
   return hostExec(d.host, ["virsh", "-q", "-c", d.uri, text], { timeoutMs: 120_000, ...opts });
 }
 
 async function virshChecked(d: Pick<Libvirtd, "host" | "uri">, commands: string | string[]): Promise<string> {
   const r = await virsh(d, commands);
-  if (r.code !== 0) throw new LabError(`${d.host}: virsh failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`);
+  if (r.code !== 0)
+    throw new LabError(`${d.host}: virsh failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`);
   return r.stdout;
 }
 
@@ -151,7 +158,9 @@ export async function libvirtdStart(host: string, opts: { timeoutMs?: number } =
   }
   if (!last || last.code !== 0) {
     const log = (await hostExec(host, ["tail", "-n", "20", `${dir}/libvirtd.log`])).stdout;
-    throw new LabError(`${host}: libvirtd did not answer: ${last?.stderr.trim()}\n--- libvirtd.log ---\n${log}`);
+    throw new LabError(
+      `${host}: libvirtd did not answer: ${last?.stderr.trim()}\n--- libvirtd.log ---\n${log}`,
+    );
   }
   const startMs = Number(process.hrtime.bigint() - t0) / 1e6;
   const pid = await runningPid(host, dir);
@@ -189,9 +198,35 @@ export async function libvirtdStop(host: string): Promise<string[]> {
       if (await runningPid(host, dir)) left.push(`libvirtd pid ${pid} survives`);
     }
   }
-  await hostExec(host, ["rm", "-rf", "--", dir]);
+  // libvirtd's own state dirs, when the machine itself has none (the host's /etc and /var are overlays over
+  // the machine's: removing a dir the machine has would only hide it).
+  const made = ["/run/libvirt", "/var/lib/libvirt", "/etc/libvirt/qemu"].filter((p) => !fs.existsSync(p));
+  await hostExec(host, ["rm", "-rf", "--", dir, ...made]);
+  const fw = await hostExec(host, ["sh", "-c", REMOVE_LIBVIRT_CHAINS]);
+  if (fw.code !== 0) left.push(`libvirt's iptables chains: ${fw.stderr.trim()}`);
   return left;
 }
+
+// libvirt keeps its top-level LIBVIRT_* chains (and the jumps to them) after its last network is gone. Remove
+// them, keeping every other rule; when nothing else is left, drop the iptables-nft tables libvirt made.
+const REMOVE_LIBVIRT_CHAINS = String.raw`set -u
+for v in 4 6; do
+  if [ $v = 4 ]; then save=iptables-save restore=iptables-restore fam=ip; else save=ip6tables-save restore=ip6tables-restore fam=ip6; fi
+  command -v $save >/dev/null || continue
+  all=$($save) || exit 1
+  printf '%s
+' "$all" | grep -q LIBVIRT_ || continue
+  rest=$(printf '%s
+' "$all" | grep -v LIBVIRT_)
+  if printf '%s
+' "$rest" | grep -qE '^-A |^:[^ ]+ (-|DROP)'; then
+    printf '%s
+' "$rest" | $restore || exit 1
+  else
+    for t in filter nat mangle; do nft delete table $fam $t 2>/dev/null; done
+  fi
+done
+exit 0`;
 
 function esc(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/'/g, "&apos;");

@@ -1,0 +1,220 @@
+// The raw floor: the host commands virtnet generates, run directly inside a lab host's namespaces (nsenter),
+// with no SSH and no Pulumi.
+//
+// - `floorCreate`: per network, the plan for the host as it is (a read-only probe, not timed) of the network
+//   WITH its DHCP range, rendered by provider/network/plan.ts + provider/render/* into the one apply script
+//   virtnet would send (provider/network/script.ts: host lock, state check, `ip -batch`, one `nft -f`, files,
+//   one dnsmasq start), run with `sh -c` exactly as the SSH transport's command line does. Only the apply
+//   scripts are timed, one after the other.
+// - `floorDestroy`: the same for planDelete.
+// - `lifecycleCreate`/`lifecycleDestroy`: virtnet's own lifecycle (provider/network/lifecycle.ts: probe, plan,
+//   apply, retry when the host changed in between) for the network, then for its range, over a Host that runs
+//   commands through nsenter instead of SSH: what the engine-path figures cost minus SSH and Pulumi.
+import { LocalHost } from "../../provider/host/local";
+import { Host, RunOptions, RunResult, WriteFileOptions } from "../../provider/host/host";
+import { networkPaths } from "../../provider/naming";
+import { buildRangeSpec, DhcpRangeSpec } from "../../provider/network/dhcp";
+import { applyNetwork, applyRange, deleteNetwork, deleteRange } from "../../provider/network/lifecycle";
+import { parseProbe, PROBE_SCRIPT, probeArgs } from "../../provider/network/observe";
+import { planApply, planDelete } from "../../provider/network/plan";
+import { renderApplyScript } from "../../provider/network/script";
+import { buildNetworkSpec, NetworkSpec } from "../../provider/network/spec";
+import { hostCommand, hostExec } from "../lab/lab";
+import { BenchNet, subnetBase } from "./stacks";
+
+/** The network and range specs virtnet builds from the bench program's inputs. */
+export function specsOf(n: BenchNet, dnsName = "db"): { spec: NetworkSpec; range: DhcpRangeSpec } {
+  const base = subnetBase(n);
+  const built = buildNetworkSpec(
+    {
+      mode: "nat",
+      ipv4: { cidr: `${base}.0/24` },
+      dns: { hosts: [{ ip: `${base}.10`, hostnames: [dnsName] }] },
+    },
+    n.name,
+  );
+  if (!built.spec) throw new Error(`${n.name}: ${JSON.stringify(built.errors)}`);
+  const spec = built.spec;
+  const r = buildRangeSpec({ start: `${base}.100`, end: `${base}.199` }, `${n.name}-dhcp`, {
+    cidr: spec.ipv4!.cidr,
+    gateway: spec.ipv4!.gateway,
+  });
+  if (!r.spec) throw new Error(`${n.name}-dhcp: ${JSON.stringify(r.errors)}`);
+  return { spec, range: r.spec };
+}
+
+/** Runs a script inside the host as the SSH transport would: `/bin/sh -c <script> virtnet <args...>`. */
+async function hostScript(host: string, script: string, args: string[]): Promise<RunResult & { ms: number }> {
+  const t0 = process.hrtime.bigint();
+  const r = await hostExec(host, ["/bin/sh", "-c", script, "virtnet", ...args], { timeoutMs: 120_000 });
+  return { ...r, ms: Number(process.hrtime.bigint() - t0) / 1e6 };
+}
+
+async function probe(host: string, spec: { name: string; bridge: string; table?: string }) {
+  const args = probeArgs(spec.bridge, spec.table, networkPaths(spec.name));
+  const r = await hostScript(host, PROBE_SCRIPT, args);
+  if (r.code !== 0) throw new Error(`${host}: probe of ${spec.name} failed (exit ${r.code}): ${r.stderr}`);
+  return { observed: parseProbe(r.stdout, spec.bridge, spec.table), args, ms: r.ms };
+}
+
+export interface FloorResult {
+  /** Sum of the timed apply scripts. */
+  applyMs: number;
+  /** Wall time of the whole loop, probes included. */
+  wallMs: number;
+  probeMs: number;
+  scripts: number;
+  actions: number;
+}
+
+export async function floorCreate(host: string, nets: BenchNet[]): Promise<FloorResult> {
+  const res: FloorResult = { applyMs: 0, wallMs: 0, probeMs: 0, scripts: 0, actions: 0 };
+  const t0 = Date.now();
+  for (const n of nets) {
+    const { spec, range } = specsOf(n);
+    const p = await probe(n.host.name, {
+      name: spec.name,
+      bridge: spec.bridge.name,
+      table: spec.firewallTable,
+    });
+    res.probeMs += p.ms;
+    const plan = planApply(spec, p.observed, networkPaths(spec.name), { ranges: [range] });
+    if (plan.errors.length) throw new Error(`${n.name}: ${plan.errors.join("; ")}`);
+    const r = await hostScript(n.host.name, renderApplyScript(plan.actions, true), [
+      ...p.args,
+      p.observed.hash,
+      "",
+    ]);
+    if (r.code !== 0) throw new Error(`${n.name}: floor apply failed (exit ${r.code}): ${r.stderr}`);
+    res.applyMs += r.ms;
+    res.scripts++;
+    res.actions += plan.actions.length;
+  }
+  res.wallMs = Date.now() - t0;
+  return res;
+}
+
+export async function floorDestroy(host: string, nets: BenchNet[]): Promise<FloorResult> {
+  const res: FloorResult = { applyMs: 0, wallMs: 0, probeMs: 0, scripts: 0, actions: 0 };
+  const t0 = Date.now();
+  for (const n of [...nets].reverse()) {
+    const { spec } = specsOf(n);
+    const p = await probe(n.host.name, {
+      name: spec.name,
+      bridge: spec.bridge.name,
+      table: spec.firewallTable,
+    });
+    res.probeMs += p.ms;
+    const plan = planDelete(
+      spec.name,
+      spec.bridge.name,
+      spec.firewallTable,
+      p.observed,
+      networkPaths(spec.name),
+    );
+    if (plan.actions.length === 0) continue;
+    const r = await hostScript(n.host.name, renderApplyScript(plan.actions, false), [
+      ...p.args,
+      p.observed.hash,
+      "",
+    ]);
+    if (r.code !== 0) throw new Error(`${n.name}: floor delete failed (exit ${r.code}): ${r.stderr}`);
+    res.applyMs += r.ms;
+    res.scripts++;
+    res.actions += plan.actions.length;
+  }
+  res.wallMs = Date.now() - t0;
+  return res;
+}
+
+/** A Host that counts what the lifecycle runs: probes, apply attempts (a retry re-probes and re-applies). */
+export class CountingHost implements Host {
+  readonly counts: Record<string, number> = {};
+  constructor(private readonly inner: Host) {}
+  get label() {
+    return this.inner.label;
+  }
+  run(script: string, opts?: RunOptions) {
+    const k = opts?.step ?? "other";
+    this.counts[k] = (this.counts[k] ?? 0) + 1;
+    return this.inner.run(script, opts);
+  }
+  runChecked(script: string, opts?: RunOptions) {
+    return this.inner.runChecked(script, opts);
+  }
+  writeFile(path: string, content: string | Buffer, opts?: WriteFileOptions) {
+    return this.inner.writeFile(path, content, opts);
+  }
+  readFile(path: string) {
+    return this.inner.readFile(path);
+  }
+}
+
+export function nsenterHost(host: string): CountingHost {
+  return new CountingHost(new LocalHost({ wrap: hostCommand(host, []), label: `nsenter:${host}` }));
+}
+
+export interface LifecycleResult {
+  wallMs: number;
+  /** Host runs by step ("probe host", "apply") during the timed part. */
+  counts: Record<string, number>;
+  /** Errors of the operations that failed (create: then redone one at a time, not timed in wallMs). */
+  errors: string[];
+  redoMs: number;
+}
+
+/** applyNetwork then applyRange for every network, all networks at once (as the engine issues creates). What
+ * fails is redone afterwards, one network at a time, so that the host ends complete. */
+export async function lifecycleCreate(host: string, nets: BenchNet[]): Promise<LifecycleResult> {
+  const h = nsenterHost(host);
+  const one = async (n: BenchNet) => {
+    const { spec, range } = specsOf(n);
+    await applyNetwork(h, spec);
+    await applyRange(h, { name: spec.name, bridge: spec.bridge.name, table: spec.firewallTable }, range);
+  };
+  const t0 = Date.now();
+  const settled = await Promise.allSettled(nets.map(one));
+  const wallMs = Date.now() - t0;
+  const counts = { ...h.counts };
+  const errors: string[] = [];
+  const t1 = Date.now();
+  for (const [i, r] of settled.entries()) {
+    if (r.status === "fulfilled") continue;
+    errors.push(r.reason instanceof Error ? r.reason.message : String(r.reason));
+    await one(nets[i]);
+  }
+  return { wallMs, counts, errors, redoMs: Date.now() - t1 };
+}
+
+/** deleteRange then deleteNetwork, one network after the other (as the engine's destroy does). */
+export async function lifecycleDestroy(host: string, nets: BenchNet[]): Promise<LifecycleResult> {
+  const h = nsenterHost(host);
+  const t0 = Date.now();
+  for (const n of [...nets].reverse()) {
+    const { spec, range } = specsOf(n);
+    await deleteRange(
+      h,
+      { name: spec.name, bridge: spec.bridge.name, table: spec.firewallTable },
+      range.name,
+    );
+    await deleteNetwork(h, spec.name, spec.bridge.name, spec.firewallTable);
+  }
+  return { wallMs: Date.now() - t0, counts: h.counts, errors: [], redoMs: 0 };
+}
+
+/** Removes every virtnet network named bn* from a lab host (a safety net after an interrupted run). */
+export async function removeBenchNetworks(host: string): Promise<string[]> {
+  const r = await hostExec(host, [
+    "sh",
+    "-c",
+    'for f in /var/lib/virtnet/networks/bn*/network.json; do [ -f "$f" ] && cat "$f" && echo; done',
+  ]);
+  const removed: string[] = [];
+  const h = nsenterHost(host);
+  for (const line of r.stdout.split("\n").filter((l) => l.trim())) {
+    const rec = JSON.parse(line) as { name: string; bridge: string; table?: string };
+    await deleteNetwork(h, rec.name, rec.bridge, rec.table);
+    removed.push(rec.name);
+  }
+  return removed;
+}

@@ -1,0 +1,291 @@
+// virtnet through the engine path: the bench's programs (NAT networks, each with a DhcpRange), connection
+// counting on the host side, and summaries of the engine's per-call timings.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { DhcpRange, VirtualNetwork } from "../../sdk";
+import { CallStat } from "../engine/plugin";
+import { RunResult } from "../engine/engine";
+import { LabHost, STATE_DIR as LAB_STATE_DIR } from "../lab/lab";
+
+/** One bench network: name (starts "bn"), host, and its /24 `10.<second>.<third>.0/24`. */
+export interface BenchNet {
+  name: string;
+  host: LabHost;
+  second: number;
+  third: number;
+}
+
+export function subnetBase(n: Pick<BenchNet, "second" | "third">): string {
+  return `10.${n.second}.${n.third}`;
+}
+
+/** `count` networks named `<prefix>-<i>` on `host`, subnets 10.<second>.<i>.0/24 (second in 100..199). */
+export function benchNets(prefix: string, host: LabHost, second: number, count: number): BenchNet[] {
+  if (!prefix.startsWith("bn")) throw new Error(`bench network names start with "bn": ${prefix}`);
+  if (second < 100 || second > 199 || count > 256)
+    throw new Error(`bad subnet plan 10.${second}.0-${count - 1}`);
+  return Array.from({ length: count }, (_, i) => ({
+    name: `${prefix}-${String(i).padStart(count > 100 ? 3 : 2, "0")}`,
+    host,
+    second,
+    third: i,
+  }));
+}
+
+/** The connection argument as a user writes it (private key in clear: the SDK keeps it secret). */
+export function connectionFor(h: LabHost) {
+  return { host: h.address, hostKey: h.hostKey, privateKey: fs.readFileSync(h.privateKeyPath, "utf8") };
+}
+
+/**
+ * A program with one NAT VirtualNetwork and one DhcpRange per bench network. `dnsName` is the name of the
+ * network's static DNS host record (dns.hosts): changing it is an in-place update (hosts file + SIGHUP).
+ */
+export function benchProgram(nets: BenchNet[], dnsName = "db") {
+  const connections = new Map<string, ReturnType<typeof connectionFor>>();
+  const conn = (h: LabHost) => {
+    if (!connections.has(h.name)) connections.set(h.name, connectionFor(h));
+    return connections.get(h.name)!;
+  };
+  return async () => {
+    for (const n of nets) {
+      const base = subnetBase(n);
+      const net = new VirtualNetwork(n.name, {
+        connection: conn(n.host),
+        mode: "nat",
+        ipv4: { cidr: `${base}.0/24` },
+        dns: { hosts: [{ ip: `${base}.10`, hostnames: [dnsName] }] },
+      });
+      new DhcpRange(`${n.name}-dhcp`, { network: net, start: `${base}.100`, end: `${base}.199` });
+    }
+    return {};
+  };
+}
+
+export function bridgeOf(n: Pick<BenchNet, "name">): string {
+  const plain = `vn-${n.name}`;
+  if (plain.length > 15) throw new Error(`bench network name too long for a plain bridge name: ${n.name}`);
+  return plain;
+}
+
+/**
+ * SSH connections counted on the host side. Each lab host's sshd runs with -e, so its log is the host's
+ * init.log; at its default LogLevel INFO it writes one "Accepted <method> for <user> from <addr> port <port>
+ * ssh2" line per authenticated connection (a virtnet connection authenticates exactly once). The lab is shared
+ * with other test runs, so the lines are attributed by client port: while a run goes, the root namespace's
+ * TCP table is sampled and every established socket to a lab sshd that belongs to this process or one of its
+ * descendants (the provider plugin) is recorded. Lines whose port was not seen are counted as other clients'.
+ */
+export interface LoginMark {
+  offsets: Record<string, number>;
+  stop: () => Set<number>;
+}
+
+function initLog(host: string): string {
+  return path.join(LAB_STATE_DIR, "hosts", host, "init.log");
+}
+
+function hexAddr(ip: string): string {
+  return ip
+    .split(".")
+    .map((o) => Number(o).toString(16).padStart(2, "0"))
+    .reverse()
+    .join("")
+    .toUpperCase();
+}
+
+function descendants(root: number): number[] {
+  const kids = new Map<number, number[]>();
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = fs.readFileSync(`/proc/${d}/stat`, "utf8");
+      const ppid = Number(st.slice(st.lastIndexOf(")") + 2).split(" ")[1]);
+      kids.set(ppid, [...(kids.get(ppid) ?? []), Number(d)]);
+    } catch {
+      // gone
+    }
+  }
+  const out: number[] = [];
+  const todo = [root];
+  while (todo.length) {
+    const p = todo.pop()!;
+    out.push(p);
+    todo.push(...(kids.get(p) ?? []));
+  }
+  return out;
+}
+
+function socketInodesOf(pids: number[]): Set<string> {
+  const inodes = new Set<string>();
+  for (const p of pids) {
+    let fds: string[] = [];
+    try {
+      fds = fs.readdirSync(`/proc/${p}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${p}/fd/${fd}`));
+        if (m) inodes.add(m[1]);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return inodes;
+}
+
+/** Starts watching: returns the log offsets now and a stop() giving the client ports of this process tree. */
+export function markLogins(hosts: LabHost[]): LoginMark {
+  const offsets = Object.fromEntries(hosts.map((h) => [h.name, fs.statSync(initLog(h.name)).size]));
+  const targets = new Set(hosts.map((h) => `${hexAddr(h.address)}:0016`));
+  const seen = new Map<string, boolean>(); // inode -> ours
+  const ports = new Set<number>();
+  const poll = () => {
+    let table = "";
+    try {
+      table = fs.readFileSync("/proc/net/tcp", "utf8");
+    } catch {
+      return;
+    }
+    const fresh: { inode: string; port: number }[] = [];
+    for (const line of table.split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || f[3] !== "01" || !targets.has(f[2])) continue;
+      const inode = f[9];
+      const port = parseInt(f[1].split(":")[1], 16);
+      if (seen.get(inode)) ports.add(port);
+      else if (!seen.has(inode)) fresh.push({ inode, port });
+    }
+    if (fresh.length === 0) return;
+    const ours = socketInodesOf(descendants(process.pid));
+    for (const s of fresh) {
+      seen.set(s.inode, ours.has(s.inode));
+      if (ours.has(s.inode)) ports.add(s.port);
+    }
+  };
+  const timer = setInterval(poll, 25);
+  poll();
+  return {
+    offsets,
+    stop: () => {
+      poll();
+      clearInterval(timer);
+      return ports;
+    },
+  };
+}
+
+/** Logins accepted since the mark, per host: this process tree's, and other clients'. */
+export function loginsSince(
+  mark: LoginMark,
+  ports: Set<number>,
+): { ours: Record<string, number>; others: number } {
+  const ours: Record<string, number> = {};
+  let others = 0;
+  for (const [host, off] of Object.entries(mark.offsets)) {
+    const text = fs.readFileSync(initLog(host)).subarray(off).toString("utf8");
+    ours[host] = 0;
+    for (const line of text.split("\n")) {
+      const m = /^Accepted \S+ for \S+ from \S+ port (\d+) /.exec(line);
+      if (!m) continue;
+      if (ports.has(Number(m[1]))) ours[host]++;
+      else others++;
+    }
+  }
+  return { ours, others };
+}
+
+export function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+export function percentile(xs: number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+}
+
+export interface RpcSummary {
+  method: string;
+  n: number;
+  medianMs: number;
+  p90Ms: number;
+  maxMs: number;
+  sumMs: number;
+}
+
+/** Per-method counts and latencies of the plugin's gRPC calls in one engine run (`timing.rpc`). */
+export function summarizeRpc(calls: CallStat[]): RpcSummary[] {
+  const by = new Map<string, number[]>();
+  for (const c of calls) by.set(c.method, [...(by.get(c.method) ?? []), c.ms]);
+  return [...by].map(([method, ms]) => ({
+    method,
+    n: ms.length,
+    medianMs: median(ms),
+    p90Ms: percentile(ms, 90),
+    maxMs: Math.max(...ms),
+    sumMs: ms.reduce((a, b) => a + b, 0),
+  }));
+}
+
+export interface EngineRun {
+  label: string;
+  wallMs: number;
+  pluginStartMs?: number;
+  /** Operations on dynamic resources by kind ("create", "same", ...), failed ones included. */
+  ops: Record<string, number>;
+  /** Operations that failed, and the first few error messages. */
+  failed: number;
+  errors: string[];
+  rpc: RpcSummary[];
+  logins: Record<string, number>;
+  /** Logins on the same hosts meanwhile by clients outside this process tree (other test runs). */
+  otherLogins: number;
+}
+
+export function describeRun(
+  label: string,
+  wallMs: number,
+  r: RunResult,
+  logins: { ours: Record<string, number>; others: number },
+): EngineRun {
+  const ops: Record<string, number> = {};
+  const errors: string[] = [];
+  for (const o of r.operations) {
+    if (!o.dynamic) continue;
+    ops[o.op] = (ops[o.op] ?? 0) + 1;
+    if (o.error) errors.push(`${o.name}: ${o.error.split("\n")[0]}`);
+  }
+  return {
+    label,
+    wallMs,
+    pluginStartMs: r.timing.pluginStartMs,
+    ops,
+    failed: errors.length,
+    errors,
+    rpc: summarizeRpc(r.timing.rpc),
+    logins: logins.ours,
+    otherLogins: logins.others,
+  };
+}
+
+export function fmtOps(ops: Record<string, number>): string {
+  return Object.entries(ops)
+    .map(([k, v]) => `${v} ${k}`)
+    .join(", ");
+}
+
+export function fmtRpc(rpc: RpcSummary[]): string {
+  return rpc
+    .filter((r) => r.method !== "configure")
+    .map(
+      (r) =>
+        `${r.method} n=${r.n} median ${r.medianMs.toFixed(0)} ms p90 ${r.p90Ms.toFixed(0)} max ${r.maxMs.toFixed(0)}`,
+    )
+    .join("; ");
+}
