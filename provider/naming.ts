@@ -47,6 +47,7 @@ export interface NetworkPaths {
   appliedSpec: string;
   dhcpHosts: string;
   rangesDir: string;
+  restoreScript: string;
 }
 
 export function networkPaths(networkName: string): NetworkPaths {
@@ -62,6 +63,7 @@ export function networkPaths(networkName: string): NetworkPaths {
     appliedSpec: `${stateDir}/network.json`,
     dhcpHosts: `${stateDir}/dhcp-hosts`,
     rangesDir: `${stateDir}/ranges`,
+    restoreScript: `${stateDir}/restore.sh`,
   };
 }
 

@@ -49,7 +49,9 @@ export class DhcpRange extends pulumi.dynamic.Resource {
   declare readonly start: pulumi.Output<string>;
   declare readonly end: pulumi.Output<string>;
   declare readonly size: pulumi.Output<number>;
-  declare readonly leaseTime: pulumi.Output<string>;
+  declare readonly leaseTime: pulumi.Output<string | undefined>;
+  /** The lease time dnsmasq uses ("1h" unless leaseTime says otherwise). */
+  declare readonly effectiveLeaseTime: pulumi.Output<string>;
   declare readonly rendered: pulumi.Output<{ dhcpRange: string; dhcpHosts?: string }>;
 
   constructor(name: string, args: DhcpRangeArgs, opts?: pulumi.CustomResourceOptions) {
@@ -82,6 +84,7 @@ export class DhcpRange extends pulumi.dynamic.Resource {
       connection: net.connection,
       __credentials: net.__credentials,
       size: undefined,
+      effectiveLeaseTime: undefined,
       rendered: undefined,
       host: undefined,
     };

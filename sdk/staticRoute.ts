@@ -43,7 +43,9 @@ const routeProvider: pulumi.dynamic.ResourceProvider = {
 export class StaticRoute extends pulumi.dynamic.Resource {
   declare readonly destination: pulumi.Output<string>;
   declare readonly gateway: pulumi.Output<string>;
-  declare readonly metric: pulumi.Output<number>;
+  declare readonly metric: pulumi.Output<number | undefined>;
+  /** The kernel route's metric (0 unless metric says otherwise). */
+  declare readonly effectiveMetric: pulumi.Output<number>;
   declare readonly device: pulumi.Output<string | undefined>;
   declare readonly rendered: pulumi.Output<string>;
   declare readonly drift: pulumi.Output<string[]>;
@@ -75,6 +77,7 @@ export class StaticRoute extends pulumi.dynamic.Resource {
       connection,
       __credentials: credentials,
       device: undefined,
+      effectiveMetric: undefined,
       rendered: undefined,
       drift: undefined,
       host: undefined,

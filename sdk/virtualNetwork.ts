@@ -10,6 +10,8 @@ export interface VirtualNetworkArgs {
   /** Unique per host; defaults to the resource name. */
   name?: pulumi.Input<string>;
   mode: pulumi.Input<NetworkMode>;
+  /** Brought back at boot as last applied (default true, like libvirt's autostart); false: transient. */
+  autostart?: pulumi.Input<boolean>;
   ipv4?: pulumi.Input<{ cidr: pulumi.Input<string>; gateway?: pulumi.Input<string> }>;
   /** Alone or beside ipv4. Router advertisements (SLAAC) by default; stateful DHCPv6 with an IPv6 DhcpRange. */
   ipv6?: pulumi.Input<{ cidr: pulumi.Input<string>; gateway?: pulumi.Input<string> }>;
@@ -112,6 +114,7 @@ export class VirtualNetwork extends pulumi.dynamic.Resource {
     const props: Record<string, any> = {
       name: args?.name ?? name,
       mode: args?.mode,
+      autostart: args?.autostart,
       ipv4: args?.ipv4,
       ipv6: args?.ipv6,
       forwardDevice: args?.forwardDevice,

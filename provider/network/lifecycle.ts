@@ -2,7 +2,7 @@
 import { Host, tail } from "../host/host";
 import { networkPaths } from "../naming";
 import { parseProbe, probeArgs, ObservedNetwork, PROBE_SCRIPT, isOurDnsmasq } from "./observe";
-import { Plan, planApply, planDelete } from "./plan";
+import { Plan, planApply, planDelete, restoreGlobalActions } from "./plan";
 import { EXIT_HOST_CHANGED, EXIT_STEP_FAILED, renderApplyScript, STEP_FAILED_MARKER } from "./script";
 import { NetworkSpec } from "./spec";
 import { DhcpRangeSpec } from "./dhcp";
@@ -258,27 +258,18 @@ export async function readLeases(host: Host, networkName: string): Promise<Lease
 
 /** Adds or changes one static route: only virtnet's own routes are ever replaced. */
 export function applyRoute(host: Host, spec: RouteSpec, opts: ApplyOptions = {}): Promise<ApplyResult> {
-  return runPlan(
-    host,
-    routeScope(spec.name),
-    "",
-    undefined,
-    (o) => planRoute(spec, o.route),
-    true,
-    opts.failAfter,
-    spec.gateway,
-  );
+  const plan = (o: ObservedNetwork): Plan => {
+    const p = planRoute(spec, o.route);
+    if (!p.errors.length && p.actions.length) p.actions.push(...restoreGlobalActions(o, true));
+    return p;
+  };
+  return runPlan(host, routeScope(spec.name), "", undefined, plan, true, opts.failAfter, spec.gateway);
 }
 
 export function deleteRoute(host: Host, name: string): Promise<ApplyResult> {
-  return runPlan(
-    host,
-    routeScope(name),
-    "",
-    undefined,
-    (o) => planRouteDelete(name, o.route, o.networks.length > 0),
-    false,
-  );
+  const plan = (o: ObservedNetwork): Plan =>
+    planRouteDelete(name, o.route, o.networks.length > 0, restoreGlobalActions(o, false));
+  return runPlan(host, routeScope(name), "", undefined, plan, false);
 }
 
 export interface RouteStatus {

@@ -36,6 +36,12 @@ export const PROBE_FUNCTION = String.raw`probe() {
   [ -f "$hostsfile" ] && { echo "@@hosts"; cat "$hostsfile"; }
   [ -f "$(dirname "$conf")/dhcp-hosts" ] && { echo "@@dhcphosts"; cat "$(dirname "$conf")/dhcp-hosts"; }
   echo "@@ranges"; for f in "$(dirname "$conf")"/ranges/*.json; do [ -f "$f" ] && { cat "$f"; echo; }; done
+  [ -d /run/systemd/system ] && echo "@@systemd"
+  [ -f "$stateroot/restore" ] && { echo "@@restoreentry"; cat "$stateroot/restore"; }
+  [ -f /etc/systemd/system/virtnet-restore.service ] && { echo "@@unit"; cat /etc/systemd/system/virtnet-restore.service; }
+  [ -L /etc/systemd/system/multi-user.target.wants/virtnet-restore.service ] && echo "@@unitenabled"
+  [ -d /etc/systemd/system/multi-user.target.wants ] && echo "@@wantsdir"
+  [ -f "$(dirname "$conf")/restore.sh" ] && { echo "@@restorenet"; cat "$(dirname "$conf")/restore.sh"; }
   echo "@@dirs"; for d in "$stateroot" "$stateroot/networks" "$stateroot/routes" "$(dirname "$conf")" "$(dirname "$conf")/ranges" "$(dirname "$pidfile")" "$(dirname "$(dirname "$pidfile")")" "$(dirname "$(dirname "$(dirname "$pidfile")")")"; do [ -d "$d" ] && echo "$d"; done
   echo "@@networks"; for f in "$stateroot"/networks/*/network.json; do [ -f "$f" ] && { cat "$f"; echo; }; done
   echo "@@tools"; for t in ip nft dnsmasq flock sha256sum; do command -v "$t" >/dev/null 2>&1 || echo "missing-tool $t"; done
@@ -102,6 +108,15 @@ export interface ObservedNetwork {
   networks: AppliedNetworkRecord[];
   /** Kernel routes, virtnet's route records, and the gateway lookup when one was asked. */
   route: RouteObservation;
+  /** Boot-time restore: the host runs systemd; virtnet's entry point, unit and this network's script. */
+  restore: {
+    systemd: boolean;
+    entry?: string;
+    unit?: string;
+    unitEnabled: boolean;
+    wantsDir: boolean;
+    network?: string;
+  };
   /** Which of virtnet's directories exist. */
   dirs: string[];
   missing: string[];
@@ -224,6 +239,14 @@ export function parseProbe(output: string, bridgeName: string, table?: string): 
     ranges: jsonLines<DhcpRangeSpec>(s.get("ranges")),
     networks,
     route,
+    restore: {
+      systemd: s.has("systemd"),
+      entry: fileContent(s.get("restoreentry")),
+      unit: fileContent(s.get("unit")),
+      unitEnabled: s.has("unitenabled"),
+      wantsDir: s.has("wantsdir"),
+      network: fileContent(s.get("restorenet")),
+    },
     dirs,
     missing: (s.get("tools") ?? "").split("\n").filter((l) => l.startsWith("missing-")),
   };

@@ -5,6 +5,15 @@ import { bridgeAlias, NetworkPaths, RUN_DIR, STATE_DIR } from "../naming";
 import { needsDnsmasq, renderDhcpHosts, renderDnsmasqConf, renderHostsFile } from "../render/dnsmasq";
 import { DhcpRangeSpec, rangeInside, rangeOverlaps } from "./dhcp";
 import { routesToRestore } from "./route";
+import {
+  renderNetworkRestore,
+  renderRestoreEntry,
+  renderSystemdUnit,
+  RESTORE_ENTRY,
+  SYSTEMD_UNIT_NAME,
+  SYSTEMD_UNIT_PATH,
+  SYSTEMD_WANTS_LINK,
+} from "../render/restore";
 import { bridgeTuning, renderBridgeCreate } from "../render/ip";
 import { nftDeleteScript, nftReplaceScript, renderNftables } from "../render/nftables";
 import { NetworkSpec } from "./spec";
@@ -99,9 +108,10 @@ export function writeFileAction(
   content: string,
   previous: string | undefined,
   then = "",
+  mode = FILE_MODE,
 ): Action {
-  const restore = previous === undefined ? sh("rm", "-f", path) : sh("write_file", path, FILE_MODE, previous);
-  return { name: `write ${path}`, run: sh("write_file", path, FILE_MODE, content), undo: restore + then };
+  const restore = previous === undefined ? sh("rm", "-f", path) : sh("write_file", path, mode, previous);
+  return { name: `write ${path}`, run: sh("write_file", path, mode, content), undo: restore + then };
 }
 
 function bridgeActions(spec: NetworkSpec, observed: ObservedNetwork): Action[] {
@@ -265,6 +275,57 @@ function dnsmasqActions(
   return actions;
 }
 
+/**
+ * Virtnet's boot-time pieces shared by all networks and routes: the entry point and, on systemd hosts, an
+ * enabled unit. `keep`: something still needs them; otherwise they go, so a host is left as it was.
+ */
+export function restoreGlobalActions(observed: ObservedNetwork, keep: boolean): Action[] {
+  const r = observed.restore;
+  const actions: Action[] = [];
+  if (keep) {
+    const entry = renderRestoreEntry();
+    if (r.entry !== entry) actions.push(writeFileAction(RESTORE_ENTRY, entry, r.entry, "", "0755"));
+    if (r.systemd) {
+      const unit = renderSystemdUnit();
+      if (r.unit !== unit) actions.push(writeFileAction(SYSTEMD_UNIT_PATH, unit, r.unit));
+      if (!r.unitEnabled && r.wantsDir)
+        actions.push({
+          name: `enable ${SYSTEMD_UNIT_NAME}`,
+          run: sh("ln", "-sfn", SYSTEMD_UNIT_PATH, SYSTEMD_WANTS_LINK),
+          undo: sh("rm", "-f", SYSTEMD_WANTS_LINK),
+        });
+    }
+    return actions;
+  }
+  if (r.unitEnabled)
+    actions.push({ name: `disable ${SYSTEMD_UNIT_NAME}`, run: sh("rm", "-f", SYSTEMD_WANTS_LINK) });
+  if (r.unit !== undefined)
+    actions.push({ name: `remove ${SYSTEMD_UNIT_PATH}`, run: sh("rm", "-f", SYSTEMD_UNIT_PATH) });
+  if (r.entry !== undefined)
+    actions.push({ name: `remove ${RESTORE_ENTRY}`, run: sh("rm", "-f", RESTORE_ENTRY) });
+  return actions;
+}
+
+function networkRestoreActions(
+  spec: NetworkSpec,
+  ranges: DhcpRangeSpec[],
+  observed: ObservedNetwork,
+  paths: NetworkPaths,
+): Action[] {
+  const want = spec.autostart === false ? undefined : renderNetworkRestore(spec, ranges, paths);
+  const have = observed.restore.network;
+  if (want === have) return [];
+  if (want === undefined)
+    return [
+      {
+        name: `remove ${paths.restoreScript}`,
+        run: sh("rm", "-f", paths.restoreScript),
+        undo: sh("write_file", paths.restoreScript, FILE_MODE, have!),
+      },
+    ];
+  return [writeFileAction(paths.restoreScript, want, have)];
+}
+
 function rangeErrors(spec: NetworkSpec, ranges: DhcpRangeSpec[]): string[] {
   const errors: string[] = [];
   for (const r of ranges) {
@@ -342,6 +403,8 @@ export function planApply(
     ...forwardingActions(spec, observed),
     ...rangeRecordActions(ranges, observed, paths),
     ...dnsmasqActions(spec, ranges, observed, paths),
+    ...networkRestoreActions(spec, ranges, observed, paths),
+    ...restoreGlobalActions(observed, true),
   ];
   if (record !== prevRecordText) actions.push(writeFileAction(paths.appliedSpec, record, prevRecordText));
   return { errors, warnings, actions };
@@ -395,6 +458,8 @@ export function planDelete(
       run: `sysctl -qw net.ipv6.conf.all.forwarding=0 && rm -f ${sh(`${STATE_DIR}/ip6_forward.virtnet`)}`,
     });
   }
+  if (others.length === 0 && observed.route.records.length === 0)
+    actions.push(...restoreGlobalActions(observed, false));
   if (others.length === 0 && observed.route.records.length === 0 && observed.dirs.includes(STATE_DIR))
     actions.push({ name: "remove state directory", run: `rmdir ${sh(STATE_DIR)} 2>/dev/null; :` });
   return { errors: [], warnings, actions };

@@ -234,22 +234,45 @@ export function planRoute(spec: RouteSpec, o: RouteObservation): Plan {
       run: sh("write_file", path, "0644", text),
       undo: prev === undefined ? sh("rm", "-f", path) : sh("write_file", path, "0644", prev),
     });
+    // What the boot-time restore runs for this route.
+    const restore = routeRestorePath(spec.name);
+    const line = (r: RouteSpec) => sh(...routeArgv("replace", r)) + "\n";
+    actions.push({
+      name: `write ${restore}`,
+      run: sh("write_file", restore, "0644", line(spec)),
+      undo: record ? sh("write_file", restore, "0644", line(record)) : sh("rm", "-f", restore),
+    });
   }
   return { errors: [], warnings: [], actions };
 }
 
 /** Removes only virtnet's route and its record; success when already gone. */
-export function planRouteDelete(name: string, o: RouteObservation, otherStateLeft: boolean): Plan {
+export function routeRestorePath(name: string): string {
+  return `${ROUTES_DIR}/${name}.restore`;
+}
+
+/** `lastTeardown`: actions to run before virtnet's state directory goes, when nothing else is left. */
+export function planRouteDelete(
+  name: string,
+  o: RouteObservation,
+  otherStateLeft: boolean,
+  lastTeardown: Action[] = [],
+): Plan {
   const record = o.records.find((r) => r.name === name);
   const actions: Action[] = [];
   if (record) {
     if (o.kernel.some((r) => sameKey(r, record) && isOurs(r)))
       actions.push({ name: `remove route ${record.destination}`, run: sh(...routeArgv("del", record)) });
-    actions.push({ name: `remove ${routeRecordPath(name)}`, run: sh("rm", "-f", routeRecordPath(name)) });
+    actions.push({
+      name: `remove ${routeRecordPath(name)}`,
+      run: sh("rm", "-f", routeRecordPath(name), routeRestorePath(name)),
+    });
     if (o.records.length === 1) {
       actions.push({ name: `remove directory ${ROUTES_DIR}`, run: `rmdir ${sh(ROUTES_DIR)} 2>/dev/null; :` });
-      if (!otherStateLeft)
+      if (!otherStateLeft) {
+        actions.push(...lastTeardown);
         actions.push({ name: `remove directory ${STATE_DIR}`, run: `rmdir ${sh(STATE_DIR)} 2>/dev/null; :` });
+      }
     }
   }
   return { errors: [], warnings: [], actions };

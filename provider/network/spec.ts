@@ -20,6 +20,8 @@ export type Mode = (typeof MODES)[number];
 export interface NetworkInputs {
   name?: string;
   mode?: string;
+  /** Brought back at boot as last applied (default true, like libvirt's autostart). */
+  autostart?: boolean;
   ipv4?: { cidr?: string; gateway?: string };
   ipv6?: { cidr?: string; gateway?: string };
   forwardDevice?: string;
@@ -80,6 +82,8 @@ export interface Ipv6Spec {
 export interface NetworkSpec {
   name: string;
   mode: Mode;
+  /** Absent in records written before autostart existed: true. */
+  autostart?: boolean;
   ipv4?: Ipv4Spec;
   ipv6?: Ipv6Spec;
   forwardDevice?: string;
@@ -414,6 +418,12 @@ export function buildNetworkSpec(raw: NetworkInputs, defaultName: string): SpecR
     ? { enabled: true, forwarders: [], hosts: [] }
     : checkDns(raw.dns, problems);
 
+  let autostart = true;
+  if (known(raw.autostart)) {
+    if (typeof raw.autostart !== "boolean") problems.add("autostart", "must be true or false");
+    else autostart = raw.autostart;
+  }
+
   if (!problems.ok) return { errors: problems.errors };
   if (!known(name) || !mode) return { errors: [] }; // unknowns: nothing to build yet
   const spec: NetworkSpec = {
@@ -428,6 +438,7 @@ export function buildNetworkSpec(raw: NetworkInputs, defaultName: string): SpecR
     },
     dns,
   };
+  if (!autostart) spec.autostart = false;
   if (ipv4) spec.ipv4 = ipv4;
   if (ipv6) spec.ipv6 = ipv6;
   if (forwardDevice) spec.forwardDevice = forwardDevice;

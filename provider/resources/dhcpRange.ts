@@ -65,13 +65,8 @@ function required(props: Props): DhcpRangeSpec {
 }
 
 function outputs(props: Props, spec: DhcpRangeSpec, host: Host): Props {
-  const outs: Props = {
-    ...props,
-    start: spec.start,
-    end: spec.end,
-    size: spec.size,
-    leaseTime: spec.leaseTime,
-  };
+  // Input keys are echoed as given (a refresh rebuilds the inputs from them); computed values get own names.
+  const outs: Props = { ...props, size: spec.size, effectiveLeaseTime: spec.leaseTime };
   delete outs.__provider;
   outs.rendered = rendered(spec);
   outs.host = host.label;
@@ -132,7 +127,14 @@ export async function read(id: string, props: Props) {
       hosts: recorded.hosts,
     });
   }
-  const newInputs: Props = { ...inputs, network: props.network, connection: props.connection };
+  // The same shape check returns, so a refresh alone never makes the next preview show a change.
+  const newInputs: Props = {
+    ...inputs,
+    name: spec.name,
+    network: props.network,
+    connection: props.connection,
+    rendered: rendered(spec),
+  };
   if (props.__credentials !== undefined) newInputs.__credentials = props.__credentials;
   return { id, props: outs, inputs: newInputs };
 }

@@ -14,6 +14,7 @@ import { Credentials, resolveConnection } from "./connection";
 export const NETWORK_INPUT_KEYS = [
   "name",
   "mode",
+  "autostart",
   "ipv4",
   "ipv6",
   "forwardDevice",
@@ -197,6 +198,7 @@ async function recordedSpec(host: Host, name: string): Promise<NetworkSpec | und
 /** The inputs that rebuild a normalized spec exactly. */
 export function specToInputs(spec: NetworkSpec): Props {
   const inputs: Props = { name: spec.name, mode: spec.mode, bridge: { ...spec.bridge }, dns: spec.dns };
+  if (spec.autostart === false) inputs.autostart = false;
   if (spec.ipv4) inputs.ipv4 = { cidr: spec.ipv4.cidr, gateway: spec.ipv4.gateway };
   if (spec.ipv6) inputs.ipv6 = { cidr: spec.ipv6.cidr, gateway: spec.ipv6.gateway };
   if (spec.forwardDevice) inputs.forwardDevice = spec.forwardDevice;

@@ -44,7 +44,8 @@ async function hostOf(props: Props): Promise<Host> {
 }
 
 function outputs(props: Props, spec: RouteSpec, host: Host, drift: string[]): Props {
-  const outs: Props = { ...props, destination: spec.destination, gateway: spec.gateway, metric: spec.metric };
+  // Input keys are echoed as given (a refresh rebuilds the inputs from them); computed values get own names.
+  const outs: Props = { ...props, effectiveMetric: spec.metric };
   delete outs.__provider;
   if (spec.device) outs.device = spec.device;
   outs.rendered = rendered(spec);

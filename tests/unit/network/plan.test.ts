@@ -10,6 +10,7 @@ import { renderApplyScript } from "../../../provider/network/script";
 import { buildNetworkSpec, NetworkSpec } from "../../../provider/network/spec";
 import { renderDnsmasqConf, renderHostsFile } from "../../../provider/render/dnsmasq";
 import { renderNftables } from "../../../provider/render/nftables";
+import { renderNetworkRestore, renderRestoreEntry } from "../../../provider/render/restore";
 
 const spec: NetworkSpec = buildNetworkSpec({ mode: "nat", ipv4: { cidr: "10.50.1.0/24" } }, "lab").spec!;
 const paths = networkPaths("lab");
@@ -28,6 +29,7 @@ function emptyHost(): ObservedNetwork {
     networks: [],
     ranges: [],
     route: { kernel: [], records: [], dirs: [] },
+    restore: { systemd: false, unitEnabled: false, wantsDir: false },
     dirs: [],
     missing: [],
   };
@@ -55,6 +57,13 @@ function appliedHost(s: NetworkSpec): ObservedNetwork {
     conf: renderDnsmasqConf(s, paths),
     hosts: renderHostsFile(s),
     networks: [appliedRecord(s)],
+    restore: {
+      systemd: false,
+      unitEnabled: false,
+      wantsDir: false,
+      entry: renderRestoreEntry(),
+      network: renderNetworkRestore(s, [], paths),
+    },
     dirs: [STATE_DIR, `${STATE_DIR}/networks`, paths.stateDir, RUN_DIR, `${RUN_DIR}/networks`, paths.runDir],
   };
 }
@@ -78,6 +87,8 @@ describe("planner", () => {
       `write ${paths.dnsmasqConf}`,
       `write ${paths.addnHosts}`,
       "start dnsmasq",
+      `write ${paths.restoreScript}`,
+      `write ${STATE_DIR}/restore`,
       `write ${paths.appliedSpec}`,
     ]);
     for (const a of plan.actions) expect(a.undo, a.name).to.be.a("string");
@@ -187,8 +198,32 @@ describe("planner", () => {
       "remove files",
       "remove virtnet directories",
       "restore IPv4 forwarding",
+      `remove ${STATE_DIR}/restore`,
       "remove state directory",
     ]);
+  });
+
+  it("installs and enables a systemd unit on systemd hosts, and removes it with the last network", () => {
+    const host = emptyHost();
+    host.restore = { systemd: true, unitEnabled: false, wantsDir: true };
+    expect(names(planApply(spec, host, paths))).to.include.members([
+      "write /etc/systemd/system/virtnet-restore.service",
+      "enable virtnet-restore.service",
+    ]);
+    const applied = appliedHost(spec);
+    applied.restore = { ...applied.restore, systemd: true, unit: "x", unitEnabled: true, wantsDir: true };
+    expect(names(planDelete("lab", "vn-lab", spec.firewallTable, applied, paths))).to.include.members([
+      "disable virtnet-restore.service",
+      "remove /etc/systemd/system/virtnet-restore.service",
+    ]);
+  });
+
+  it("writes no restore script for a transient network (autostart: false)", () => {
+    const transient = buildNetworkSpec(
+      { mode: "nat", ipv4: { cidr: "10.50.1.0/24" }, autostart: false },
+      "lab",
+    ).spec!;
+    expect(names(planApply(transient, emptyHost(), paths))).to.not.include(`write ${paths.restoreScript}`);
   });
 
   it("keeps forwarding and shared directories while another forwarding network remains", () => {

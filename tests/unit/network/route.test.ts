@@ -75,6 +75,7 @@ describe("static route planner", () => {
     expect(plan.actions.map((a) => a.name)).to.deep.equal([
       "add route 10.60.0.0/16",
       "write /var/lib/virtnet/routes/r.json",
+      "write /var/lib/virtnet/routes/r.restore",
     ]);
     expect(plan.actions[0].run).to.equal(
       `ip -4 route replace 10.60.0.0/16 via 10.50.1.254 metric 5 proto ${ROUTE_PROTO}`,
@@ -109,6 +110,7 @@ describe("static route planner", () => {
       "remove route 10.60.0.0/16",
       "add route 10.60.0.0/16",
       "write /var/lib/virtnet/routes/r.json",
+      "write /var/lib/virtnet/routes/r.restore",
     ]);
   });
 

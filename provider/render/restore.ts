@@ -1,0 +1,72 @@
+// What brings networks and routes back after a reboot: per-network restore scripts, written at every apply
+// from the same renderers, one entry point, and a systemd unit that runs it at boot.
+import { quote } from "shell-quote";
+import { NetworkPaths, RUN_DIR, STATE_DIR } from "../naming";
+import { DhcpRangeSpec } from "../network/dhcp";
+import { NetworkSpec } from "../network/spec";
+import { needsDnsmasq } from "./dnsmasq";
+import { renderBridgeCreate } from "./ip";
+import { nftReplaceScript, renderNftables } from "./nftables";
+
+export const RESTORE_ENTRY = `${STATE_DIR}/restore`;
+export const SYSTEMD_UNIT_NAME = "virtnet-restore.service";
+export const SYSTEMD_UNIT_PATH = `/etc/systemd/system/${SYSTEMD_UNIT_NAME}`;
+export const SYSTEMD_WANTS_LINK = `/etc/systemd/system/multi-user.target.wants/${SYSTEMD_UNIT_NAME}`;
+
+const forwards = (mode: string) => mode === "nat" || mode === "route" || mode === "open";
+
+/** Brings one network back exactly as last applied; safe to run when parts of it are still there. */
+export function renderNetworkRestore(
+  spec: NetworkSpec,
+  ranges: DhcpRangeSpec[],
+  paths: NetworkPaths,
+): string {
+  const lines = [
+    `# virtnet: brings network "${spec.name}" back as last applied. Generated: virtnet rewrites this file.`,
+    `ip link show dev ${quote([spec.bridge.name])} >/dev/null 2>&1 || printf '%s\\n' ${quote(renderBridgeCreate(spec))} | ip -batch -`,
+  ];
+  const ruleset = renderNftables(spec);
+  if (ruleset)
+    lines.push(`printf '%s' ${quote([nftReplaceScript(spec.firewallTable!, ruleset)])} | nft -f -`);
+  if (forwards(spec.mode)) lines.push("sysctl -qw net.ipv4.ip_forward=1");
+  if (forwards(spec.mode) && spec.ipv6) lines.push("sysctl -qw net.ipv6.conf.all.forwarding=1");
+  if (needsDnsmasq(spec, ranges)) {
+    lines.push(`mkdir -p -m 0755 ${quote([RUN_DIR, `${RUN_DIR}/networks`, paths.runDir])}`);
+    lines.push(`dnsmasq --conf-file=${quote([paths.dnsmasqConf])}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** The one entry point: every autostart network, then every route (routes via a bridge need it first). */
+export function renderRestoreEntry(): string {
+  return [
+    "#!/bin/sh",
+    "# virtnet: brings every autostart network, its DHCP ranges and every static route back as last applied.",
+    "# A network without restore.sh is transient (autostart: false): like libvirt, it does not outlive a boot.",
+    `for d in ${STATE_DIR}/networks/*/; do [ -f "$d/network.json" ] && [ ! -f "$d/restore.sh" ] && rm -rf -- "$d"; done`,
+    `for f in ${STATE_DIR}/networks/*/restore.sh; do [ -f "$f" ] && sh "$f"; done`,
+    `for f in ${STATE_DIR}/routes/*.restore; do [ -f "$f" ] && sh "$f"; done`,
+    "exit 0",
+    "",
+  ].join("\n");
+}
+
+export function renderSystemdUnit(): string {
+  return [
+    "# Installed by virtnet: brings virtnet's networks and routes back at boot.",
+    "[Unit]",
+    "Description=virtnet: restore virtual networks and routes",
+    "After=network-pre.target",
+    "Before=network.target",
+    "Wants=network-pre.target",
+    "",
+    "[Service]",
+    "Type=oneshot",
+    "RemainAfterExit=yes",
+    `ExecStart=/bin/sh ${RESTORE_ENTRY}`,
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
+}
