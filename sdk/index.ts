@@ -3,3 +3,4 @@ export { ConnectionInput } from "./connection";
 export { DhcpRange, DhcpRangeArgs, DhcpReservationInput, getLeases, Lease } from "./dhcpRange";
 export { NetworkMode, VirtualNetwork, VirtualNetworkArgs } from "./virtualNetwork";
 export { StaticRoute, StaticRouteArgs } from "./staticRoute";
+export * from "./libvirt";

@@ -101,6 +101,8 @@ export class VirtualNetwork extends pulumi.dynamic.Resource {
     dnsmasqConf?: string;
     dnsmasqHosts?: string;
   }>;
+  /** The network, its DHCP ranges and routes via its bridge as libvirt network XML (`virsh net-define`). */
+  declare readonly libvirtXml: pulumi.Output<string>;
   /** After a refresh: what the next `up` will repair. Empty when the host matches. */
   declare readonly drift: pulumi.Output<string[]>;
   declare readonly warnings: pulumi.Output<string[]>;
@@ -135,6 +137,7 @@ export class VirtualNetwork extends pulumi.dynamic.Resource {
       firewallTable: undefined,
       host: undefined,
       rendered: undefined,
+      libvirtXml: undefined,
       drift: undefined,
       warnings: undefined,
     };

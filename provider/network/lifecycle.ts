@@ -36,6 +36,8 @@ export interface ApplyOptions {
 export interface ApplyResult {
   actions: string[];
   warnings: string[];
+  /** The host as the plan saw it (before the actions). */
+  observed: ObservedNetwork;
 }
 
 // Route operations probe with a scope like "route x": its network paths are never used, only well-formed.
@@ -73,14 +75,14 @@ async function runPlan(
     const observed = await observe(host, name, bridge, table, gateway);
     const plan = makePlan(observed);
     if (plan.errors.length) throw new NetworkError(host.label, name, "check host", plan.errors.join("; "));
-    if (plan.actions.length === 0) return { actions: [], warnings: plan.warnings };
+    if (plan.actions.length === 0) return { actions: [], warnings: plan.warnings, observed };
     const args = [
       ...probeArgs(bridge, table, networkPaths(safeDirName(name)), gateway),
       observed.hash,
       failAfter ?? "",
     ];
     const r = await host.run(renderApplyScript(plan.actions, undo), { args, step: "apply" });
-    if (r.code === 0) return { actions: plan.actions.map((a) => a.name), warnings: plan.warnings };
+    if (r.code === 0) return { actions: plan.actions.map((a) => a.name), warnings: plan.warnings, observed };
     if (r.code === EXIT_HOST_CHANGED) continue; // someone changed the host between probe and lock: plan again
     const failed = r.stderr.split("\n").find((l) => l.startsWith(STEP_FAILED_MARKER));
     const step = failed ? failed.slice(STEP_FAILED_MARKER.length) : "apply";
@@ -139,6 +141,7 @@ export interface NetworkStatus {
   warnings: string[];
   dnsmasqPid?: number;
   bridgePorts: string[];
+  observed: ObservedNetwork;
 }
 
 export async function readNetwork(host: Host, spec: NetworkSpec): Promise<NetworkStatus> {
@@ -158,6 +161,7 @@ export async function readNetwork(host: Host, spec: NetworkSpec): Promise<Networ
     drift,
     warnings: plan.warnings,
     bridgePorts: observed.bridge?.ports ?? [],
+    observed,
   };
   if (ours && needsDnsmasq(spec, observed.ranges)) status.dnsmasqPid = observed.dnsmasq!.pid;
   return status;

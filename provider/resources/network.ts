@@ -5,6 +5,8 @@ import { Host } from "../host/host";
 import { networkPaths } from "../naming";
 import { applyNetwork, deleteNetwork, observe, readNetwork } from "../network/lifecycle";
 import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../network/spec";
+import { ObservedNetwork } from "../network/observe";
+import { toLibvirtXml } from "../libvirt/export";
 import { renderDnsmasqConf, renderHostsFile, needsDnsmasq } from "../render/dnsmasq";
 import { renderNftables } from "../render/nftables";
 import { containsUnknown, isUnknown, PropertyError, ValidationError } from "../validation";
@@ -114,10 +116,26 @@ function tryBridgeName(props: Props): string | undefined {
   return buildNetworkSpec(networkInputs(props), props.name).spec?.bridge.name;
 }
 
-function outputsOf(inputs: Props, spec: NetworkSpec, host: Host, warnings: string[], drift: string[]): Props {
+/** The network as libvirt XML, with the ranges and routes the host records for it. */
+function libvirtXmlOf(spec: NetworkSpec, observed: ObservedNetwork): string {
+  const routes = observed.route.records
+    .filter((r) => r.device === spec.bridge.name)
+    .map((r) => ({ destination: r.destination, gateway: r.gateway, metric: r.metric }));
+  return toLibvirtXml(spec, observed.ranges, routes);
+}
+
+function outputsOf(
+  inputs: Props,
+  spec: NetworkSpec,
+  host: Host,
+  warnings: string[],
+  drift: string[],
+  observed: ObservedNetwork,
+): Props {
   const outs: Props = { ...inputs };
   delete outs.__provider;
   outs.rendered = renderedArtifacts(spec);
+  outs.libvirtXml = libvirtXmlOf(spec, observed);
   outs.host = host.label;
   outs.bridgeName = spec.bridge.name;
   if (spec.ipv4) {
@@ -141,7 +159,10 @@ export async function create(inputs: Props, opts: { failAfter?: string } = {}) {
   const spec = specOf(inputs);
   const host = await hostOf(inputs);
   const result = await applyNetwork(host, spec, { failAfter: opts.failAfter });
-  return { id: networkId(inputs, spec), outs: outputsOf(inputs, spec, host, result.warnings, []) };
+  return {
+    id: networkId(inputs, spec),
+    outs: outputsOf(inputs, spec, host, result.warnings, [], result.observed),
+  };
 }
 
 function tableName(props: Props): string | undefined {
@@ -152,7 +173,7 @@ export async function update(_id: string, olds: Props, news: Props) {
   const spec = specOf(news);
   const host = await hostOf(news);
   const result = await applyNetwork(host, spec, { previousTable: tableName(olds) });
-  return { outs: outputsOf(news, spec, host, result.warnings, []) };
+  return { outs: outputsOf(news, spec, host, result.warnings, [], result.observed) };
 }
 
 export async function remove(_id: string, props: Props): Promise<void> {
@@ -183,7 +204,7 @@ export async function read(id: string, props: Props) {
   const host = await hostOf(full);
   const status = await readNetwork(host, spec);
   if (!status.exists) return { id: "", props: {} };
-  const outs = outputsOf(full, spec, host, status.warnings, status.drift);
+  const outs = outputsOf(full, spec, host, status.warnings, status.drift, status.observed);
   // The same shape check returns, so a refresh alone never makes the next preview show a change.
   const newInputs: Props = { ...inputs, name: spec.name, connection, rendered: renderedArtifacts(spec) };
   if (props.__credentials !== undefined) newInputs.__credentials = props.__credentials;

@@ -1,5 +1,9 @@
 // DhcpRange end to end: real dnsmasq, real leases on lab guests, every call through the engine path.
 import { expect } from "chai";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { networkPaths } from "../../provider/naming";
 import { DhcpRange, DhcpRangeArgs, getLeases, VirtualNetwork } from "../../sdk";
 import { DeploymentError, findOp, findResource, TestStack } from "../engine/engine";
@@ -108,6 +112,17 @@ describe("DhcpRange on a lab host, through the engine path", function () {
     await addGuest("s1");
     expect((await guestDhcp("s1", { timeoutMs: 15000 })).ip).to.equal("10.80.0.200");
     expect(await lookup("s1", "db")).to.include("10.80.0.10");
+  });
+
+  it("exports the network with its ranges as libvirt XML that libvirt's schema accepts", async () => {
+    await stack.refresh(); // the network's outputs pick up the ranges the host records for it
+    const xml = findResource(stack.state, "dhcpnet")!.outputs.libvirtXml as string;
+    expect(xml).to.match(/<range start=["']10\.80\.0\.200["'] end=["']10\.80\.0\.200["']/);
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-xml-")), "net.xml");
+    fs.writeFileSync(file, xml);
+    const r = spawnSync("virt-xml-validate", [file, "network"], { encoding: "utf8" });
+    expect(r.status, r.stdout + r.stderr).to.equal(0);
+    fs.rmSync(path.dirname(file), { recursive: true, force: true });
   });
 
   it("lists current leases with getLeases", async () => {
