@@ -107,6 +107,9 @@ const UNSUPPORTED_FORWARD: Record<string, string> = {
   hostdev: "SR-IOV host device assignment",
 };
 
+/** The kernel's minimum bridge forward delay (seconds) while STP is on. */
+const MIN_STP_DELAY = 2;
+
 const LEASE_UNITS: Record<string, string> = { seconds: "", minutes: "m", hours: "h" };
 
 /** The classful prefix that libvirt assumes for an IPv4 address given without netmask or prefix. */
@@ -349,6 +352,14 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
     const delay = im.uint(bridgeNode, "delay");
     if (delay !== undefined) bridge.delay = delay;
   } else im.note(root, "no <bridge>: libvirt's default stp='on' is kept (virtnet bridge.stp: true)");
+  // With STP the kernel raises a forward delay below 2 s to 2 s (libvirt's default stp='on' delay='0' runs so).
+  if (bridge.stp && (bridge.delay ?? 0) < MIN_STP_DELAY) {
+    im.note(
+      bridgeNode ?? root,
+      `forward delay ${bridge.delay ?? 0} with STP: the kernel's minimum with STP, ${MIN_STP_DELAY} s, is what runs (virtnet bridge.delay: ${MIN_STP_DELAY})`,
+    );
+    bridge.delay = MIN_STP_DELAY;
+  }
   const mtu = im.one(root, "mtu");
   if (mtu) {
     im.origins.set("bridge.mtu", mtu);

@@ -95,11 +95,16 @@ describe("libvirt XML import: mapping", () => {
     expect(r.ranges.slice(1).every((x) => x.hosts === undefined)).to.equal(true);
   });
 
-  it("keeps libvirt's defaults where virtnet's differ: STP on, route metric 1", () => {
+  it("keeps libvirt's defaults where virtnet's differ: STP on (so a 2 s forward delay), route metric 1", () => {
     const r = fromLibvirtXml(
       net(`<forward mode='route'/>${subnet}<route address='10.8.0.0' prefix='16' gateway='10.9.0.2'/>`),
     );
     expect(r.network.bridge.stp).to.equal(true);
+    // ...and the forward delay that the kernel runs with STP: never below 2 s.
+    expect(r.network.bridge.delay).to.equal(2);
+    expect(fromLibvirtXml(net(`<bridge stp='on' delay='0'/>`)).network.bridge.delay).to.equal(2);
+    expect(fromLibvirtXml(net(`<bridge stp='on' delay='5'/>`)).network.bridge.delay).to.equal(5);
+    expect(fromLibvirtXml(net(`<bridge stp='off' delay='0'/>`)).network.bridge.delay).to.equal(0);
     expect(r.routes).to.deep.equal([{ destination: "10.8.0.0/16", gateway: "10.9.0.2", metric: 1 }]);
   });
 

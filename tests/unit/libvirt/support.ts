@@ -139,7 +139,8 @@ export function meaning(xml: string): Obj {
     bridge: {
       name: b["@name"],
       stp: (b["@stp"] ?? "on") === "on",
-      delay: Number(b["@delay"] ?? 0),
+      // With STP on, the kernel never runs a forward delay below 2 s.
+      delay: Math.max(Number(b["@delay"] ?? 0), (b["@stp"] ?? "on") === "on" ? 2 : 0),
       mtu: num(first(n, "mtu")?.["@size"]),
       mac: first(n, "mac") ? String(first(n, "mac")!["@address"]).toLowerCase() : undefined,
     },
