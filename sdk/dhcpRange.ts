@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { lazyProvider } from "./lazyProvider";
 import { VirtualNetwork } from "./virtualNetwork";
 
 export interface DhcpReservationInput {
@@ -19,30 +20,7 @@ export interface DhcpRangeArgs {
   hosts?: pulumi.Input<pulumi.Input<DhcpReservationInput>[]>;
 }
 
-const rangeProvider: pulumi.dynamic.ResourceProvider = {
-  // The plugin configures each deserialized provider on its own, so this one needs stack config too.
-  async configure(req: pulumi.dynamic.ConfigureRequest) {
-    require("pulumi-virtnet/dist/provider/resources/connection.js").configureFromStack(req.config);
-  },
-  async check(olds: any, news: any) {
-    return require("pulumi-virtnet/dist/provider/resources/dhcpRange.js").check(olds, news);
-  },
-  async diff(id: string, olds: any, news: any) {
-    return require("pulumi-virtnet/dist/provider/resources/dhcpRange.js").diff(id, olds, news);
-  },
-  async create(inputs: any) {
-    return require("pulumi-virtnet/dist/provider/resources/dhcpRange.js").create(inputs);
-  },
-  async read(id: string, props: any) {
-    return require("pulumi-virtnet/dist/provider/resources/dhcpRange.js").read(id, props);
-  },
-  async update(id: string, olds: any, news: any) {
-    return require("pulumi-virtnet/dist/provider/resources/dhcpRange.js").update(id, olds, news);
-  },
-  async delete(id: string, props: any) {
-    return require("pulumi-virtnet/dist/provider/resources/dhcpRange.js").remove(id, props);
-  },
-};
+const rangeProvider = lazyProvider("pulumi-virtnet/dist/provider/resources/dhcpRange.js");
 
 /** A DHCP range of a VirtualNetwork, with static reservations; changes apply live. */
 export class DhcpRange extends pulumi.dynamic.Resource {

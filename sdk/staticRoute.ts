@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { lazyProvider } from "./lazyProvider";
 import { splitConnection } from "../provider/resources/connection";
 import { ConnectionInput } from "./connection";
 import { VirtualNetwork } from "./virtualNetwork";
@@ -15,29 +16,7 @@ export interface StaticRouteArgs {
   metric?: pulumi.Input<number>;
 }
 
-const routeProvider: pulumi.dynamic.ResourceProvider = {
-  async configure(req: pulumi.dynamic.ConfigureRequest) {
-    require("pulumi-virtnet/dist/provider/resources/connection.js").configureFromStack(req.config);
-  },
-  async check(olds: any, news: any) {
-    return require("pulumi-virtnet/dist/provider/resources/staticRoute.js").check(olds, news);
-  },
-  async diff(id: string, olds: any, news: any) {
-    return require("pulumi-virtnet/dist/provider/resources/staticRoute.js").diff(id, olds, news);
-  },
-  async create(inputs: any) {
-    return require("pulumi-virtnet/dist/provider/resources/staticRoute.js").create(inputs);
-  },
-  async read(id: string, props: any) {
-    return require("pulumi-virtnet/dist/provider/resources/staticRoute.js").read(id, props);
-  },
-  async update(id: string, olds: any, news: any) {
-    return require("pulumi-virtnet/dist/provider/resources/staticRoute.js").update(id, olds, news);
-  },
-  async delete(id: string, props: any) {
-    return require("pulumi-virtnet/dist/provider/resources/staticRoute.js").remove(id, props);
-  },
-};
+const routeProvider = lazyProvider("pulumi-virtnet/dist/provider/resources/staticRoute.js");
 
 /** A static route on a host, like libvirt's <route>; virtnet owns exactly the routes it created. */
 export class StaticRoute extends pulumi.dynamic.Resource {

@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { lazyProvider } from "./lazyProvider";
 import { splitConnection } from "../provider/resources/connection";
 import { ConnectionInput } from "./connection";
 
@@ -53,31 +54,7 @@ export interface VirtualNetworkArgs {
   }>;
 }
 
-// Every method loads the implementation lazily, so the provider serialized into the state is a few
-// lines of text that capture nothing but module paths: no code, no secret.
-const networkProvider: pulumi.dynamic.ResourceProvider = {
-  async configure(req: pulumi.dynamic.ConfigureRequest) {
-    require("pulumi-virtnet/dist/provider/resources/connection.js").configureFromStack(req.config);
-  },
-  async check(olds: any, news: any) {
-    return require("pulumi-virtnet/dist/provider/resources/network.js").check(olds, news);
-  },
-  async diff(id: string, olds: any, news: any) {
-    return require("pulumi-virtnet/dist/provider/resources/network.js").diff(id, olds, news);
-  },
-  async create(inputs: any) {
-    return require("pulumi-virtnet/dist/provider/resources/network.js").create(inputs);
-  },
-  async read(id: string, props: any) {
-    return require("pulumi-virtnet/dist/provider/resources/network.js").read(id, props);
-  },
-  async update(id: string, olds: any, news: any) {
-    return require("pulumi-virtnet/dist/provider/resources/network.js").update(id, olds, news);
-  },
-  async delete(id: string, props: any) {
-    return require("pulumi-virtnet/dist/provider/resources/network.js").remove(id, props);
-  },
-};
+const networkProvider = lazyProvider("pulumi-virtnet/dist/provider/resources/network.js");
 
 /** A libvirt-style virtual network on one host: bridge, nftables table, dnsmasq. */
 export class VirtualNetwork extends pulumi.dynamic.Resource {

@@ -1,6 +1,8 @@
 // How a resource's connection inputs become a ConnectionArgs: the resource's own values, its secret
 // credentials (kept in a separate secret property by the SDK), and the provider's configured defaults.
-import { ConnectionArgs } from "../host/host";
+import { connect, validateConnection } from "../host";
+import { ConnectionArgs, Host } from "../host/host";
+import { ValidationError } from "../validation";
 
 /** Secret parts of a connection; the SDK keeps them in the `__credentials` property, marked secret. */
 export interface Credentials {
@@ -76,4 +78,12 @@ export function resolveConnection(
   if (out.privateKey === undefined && out.password === undefined && defaults.privateKey !== undefined)
     out.privateKey = defaults.privateKey;
   return out as ConnectionArgs;
+}
+
+/** The pooled host of a resource's `connection` and `__credentials` properties (plus stack-config defaults). */
+export async function connectTo(props: Record<string, any>): Promise<Host> {
+  const conn = resolveConnection(props.connection, props.__credentials as Credentials | undefined);
+  const v = validateConnection(conn);
+  if (v.errors.length) throw new ValidationError(v.errors);
+  return connect(conn);
 }

@@ -1,11 +1,11 @@
 // DhcpRange's provider operations on plain objects.
-import { connect, validateConnection } from "../host";
+import { validateConnection } from "../host";
 import { Host } from "../host/host";
 import { buildRangeSpec, DhcpRangeInputs, DhcpRangeSpec } from "../network/dhcp";
 import { applyRange, deleteRange, NetworkRef, readLeases, readRange } from "../network/lifecycle";
 import { renderDhcpHosts } from "../render/dnsmasq";
 import { containsUnknown, isUnknown, ValidationError } from "../validation";
-import { Credentials, resolveConnection } from "./connection";
+import { connectTo, Credentials, resolveConnection } from "./connection";
 
 type Props = Record<string, any>;
 export const RANGE_INPUT_KEYS = ["name", "start", "end", "leaseTime", "hosts"] as const;
@@ -51,13 +51,6 @@ function refOf(props: Props): NetworkRef {
   return ref;
 }
 
-async function hostOf(props: Props): Promise<Host> {
-  const conn = resolveConnection(props.connection, props.__credentials as Credentials | undefined);
-  const v = validateConnection(conn);
-  if (v.errors.length) throw new ValidationError(v.errors);
-  return connect(conn);
-}
-
 function required(props: Props): DhcpRangeSpec {
   const r = specOf(props);
   if (!r.spec) throw new ValidationError(r.errors);
@@ -95,24 +88,24 @@ export function diff(_id: string, olds: Props, news: Props) {
 
 export async function create(inputs: Props, opts: { failAfter?: string } = {}) {
   const spec = required(inputs);
-  const host = await hostOf(inputs);
+  const host = await connectTo(inputs);
   await applyRange(host, refOf(inputs), spec, opts);
   return { id: `${refOf(inputs).name}/${spec.name}`, outs: outputs(inputs, spec, host) };
 }
 
 export async function update(_id: string, _olds: Props, news: Props) {
   const spec = required(news);
-  const host = await hostOf(news);
+  const host = await connectTo(news);
   await applyRange(host, refOf(news), spec);
   return { outs: outputs(news, spec, host) };
 }
 
 export async function remove(_id: string, props: Props): Promise<void> {
-  await deleteRange(await hostOf(props), refOf(props), props.name);
+  await deleteRange(await connectTo(props), refOf(props), props.name);
 }
 
 export async function read(id: string, props: Props) {
-  const host = await hostOf(props);
+  const host = await connectTo(props);
   const recorded = await readRange(host, refOf(props), props.name);
   if (!recorded) return { id: "", props: {} };
   const inputs = { ...rangeInputs(props) } as Props;
@@ -140,6 +133,6 @@ export async function read(id: string, props: Props) {
 }
 
 export async function leases(connection: Props, credentials: Credentials | undefined, networkName: string) {
-  const host = await hostOf({ connection, __credentials: credentials });
+  const host = await connectTo({ connection, __credentials: credentials });
   return readLeases(host, networkName);
 }

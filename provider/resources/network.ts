@@ -1,6 +1,6 @@
 // VirtualNetwork's provider operations on plain objects. The SDK's dynamic provider calls these; nothing
 // here knows Pulumi beyond the shapes of check/diff results.
-import { connect, validateConnection } from "../host";
+import { validateConnection } from "../host";
 import { Host } from "../host/host";
 import { networkPaths } from "../naming";
 import { applyNetwork, deleteNetwork, observe, readNetwork } from "../network/lifecycle";
@@ -10,7 +10,7 @@ import { toLibvirtXml } from "../libvirt/export";
 import { renderDnsmasqConf, renderHostsFile, needsDnsmasq } from "../render/dnsmasq";
 import { renderNftables } from "../render/nftables";
 import { containsUnknown, isUnknown, PropertyError, ValidationError } from "../validation";
-import { Credentials, resolveConnection } from "./connection";
+import { connectTo, resolveConnection } from "./connection";
 
 /** The input properties a user sets (besides connection); compared by diff. */
 export const NETWORK_INPUT_KEYS = [
@@ -68,13 +68,6 @@ function specOf(props: Props): NetworkSpec {
   const result = buildNetworkSpec(networkInputs(props), props.name);
   if (!result.spec) throw new ValidationError(result.errors);
   return result.spec;
-}
-
-async function hostOf(props: Props): Promise<Host> {
-  const conn = resolveConnection(props.connection, props.__credentials as Credentials | undefined);
-  const v = validateConnection(conn);
-  if (v.errors.length) throw new ValidationError(v.errors);
-  return connect(conn);
 }
 
 function sameTarget(a: Props | undefined, b: Props | undefined): boolean {
@@ -157,7 +150,7 @@ function outputsOf(
 
 export async function create(inputs: Props, opts: { failAfter?: string } = {}) {
   const spec = specOf(inputs);
-  const host = await hostOf(inputs);
+  const host = await connectTo(inputs);
   const result = await applyNetwork(host, spec, { failAfter: opts.failAfter });
   return {
     id: networkId(inputs, spec),
@@ -171,13 +164,13 @@ function tableName(props: Props): string | undefined {
 
 export async function update(_id: string, olds: Props, news: Props) {
   const spec = specOf(news);
-  const host = await hostOf(news);
+  const host = await connectTo(news);
   const result = await applyNetwork(host, spec, { previousTable: tableName(olds) });
   return { outs: outputsOf(news, spec, host, result.warnings, [], result.observed) };
 }
 
 export async function remove(_id: string, props: Props): Promise<void> {
-  const host = await hostOf(props);
+  const host = await connectTo(props);
   const name = props.name;
   await deleteNetwork(host, name, props.bridgeName, tableName(props));
 }
@@ -194,14 +187,14 @@ export async function read(id: string, props: Props) {
       host: connection?.host ?? m[1],
       port: connection?.port ?? Number(m[2]),
     };
-    const host = await hostOf({ ...props, connection });
+    const host = await connectTo({ ...props, connection });
     const stored = await recordedSpec(host, m[3]);
     if (!stored) return { id: "", props: {} };
     inputs = specToInputs(stored);
   }
   const full: Props = { ...props, ...inputs, connection };
   const spec = specOf(full);
-  const host = await hostOf(full);
+  const host = await connectTo(full);
   const status = await readNetwork(host, spec);
   if (!status.exists) return { id: "", props: {} };
   const outs = outputsOf(full, spec, host, status.warnings, status.drift, status.observed);

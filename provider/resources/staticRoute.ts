@@ -1,10 +1,10 @@
 // StaticRoute's provider operations on plain objects.
-import { connect, validateConnection } from "../host";
+import { validateConnection } from "../host";
 import { Host } from "../host/host";
 import { applyRoute, deleteRoute, readRoute } from "../network/lifecycle";
 import { buildRouteSpec, RouteInputs, RouteSpec, routeArgv } from "../network/route";
 import { containsUnknown, ValidationError } from "../validation";
-import { Credentials, resolveConnection } from "./connection";
+import { connectTo, resolveConnection } from "./connection";
 
 type Props = Record<string, any>;
 export const ROUTE_INPUT_KEYS = ["name", "destination", "gateway", "metric", "network"] as const;
@@ -36,13 +36,6 @@ function required(props: Props): RouteSpec {
   return r.spec;
 }
 
-async function hostOf(props: Props): Promise<Host> {
-  const conn = resolveConnection(props.connection, props.__credentials as Credentials | undefined);
-  const v = validateConnection(conn);
-  if (v.errors.length) throw new ValidationError(v.errors);
-  return connect(conn);
-}
-
 function outputs(props: Props, spec: RouteSpec, host: Host, drift: string[]): Props {
   // Input keys are echoed as given (a refresh rebuilds the inputs from them); computed values get own names.
   const outs: Props = { ...props, effectiveMetric: spec.metric };
@@ -72,7 +65,7 @@ export function diff(_id: string, olds: Props, news: Props) {
 
 export async function create(inputs: Props) {
   const spec = required(inputs);
-  const host = await hostOf(inputs);
+  const host = await connectTo(inputs);
   await applyRoute(host, spec);
   const c = resolveConnection(inputs.connection);
   return { id: `${c.host}:${c.port ?? 22}/route/${spec.name}`, outs: outputs(inputs, spec, host, []) };
@@ -80,18 +73,18 @@ export async function create(inputs: Props) {
 
 export async function update(_id: string, _olds: Props, news: Props) {
   const spec = required(news);
-  const host = await hostOf(news);
+  const host = await connectTo(news);
   await applyRoute(host, spec);
   return { outs: outputs(news, spec, host, []) };
 }
 
 export async function remove(_id: string, props: Props): Promise<void> {
-  await deleteRoute(await hostOf(props), props.name);
+  await deleteRoute(await connectTo(props), props.name);
 }
 
 export async function read(id: string, props: Props) {
   const spec = required(props);
-  const host = await hostOf(props);
+  const host = await connectTo(props);
   const status = await readRoute(host, spec.name);
   if (!status.recorded && !status.kernel) return { id: "", props: {} };
   const drift: string[] = [];
