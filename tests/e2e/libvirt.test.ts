@@ -4,13 +4,14 @@
 // `virsh net-dumpxml` of them imports back with the same meaning.
 import { expect } from "chai";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { toLibvirtXml } from "../../provider/libvirt/export";
 import { importLibvirtNetwork } from "../../provider/libvirt/import";
 import { DhcpRange, VirtualNetwork } from "../../sdk";
 import { fromLibvirtXml } from "../../sdk/libvirt";
 import { findOp, findResource, TestStack } from "../engine/engine";
-import { guestAdd, guestDel, guestDhcp, guestExec, hostExec, LabHost } from "../lab/lab";
+import { guestAdd, guestDel, guestDhcp, guestExec, hostExec, LabHost, labStatus } from "../lab/lab";
 import { Libvirtd, libvirtdStart, libvirtdStop, virsh } from "../lab/libvirt";
 import { meaning } from "../unit/libvirt/support";
 import { captureUpstream, labHosts, repoPath, stackFor } from "./support";
@@ -43,6 +44,17 @@ const NAT_XML = `<network>
 </network>
 `;
 
+/** Two lab hosts at least; a lab with more is kept as it is (changing the host count rebuilds the lab). */
+async function labHostsAsIs(): Promise<LabHost[]> {
+  let n = 2;
+  try {
+    n = Math.max(n, labStatus().hosts.length);
+  } catch {
+    // no lab yet: labHosts makes one
+  }
+  return labHosts(n);
+}
+
 function program(xml: string) {
   return async () => {
     const lv = fromLibvirtXml(xml);
@@ -63,7 +75,7 @@ describe("a network imported from libvirt XML, on a lab host through the engine 
   const guests: string[] = [];
 
   before(async () => {
-    [h1] = await labHosts(2);
+    [h1] = await labHostsAsIs();
     stack = stackFor(h1);
   });
   after(async () => {
@@ -106,6 +118,49 @@ describe("a network imported from libvirt XML, on a lab host through the engine 
   });
 });
 
+describe("examples/from-libvirt on a lab host, through the engine path", function () {
+  this.timeout(120_000);
+  let stack: TestStack;
+  let dir: string;
+
+  before(async () => {
+    const [h1] = await labHostsAsIs();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-from-libvirt-"));
+    // The example's own sample, moved into the lab's range and names, plus one thing virtnet does not do.
+    const xml = fs
+      .readFileSync(repoPath("examples/from-libvirt/default.xml"), "utf8")
+      .replace("<name>default</name>", "<name>lvexample</name>")
+      .replace("name='virbr0'", "name='lvbr1'")
+      .replace(/192\.168\.122\./g, "10.91.1.")
+      .replace("</network>", "  <bandwidth><inbound average='1000'/></bandwidth>\n</network>");
+    fs.writeFileSync(path.join(dir, "lvexample.xml"), xml);
+    stack = stackFor(h1, { "fromLibvirt:xmlFile": path.join(dir, "lvexample.xml") });
+  });
+  after(async () => {
+    await stack.destroy();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("creates the network and range the XML file defines, and reports what it did not import", async () => {
+    const example = repoPath("dist/examples/from-libvirt/index.js");
+    const r = await stack.up(async () => {
+      delete require.cache[require.resolve(example)];
+      return { ...require(example) };
+    });
+    expect(findOp(r, "lvexample")!.op).to.equal("create");
+    expect(findOp(r, "lvexample-range1")!.op).to.equal("create");
+    expect(r.outputs).to.deep.include({ bridgeName: "lvbr1", gatewayIp: "10.91.1.1", cidr: "10.91.1.0/24" });
+    expect(r.outputs.dhcpRanges).to.deep.equal(["10.91.1.2-10.91.1.254"]);
+    expect(r.outputs.warnings).to.deep.equal([
+      "<bandwidth>: element <bandwidth> is not supported by virtnet; ignored",
+    ]);
+    const range = findResource(stack.state, "lvexample-range1")!.outputs as Record<string, any>;
+    expect(range.hosts).to.deep.equal([
+      { mac: "52:54:00:6b:3c:58", ip: "10.91.1.20", hostname: "webserver" },
+    ]);
+  });
+});
+
 const FIXTURES = repoPath("tests/fixtures/libvirt");
 // Not libvirt XML on purpose (virtnet's own reading of non-libvirt input).
 const NOT_LIBVIRT = ["forward-mode-none", "unknown-elements"];
@@ -130,7 +185,7 @@ describe("libvirt itself defines virtnet's exported XML (libvirtd in a lab host)
   });
 
   before(async () => {
-    await labHosts(2);
+    await labHostsAsIs();
     d = await libvirtdStart("h2");
     startedHere = d.startMs > 0;
   });
