@@ -161,7 +161,7 @@ class Importer {
   choice(node: XmlNode, name: string, values: Record<string, boolean>): boolean | undefined {
     const v = attr(node, name);
     if (v === undefined) return undefined;
-    if (!(v in values)) {
+    if (!Object.hasOwn(values, v)) {
       this.err(
         node,
         `${name} must be ${Object.keys(values)
@@ -260,7 +260,7 @@ class Importer {
   lease(node: XmlNode): string | undefined {
     const expiry = this.uint(node, "expiry", true);
     const unit = attr(node, "unit") ?? "minutes";
-    if (!(unit in LEASE_UNITS)) {
+    if (!Object.hasOwn(LEASE_UNITS, unit)) {
       this.err(node, `unit must be 'seconds', 'minutes' or 'hours', not '${unit}'`);
       return undefined;
     }
@@ -397,7 +397,7 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
       im.note(forward, "no mode: libvirt's default mode 'nat' is used");
     } else if (m === "nat" || m === "route" || m === "open") mode = m;
     else if (m === "none") mode = "isolated";
-    else if (m in UNSUPPORTED_FORWARD)
+    else if (Object.hasOwn(UNSUPPORTED_FORWARD, m))
       im.err(
         forward,
         `mode '${m}' (${UNSUPPORTED_FORWARD[m]}) is a libvirt forward mode that virtnet does not support yet`,

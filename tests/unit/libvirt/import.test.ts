@@ -345,3 +345,18 @@ describe("libvirt XML import: SDK", () => {
     expect(routeArgs).to.have.length(2);
   });
 });
+
+describe("libvirt XML import: names of Object's own properties are values like any other", () => {
+  for (const [what, body, message] of [
+    ["a forward mode", "<forward mode='constructor'/>", /mode 'constructor' is not a libvirt forward mode/],
+    [
+      "a lease unit",
+      "<ip address='10.9.0.1' prefix='24'><dhcp><range start='10.9.0.10' end='10.9.0.20'><lease expiry='5' unit='toString'/></range></dhcp></ip>",
+      /unit must be 'seconds', 'minutes' or 'hours', not 'toString'/,
+    ],
+    ["an stp value", "<bridge stp='hasOwnProperty'/>", /stp must be 'on' or 'off', not 'hasOwnProperty'/],
+  ] as [string, string, RegExp][])
+    it(`refuses __proto__-like ${what}`, () => {
+      expect(importError(net(body)).message).to.match(message);
+    });
+});
