@@ -393,8 +393,10 @@ export function buildNetworkSpec(raw: NetworkInputs, defaultName: string): SpecR
     if (typeof b.stp !== "boolean") problems.add("bridge.stp", "must be true or false");
     else stp = b.stp;
   }
-  let delay = 0;
-  if (known(b.delay) && checkInteger(b.delay, "bridge.delay", problems, 0, 30)) delay = b.delay;
+  // With STP on, the kernel keeps the forward delay within 2-30 s whatever it is told.
+  const minDelay = stp ? 2 : 0;
+  let delay = minDelay;
+  if (known(b.delay) && checkInteger(b.delay, "bridge.delay", problems, minDelay, 30)) delay = b.delay;
   let mtu: number | undefined;
   if (known(b.mtu) && checkInteger(b.mtu, "bridge.mtu", problems, 68, 65535)) mtu = b.mtu;
   let mac: string | undefined;

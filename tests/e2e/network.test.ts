@@ -390,6 +390,21 @@ describe("VirtualNetwork on a lab host, through the engine path", function () {
     });
   });
 
+  describe("an STP bridge", () => {
+    it("gets the kernel's 2 s minimum forward delay and stays in sync: no change on a second up or a refresh", async () => {
+      const stack = stackFor(h1);
+      const prog = program("stp", { mode: "nat", ipv4: { cidr: "10.71.0.0/24" }, bridge: { stp: true } });
+      try {
+        await stack.up(prog);
+        expect((await sh("h1", "cat /sys/class/net/vn-stp/bridge/forward_delay")).trim()).to.equal("200");
+        expect(findOp(await stack.up(prog), "stp")!.op).to.equal("same");
+        expect((await stack.refresh()).changes[0].op).to.equal("same");
+      } finally {
+        await stack.destroy();
+      }
+    });
+  });
+
   describe("connections", () => {
     it("works through an explicit connection as a non-root user with sudo, keeping the key secret", async () => {
       const stack = new TestStack({ cwd: projectDir() });

@@ -208,10 +208,23 @@ describe("network input validation", () => {
       /true or false/,
     ],
     ["delay range", { mode: "nat", ipv4, bridge: { delay: 31 } }, "bridge.delay", /0 to 30/],
+    [
+      "delay below STP's minimum",
+      { mode: "nat", ipv4, bridge: { stp: true, delay: 0 } },
+      "bridge.delay",
+      /2 to 30/,
+    ],
   ];
   for (const [title, inputs, property, reason, name] of cases) {
     it(`rejects ${title} on ${property}`, () => expectError(inputs, property, reason, name));
   }
+
+  it("gives an STP bridge the kernel's minimum forward delay of 2 s", () => {
+    expect(buildNetworkSpec({ mode: "nat", ipv4, bridge: { stp: true } }, "lab").spec!.bridge).to.include({
+      stp: true,
+      delay: 2,
+    });
+  });
 
   it("tolerates preview unknowns and builds nothing from them", () => {
     const r = buildNetworkSpec({ mode: UNKNOWN, ipv4: { cidr: UNKNOWN } }, "lab");
