@@ -137,7 +137,8 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }>
   return { ms: Number(process.hrtime.bigint() - t0) / 1e6, value };
 }
 
-/** The lab hosts' PID 1s ("" when the lab is not up): they change when anyone rebuilds the lab. */
+/** The lab hosts' PID 1s ("" when the lab is not up): they change when anyone rebuilds the lab. A phase
+ * during which that happened (another test run on the shared lab) is reported as broken. */
 function labPids(): string {
   try {
     return labStatus()
@@ -169,6 +170,8 @@ class Bench {
   readonly live = new Set<TestStack>();
   readonly guests = new Set<string>();
   libvirtHost: string | undefined;
+  /** The hosts' PID 1s of the lab this bench brought up: another run's rebuild changes them. */
+  labSig = "";
 
   constructor(readonly o: Options) {}
 
@@ -178,30 +181,33 @@ class Bench {
 
   /** Runs one part of the bench; a failure becomes an ERROR row and the bench goes on. The lab is shared with
    * other test runs: a phase during which someone else rebuilt it (its hosts' sshd pids changed) fails. */
-  async phase(name: string, fn: () => Promise<void>, rebuildsLab = false): Promise<boolean> {
+  async phase(name: string, fn: () => Promise<void>): Promise<boolean> {
     log(`${name} ...`);
     const t0 = Date.now();
-    const before = rebuildsLab ? undefined : labPids();
+    const rebuilt = () => this.labSig !== "" && labPids() !== this.labSig;
     try {
       await fn();
-      if (before && labPids() !== before)
+      if (rebuilt())
         throw new Error("the lab was rebuilt by another run during this phase: its figures are not valid");
       log(`${name} done in ${secs(Date.now() - t0)}`);
       return true;
     } catch (e) {
       let msg = e instanceof Error ? e.message : String(e);
-      if (before && labPids() !== before && !msg.includes("rebuilt"))
-        msg = `the lab was rebuilt by another run during this phase (${msg})`;
+      if (rebuilt() && !msg.includes("rebuilt by another run"))
+        msg = `the lab was rebuilt or taken down by another run during this phase (${msg})`;
+      msg = msg.split("\n").slice(0, 3).join(" | ");
       this.errors.push(`${name}: ${msg}`);
-      this.rows.push({
-        what: name,
-        figure: "ERROR",
-        verdict: "ERROR",
-        note: msg.split("\n")[0].slice(0, 200),
-      });
+      this.rows.push({ what: name, figure: "ERROR", verdict: "ERROR", note: msg.slice(0, 200) });
       log(`${name} FAILED: ${msg}`);
       return false;
     }
+  }
+
+  /** labUp (retried while another run rebuilds it), remembering which lab is ours. */
+  async labUp(hosts: number): Promise<UpResult> {
+    const r = await labUpRetry(hosts);
+    this.labSig = labPids();
+    return r;
   }
 
   stack(): TestStack {
@@ -295,9 +301,17 @@ function runNote(c: Converged, want: Record<string, number>): string {
     Object.entries(want).every(([op, n]) => (f.ops[op] ?? 0) === n) &&
     Object.keys(f.ops).every((op) => op in want);
   let note = same ? fmtOps(f.ops) : `UNEXPECTED ${fmtOps(f.ops)} (expected ${fmtOps(want)})`;
+  if (!same && Object.keys(f.changed).length)
+    note += ` [${Object.entries(f.changed)
+      .map(([k, v]) => `${k}: ${v.join(",") || "no key"}`)
+      .join("; ")}]`;
   if (!c.ok)
     note += `; first run ${secs(f.wallMs)}: ${f.failed} failed (${f.errors[0]?.replace(/^.*?: /, "").slice(0, 90)}); ${c.runs.length} runs to converge`;
   return `${note}; plugin start ${msStr(f.pluginStartMs)}`;
+}
+
+function probeStr(p: { ms: number; bytes: number } | undefined): string {
+  return p ? `${msStr(p.ms)}/${(p.bytes / 1024).toFixed(1)} KiB` : "n/a";
 }
 
 function otherNote(runs: (Converged | undefined)[]): string {
@@ -331,25 +345,21 @@ async function main(): Promise<number> {
   try {
     // ---- Lab: 2 hosts up, one verified login each (from nothing; median of rounds) ----
     const labTimes: { total: number; accepting: number; login: number }[] = [];
-    await b.phase(
-      "lab up",
-      async () => {
-        if (o.skip.has("lab")) {
-          await labUpRetry(2);
-          return;
-        }
-        for (let i = 0; i < o.labRounds; i++) {
-          const left = await labDown();
-          if (left.length) throw new Error(`lab down left: ${left.join(", ")}`);
-          const r = await labUpRetry(2);
-          if (r.reused) throw new Error("lab up reused a running lab");
-          labTimes.push({ total: r.timings.total, accepting: r.timings.accepting, login: r.timings.login });
-        }
-        m.labUp = median(labTimes.map((t) => t.total));
-        b.fig("lab", labTimes);
-      },
-      true,
-    );
+    await b.phase("lab up", async () => {
+      if (o.skip.has("lab")) {
+        await b.labUp(2);
+        return;
+      }
+      for (let i = 0; i < o.labRounds; i++) {
+        const left = await labDown();
+        if (left.length) throw new Error(`lab down left: ${left.join(", ")}`);
+        const r = await b.labUp(2);
+        if (r.reused) throw new Error("lab up reused a running lab");
+        labTimes.push({ total: r.timings.total, accepting: r.timings.accepting, login: r.timings.login });
+      }
+      m.labUp = median(labTimes.map((t) => t.total));
+      b.fig("lab", labTimes);
+    });
     if (!o.skip.has("lab"))
       b.rows.push({
         what: "lab: 2 hosts up, 1 verified login each",
@@ -464,7 +474,7 @@ async function main(): Promise<number> {
         b.rows.push({
           what: `raw floor create ${N}`,
           figure: secs(fc.applyMs),
-          note: `${fc.scripts} apply scripts (${fc.actions} actions) from plan.ts for the host as probed, net+range in one plan, run via nsenter one after another; probes not timed (${secs(fc.probeMs)})`,
+          note: `${fc.scripts} apply scripts (${fc.actions} actions) from plan.ts for the host as probed, net+range in one plan, run via nsenter one after another; probes not timed (${secs(fc.probeMs)}; one probe ${probeStr(fc.probes[0])} on the empty host, ${probeStr(fc.probes[fc.probes.length - 1])} with ${N - 1} networks)`,
         });
         b.rows.push({
           what: `raw floor destroy ${N}`,
@@ -614,40 +624,34 @@ async function main(): Promise<number> {
 
     // ---- multi-host: H hosts x P networks vs 1 host x P ----
     if (!o.skip.has("multihost")) {
-      await b.phase(
-        `multi-host: ${o.hosts} x ${o.perHost}`,
-        async () => {
-          const up = await labUpRetry(o.hosts);
-          m.labUpMany = up.timings.total;
-          const names = labStatus().hosts.map((h) => h.name);
-          const one = benchNets("bnm1", hostOf("h1"), 130, o.perHost);
-          const s1 = b.stack();
-          const r1 = await b.converge(`create 1x${o.perHost}`, ["h1"], () => s1.up(benchProgram(one)));
-          m.oneHost = r1.wallMs;
-          await b.destroyStack(`destroy 1x${o.perHost}`, s1, ["h1"]);
-          const many: BenchNet[] = names.flatMap((h, k) =>
-            benchNets(`bnm${k + 1}`, hostOf(h), 131 + k, o.perHost),
-          );
-          const s2 = b.stack();
-          const r2 = await b.converge(`create ${o.hosts}x${o.perHost}`, names, () =>
-            s2.up(benchProgram(many)),
-          );
-          m.manyHosts = r2.wallMs;
-          b.fig("manyHostLogins", r2.first.logins);
-          const dr = await b.destroyStack(`destroy ${o.hosts}x${o.perHost}`, s2, names);
-          m.manyDestroy = dr.wallMs;
-          const ratio = m.manyHosts / m.oneHost;
-          b.rows.push({
-            what: `${o.hosts} hosts x ${o.perHost} vs 1 host x ${o.perHost}`,
-            figure: `${secs(m.manyHosts)} / ${secs(m.oneHost)}`,
-            target: "<= 1.5x",
-            ratio: ratioStr(ratio),
-            verdict: verdict(ratio <= 1.5),
-            note: `one \`up\` each (nets+ranges); ${o.hosts}-host up: ${runNote(r2, { create: 2 * o.hosts * o.perHost })}, SSH logins per host ${r2.runs.map(logins).join("+")}; 1-host up: ${runNote(r1, { create: 2 * o.perHost })}; ${o.hosts}-host destroy ${secs(m.manyDestroy)}; lab up with ${o.hosts} hosts ${secs(m.labUpMany)}`,
-          });
-        },
-        true,
-      );
+      await b.phase(`multi-host: ${o.hosts} x ${o.perHost}`, async () => {
+        const up = await b.labUp(o.hosts);
+        m.labUpMany = up.timings.total;
+        const names = labStatus().hosts.map((h) => h.name);
+        const one = benchNets("bnm1", hostOf("h1"), 130, o.perHost);
+        const s1 = b.stack();
+        const r1 = await b.converge(`create 1x${o.perHost}`, ["h1"], () => s1.up(benchProgram(one)));
+        m.oneHost = r1.wallMs;
+        await b.destroyStack(`destroy 1x${o.perHost}`, s1, ["h1"]);
+        const many: BenchNet[] = names.flatMap((h, k) =>
+          benchNets(`bnm${k + 1}`, hostOf(h), 131 + k, o.perHost),
+        );
+        const s2 = b.stack();
+        const r2 = await b.converge(`create ${o.hosts}x${o.perHost}`, names, () => s2.up(benchProgram(many)));
+        m.manyHosts = r2.wallMs;
+        b.fig("manyHostLogins", r2.first.logins);
+        const dr = await b.destroyStack(`destroy ${o.hosts}x${o.perHost}`, s2, names);
+        m.manyDestroy = dr.wallMs;
+        const ratio = m.manyHosts / m.oneHost;
+        b.rows.push({
+          what: `${o.hosts} hosts x ${o.perHost} vs 1 host x ${o.perHost}`,
+          figure: `${secs(m.manyHosts)} / ${secs(m.oneHost)}`,
+          target: "<= 1.5x",
+          ratio: ratioStr(ratio),
+          verdict: verdict(ratio <= 1.5),
+          note: `one \`up\` each (nets+ranges); ${o.hosts}-host up: ${runNote(r2, { create: 2 * o.hosts * o.perHost })}, SSH logins per host ${r2.runs.map(logins).join("+")}; 1-host up: ${runNote(r1, { create: 2 * o.perHost })}; ${o.hosts}-host destroy ${secs(m.manyDestroy)}; lab up with ${o.hosts} hosts ${secs(m.labUpMany)}`,
+        });
+      });
     }
   } finally {
     await b.cleanup();

@@ -54,7 +54,7 @@ async function probe(host: string, spec: { name: string; bridge: string; table?:
   const args = probeArgs(spec.bridge, spec.table, networkPaths(spec.name));
   const r = await hostScript(host, PROBE_SCRIPT, args);
   if (r.code !== 0) throw new Error(`${host}: probe of ${spec.name} failed (exit ${r.code}): ${r.stderr}`);
-  return { observed: parseProbe(r.stdout, spec.bridge, spec.table), args, ms: r.ms };
+  return { observed: parseProbe(r.stdout, spec.bridge, spec.table), args, ms: r.ms, bytes: r.stdout.length };
 }
 
 export interface FloorResult {
@@ -65,12 +65,14 @@ export interface FloorResult {
   probeMs: number;
   scripts: number;
   actions: number;
+  /** The probe on the host as it was before the first network, and before the last one. */
+  probes: { ms: number; bytes: number }[];
 }
 
 export async function floorCreate(host: string, nets: BenchNet[]): Promise<FloorResult> {
-  const res: FloorResult = { applyMs: 0, wallMs: 0, probeMs: 0, scripts: 0, actions: 0 };
+  const res: FloorResult = { applyMs: 0, wallMs: 0, probeMs: 0, scripts: 0, actions: 0, probes: [] };
   const t0 = Date.now();
-  for (const n of nets) {
+  for (const [i, n] of nets.entries()) {
     const { spec, range } = specsOf(n);
     const p = await probe(n.host.name, {
       name: spec.name,
@@ -78,6 +80,7 @@ export async function floorCreate(host: string, nets: BenchNet[]): Promise<Floor
       table: spec.firewallTable,
     });
     res.probeMs += p.ms;
+    if (i === 0 || i === nets.length - 1) res.probes.push({ ms: p.ms, bytes: p.bytes });
     const plan = planApply(spec, p.observed, networkPaths(spec.name), { ranges: [range] });
     if (plan.errors.length) throw new Error(`${n.name}: ${plan.errors.join("; ")}`);
     const r = await hostScript(n.host.name, renderApplyScript(plan.actions, true), [
@@ -95,7 +98,7 @@ export async function floorCreate(host: string, nets: BenchNet[]): Promise<Floor
 }
 
 export async function floorDestroy(host: string, nets: BenchNet[]): Promise<FloorResult> {
-  const res: FloorResult = { applyMs: 0, wallMs: 0, probeMs: 0, scripts: 0, actions: 0 };
+  const res: FloorResult = { applyMs: 0, wallMs: 0, probeMs: 0, scripts: 0, actions: 0, probes: [] };
   const t0 = Date.now();
   for (const n of [...nets].reverse()) {
     const { spec } = specsOf(n);

@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { DhcpRange, VirtualNetwork } from "../../sdk";
 import { CallStat } from "../engine/plugin";
-import { RunResult } from "../engine/engine";
+import { changedKeys, RefreshResult, RunResult } from "../engine/engine";
 import { LabHost, STATE_DIR as LAB_STATE_DIR } from "../lab/lab";
 
 /** One bench network: name (starts "bn"), host, and its /24 `10.<second>.<third>.0/24`. */
@@ -239,6 +239,9 @@ export interface EngineRun {
   pluginStartMs?: number;
   /** Operations on dynamic resources by kind ("create", "same", ...), failed ones included. */
   ops: Record<string, number>;
+  /** Per "<Type> <op>" of updates: the keys that differed (diff's changed input keys; for a refresh, the
+   * output keys and "inputs.<key>" read back differently). Evidence for unexpected updates. */
+  changed: Record<string, string[]>;
   /** Operations that failed, and the first few error messages. */
   failed: number;
   errors: string[];
@@ -256,10 +259,26 @@ export function describeRun(
 ): EngineRun {
   const ops: Record<string, number> = {};
   const errors: string[] = [];
+  const changed: Record<string, Set<string>> = {};
+  const note = (type: string, op: string, keys: string[]) => {
+    const k = `${type.split(":").pop()} ${op}`;
+    changed[k] ??= new Set();
+    keys.forEach((x) => changed[k].add(x));
+  };
   for (const o of r.operations) {
     if (!o.dynamic) continue;
     ops[o.op] = (ops[o.op] ?? 0) + 1;
     if (o.error) errors.push(`${o.name}: ${o.error.split("\n")[0]}`);
+    if ((o.op === "update" || o.op === "replace") && o.diff) note(o.type, o.op, o.diff.changedKeys);
+  }
+  for (const c of (r as RefreshResult).changes ?? []) {
+    if (c.op !== "update") continue;
+    const type = c.urn.split("::")[2]?.split("$").pop() ?? "?";
+    const inputKeys =
+      c.inputsBefore && c.inputsAfter
+        ? changedKeys(c.inputsBefore, c.inputsAfter).map((k) => `inputs.${k}`)
+        : [];
+    note(type, "refresh-update", [...c.changedKeys, ...inputKeys]);
   }
   return {
     label,
@@ -268,6 +287,7 @@ export function describeRun(
     ops,
     failed: errors.length,
     errors,
+    changed: Object.fromEntries(Object.entries(changed).map(([k, v]) => [k, [...v].sort()])),
     rpc: summarizeRpc(r.timing.rpc),
     logins: logins.ours,
     otherLogins: logins.others,

@@ -260,7 +260,8 @@ export async function writeNetworkXmls(d: Libvirtd, nets: LibvirtNetwork[]): Pro
   const paths = nets.map((n) => `${d.dir}/xml/${n.name}.xml`);
   const script = [
     'mkdir -p "$1/xml"',
-    ...nets.map((_, i) => `printf '%s' "$${i + 2}" > "$1/xml/${nets[i].name}.xml"`),
+    // Braces: "$10" would be "${1}0".
+    ...nets.map((_, i) => `printf '%s' "\${${i + 2}}" > "$1/xml/${nets[i].name}.xml"`),
   ].join("\n");
   await must(d.host, ["sh", "-c", script, "sh", d.dir, ...nets.map(libvirtNetworkXml)]);
   return paths;
