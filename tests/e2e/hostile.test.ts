@@ -238,10 +238,18 @@ describe("hostile input on a lab host, through the engine path", function () {
         expect(listing, `${outcome}; the victim directory now holds`).to.equal("keep\n");
       } finally {
         await stack.destroy();
+        // The dnsmasq started on the directory read no pid-file line, so destroy cannot find it (a second
+        // consequence of this bug): stop exactly that process, found by its own --conf-file argument.
+        const stray = await sh(
+          "h1",
+          `for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/cmdline 2>/dev/null | grep -qxF -- --conf-file=${dir}/dnsmasq.conf && basename $p; done; :`,
+        );
+        for (const pid of stray.split("\n").filter(Boolean)) await sh("h1", `kill ${pid}`);
         await sh(
           "h1",
           `rm -rf ${victimDir} ${dir}; rmdir /var/lib/virtnet/networks /var/lib/virtnet 2>/dev/null; :`,
         );
+        expect(stray.trim(), "a dnsmasq that destroy left behind").to.equal("");
       }
     });
   });
