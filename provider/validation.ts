@@ -1,4 +1,5 @@
 // Shared pieces of input validation: property-named errors, Pulumi's preview unknowns, syntax rules.
+import * as ipaddr from "ipaddr.js";
 
 export interface PropertyError {
   property: string;
@@ -101,4 +102,26 @@ export function checkInteger(
     return false;
   }
   return true;
+}
+
+/**
+ * An IPv4 address in four-part decimal or an IPv6 address; undefined otherwise. inet_aton spellings such as
+ * "010.0.0.1" (octal) or "10.1" are refused: they read as one address and mean another.
+ */
+export function parseStrictIp(value: unknown): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
+  if (typeof value !== "string" || value.includes("%")) return undefined;
+  if (ipaddr.IPv4.isValidFourPartDecimal(value)) return ipaddr.IPv4.parse(value);
+  if (!value.includes(".") && ipaddr.IPv6.isValid(value)) return ipaddr.IPv6.parse(value);
+  if (value.includes(":") && ipaddr.IPv6.isValid(value)) return ipaddr.IPv6.parse(value); // ::ffff:a.b.c.d
+  return undefined;
+}
+
+/** "address/prefix" with a strict address and a prefix valid for its family; undefined otherwise. */
+export function parseStrictCidr(value: unknown): [ipaddr.IPv4 | ipaddr.IPv6, number] | undefined {
+  if (typeof value !== "string") return undefined;
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(value);
+  const addr = m ? parseStrictIp(m[1]) : undefined;
+  if (!m || !addr) return undefined;
+  const len = Number(m[2]);
+  return len <= (addr.kind() === "ipv4" ? 32 : 128) ? [addr, len] : undefined;
 }

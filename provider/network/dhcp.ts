@@ -6,6 +6,7 @@ import {
   checkUnicastMac,
   isDnsName,
   isUnknown,
+  parseStrictCidr,
   Problems,
   PropertyError,
 } from "../validation";
@@ -88,7 +89,9 @@ export function buildRangeSpec(
       problems.add("leaseTime", "must be at least 2 minutes (dnsmasq's minimum)");
     else leaseTime = raw.leaseTime;
   }
-  const cidr = net.cidr && !isUnknown(net.cidr) ? ipaddr.IPv4.parseCIDR(net.cidr) : undefined;
+  // A malformed network reference is reported by the resource's check (network.cidr); here it just does not help.
+  const parsed4 = net.cidr && !isUnknown(net.cidr) ? parseStrictCidr(net.cidr) : undefined;
+  const cidr = parsed4 && parsed4[0].kind() === "ipv4" ? (parsed4 as [ipaddr.IPv4, number]) : undefined;
   const inSubnet = (a: ipaddr.IPv4) => !cidr || a.match(cidr);
   const special = (a: ipaddr.IPv4) =>
     cidr &&
@@ -179,7 +182,8 @@ function buildRange6(raw: DhcpRangeInputs, name: string, net: RangeNetworkFacts,
   const end = parse(raw.end, "end");
   const leaseTime = checkLease(raw.leaseTime, problems);
   if (raw.hosts && raw.hosts.length) problems.add("hosts", "reservations are supported on IPv4 ranges only");
-  const cidr = net.ipv6Cidr && !isUnknown(net.ipv6Cidr) ? ipaddr.IPv6.parseCIDR(net.ipv6Cidr) : undefined;
+  const parsed6 = net.ipv6Cidr && !isUnknown(net.ipv6Cidr) ? parseStrictCidr(net.ipv6Cidr) : undefined;
+  const cidr = parsed6 && parsed6[0].kind() === "ipv6" ? (parsed6 as [ipaddr.IPv6, number]) : undefined;
   if (net.ipv6Cidr === undefined && net.cidr !== undefined)
     problems.add("start", "an IPv6 range needs an IPv6 subnet on the network (ipv6.cidr)");
   const big = (a: ipaddr.IPv6) => a.parts.reduce((n, p) => n * 65536n + BigInt(p), 0n);

@@ -9,7 +9,13 @@ import { DhcpRangeSpec } from "./dhcp";
 import { isOurs, KernelRoute, planRoute, planRouteDelete, RouteSpec, sameKey } from "./route";
 import { needsDnsmasq } from "../render/dnsmasq";
 
-const MAX_ATTEMPTS = 8;
+/** How long an apply keeps planning again while other deployments change the same host. */
+const HOST_CHANGED_DEADLINE_MS = 120_000;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Only nft identifiers reach nft as a table name: nft parses its arguments as one command line. */
+const NFT_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** A failure on a host, naming the host, the network and the step; never a secret. */
 export class NetworkError extends Error {
@@ -52,6 +58,8 @@ export async function observe(
   table?: string,
   gateway = "",
 ): Promise<ObservedNetwork> {
+  if (table !== undefined && table !== "" && !NFT_IDENTIFIER.test(table))
+    throw new NetworkError(host.label, name, "check host", `"${table}" is not a virtnet firewall table name`);
   const r = await host.run(PROBE_SCRIPT, {
     args: probeArgs(bridge, table, networkPaths(safeDirName(name)), gateway),
     step: "probe host",
@@ -71,7 +79,8 @@ async function runPlan(
   failAfter?: string,
   gateway = "",
 ): Promise<ApplyResult> {
-  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+  const deadline = Date.now() + HOST_CHANGED_DEADLINE_MS;
+  for (let attempt = 1; ; attempt++) {
     const observed = await observe(host, name, bridge, table, gateway);
     const plan = makePlan(observed);
     if (plan.errors.length) throw new NetworkError(host.label, name, "check host", plan.errors.join("; "));
@@ -83,7 +92,19 @@ async function runPlan(
     ];
     const r = await host.run(renderApplyScript(plan.actions, undo), { args, step: "apply" });
     if (r.code === 0) return { actions: plan.actions.map((a) => a.name), warnings: plan.warnings, observed };
-    if (r.code === EXIT_HOST_CHANGED) continue; // someone changed the host between probe and lock: plan again
+    if (r.code === EXIT_HOST_CHANGED) {
+      // Someone changed the host between probe and lock: plan again. Each round one deployment wins the lock
+      // with a fresh plan, so a burst of concurrent applies converges; jitter spreads the retries.
+      if (Date.now() > deadline)
+        throw new NetworkError(
+          host.label,
+          name,
+          "apply",
+          `the host kept changing for ${HOST_CHANGED_DEADLINE_MS / 1000} s (${attempt} plans)`,
+        );
+      await sleep(Math.min(500, 10 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random()));
+      continue;
+    }
     const failed = r.stderr.split("\n").find((l) => l.startsWith(STEP_FAILED_MARKER));
     const step = failed ? failed.slice(STEP_FAILED_MARKER.length) : "apply";
     const stderr = tail(
@@ -100,12 +121,6 @@ async function runPlan(
       `failed (exit ${r.code})${stderr ? `: ${stderr}` : ""}${outcome}`,
     );
   }
-  throw new NetworkError(
-    host.label,
-    name,
-    "apply",
-    `the host kept changing; gave up after ${MAX_ATTEMPTS} attempts`,
-  );
 }
 
 /** Makes the host match `spec`: creates, repairs or updates in place. Runs nothing mutating when in sync. */

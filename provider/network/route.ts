@@ -4,6 +4,8 @@ import * as ipaddr from "ipaddr.js";
 import { quote } from "shell-quote";
 import { STATE_DIR } from "../naming";
 import {
+  parseStrictCidr,
+  parseStrictIp,
   checkInteger,
   checkNoControlCharacters,
   checkSafeName,
@@ -49,16 +51,7 @@ export function routeRecordPath(name: string): string {
   return `${ROUTES_DIR}/${name}.json`;
 }
 
-function parseCidr(value: unknown): [ipaddr.IPv4 | ipaddr.IPv6, number] | undefined {
-  if (typeof value !== "string") return undefined;
-  try {
-    const [addr, len] = ipaddr.parseCIDR(value);
-    if (value.includes("%")) return undefined;
-    return [addr, len];
-  } catch {
-    return undefined;
-  }
-}
+const parseCidr = parseStrictCidr;
 
 export function normalizeCidr(addr: ipaddr.IPv4 | ipaddr.IPv6, len: number): string {
   return `${addr.toString()}/${len}`;
@@ -90,10 +83,10 @@ export function buildRouteSpec(
       `host bits are set: did you mean ${networkAddress(dest[0], dest[1])}/${dest[1]}?`,
     );
   let gw: ipaddr.IPv4 | ipaddr.IPv6 | undefined;
-  if (typeof raw.gateway !== "string" || !ipaddr.isValid(raw.gateway) || raw.gateway.includes("%"))
-    problems.add("gateway", `"${raw.gateway}" is not an IPv4 or IPv6 address`);
+  const gwParsed = parseStrictIp(raw.gateway);
+  if (!gwParsed) problems.add("gateway", `"${raw.gateway}" is not an IPv4 or IPv6 address`);
   else {
-    gw = ipaddr.parse(raw.gateway);
+    gw = gwParsed;
     if (dest && gw.kind() !== dest[0].kind())
       problems.add("gateway", "must be of the same IP family as destination");
   }

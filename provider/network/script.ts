@@ -23,7 +23,7 @@ rollback() {
 }
 write_file() {
   tmp=$(mktemp "$1.XXXXXX") || return 1
-  if chmod "$2" "$tmp" && printf '%s' "$3" > "$tmp" && mv -f "$tmp" "$1"; then return 0; fi
+  if chmod "$2" "$tmp" && printf '%s' "$3" > "$tmp" && mv -f -T "$tmp" "$1"; then return 0; fi
   rm -f "$tmp"; return 1
 }
 dnsmasq_pid() {

@@ -5,6 +5,7 @@ import { buildRangeSpec, DhcpRangeInputs, DhcpRangeSpec } from "../network/dhcp"
 import { applyRange, deleteRange, NetworkRef, readLeases, readRange } from "../network/lifecycle";
 import { renderDhcpHosts } from "../render/dnsmasq";
 import { containsUnknown, isUnknown, ValidationError } from "../validation";
+import { checkNetworkRef } from "./networkRef";
 import { connectTo, Credentials, resolveConnection } from "./connection";
 
 type Props = Record<string, any>;
@@ -34,8 +35,7 @@ function rendered(spec: DhcpRangeSpec): Props {
 
 export function check(_olds: Props, news: Props) {
   const failures = [...validateConnection(resolveConnection(news.connection, news.__credentials)).errors];
-  if (!news.network || (typeof news.network !== "object" && !isUnknown(news.network)))
-    failures.push({ property: "network", reason: "is required: the VirtualNetwork this range belongs to" });
+  failures.push(...checkNetworkRef(news.network, true));
   const r = specOf(news);
   failures.push(...r.errors);
   const inputs: Props = { ...news };

@@ -4,6 +4,7 @@ import { Host } from "../host/host";
 import { applyRoute, deleteRoute, readRoute } from "../network/lifecycle";
 import { buildRouteSpec, RouteInputs, RouteSpec, routeArgv } from "../network/route";
 import { containsUnknown, ValidationError } from "../validation";
+import { checkNetworkRef } from "./networkRef";
 import { connectTo, resolveConnection } from "./connection";
 
 type Props = Record<string, any>;
@@ -22,6 +23,7 @@ function rendered(spec: RouteSpec): string {
 
 export function check(_olds: Props, news: Props) {
   const failures = [...validateConnection(resolveConnection(news.connection, news.__credentials)).errors];
+  failures.push(...checkNetworkRef(news.network, false));
   const r = buildRouteSpec(routeInputs(news), news.name);
   failures.push(...r.errors);
   const inputs: Props = { ...news };
