@@ -4,7 +4,7 @@ import { Host } from "../host/host";
 import { buildRangeSpec, DhcpRangeInputs, DhcpRangeSpec } from "../network/dhcp";
 import { applyRange, deleteRange, NetworkRef, readLeases, readRange } from "../network/lifecycle";
 import { renderDhcpHosts } from "../render/dnsmasq";
-import { containsUnknown, isUnknown, ValidationError } from "../validation";
+import { containsUnknown, ValidationError } from "../validation";
 import { checkNetworkRef } from "./networkRef";
 import { connectTo, Credentials, resolveConnection } from "./connection";
 
