@@ -406,12 +406,10 @@ describe("concurrency: four stacks with two networks each apply to one host at o
 
 describe("concurrency: many creates at once on one host (provider library, the engine's create)", function () {
   this.timeout(180_000);
-  // BUG: every apply probes outside the host lock and re-plans when the probe's hash changed by the time it
-  // holds the lock (lifecycle.ts runPlan). The hash covers host-wide state (every address, route and nft
-  // chain), so each network created by someone else invalidates every other plan in flight; after 8 tries
-  // (MAX_ATTEMPTS, no backoff) an apply gives up with "the host kept changing". The 4x2 stacks test above
-  // hits this now and then; twelve at once hit it every time here (3 of 12 failed; 5 of 16).
-  it("BUG: twelve networks created, then deleted, at the same time all succeed", async () => {
+  // Every apply probes outside the host lock and plans again when the probe's hash changed by the time it
+  // holds the lock. The hash covers host-wide state, so each network created by someone else invalidates every
+  // other plan in flight; applies retry with jittered backoff until a deadline, and each round one wins.
+  it("twelve networks created, then deleted, at the same time all succeed", async () => {
     const [, h2] = await labHosts(2);
     const conn = { host: h2.address, hostKey: h2.hostKey, privateKey: privateKeyOf(h2) };
     const specs = Array.from(

@@ -163,7 +163,7 @@ describe("hostile input at check: IPv4 spellings that mean another address", () 
     ["StaticRoute", checkRoute, routeInputs(), "gateway", "10.230.1.0254"],
   ];
   for (const [what, check, base, path, value] of cases) {
-    it(`BUG: ${what} refuses ${path} = "${value}" instead of storing another address`, () => {
+    it(`${what} refuses ${path} = "${value}" instead of storing another address`, () => {
       const r = check({}, withPath(base, path, value));
       const rendered = r.inputs.rendered ?? {};
       const stored =

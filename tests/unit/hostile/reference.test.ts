@@ -2,10 +2,9 @@
 // on a host when check() lets it through: the real lifecycle code runs the real probe with real nft, in a
 // private network namespace made for this test (nothing on this machine changes).
 //
-// BUG (issue 7, hostile input): DhcpRange's check() does not validate `network.*`, and the probe runs
-// `nft list table inet "$table"`. nft joins its arguments into one command line and parses it, so a
-// firewallTable like "inet <existing table>; add table inet x" runs a second nft command as root on every
-// refresh, up and destroy of the range. The two BUG tests below fail until that is fixed.
+// The probe runs `nft list table inet "$table"`, and nft joins its arguments into one command line and parses
+// it: a firewallTable like "inet <existing table>; add table inet x" would run a second nft command as root.
+// check() refuses such a reference, and the lifecycle refuses any table name that is not an nft identifier.
 import { spawnSync } from "node:child_process";
 import { expect } from "chai";
 import { LocalHost } from "../../../provider/host";
@@ -41,14 +40,14 @@ describe("hostile network reference of a DhcpRange, on a host (private netns)", 
 
   const hostile = "inet virtnet_hzbase_000000; add table inet hzinjected";
 
-  it("BUG: DhcpRange check() refuses a network.firewallTable that is not a table name", () => {
+  it("DhcpRange check() refuses a network.firewallTable that is not a table name", () => {
     const inputs = rangeInputs();
     inputs.network.firewallTable = hostile;
     const failures = checkRange({}, inputs).failures;
     expect(failures.map((f) => f.property)).to.include("network.firewallTable");
   });
 
-  it("BUG: reading a range with such a reference never runs it as nft commands (defense in depth)", async () => {
+  it("reading a range with such a reference never runs it as nft commands (defense in depth)", async () => {
     // What DhcpRange's read/create/update/delete do with the reference (refOf in resources/dhcpRange.ts).
     const host = new LocalHost({ wrap: ["ip", "netns", "exec", NS] });
     const ref = { name: "hzbase", bridge: "vn-hzbase", table: hostile.replace(/^inet /, "") };

@@ -78,7 +78,7 @@ describe("files virtnet writes, with a symlink planted in their place", () => {
     });
   }
 
-  it("BUG: a symlink to a victim directory at dnsmasq.conf: nothing is written into that directory", () => {
+  it("a symlink to a victim directory at dnsmasq.conf: nothing is written into that directory", () => {
     const target = path.join(state, "dnsmasq.conf");
     fs.symlinkSync(victimDir, target);
     const r = apply([writeFileAction(target, "interface=vn-hzsym\n", undefined)], pathsIn(state));
@@ -87,7 +87,7 @@ describe("files virtnet writes, with a symlink planted in their place", () => {
     expect(fs.lstatSync(target).isSymbolicLink() ? "still a symlink" : "replaced").to.equal("replaced");
   });
 
-  it("BUG: the probe does not read a victim file through a symlink planted at dnsmasq.conf", () => {
+  it("the probe does not read a victim file through a symlink planted at dnsmasq.conf", () => {
     const paths = pathsIn(state);
     fs.symlinkSync(victim, paths.dnsmasqConf);
     const observed = parseProbe(sh(PROBE_SCRIPT, probeArgs("vn-none", undefined, paths)).stdout, "vn-none");
