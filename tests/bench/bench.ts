@@ -149,6 +149,24 @@ function labPids(): string {
   }
 }
 
+/** Newest mtime under the built provider and SDK: the plugin loads them afresh for every engine run, so a
+ * rebuild by someone else during the bench would mix two builds in one table. */
+function buildStamp(): number {
+  let newest = 0;
+  const walk = (dir: string) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = `${dir}/${e.name}`;
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith(".js")) newest = Math.max(newest, fs.statSync(p).mtimeMs);
+    }
+  };
+  for (const d of ["provider", "sdk"]) {
+    const dir = `${__dirname}/../../${d}`;
+    if (fs.existsSync(dir)) walk(dir);
+  }
+  return newest;
+}
+
 function gitRevision(): string {
   const r = spawnSync("git", ["describe", "--always", "--dirty"], { cwd: __dirname, encoding: "utf8" });
   return r.status === 0 ? r.stdout.trim() : "unknown";
@@ -331,6 +349,8 @@ async function main(): Promise<number> {
   const o = parseArgs(process.argv.slice(2));
   if (process.getuid?.() !== 0) throw new Error("the bench runs as root (namespaces, nsenter, apt-get)");
   const t0 = Date.now();
+  const revision = gitRevision();
+  const stamp = buildStamp();
   ensureDebianPackages(log);
   const b = new Bench(o);
   const N = o.networks;
@@ -661,9 +681,13 @@ async function main(): Promise<number> {
     }
   }
 
+  if (buildStamp() !== stamp)
+    b.errors.push(
+      "dist/provider or dist/sdk was rebuilt during the run (another session?): the figures mix two builds",
+    );
   const mode = o.quick ? " (--quick)" : "";
   console.log(
-    `\nvirtnet bench${mode}: ${new Date().toISOString()}, git ${gitRevision()}, ${labTimesLine()}, total ${secs(Date.now() - t0)}\n`,
+    `\nvirtnet bench${mode}: ${new Date().toISOString()}, git ${revision}, ${labTimesLine()}, total ${secs(Date.now() - t0)}\n`,
   );
   console.log(renderTable(b.rows));
   console.log("\nengine runs (timing.rpc of the plugin; wall time seen by the caller):");
