@@ -1,11 +1,38 @@
 // virtnet through the engine path: the bench's programs (NAT networks, each with a DhcpRange), connection
 // counting on the host side, and summaries of the engine's per-call timings.
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { DhcpRange, VirtualNetwork } from "../../sdk";
 import { CallStat } from "../engine/plugin";
 import { changedKeys, RefreshResult, RunResult } from "../engine/engine";
 import { LabHost, STATE_DIR as LAB_STATE_DIR } from "../lab/lab";
+
+/**
+ * A Pulumi project dir whose node_modules/pulumi-virtnet is a COPY of the built provider and SDK taken now
+ * (dist/provider, dist/sdk, package.json; its node_modules links to the repo's). The plugin loads the
+ * provider afresh in every engine run, from there: another session rebuilding dist/ during the bench cannot
+ * mix two builds into one table. Returns the project dir; remove `root` afterwards.
+ */
+export function snapshotProject(repo: string): { root: string; projectDir: string } {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-bench-"));
+  const pkg = path.join(root, "pkg");
+  for (const d of ["provider", "sdk"])
+    fs.cpSync(path.join(repo, "dist", d), path.join(pkg, "dist", d), { recursive: true });
+  fs.copyFileSync(path.join(repo, "package.json"), path.join(pkg, "package.json"));
+  fs.symlinkSync(path.join(repo, "node_modules"), path.join(pkg, "node_modules"), "dir");
+  const projectDir = path.join(root, "project");
+  fs.mkdirSync(path.join(projectDir, "node_modules", "@pulumi"), { recursive: true });
+  fs.rmdirSync(path.join(projectDir, "node_modules", "@pulumi"));
+  fs.writeFileSync(path.join(projectDir, "Pulumi.yaml"), "name: virtnet-bench\nruntime: nodejs\n");
+  fs.symlinkSync(pkg, path.join(projectDir, "node_modules", "pulumi-virtnet"), "dir");
+  fs.symlinkSync(
+    path.join(repo, "node_modules", "@pulumi"),
+    path.join(projectDir, "node_modules", "@pulumi"),
+    "dir",
+  );
+  return { root, projectDir };
+}
 
 /** One bench network: name (starts "bn"), host, and its /24 `10.<second>.<third>.0/24`. */
 export interface BenchNet {
