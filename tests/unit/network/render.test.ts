@@ -10,6 +10,7 @@ import { renderDnsmasqConf, renderHostsFile } from "../../../provider/render/dns
 import { renderBridgeCreate } from "../../../provider/render/ip";
 import { renderNftables } from "../../../provider/render/nftables";
 import { expectGolden } from "../golden";
+import { firewallCases } from "./firewallCases";
 
 function spec(inputs: NetworkInputs, name = "lab"): NetworkSpec {
   const r = buildNetworkSpec(inputs, name);
@@ -19,33 +20,6 @@ function spec(inputs: NetworkInputs, name = "lab"): NetworkSpec {
 
 const ipv4 = { cidr: "10.50.1.0/24" };
 const ipv6 = { cidr: "fd00:50:1::/64" };
-
-const firewallCases: Record<string, NetworkInputs> = {
-  "nat-default": { mode: "nat", ipv4 },
-  "nat-forward-device": { mode: "nat", ipv4, forwardDevice: "eth0" },
-  "nat-address-range": {
-    mode: "nat",
-    ipv4,
-    nat: {
-      addressRange: { start: "198.19.0.50", end: "198.19.0.60" },
-      portRange: { start: 2000, end: 3000 },
-    },
-  },
-  "nat-single-address": {
-    mode: "nat",
-    ipv4,
-    nat: { addressRange: { start: "198.19.0.50", end: "198.19.0.50" } },
-  },
-  "route-default": { mode: "route", ipv4 },
-  "route-forward-device": { mode: "route", ipv4, forwardDevice: "eth0" },
-  isolated: { mode: "isolated", ipv4 },
-  "isolated-no-ip": { mode: "isolated" },
-  "nat-dual-stack-routed-ipv6": { mode: "nat", ipv4, ipv6 },
-  "nat-dual-stack-masquerade-ipv6": { mode: "nat", ipv4, ipv6, nat: { ipv6: true }, forwardDevice: "eth0" },
-  "route-dual-stack": { mode: "route", ipv4, ipv6 },
-  "route-ipv6-only": { mode: "route", ipv6 },
-  "isolated-dual-stack": { mode: "isolated", ipv4, ipv6 },
-};
 
 function dnsmasqAccepts(text: string): void {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-dnsmasq-"));
