@@ -26,6 +26,21 @@ export function nftTableName(networkName: string): string {
 
 export const NFT_FAMILY = "inet";
 
+/**
+ * The prefix of a network's iptables chains, "VN-<hash>": the chains are "<prefix>-IN", "-OUT", "-FWD" and
+ * "-NAT" (at most 15 characters; iptables allows 28). Every iptables line that names "VN-" is virtnet's.
+ */
+export function iptablesChainPrefix(networkName: string): string {
+  return `${IPTABLES_CHAIN_MARK}${digest(`iptables:${networkName}`).slice(0, 8)}`;
+}
+
+export const IPTABLES_CHAIN_MARK = "VN-";
+
+/** The comment on every rule virtnet puts in a chain it does not own (jumps, Docker's DOCKER-USER). */
+export function iptablesComment(networkName: string): string {
+  return `virtnet: network ${networkName}`;
+}
+
 /** Written to the bridge's ifalias: the kernel-side proof that virtnet owns a bridge. */
 export function bridgeAlias(networkName: string): string {
   return `virtnet:${networkName}`;

@@ -13,6 +13,11 @@ export interface VirtualNetworkArgs {
   mode: pulumi.Input<NetworkMode>;
   /** Brought back at boot as last applied (default true, like libvirt's autostart); false: transient. */
   autostart?: pulumi.Input<boolean>;
+  /**
+   * Which firewall carries the network's rules: "auto" (default: nftables where the host has nft, else
+   * iptables, chosen when first applied and kept), "nftables" (one table) or "iptables" (chains "VN-<hash>-*").
+   */
+  firewallBackend?: pulumi.Input<"auto" | "nftables" | "iptables">;
   ipv4?: pulumi.Input<{ cidr: pulumi.Input<string>; gateway?: pulumi.Input<string> }>;
   /** Alone or beside ipv4. Router advertisements (SLAAC) by default; stateful DHCPv6 with an IPv6 DhcpRange. */
   ipv6?: pulumi.Input<{ cidr: pulumi.Input<string>; gateway?: pulumi.Input<string> }>;
@@ -30,6 +35,8 @@ export interface VirtualNetworkArgs {
     delay?: pulumi.Input<number>;
     mtu?: pulumi.Input<number>;
     macAddress?: pulumi.Input<string>;
+    /** firewalld zone to put the bridge in (e.g. "trusted"; libvirt uses "libvirt"); needs firewall-cmd on the host. */
+    zone?: pulumi.Input<string>;
   }>;
   domain?: pulumi.Input<{ name: pulumi.Input<string>; localOnly?: pulumi.Input<boolean> }>;
   dns?: pulumi.Input<{
@@ -68,13 +75,22 @@ export class VirtualNetwork extends pulumi.dynamic.Resource {
   declare readonly ipv6Cidr: pulumi.Output<string | undefined>;
   declare readonly ipv6Gateway: pulumi.Output<string | undefined>;
   declare readonly ipv6PrefixLength: pulumi.Output<number | undefined>;
-  /** "inet <table>": the nftables table virtnet owns for this network (none in mode "open"). */
+  /** "inet <table>": the nftables table virtnet owns for this network (none in mode "open" or with iptables). */
   declare readonly firewallTable: pulumi.Output<string | undefined>;
+  /** The backend in use and what virtnet put there: its nft table, or its iptables chains. */
+  declare readonly firewall: pulumi.Output<{
+    backend: "nftables" | "iptables";
+    table?: string;
+    chains?: string[];
+  }>;
   /** user@host:port of the host. */
   declare readonly host: pulumi.Output<string>;
   /** The host artifacts: nftables ruleset, dnsmasq config and hosts file. */
   declare readonly rendered: pulumi.Output<{
     nftables?: string;
+    /** With firewallBackend "iptables": the chains as iptables-save / ip6tables-save print them. */
+    iptables?: string;
+    ip6tables?: string;
     dnsmasqConf?: string;
     dnsmasqHosts?: string;
   }>;
@@ -94,6 +110,7 @@ export class VirtualNetwork extends pulumi.dynamic.Resource {
       name: args?.name ?? name,
       mode: args?.mode,
       autostart: args?.autostart,
+      firewallBackend: args?.firewallBackend,
       ipv4: args?.ipv4,
       ipv6: args?.ipv6,
       forwardDevice: args?.forwardDevice,
@@ -112,6 +129,7 @@ export class VirtualNetwork extends pulumi.dynamic.Resource {
       ipv6Gateway: undefined,
       ipv6PrefixLength: undefined,
       firewallTable: undefined,
+      firewall: undefined,
       host: undefined,
       rendered: undefined,
       libvirtXml: undefined,

@@ -1,6 +1,8 @@
 // What a host has for one network, read from the kernel and the host's files in one round trip.
 import { createHash } from "node:crypto";
 import { NetworkPaths, STATE_DIR } from "../naming";
+import { IpFamily } from "../render/firewallIntent";
+import { IptListing, parseIptablesSave } from "../render/iptables";
 import { DhcpRangeSpec } from "./dhcp";
 import { KernelRoute, RouteObservation, RouteSpec } from "./route";
 
@@ -44,7 +46,16 @@ export const PROBE_FUNCTION = String.raw`probe() {
   [ -f "$(dirname "$conf")/restore.sh" ] && { echo "@@restorenet"; cat "$(dirname "$conf")/restore.sh"; }
   echo "@@dirs"; for d in "$stateroot" "$stateroot/networks" "$stateroot/routes" "$(dirname "$conf")" "$(dirname "$conf")/ranges" "$(dirname "$pidfile")" "$(dirname "$(dirname "$pidfile")")" "$(dirname "$(dirname "$(dirname "$pidfile")")")"; do [ -d "$d" ] && echo "$d"; done
   echo "@@networks"; for f in "$stateroot"/networks/*/network.json; do [ -f "$f" ] && { cat "$f"; echo; }; done
-  echo "@@tools"; for t in ip nft dnsmasq flock sha256sum; do command -v "$t" >/dev/null 2>&1 || echo "missing-tool $t"; done
+  echo "@@fwtools"; for t in nft iptables-restore ip6tables-restore iptables-save ip6tables-save firewall-cmd; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done; iptables -V 2>/dev/null
+  echo "@@ipt4"; iptables-save 2>/dev/null | grep -E '^\*|^:(VN-|DOCKER-USER |FORWARD )|VN-|^-A DOCKER-USER .*virtnet' | sed -E 's/ \[[0-9]+:[0-9]+\]$//'
+  echo "@@ipt6"; ip6tables-save 2>/dev/null | grep -E '^\*|^:(VN-|DOCKER-USER |FORWARD )|VN-|^-A DOCKER-USER .*virtnet' | sed -E 's/ \[[0-9]+:[0-9]+\]$//'
+  echo "@@nfttables"; nft -j list tables 2>/dev/null
+  echo "@@iptscaffold"; [ -f "$stateroot/iptables-scaffold" ] && [ ! -L "$stateroot/iptables-scaffold" ] && while read -r f t c; do
+    echo "= $f $t $c"; [ -n "$c" ] || continue
+    if [ "$f" = ip6 ]; then ip6tables -w -t "$t" -S "$c" 2>/dev/null; else iptables -w -t "$t" -S "$c" 2>/dev/null; fi
+  done < "$stateroot/iptables-scaffold"
+  [ -n "$br" ] && command -v firewall-cmd >/dev/null 2>&1 && { echo "@@fwzone"; firewall-cmd --get-zone-of-interface="$br" 2>&1; echo "exit=$?"; }
+  echo "@@tools"; for t in ip dnsmasq flock sha256sum; do command -v "$t" >/dev/null 2>&1 || echo "missing-tool $t"; done
   id -u dnsmasq >/dev/null 2>&1 || echo "missing-user dnsmasq"
   echo "@@end"
 }`;
@@ -84,6 +95,25 @@ export interface AppliedNetworkRecord {
   table?: string;
   /** The normalized desired state last applied: what a restore or an import rebuilds from. */
   spec?: unknown;
+  /** The firewall backend chosen when it was applied; absent: nftables (records from before the choice). */
+  firewallBackend?: "iptables";
+}
+
+/** The host's firewalls as far as virtnet cares: its tools, its own iptables lines, Docker's and firewalld's. */
+export interface ObservedFirewall {
+  /** Firewall commands present: nft, iptables-restore, ip6tables-restore, iptables-save, ip6tables-save, firewall-cmd. */
+  tools: string[];
+  /** iptables is the nf_tables variant: its tables are nft tables that nft lists and deletes. */
+  iptablesNft: boolean;
+  /** Per family, the lines of iptables-save about virtnet's chains, DOCKER-USER and the FORWARD policy. */
+  iptables: Record<IpFamily, IptListing>;
+  /** Every nft chain as "family table name", and every nft table as "family name". */
+  nftChains: string[];
+  nftTables: string[];
+  /** virtnet's record of the iptables-nft tables and built-in chains it created, with `iptables -S` of each chain. */
+  scaffold: { entry: string; rules: string[] }[];
+  /** firewalld's zone of the bridge, when firewall-cmd is installed. */
+  zone?: { running: boolean; zone?: string };
 }
 
 export interface ObservedNetwork {
@@ -120,6 +150,8 @@ export interface ObservedNetwork {
   /** Which of virtnet's directories exist. */
   dirs: string[];
   missing: string[];
+  /** Absent in hand-made observations: taken as a host with nft and no other firewall. */
+  firewall?: ObservedFirewall;
 }
 
 function sections(output: string): Map<string, string> {
@@ -249,7 +281,43 @@ export function parseProbe(output: string, bridgeName: string, table?: string): 
     },
     dirs,
     missing: (s.get("tools") ?? "").split("\n").filter((l) => l.startsWith("missing-")),
+    firewall: parseFirewall(s, chains),
   };
+}
+
+function parseFirewall(s: Map<string, string>, chains: any[]): ObservedFirewall {
+  const lines = (name: string) => (s.get(name) ?? "").split("\n").filter((l) => l !== "");
+  const tools = lines("fwtools");
+  const scaffold: ObservedFirewall["scaffold"] = [];
+  // Entries are virtnet's own words ("ip filter", "ip6 nat POSTROUTING"); anything else is not virtnet's record.
+  for (const l of lines("iptscaffold")) {
+    if (l.startsWith("= ")) scaffold.push({ entry: l.slice(2).trim(), rules: [] });
+    else scaffold[scaffold.length - 1]?.rules.push(l);
+  }
+  const scaffoldEntry = /^ip6? (filter|nat)( [A-Z]+)?$/;
+  const fw: ObservedFirewall = {
+    tools: tools.filter((t) => !t.includes(" ")),
+    iptablesNft: tools.some((t) => t.startsWith("iptables v") && t.includes("(nf_tables)")),
+    iptables: { ipv4: parseIptablesSave(s.get("ipt4") ?? ""), ipv6: parseIptablesSave(s.get("ipt6") ?? "") },
+    nftChains: chains
+      .map((c: any) => c.chain)
+      .filter((c: any) => c)
+      .map((c: any) => `${c.family} ${c.table} ${c.name}`),
+    nftTables: (json<any>(s.get("nfttables"), { nftables: [] }).nftables ?? [])
+      .map((t: any) => t.table)
+      .filter((t: any) => t)
+      .map((t: any) => `${t.family} ${t.name}`),
+    scaffold: scaffold.filter((e) => scaffoldEntry.test(e.entry)),
+  };
+  const zone = s.get("fwzone");
+  if (zone !== undefined) {
+    const out = zone.split("\n").filter((l) => l !== "");
+    const exit = out.pop();
+    // firewall-cmd exits 252 when firewalld is not running, 0 with the zone, another code for "no zone".
+    fw.zone = { running: exit !== "exit=252" && !/not running/i.test(out.join(" ")) };
+    if (exit === "exit=0" && out[0]) fw.zone.zone = out[0].trim();
+  }
+  return fw;
 }
 
 // A section loses its file's last newline when split; files virtnet writes are empty or end with one.

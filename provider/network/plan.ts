@@ -8,6 +8,7 @@ import { routesToRestore } from "./route";
 import {
   renderNetworkRestore,
   renderRestoreEntry,
+  RestoreFirewall,
   renderSystemdUnit,
   RESTORE_ENTRY,
   SYSTEMD_UNIT_NAME,
@@ -15,8 +16,9 @@ import {
   SYSTEMD_WANTS_LINK,
 } from "../render/restore";
 import { bridgeTuning, renderBridgeCreate } from "../render/ip";
-import { nftDeleteScript, nftReplaceScript, renderNftables } from "../render/nftables";
-import { NetworkSpec } from "./spec";
+import { chooseFirewallBackend, ownFirewallActions, removeOwnFirewallActions } from "./firewall";
+import { dockerUserFamilies, planForeignFirewalls, removeForeignFirewallActions } from "./foreignFirewalls";
+import { FirewallBackend, NetworkSpec } from "./spec";
 import { AppliedNetworkRecord, isOurDnsmasq, ObservedNetwork } from "./observe";
 
 export interface Action {
@@ -34,11 +36,15 @@ export interface Plan {
 const sh = (...argv: string[]) => quote(argv);
 const FILE_MODE = "0644";
 
-export function appliedRecord(spec: NetworkSpec): AppliedNetworkRecord {
+export function appliedRecord(
+  spec: NetworkSpec,
+  backend: FirewallBackend = "nftables",
+): AppliedNetworkRecord {
   const r: AppliedNetworkRecord = { name: spec.name, mode: spec.mode, bridge: spec.bridge.name };
   if (spec.ipv4) r.cidr = spec.ipv4.cidr;
-  if (spec.firewallTable) r.table = spec.firewallTable;
+  if (spec.firewallTable && backend === "nftables") r.table = spec.firewallTable;
   r.spec = spec;
+  if (backend === "iptables") r.firewallBackend = backend;
   return r;
 }
 
@@ -186,26 +192,15 @@ function bridgeActions(spec: NetworkSpec, observed: ObservedNetwork): Action[] {
   return actions;
 }
 
-function firewallActions(spec: NetworkSpec, observed: ObservedNetwork, previousTable?: string): Action[] {
-  const ruleset = renderNftables(spec);
-  const actions: Action[] = [];
-  const restore = observed.nftListing
-    ? `printf '%s' ${sh(nftReplaceScript(spec.firewallTable ?? previousTable ?? "", observed.nftListing))} | nft -f -`
-    : undefined;
-  if (ruleset && ruleset !== observed.nftListing) {
-    actions.push({
-      name: "apply firewall",
-      run: `printf '%s' ${sh(nftReplaceScript(spec.firewallTable!, ruleset))} | nft -f -`,
-      undo: restore ?? `printf '%s' ${sh(nftDeleteScript(spec.firewallTable!))} | nft -f -`,
-    });
-  } else if (!ruleset && observed.nftListing && previousTable) {
-    actions.push({
-      name: "remove firewall",
-      run: `printf '%s' ${sh(nftDeleteScript(previousTable))} | nft -f -`,
-      undo: restore,
-    });
-  }
-  return actions;
+/** The network's own rules in its backend (see firewall.ts), then what Docker and firewalld need. */
+function firewallActions(
+  spec: NetworkSpec,
+  observed: ObservedNetwork,
+  backend: FirewallBackend,
+  foreign: Action[],
+  previousTable?: string,
+): Action[] {
+  return [...ownFirewallActions(spec, observed, backend, previousTable), ...foreign];
 }
 
 function forwardingActions(spec: NetworkSpec, observed: ObservedNetwork): Action[] {
@@ -311,8 +306,9 @@ function networkRestoreActions(
   ranges: DhcpRangeSpec[],
   observed: ObservedNetwork,
   paths: NetworkPaths,
+  firewall: RestoreFirewall,
 ): Action[] {
-  const want = spec.autostart === false ? undefined : renderNetworkRestore(spec, ranges, paths);
+  const want = spec.autostart === false ? undefined : renderNetworkRestore(spec, ranges, paths, firewall);
   const have = observed.restore.network;
   if (want === have) return [];
   if (want === undefined)
@@ -381,29 +377,30 @@ export function planApply(
   options: { table?: string; ranges?: DhcpRangeSpec[] } = {},
 ): Plan {
   const ranges = options.ranges ?? observed.ranges;
-  const errors = [...hostConflicts(spec, observed), ...rangeErrors(spec, ranges)];
-  const warnings: string[] = [];
-  if (spec.firewallTable || spec.mode === "open")
-    for (const c of observed.forwardChainsWithDrop)
-      if (spec.mode !== "isolated")
-        warnings.push(
-          `the forward chain "${c}" has policy drop: it drops this network's forwarded traffic ` +
-            `unless it accepts bridge ${spec.bridge.name} (for Docker: iptables -I DOCKER-USER -i ${spec.bridge.name} -j ACCEPT; ` +
-            `iptables -I DOCKER-USER -o ${spec.bridge.name} -j ACCEPT)`,
-        );
+  const firewall = chooseFirewallBackend(spec, observed);
+  const foreign = planForeignFirewalls(spec, observed);
+  const errors = [
+    ...hostConflicts(spec, observed),
+    ...rangeErrors(spec, ranges),
+    ...(firewall.error ? [firewall.error] : []),
+    ...foreign.errors,
+  ];
+  const warnings = foreign.warnings;
   if (errors.length) return { errors, warnings, actions: [] };
-  const record = JSON.stringify(appliedRecord(spec)) + "\n";
+  const backend = firewall.backend;
+  const restoreFirewall = { backend, dockerUser: dockerUserFamilies(spec, observed) };
+  const record = JSON.stringify(appliedRecord(spec, backend)) + "\n";
   const prevRecord = observed.networks.find((n) => n.name === spec.name);
   const prevRecordText = prevRecord ? JSON.stringify(prevRecord) + "\n" : undefined;
   const actions = [
     ...dirActions(observed, paths),
     ...bridgeActions(spec, observed),
     ...routesToRestore(spec.bridge.name, observed.route),
-    ...firewallActions(spec, observed, options.table ?? prevRecord?.table),
+    ...firewallActions(spec, observed, backend, foreign.actions, options.table ?? prevRecord?.table),
     ...forwardingActions(spec, observed),
     ...rangeRecordActions(ranges, observed, paths),
     ...dnsmasqActions(spec, ranges, observed, paths),
-    ...networkRestoreActions(spec, ranges, observed, paths),
+    ...networkRestoreActions(spec, ranges, observed, paths, restoreFirewall),
     ...restoreGlobalActions(observed, true),
   ];
   if (record !== prevRecordText) actions.push(writeFileAction(paths.appliedSpec, record, prevRecordText));
@@ -421,8 +418,8 @@ export function planDelete(
   const actions: Action[] = [];
   const warnings: string[] = [];
   if (isOurDnsmasq(observed, paths.dnsmasqConf)) actions.push({ name: "stop dnsmasq", run: "dnsmasq_stop" });
-  if (observed.nftListing && table)
-    actions.push({ name: "remove firewall", run: `printf '%s' ${sh(nftDeleteScript(table))} | nft -f -` });
+  actions.push(...removeOwnFirewallActions(name, table, observed));
+  actions.push(...removeForeignFirewallActions(name, bridge, observed));
   if (observed.bridge) {
     if (observed.bridge.alias === bridgeAlias(name))
       actions.push({ name: "delete bridge", run: sh("ip", "link", "del", "dev", bridge) });

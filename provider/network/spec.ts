@@ -16,12 +16,17 @@ import {
 export const MODES = ["nat", "route", "open", "isolated"] as const;
 export type Mode = (typeof MODES)[number];
 
+/** "auto": nftables when the host has nft, else iptables; decided per host when first applied. */
+export const FIREWALL_BACKENDS = ["auto", "nftables", "iptables"] as const;
+export type FirewallBackend = Exclude<(typeof FIREWALL_BACKENDS)[number], "auto">;
+
 /** What a user writes (after the SDK has split off the connection). Any field may be a preview unknown. */
 export interface NetworkInputs {
   name?: string;
   mode?: string;
   /** Brought back at boot as last applied (default true, like libvirt's autostart). */
   autostart?: boolean;
+  firewallBackend?: string;
   ipv4?: { cidr?: string; gateway?: string };
   ipv6?: { cidr?: string; gateway?: string };
   forwardDevice?: string;
@@ -31,7 +36,7 @@ export interface NetworkInputs {
     /** Masquerade IPv6 too (libvirt's <nat ipv6='yes'>); otherwise IPv6 is routed. */
     ipv6?: boolean;
   };
-  bridge?: { name?: string; stp?: boolean; delay?: number; mtu?: number; macAddress?: string };
+  bridge?: { name?: string; stp?: boolean; delay?: number; mtu?: number; macAddress?: string; zone?: string };
   domain?: { name?: string; localOnly?: boolean };
   dns?: {
     enabled?: boolean;
@@ -84,6 +89,8 @@ export interface NetworkSpec {
   mode: Mode;
   /** Absent in records written before autostart existed: true. */
   autostart?: boolean;
+  /** Absent: "auto". */
+  firewallBackend?: FirewallBackend;
   ipv4?: Ipv4Spec;
   ipv6?: Ipv6Spec;
   forwardDevice?: string;
@@ -92,7 +99,8 @@ export interface NetworkSpec {
     portRange: { start: number; end: number };
     ipv6?: boolean;
   };
-  bridge: { name: string; stp: boolean; delay: number; mtu?: number; macAddress: string };
+  /** zone: the firewalld zone virtnet puts the bridge in (libvirt's <bridge zone=...>). */
+  bridge: { name: string; stp: boolean; delay: number; mtu?: number; macAddress: string; zone?: string };
   domain?: { name: string; localOnly: boolean };
   dns: {
     enabled: boolean;
@@ -420,6 +428,24 @@ export function buildNetworkSpec(raw: NetworkInputs, defaultName: string): SpecR
     ? { enabled: true, forwarders: [], hosts: [] }
     : checkDns(raw.dns, problems);
 
+  let zone: string | undefined;
+  if (known(b.zone)) {
+    // firewalld zone names are file names of at most 17 characters.
+    if (typeof b.zone !== "string" || !/^[A-Za-z0-9_-]{1,17}$/.test(b.zone))
+      problems.add("bridge.zone", "must be a firewalld zone name: 1 to 17 letters, digits, '_' or '-'");
+    else zone = b.zone;
+  }
+
+  let firewallBackend: FirewallBackend | undefined;
+  if (known(raw.firewallBackend)) {
+    if (!(FIREWALL_BACKENDS as readonly unknown[]).includes(raw.firewallBackend))
+      problems.add(
+        "firewallBackend",
+        `"${raw.firewallBackend}" is not one of ${FIREWALL_BACKENDS.join(", ")}`,
+      );
+    else if (raw.firewallBackend !== "auto") firewallBackend = raw.firewallBackend as FirewallBackend;
+  }
+
   let autostart = true;
   if (known(raw.autostart)) {
     if (typeof raw.autostart !== "boolean") problems.add("autostart", "must be true or false");
@@ -441,6 +467,8 @@ export function buildNetworkSpec(raw: NetworkInputs, defaultName: string): SpecR
     dns,
   };
   if (!autostart) spec.autostart = false;
+  if (firewallBackend) spec.firewallBackend = firewallBackend;
+  if (zone) spec.bridge.zone = zone;
   if (ipv4) spec.ipv4 = ipv4;
   if (ipv6) spec.ipv6 = ipv6;
   if (forwardDevice) spec.forwardDevice = forwardDevice;

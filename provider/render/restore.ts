@@ -5,7 +5,17 @@ import { NetworkPaths, RUN_DIR, STATE_DIR } from "../naming";
 import { DhcpRangeSpec } from "../network/dhcp";
 import { NetworkSpec } from "../network/spec";
 import { needsDnsmasq } from "./dnsmasq";
+import { firewalldZoneCommand } from "./firewalld";
+import { IpFamily } from "./firewallIntent";
 import { renderBridgeCreate } from "./ip";
+import {
+  bootRestoreLines,
+  DOCKER_USER,
+  dockerUserAccepts,
+  IPT_COMMAND,
+  IPT_FAMILIES,
+  renderIptablesState,
+} from "./iptables";
 import { nftReplaceScript, renderNftables } from "./nftables";
 
 export const RESTORE_ENTRY = `${STATE_DIR}/restore`;
@@ -15,19 +25,48 @@ export const SYSTEMD_WANTS_LINK = `/etc/systemd/system/multi-user.target.wants/$
 
 const forwards = (mode: string) => mode === "nat" || mode === "route" || mode === "open";
 
+/** How the network's firewall was applied: its backend, and the families with accepts in DOCKER-USER. */
+export interface RestoreFirewall {
+  backend: "nftables" | "iptables";
+  dockerUser: IpFamily[];
+}
+
 /** Brings one network back exactly as last applied; safe to run when parts of it are still there. */
 export function renderNetworkRestore(
   spec: NetworkSpec,
   ranges: DhcpRangeSpec[],
   paths: NetworkPaths,
+  firewall: RestoreFirewall = { backend: "nftables", dockerUser: [] },
 ): string {
   const lines = [
     `# virtnet: brings network "${spec.name}" back as last applied. Generated: virtnet rewrites this file.`,
     `ip link show dev ${quote([spec.bridge.name])} >/dev/null 2>&1 || printf '%s\\n' ${quote(renderBridgeCreate(spec))} | ip -batch -`,
   ];
-  const ruleset = renderNftables(spec);
+  const ruleset = firewall.backend === "nftables" ? renderNftables(spec) : null;
   if (ruleset)
     lines.push(`printf '%s' ${quote([nftReplaceScript(spec.firewallTable!, ruleset)])} | nft -f -`);
+  if (firewall.backend === "iptables") {
+    const state = renderIptablesState(spec);
+    for (const family of IPT_FAMILIES) lines.push(...bootRestoreLines(family, state[family]));
+  }
+  // Docker starts after virtnet at boot: make its DOCKER-USER chain (Docker keeps an existing one) when
+  // Docker is installed, so the accepts are in place before Docker's FORWARD DROP.
+  for (const family of firewall.dockerUser) {
+    const ipt = IPT_COMMAND[family];
+    const accepts = bootRestoreLines(family, {
+      filter: { chains: {}, foreign: dockerUserAccepts(spec.name, spec.bridge.name) },
+      nat: { chains: {}, foreign: [] },
+    });
+    lines.push(
+      `if ${ipt} -w -n -L ${DOCKER_USER} >/dev/null 2>&1 || { command -v dockerd >/dev/null 2>&1 && ${ipt} -w -N ${DOCKER_USER}; }; then`,
+      ...accepts.map((l) => `  ${l}`),
+      "fi",
+    );
+  }
+  if (spec.bridge.zone)
+    lines.push(
+      `${quote(firewalldZoneCommand("change", spec.bridge.zone, spec.bridge.name))} >/dev/null 2>&1`,
+    );
   if (forwards(spec.mode)) lines.push("sysctl -qw net.ipv4.ip_forward=1");
   if (forwards(spec.mode) && spec.ipv6) lines.push("sysctl -qw net.ipv6.conf.all.forwarding=1");
   if (needsDnsmasq(spec, ranges)) {

@@ -9,6 +9,8 @@ import { ObservedNetwork } from "../network/observe";
 import { toLibvirtXml } from "../libvirt/export";
 import { renderDnsmasqConf, renderHostsFile, needsDnsmasq } from "../render/dnsmasq";
 import { renderNftables } from "../render/nftables";
+import { iptablesSaveText, renderIptablesState } from "../render/iptables";
+import { firewallSummary } from "../network/firewall";
 import { containsUnknown, isUnknown, PropertyError, ValidationError } from "../validation";
 import { connectTo, resolveConnection } from "./connection";
 
@@ -17,6 +19,7 @@ export const NETWORK_INPUT_KEYS = [
   "name",
   "mode",
   "autostart",
+  "firewallBackend",
   "ipv4",
   "ipv6",
   "forwardDevice",
@@ -42,8 +45,17 @@ function networkInputs(props: Props): NetworkInputs {
 /** Host artifacts, as `preview --diff` should show them. Absent while inputs are unknown. */
 export function renderedArtifacts(spec: NetworkSpec): Props {
   const r: Props = {};
-  const nft = renderNftables(spec);
-  if (nft) r.nftables = nft;
+  // "auto" shows the nftables ruleset (its choice wherever nft is installed).
+  if (spec.firewallBackend === "iptables") {
+    const ipt = renderIptablesState(spec);
+    const v4 = iptablesSaveText(ipt.ipv4);
+    const v6 = iptablesSaveText(ipt.ipv6);
+    if (v4) r.iptables = v4;
+    if (v6) r.ip6tables = v6;
+  } else {
+    const nft = renderNftables(spec);
+    if (nft) r.nftables = nft;
+  }
   if (needsDnsmasq(spec)) {
     r.dnsmasqConf = renderDnsmasqConf(spec, networkPaths(spec.name));
     r.dnsmasqHosts = renderHostsFile(spec);
@@ -142,7 +154,9 @@ function outputsOf(
     outs.ipv6Gateway = spec.ipv6.gateway;
     outs.ipv6PrefixLength = spec.ipv6.prefixLength;
   }
-  if (spec.firewallTable) outs.firewallTable = `inet ${spec.firewallTable}`;
+  const firewall = firewallSummary(spec, observed);
+  outs.firewall = firewall;
+  if (firewall.table) outs.firewallTable = firewall.table;
   outs.warnings = warnings;
   outs.drift = drift;
   return outs;
@@ -213,6 +227,7 @@ async function recordedSpec(host: Host, name: string): Promise<NetworkSpec | und
 export function specToInputs(spec: NetworkSpec): Props {
   const inputs: Props = { name: spec.name, mode: spec.mode, bridge: { ...spec.bridge }, dns: spec.dns };
   if (spec.autostart === false) inputs.autostart = false;
+  if (spec.firewallBackend) inputs.firewallBackend = spec.firewallBackend;
   if (spec.ipv4) inputs.ipv4 = { cidr: spec.ipv4.cidr, gateway: spec.ipv4.gateway };
   if (spec.ipv6) inputs.ipv6 = { cidr: spec.ipv6.cidr, gateway: spec.ipv6.gateway };
   if (spec.forwardDevice) inputs.forwardDevice = spec.forwardDevice;

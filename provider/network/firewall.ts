@@ -1,0 +1,280 @@
+// A network's own firewall on a host: which backend carries it (nftables or iptables), and the actions that
+// make that backend's rules match the render, with their undo. The drivers own the syntax
+// (render/nftables.ts, render/iptables.ts); this module only compares what the host has with what is wanted.
+import { quote } from "shell-quote";
+import { iptablesChainPrefix, STATE_DIR } from "../naming";
+import { IpFamily } from "../render/firewallIntent";
+import {
+  emptyFamilyState,
+  IPT_COMMAND,
+  IPT_FAMILIES,
+  IPT_TABLES,
+  IptFamilyState,
+  IptTable,
+  IptTableState,
+  ownedState,
+  renderIptablesState,
+  restoreCommand,
+  tableTransition,
+} from "../render/iptables";
+import { nftDeleteScript, nftReplaceScript, renderNftables } from "../render/nftables";
+import { AppliedNetworkRecord, ObservedFirewall, ObservedNetwork } from "./observe";
+import { FirewallBackend, NetworkSpec } from "./spec";
+import type { Action } from "./plan";
+
+const sh = (...argv: string[]) => quote(argv);
+
+/** virtnet's record of the iptables-nft tables and built-in chains it made: "ip filter", "ip filter INPUT". */
+export const IPTABLES_SCAFFOLD = `${STATE_DIR}/iptables-scaffold`;
+
+const IPTABLES_TOOLS = ["iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save"];
+const NFT_FAMILY_OF: Record<IpFamily, string> = { ipv4: "ip", ipv6: "ip6" };
+
+/** Hand-made observations (unit tests) carry no firewall section: a host with nft and nothing else. */
+export function firewallOf(observed: ObservedNetwork): ObservedFirewall {
+  return (
+    observed.firewall ?? {
+      tools: ["nft"],
+      iptablesNft: false,
+      iptables: { ipv4: { tables: {} }, ipv6: { tables: {} } },
+      nftChains: [],
+      nftTables: [],
+      scaffold: [],
+    }
+  );
+}
+
+export function recordOf(observed: ObservedNetwork, name: string): AppliedNetworkRecord | undefined {
+  return observed.networks.find((n) => n.name === name);
+}
+
+/**
+ * The backend that carries the network's rules on this host. An explicit choice is checked against the
+ * host's tools; "auto" keeps what the network was applied with, and otherwise prefers nftables.
+ */
+export function chooseFirewallBackend(
+  spec: NetworkSpec,
+  observed: ObservedNetwork,
+): { backend: FirewallBackend; error?: string } {
+  const tools = firewallOf(observed).tools;
+  const missing = (needed: string[]) => needed.filter((t) => !tools.includes(t));
+  const check = (backend: FirewallBackend) => {
+    if (spec.mode === "open") return { backend }; // no rules: nothing to run
+    const lacking = missing(backend === "nftables" ? ["nft"] : IPTABLES_TOOLS);
+    if (lacking.length === 0) return { backend };
+    const what = lacking.map((t) => `"${t}"`).join(", ");
+    const pkg = backend === "nftables" ? "nftables" : "iptables";
+    return {
+      backend,
+      error: `firewallBackend "${spec.firewallBackend ?? "auto"}" uses ${backend}, but command ${what} is not installed (install Debian's ${pkg})`,
+    };
+  };
+  if (spec.firewallBackend) return check(spec.firewallBackend);
+  const record = recordOf(observed, spec.name);
+  if (record) return check(record.firewallBackend ?? "nftables");
+  if (tools.includes("nft") || missing(IPTABLES_TOOLS).length > 0) return check("nftables");
+  return check("iptables");
+}
+
+/** What the network has in each backend's world on this host. */
+interface Have {
+  nftListing?: string;
+  iptables: Record<IpFamily, IptFamilyState>;
+}
+
+function have(observed: ObservedNetwork, name: string): Have {
+  const fw = firewallOf(observed);
+  const prefix = iptablesChainPrefix(name);
+  return {
+    nftListing: observed.nftListing,
+    iptables: { ipv4: ownedState(fw.iptables.ipv4, prefix), ipv6: ownedState(fw.iptables.ipv6, prefix) },
+  };
+}
+
+/** The actions that put the network's own rules in `backend` and take them out of the other one. */
+export function ownFirewallActions(
+  spec: NetworkSpec,
+  observed: ObservedNetwork,
+  backend: FirewallBackend,
+  previousTable?: string,
+): Action[] {
+  const h = have(observed, spec.name);
+  const wantNft = backend === "nftables" ? renderNftables(spec) : null;
+  const wantIpt =
+    backend === "iptables"
+      ? renderIptablesState(spec)
+      : { ipv4: emptyFamilyState(), ipv6: emptyFamilyState() };
+  const nft = nftActions(spec.firewallTable ?? previousTable, wantNft, h.nftListing);
+  const ipt = iptablesActions(observed, h.iptables, wantIpt, true);
+  // The new backend's rules go in before the old one's come out: no moment without a firewall.
+  return backend === "nftables" ? [...nft, ...ipt] : [...ipt, ...nft];
+}
+
+/** Removes every rule of the network from both backends (delete: no undo). */
+export function removeOwnFirewallActions(
+  name: string,
+  table: string | undefined,
+  observed: ObservedNetwork,
+): Action[] {
+  const h = have(observed, name);
+  const none = { ipv4: emptyFamilyState(), ipv6: emptyFamilyState() };
+  return [
+    ...nftActions(table, null, h.nftListing),
+    ...iptablesActions(observed, h.iptables, none, false),
+  ].map(({ name, run }) => ({ name, run }));
+}
+
+function nftActions(table: string | undefined, want: string | null, listing: string | undefined): Action[] {
+  if (!table) return [];
+  const nft = (script: string) => `printf '%s' ${sh(script)} | nft -f -`;
+  const restore = listing ? nft(nftReplaceScript(table, listing)) : undefined;
+  if (want && want !== listing)
+    return [
+      {
+        name: "apply firewall",
+        run: nft(nftReplaceScript(table, want)),
+        undo: restore ?? nft(nftDeleteScript(table)),
+      },
+    ];
+  if (!want && listing) return [{ name: "remove firewall", run: nft(nftDeleteScript(table)), undo: restore }];
+  return [];
+}
+
+/**
+ * One action per family and table that changes, each one iptables-restore transaction. iptables-nft makes
+ * a table and the built-in chains a jump needs when they are missing; virtnet records those it made in
+ * IPTABLES_SCAFFOLD and deletes them again once they are empty, so a host is left as it was found.
+ */
+function iptablesActions(
+  observed: ObservedNetwork,
+  from: Record<IpFamily, IptFamilyState>,
+  to: Record<IpFamily, IptFamilyState>,
+  recordFirst: boolean,
+): Action[] {
+  const fw = firewallOf(observed);
+  const tracked = fw.iptablesNft && fw.tools.includes("nft");
+  const entries = new Set(fw.scaffold.map((s) => s.entry));
+  const before = [...entries].sort().join("\n");
+  const actions: Action[] = [];
+  for (const family of IPT_FAMILIES)
+    for (const table of IPT_TABLES) {
+      const a = from[family][table];
+      const b = to[family][table];
+      const scaffold = tracked ? scaffoldChange(fw, family, table, a, b) : undefined;
+      const run = tableTransition(table, a, b, scaffold?.dropChains);
+      if (!run && !scaffold?.dropChains.length && !scaffold?.dropTable) continue;
+      const undo = tableTransition(table, b, a, scaffold?.createdChains);
+      const nftTable = `${NFT_FAMILY_OF[family]} ${table}`;
+      const delTable = (yes?: boolean) => (yes ? ` && nft delete table ${nftTable}` : "");
+      const empty = Object.keys(b.chains).length === 0 && b.foreign.length === 0;
+      actions.push({
+        name: `${empty ? "remove" : "apply"} firewall: ${IPT_COMMAND[family]} ${table}`,
+        run: `${run ? restoreCommand(family, run) : ":"}${delTable(scaffold?.dropTable)}`,
+        undo: `${undo ? restoreCommand(family, undo) : ":"}${delTable(scaffold?.createdTable)}`,
+      });
+      for (const e of scaffold?.forget ?? []) entries.delete(e);
+      for (const e of scaffold?.remember ?? []) entries.add(e);
+    }
+  const after = [...entries].sort().join("\n");
+  if (after !== before) {
+    const prev = before ? `${before}\n` : undefined;
+    const record: Action = after
+      ? {
+          name: `write ${IPTABLES_SCAFFOLD}`,
+          run: sh("write_file", IPTABLES_SCAFFOLD, "0644", `${after}\n`),
+          undo: prev ? sh("write_file", IPTABLES_SCAFFOLD, "0644", prev) : sh("rm", "-f", IPTABLES_SCAFFOLD),
+        }
+      : {
+          name: `remove ${IPTABLES_SCAFFOLD}`,
+          run: sh("rm", "-f", IPTABLES_SCAFFOLD),
+          undo: sh("write_file", IPTABLES_SCAFFOLD, "0644", prev!),
+        };
+    // When applying, recorded before anything is made; when deleting, forgotten once it is gone.
+    if (recordFirst) actions.unshift(record);
+    else actions.push(record);
+  }
+  return actions;
+}
+
+interface ScaffoldChange {
+  /** Built-in chains (and the table) this transition makes; its undo deletes them. */
+  createdChains: string[];
+  createdTable: boolean;
+  /** Built-in chains (and the table) virtnet made that are empty once this transition is done. */
+  dropChains: string[];
+  dropTable: boolean;
+  remember: string[];
+  forget: string[];
+}
+
+function scaffoldChange(
+  fw: ObservedFirewall,
+  family: IpFamily,
+  table: IptTable,
+  from: IptTableState,
+  to: IptTableState,
+): ScaffoldChange {
+  const nftTable = `${NFT_FAMILY_OF[family]} ${table}`;
+  const chainsNow = fw.nftChains.filter((c) => c.startsWith(`${nftTable} `)).map((c) => c.split(" ")[2]);
+  const builtinsOf = (s: IptTableState) => [...new Set(s.foreign.map((l) => l.split(" ")[1]))];
+  const change: ScaffoldChange = {
+    createdChains: [],
+    createdTable: false,
+    dropChains: [],
+    dropTable: false,
+    remember: [],
+    forget: [],
+  };
+  const wantsAnything = Object.keys(to.chains).length > 0 || to.foreign.length > 0;
+  if (wantsAnything && !fw.nftTables.includes(nftTable)) {
+    change.createdTable = true;
+    change.remember.push(nftTable);
+  }
+  for (const b of builtinsOf(to))
+    if (!chainsNow.includes(b)) {
+      change.createdChains.push(b);
+      change.remember.push(`${nftTable} ${b}`);
+    }
+  // Built-in chains virtnet made: gone once nothing is left in them (other networks' jumps keep them).
+  const removed = new Set(from.foreign.filter((l) => !to.foreign.includes(l)));
+  for (const s of fw.scaffold) {
+    const [fam, tbl, chain] = s.entry.split(" ");
+    if (`${fam} ${tbl}` !== nftTable || !chain) continue;
+    if (!chainsNow.includes(chain)) {
+      change.forget.push(s.entry); // already gone
+      continue;
+    }
+    const rest = s.rules.filter((r) => r.startsWith("-A ") && !removed.has(r));
+    const added = to.foreign.filter((l) => l.split(" ")[1] === chain && !from.foreign.includes(l));
+    if (rest.length === 0 && added.length === 0 && s.rules.includes(`-P ${chain} ACCEPT`)) {
+      change.dropChains.push(chain);
+      change.forget.push(s.entry);
+    } else if (![...rest, ...added].some((r) => / -j VN-/.test(r))) change.forget.push(s.entry); // someone else's now
+  }
+  if (fw.scaffold.some((s) => s.entry === nftTable)) {
+    const left = chainsNow.filter(
+      (c) => !change.dropChains.includes(c) && !(c in from.chains && !(c in to.chains)),
+    );
+    if (left.length === 0 && !wantsAnything) {
+      change.dropTable = true;
+      change.forget.push(nftTable);
+    } else if (!left.some((c) => c.startsWith("VN-")) && !wantsAnything && left.length > 0)
+      change.forget.push(nftTable);
+  }
+  return change;
+}
+
+/** What virtnet puts in the network's own firewall, as the `firewall` output shows it. */
+export function firewallSummary(spec: NetworkSpec, observed: ObservedNetwork): Record<string, unknown> {
+  const { backend } = chooseFirewallBackend(spec, observed);
+  const out: Record<string, unknown> = { backend };
+  if (spec.mode === "open") return out;
+  if (backend === "nftables" && spec.firewallTable) out.table = `inet ${spec.firewallTable}`;
+  if (backend === "iptables") {
+    const state = renderIptablesState(spec);
+    out.chains = [
+      ...new Set(IPT_FAMILIES.flatMap((f) => IPT_TABLES.flatMap((t) => Object.keys(state[f][t].chains)))),
+    ].sort();
+  }
+  return out;
+}

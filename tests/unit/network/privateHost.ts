@@ -1,0 +1,91 @@
+// A throwaway "host" for unit tests of firewall steps: a private network namespace (its own nftables and
+// iptables) and mount namespace with an empty /var/lib, so the probe and the apply scripts run for real
+// without touching the machine.
+import { spawn, spawnSync, SpawnSyncReturns } from "node:child_process";
+import * as fs from "node:fs";
+import { networkPaths } from "../../../provider/naming";
+import { ObservedNetwork, parseProbe, probeArgs, PROBE_SCRIPT } from "../../../provider/network/observe";
+import { Action } from "../../../provider/network/plan";
+import { renderApplyScript } from "../../../provider/network/script";
+import { NetworkSpec } from "../../../provider/network/spec";
+
+export class PrivateHost {
+  private constructor(readonly pid: number) {}
+
+  static async start(): Promise<PrivateHost> {
+    const p = spawn(
+      "unshare",
+      [
+        "--net",
+        "--mount",
+        "--propagation",
+        "private",
+        "--fork",
+        "sh",
+        "-c",
+        "mount -t tmpfs tmpfs /var/lib && mkdir /var/lib/virtnet && echo ready && exec sleep 600",
+      ],
+      { stdio: ["ignore", "pipe", "ignore"], detached: true },
+    );
+    await new Promise<void>((resolve, reject) => {
+      p.stdout!.on("data", (d) => String(d).includes("ready") && resolve());
+      p.on("exit", (code) => reject(new Error(`unshare exited with ${code}`)));
+    });
+    p.stdout!.destroy();
+    p.unref();
+    const children = fs.readFileSync(`/proc/${p.pid}/task/${p.pid}/children`, "utf8").trim();
+    return new PrivateHost(Number(children.split(/\s+/)[0]));
+  }
+
+  /** Runs a shell script inside the host's namespaces. */
+  sh(script: string, args: string[] = []): SpawnSyncReturns<string> {
+    return spawnSync(
+      "nsenter",
+      ["--target", String(this.pid), "--net", "--mount", "sh", "-c", script, "virtnet", ...args],
+      { encoding: "utf8" },
+    );
+  }
+
+  /** Like sh, but the script must succeed; returns its output. */
+  must(script: string): string {
+    const r = this.sh(script);
+    if (r.status !== 0) throw new Error(`${script}: exit ${r.status}: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  observe(spec: NetworkSpec, table = spec.firewallTable): ObservedNetwork {
+    const r = this.sh(PROBE_SCRIPT, probeArgs(spec.bridge.name, table, networkPaths(spec.name)));
+    if (r.status !== 0) throw new Error(`probe: ${r.stderr}`);
+    return parseProbe(r.stdout, spec.bridge.name, table);
+  }
+
+  /** Runs actions the way the apply layer does (lock, probe check, undo on failure); returns the exit code. */
+  apply(
+    spec: NetworkSpec,
+    actions: Action[],
+    failAfter = "",
+    table = spec.firewallTable,
+  ): SpawnSyncReturns<string> {
+    const args = probeArgs(spec.bridge.name, table, networkPaths(spec.name));
+    const observed = this.observe(spec, table);
+    return this.sh(renderApplyScript(actions, true), [...args, observed.hash, failAfter]);
+  }
+
+  /** The whole firewall state, as a snapshot compares it. */
+  firewallState(): string {
+    return this.must(
+      "nft list ruleset; echo '## iptables'; iptables-save | sed '/^#/d'; echo '## ip6tables'; ip6tables-save | sed '/^#/d'",
+    )
+      .replace(/\[\d+:\d+\]/g, "")
+      .replace(/counter packets \d+ bytes \d+/g, "counter");
+  }
+
+  /** Ends the namespaces' only process; unshare (the launcher) then exits by itself. */
+  close(): void {
+    try {
+      process.kill(this.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
