@@ -20,6 +20,7 @@ import {
   LabHost,
   upstreamExec,
 } from "../lab/lab";
+import { BACKENDS, kernelRules, renderedRules } from "./firewallSupport";
 import {
   captureUpstream,
   clearText,
@@ -126,75 +127,89 @@ describe("VirtualNetwork on a lab host, through the engine path", function () {
     });
   });
 
-  describe("connectivity matrix, as libvirt's modes behave", () => {
-    const modes = [
-      { mode: "nat" as const, out: true, inbound: false, masquerade: true },
-      { mode: "route" as const, out: true, inbound: true, masquerade: false },
-      { mode: "open" as const, out: true, inbound: true, masquerade: false },
-      { mode: "isolated" as const, out: false, inbound: false, masquerade: false },
-    ];
-    modes.forEach((m, i) => {
-      describe(`mode ${m.mode}`, () => {
-        const subnet = `10.7${i}.0`;
-        const name = `m${m.mode}`;
-        const guestA = `a${i}`;
-        const guestB = `b${i}`;
-        let stack: TestStack;
+  // One matrix, run on each firewall backend; names and subnets apart so the runs never meet.
+  const backendRuns = [
+    { ...BACKENDS[0], prefix: "", subnet: (i: number) => `10.7${i}.0` },
+    { ...BACKENDS[1], prefix: "fw", subnet: (i: number) => `10.248.${i}` },
+  ];
+  backendRuns.forEach((b) =>
+    describe(`connectivity matrix, as libvirt's modes behave (firewall: ${b.label})`, () => {
+      const modes = [
+        { mode: "nat" as const, out: true, inbound: false, masquerade: true },
+        { mode: "route" as const, out: true, inbound: true, masquerade: false },
+        { mode: "open" as const, out: true, inbound: true, masquerade: false },
+        { mode: "isolated" as const, out: false, inbound: false, masquerade: false },
+      ];
+      modes.forEach((m, i) => {
+        describe(`mode ${m.mode}`, () => {
+          const subnet = b.subnet(i);
+          const name = `${b.prefix || "m"}${m.mode}`;
+          const guestA = `${b.prefix}a${i}`;
+          const guestB = `${b.prefix}b${i}`;
+          let stack: TestStack;
 
-        before(async () => {
-          stack = stackFor(h1);
-          await stack.up(
-            program(name, {
-              mode: m.mode,
-              ipv4: { cidr: `${subnet}.0/24` },
-              dns: { hosts: [{ ip: `${subnet}.10`, hostnames: ["db"] }] },
-            }),
-          );
-          const bridge = findResource(stack.state, name)!.outputs.bridgeName;
-          await guestAdd(guestA, "h1", bridge);
-          await guestAdd(guestB, "h1", bridge);
-          await guestAddr(guestA, `${subnet}.50/24`, `${subnet}.1`);
-          await guestAddr(guestB, `${subnet}.51/24`, `${subnet}.1`);
-          // Give upstream a route back, so only the host's firewall decides about inbound traffic.
-          await upstreamExec(["ip", "route", "replace", `${subnet}.0/24`, "via", h1.uplinkAddress]);
-        });
-        after(async () => {
-          await guestDel(guestA);
-          await guestDel(guestB);
-          await upstreamExec(["ip", "route", "del", `${subnet}.0/24`]);
-          await stack.destroy();
-        });
-
-        it("guest reaches the gateway and the other guest", async () => {
-          expect(await ping(guestA, `${subnet}.1`)).to.equal(true);
-          expect(await ping(guestA, `${subnet}.51`)).to.equal(true);
-        });
-
-        it("guest resolves names through the network's DNS", async () => {
-          const r = await guestExec(guestA, ["busybox", "nslookup", "db", `${subnet}.1`]);
-          expect(r.stdout).to.include(`${subnet}.10`);
-        });
-
-        it(`guest ${m.out ? "reaches" : "cannot reach"} the internet`, async () => {
-          expect(await ping(guestA, "198.51.100.1")).to.equal(m.out);
-        });
-
-        if (m.out)
-          it(`the internet sees ${m.masquerade ? "the host's uplink address" : "the guest's own address"}`, async () => {
-            const seen = await captureUpstream("icmp and dst host 198.51.100.1", () =>
-              ping(guestA, "198.51.100.1"),
+          before(async () => {
+            stack = stackFor(h1);
+            await stack.up(
+              program(name, {
+                mode: m.mode,
+                ipv4: { cidr: `${subnet}.0/24` },
+                dns: { hosts: [{ ip: `${subnet}.10`, hostnames: ["db"] }] },
+                ...(b.firewallBackend ? { firewallBackend: b.firewallBackend } : {}),
+              }),
             );
-            const source = m.masquerade ? h1.uplinkAddress : `${subnet}.50`;
-            expect(seen).to.include(`${source} > 198.51.100.1`);
+            const bridge = findResource(stack.state, name)!.outputs.bridgeName;
+            await guestAdd(guestA, "h1", bridge);
+            await guestAdd(guestB, "h1", bridge);
+            await guestAddr(guestA, `${subnet}.50/24`, `${subnet}.1`);
+            await guestAddr(guestB, `${subnet}.51/24`, `${subnet}.1`);
+            // Give upstream a route back, so only the host's firewall decides about inbound traffic.
+            await upstreamExec(["ip", "route", "replace", `${subnet}.0/24`, "via", h1.uplinkAddress]);
+          });
+          after(async () => {
+            await guestDel(guestA);
+            await guestDel(guestB);
+            await upstreamExec(["ip", "route", "del", `${subnet}.0/24`]);
+            await stack.destroy();
           });
 
-        it(`a new connection from the internet to the guest is ${m.inbound ? "allowed" : "blocked"}`, async () => {
-          const r = await upstreamExec(["busybox", "ping", "-c", "1", "-W", "2", `${subnet}.50`]);
-          expect(r.code === 0).to.equal(m.inbound);
+          it(`carries its rules in ${b.expected}, exactly as previewed`, async () => {
+            const outs = findResource(stack.state, name)!.outputs;
+            expect(outs.firewall.backend).to.equal(b.expected);
+            expect(await kernelRules("h1", outs)).to.deep.equal(renderedRules(outs));
+          });
+
+          it("guest reaches the gateway and the other guest", async () => {
+            expect(await ping(guestA, `${subnet}.1`)).to.equal(true);
+            expect(await ping(guestA, `${subnet}.51`)).to.equal(true);
+          });
+
+          it("guest resolves names through the network's DNS", async () => {
+            const r = await guestExec(guestA, ["busybox", "nslookup", "db", `${subnet}.1`]);
+            expect(r.stdout).to.include(`${subnet}.10`);
+          });
+
+          it(`guest ${m.out ? "reaches" : "cannot reach"} the internet`, async () => {
+            expect(await ping(guestA, "198.51.100.1")).to.equal(m.out);
+          });
+
+          if (m.out)
+            it(`the internet sees ${m.masquerade ? "the host's uplink address" : "the guest's own address"}`, async () => {
+              const seen = await captureUpstream("icmp and dst host 198.51.100.1", () =>
+                ping(guestA, "198.51.100.1"),
+              );
+              const source = m.masquerade ? h1.uplinkAddress : `${subnet}.50`;
+              expect(seen).to.include(`${source} > 198.51.100.1`);
+            });
+
+          it(`a new connection from the internet to the guest is ${m.inbound ? "allowed" : "blocked"}`, async () => {
+            const r = await upstreamExec(["busybox", "ping", "-c", "1", "-W", "2", `${subnet}.50`]);
+            expect(r.code === 0).to.equal(m.inbound);
+          });
         });
       });
-    });
-  });
+    }),
+  );
 
   describe("update in place with a guest attached", () => {
     let stack: TestStack;
@@ -281,30 +296,36 @@ describe("VirtualNetwork on a lab host, through the engine path", function () {
   });
 
   describe("failures leave the host as it was", () => {
-    it("a create made to fail after each of its actions is rolled back completely", async () => {
-      const host = await connect(connectionFor(h1));
-      const spec = buildNetworkSpec(
-        {
-          mode: "nat",
-          ipv4: { cidr: "10.65.0.0/24" },
-          dns: { hosts: [{ ip: "10.65.0.2", hostnames: ["x"] }] },
-        },
-        "fail",
-      ).spec!;
-      const observed = await observe(host, spec.name, spec.bridge.name, spec.firewallTable);
-      const actions = planApply(spec, observed, networkPaths(spec.name)).actions.map((a) => a.name);
-      expect(actions.length).to.be.at.least(8);
-      const before = await snapshot("h1");
-      for (const action of actions) {
-        const err = await applyNetwork(host, spec, { failAfter: action }).then(
-          () => expect.fail(`apply should fail after "${action}"`),
-          (e: Error) => e,
-        );
-        expect(err.message).to.include(`${action} (injected failure)`);
-        expect(err.message).to.include(`network "fail"`);
-        expect(await snapshot("h1"), `after failing at "${action}"`).to.equal(before);
-      }
-    });
+    [
+      { ...BACKENDS[0], name: "fail", net: "10.65.0" },
+      { ...BACKENDS[1], name: "fwfail", net: "10.249.1" },
+    ].forEach((b) =>
+      it(`${b.label}: a create made to fail after each of its actions is rolled back completely`, async () => {
+        const host = await connect(connectionFor(h1));
+        const spec = buildNetworkSpec(
+          {
+            mode: "nat",
+            ipv4: { cidr: `${b.net}.0/24` },
+            dns: { hosts: [{ ip: `${b.net}.2`, hostnames: ["x"] }] },
+            ...(b.firewallBackend ? { firewallBackend: b.firewallBackend } : {}),
+          },
+          b.name,
+        ).spec!;
+        const observed = await observe(host, spec.name, spec.bridge.name, spec.firewallTable);
+        const actions = planApply(spec, observed, networkPaths(spec.name)).actions.map((a) => a.name);
+        expect(actions.length).to.be.at.least(8);
+        const before = await snapshot("h1");
+        for (const action of actions) {
+          const err = await applyNetwork(host, spec, { failAfter: action }).then(
+            () => expect.fail(`apply should fail after "${action}"`),
+            (e: Error) => e,
+          );
+          expect(err.message).to.include(`${action} (injected failure)`);
+          expect(err.message).to.include(`network "${b.name}"`);
+          expect(await snapshot("h1"), `after failing at "${action}"`).to.equal(before);
+        }
+      }),
+    );
 
     it("a bridge that is not virtnet's fails at create, before any change, with a clear message", async () => {
       await sh("h1", "ip link add vn-taken type bridge");
@@ -345,6 +366,7 @@ describe("VirtualNetwork on a lab host, through the engine path", function () {
           "nft add table inet userfw",
           "nft add chain inet userfw input '{ type filter hook input priority 0; policy accept; }'",
           "nft add rule inet userfw input tcp dport 2222 counter accept",
+          "nft add chain inet userfw forward '{ type filter hook forward priority 0; policy drop; }'",
           "iptables -N DOCKER-USER",
           "iptables -A DOCKER-USER -j RETURN",
           "iptables -A FORWARD -j DOCKER-USER",
@@ -359,16 +381,31 @@ describe("VirtualNetwork on a lab host, through the engine path", function () {
       );
     });
 
-    it("warns at create about the dropping chain and leaves everything else byte-identical after delete", async () => {
-      const before = await snapshot("h1");
-      const stack = stackFor(h1);
-      const r = await stack.up(program("tidy", { mode: "nat", ipv4: { cidr: "10.67.0.0/24" } }));
-      const warnings = findOp(r, "tidy")!.outputs!.warnings as string[];
-      expect(warnings.join("\n")).to.match(/"ip filter FORWARD" has policy drop.*DOCKER-USER -i vn-tidy/);
-      expect(await snapshot("h1")).to.not.equal(before);
-      await stack.destroy();
-      expect(await snapshot("h1")).to.equal(before);
-    });
+    [
+      { ...BACKENDS[0], name: "tidy", cidr: "10.67.0.0/24" },
+      { ...BACKENDS[1], name: "fwtidy", cidr: "10.249.0.0/24" },
+    ].forEach((b) =>
+      it(`${b.label}: accepts the bridge in DOCKER-USER, warns about the other dropping chain, and leaves everything else byte-identical after delete`, async () => {
+        const before = await snapshot("h1");
+        const stack = stackFor(h1);
+        const r = await stack.up(
+          program(b.name, {
+            mode: "nat",
+            ipv4: { cidr: b.cidr },
+            ...(b.firewallBackend ? { firewallBackend: b.firewallBackend } : {}),
+          }),
+        );
+        const outs = findOp(r, b.name)!.outputs!;
+        expect(outs.firewall.backend).to.equal(b.expected);
+        const warnings = (outs.warnings as string[]).join("\n");
+        expect(warnings).to.match(/"inet userfw forward" has policy drop/);
+        expect(warnings).to.not.include("ip filter FORWARD"); // Docker's: answered in DOCKER-USER
+        expect(await sh("h1", "iptables -S DOCKER-USER")).to.include(`-A DOCKER-USER -i vn-${b.name} `);
+        expect(await snapshot("h1")).to.not.equal(before);
+        await stack.destroy();
+        expect(await snapshot("h1")).to.equal(before);
+      }),
+    );
   });
 
   describe("import and stack config", () => {

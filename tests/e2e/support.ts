@@ -66,7 +66,7 @@ export function snapshot(host: string): Promise<string> {
       "echo '## links'; ip -o link show | sed -E 's/^[0-9]+: //'",
       "echo '## addresses'; ip -o addr show | sed -E 's/^[0-9]+: //' | grep -v ' fe80::'",
       "echo '## routes'; ip route show table all | grep -v 'fe80::'",
-      "echo '## nft'; nft list ruleset",
+      "echo '## nft'; nft -s list ruleset", // -s: without counters, which iptables-nft rules carry
       "echo '## iptables'; iptables-save | grep -v '^#' | sed -E 's/\\[[0-9]+:[0-9]+\\]//'",
       "echo '## files'; find /var/lib/virtnet /run/virtnet /run/lock -printf '%p %m %s\\n' 2>/dev/null | sort",
       "echo '## dnsmasq'; for p in /proc/[0-9]*; do c=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null); case \"$c\" in dnsmasq*) [ \"$(cut -d' ' -f3 $p/stat)\" != Z ] && echo \"$c\";; esac; done | sort",
