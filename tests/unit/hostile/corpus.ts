@@ -65,11 +65,12 @@ export function networkInputs(): Record<string, any> {
   return {
     name: "hzbase",
     mode: "nat",
+    firewallBackend: "auto",
     ipv4: { cidr: "10.230.1.0/24", gateway: "10.230.1.1" },
     ipv6: { cidr: "fd00:230:1::/64", gateway: "fd00:230:1::1" },
     forwardDevice: "eth0",
     nat: { addressRange: { start: "198.19.0.11", end: "198.19.0.11" }, ipv6: true },
-    bridge: { name: "vn-hzbase", macAddress: "52:54:00:00:23:01" },
+    bridge: { name: "vn-hzbase", macAddress: "52:54:00:00:23:01", zone: "trusted" },
     domain: { name: "hz.test", localOnly: true },
     dns: {
       forwarders: ["10.230.1.53", { address: "10.230.1.54", domain: "corp.test" }],
