@@ -20,7 +20,7 @@ export const PROBE_FUNCTION = String.raw`probe() {
   echo "@@addr6"; ip -j -6 addr show dev "$br" scope global 2>/dev/null
   echo "@@routes4"; ip -j -4 route show table main 2>/dev/null
   echo "@@routes6"; ip -j -6 route show table main 2>/dev/null
-  echo "@@routerecords"; for f in "$stateroot"/routes/*.json; do [ -f "$f" ] && { cat "$f"; echo; }; done
+  echo "@@routerecords"; for f in "$stateroot"/routes/*.json; do [ -f "$f" ] && [ ! -L "$f" ] && { cat "$f"; echo; }; done
   [ -n "$gw" ] && { echo "@@routeget"; ip -j route get "$gw" 2>/dev/null; }
   echo "@@nft"; [ -n "$table" ] && nft list table inet "$table" 2>/dev/null
   echo "@@chains"; nft -j list chains 2>/dev/null
@@ -34,18 +34,18 @@ export const PROBE_FUNCTION = String.raw`probe() {
       echo "pid=$pid"; echo "exe=$(readlink "/proc/$pid/exe")"; tr '\0' '\n' < "/proc/$pid/cmdline"; echo
     fi;;
   esac
-  [ -f "$conf" ] && { echo "@@conf"; cat "$conf"; }
-  [ -f "$hostsfile" ] && { echo "@@hosts"; cat "$hostsfile"; }
-  [ -f "$(dirname "$conf")/dhcp-hosts" ] && { echo "@@dhcphosts"; cat "$(dirname "$conf")/dhcp-hosts"; }
-  echo "@@ranges"; for f in "$(dirname "$conf")"/ranges/*.json; do [ -f "$f" ] && { cat "$f"; echo; }; done
+  [ -f "$conf" ] && [ ! -L "$conf" ] && { echo "@@conf"; cat "$conf"; }
+  [ -f "$hostsfile" ] && [ ! -L "$hostsfile" ] && { echo "@@hosts"; cat "$hostsfile"; }
+  [ -f "$(dirname "$conf")/dhcp-hosts" ] && [ ! -L "$(dirname "$conf")/dhcp-hosts" ] && { echo "@@dhcphosts"; cat "$(dirname "$conf")/dhcp-hosts"; }
+  echo "@@ranges"; for f in "$(dirname "$conf")"/ranges/*.json; do [ -f "$f" ] && [ ! -L "$f" ] && { cat "$f"; echo; }; done
   [ -d /run/systemd/system ] && echo "@@systemd"
-  [ -f "$stateroot/restore" ] && { echo "@@restoreentry"; cat "$stateroot/restore"; }
-  [ -f /etc/systemd/system/virtnet-restore.service ] && { echo "@@unit"; cat /etc/systemd/system/virtnet-restore.service; }
+  [ -f "$stateroot/restore" ] && [ ! -L "$stateroot/restore" ] && { echo "@@restoreentry"; cat "$stateroot/restore"; }
+  [ -f /etc/systemd/system/virtnet-restore.service ] && [ ! -L /etc/systemd/system/virtnet-restore.service ] && { echo "@@unit"; cat /etc/systemd/system/virtnet-restore.service; }
   [ -L /etc/systemd/system/multi-user.target.wants/virtnet-restore.service ] && echo "@@unitenabled"
   [ -d /etc/systemd/system/multi-user.target.wants ] && echo "@@wantsdir"
-  [ -f "$(dirname "$conf")/restore.sh" ] && { echo "@@restorenet"; cat "$(dirname "$conf")/restore.sh"; }
+  [ -f "$(dirname "$conf")/restore.sh" ] && [ ! -L "$(dirname "$conf")/restore.sh" ] && { echo "@@restorenet"; cat "$(dirname "$conf")/restore.sh"; }
   echo "@@dirs"; for d in "$stateroot" "$stateroot/networks" "$stateroot/routes" "$(dirname "$conf")" "$(dirname "$conf")/ranges" "$(dirname "$pidfile")" "$(dirname "$(dirname "$pidfile")")" "$(dirname "$(dirname "$(dirname "$pidfile")")")"; do [ -d "$d" ] && echo "$d"; done
-  echo "@@networks"; for f in "$stateroot"/networks/*/network.json; do [ -f "$f" ] && { cat "$f"; echo; }; done
+  echo "@@networks"; for f in "$stateroot"/networks/*/network.json; do [ -f "$f" ] && [ ! -L "$f" ] && { cat "$f"; echo; }; done
   echo "@@fwtools"; for t in nft iptables-restore ip6tables-restore iptables-save ip6tables-save firewall-cmd; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done; iptables -V 2>/dev/null
   echo "@@ipt4"; iptables-save 2>/dev/null | grep -E '^\*|^:(VN-|DOCKER-USER |FORWARD )|VN-|^-A DOCKER-USER .*virtnet' | sed -E 's/ \[[0-9]+:[0-9]+\]$//'
   echo "@@ipt6"; ip6tables-save 2>/dev/null | grep -E '^\*|^:(VN-|DOCKER-USER |FORWARD )|VN-|^-A DOCKER-USER .*virtnet' | sed -E 's/ \[[0-9]+:[0-9]+\]$//'

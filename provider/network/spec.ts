@@ -9,6 +9,7 @@ import {
   containsUnknown,
   isDnsName,
   isUnknown,
+  parseStrictIp,
   Problems,
   PropertyError,
 } from "../validation";
@@ -273,9 +274,9 @@ function checkDns(raw: NetworkInputs["dns"], problems: Problems): NetworkSpec["d
       return problems.add(path, "must be an address or { address, domain }");
     const out: { address?: string; domain?: string } = {};
     if (entry.address !== undefined) {
-      if (typeof entry.address !== "string" || !ipaddr.isValid(entry.address) || entry.address.includes("%"))
-        problems.add(`${path}.address`, `"${entry.address}" is not an IPv4 or IPv6 address`);
-      else out.address = ipaddr.parse(entry.address).toString();
+      const addr = parseStrictIp(entry.address);
+      if (!addr) problems.add(`${path}.address`, `"${entry.address}" is not an IPv4 or IPv6 address`);
+      else out.address = addr.toString();
     }
     if (entry.domain !== undefined) {
       if (typeof entry.domain !== "string" || !isDnsName(entry.domain))
@@ -289,7 +290,7 @@ function checkDns(raw: NetworkInputs["dns"], problems: Problems): NetworkSpec["d
   (raw.hosts ?? []).forEach((h, i) => {
     const path = `dns.hosts[${i}]`;
     if (!h || typeof h !== "object") return problems.add(path, "must be { ip, hostnames }");
-    const ipOk = typeof h.ip === "string" && ipaddr.isValid(h.ip) && !h.ip.includes("%");
+    const ipOk = parseStrictIp(h.ip) !== undefined;
     if (!ipOk) problems.add(`${path}.ip`, `"${h.ip}" is not an IPv4 or IPv6 address`);
     if (!Array.isArray(h.hostnames) || h.hostnames.length === 0)
       problems.add(`${path}.hostnames`, "must list at least one host name");
