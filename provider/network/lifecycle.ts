@@ -69,7 +69,30 @@ export async function observe(
   return parseProbe(r.stdout, bridge, table);
 }
 
-async function runPlan(
+// Operations on one host from this process take turns: concurrent plans of one deployment would otherwise
+// keep invalidating each other's probe (it covers host-wide state) and re-plan again and again. Other
+// processes are kept apart by the host lock and the probe-hash check in the apply script.
+const hostQueues = new Map<string, Promise<unknown>>();
+
+function onHostInTurn<T>(host: Host, work: () => Promise<T>): Promise<T> {
+  const previous = hostQueues.get(host.label) ?? Promise.resolve();
+  const next = previous.then(work, work);
+  const settled = next.then(
+    () => undefined,
+    () => undefined,
+  );
+  hostQueues.set(host.label, settled);
+  void settled.then(() => {
+    if (hostQueues.get(host.label) === settled) hostQueues.delete(host.label);
+  });
+  return next;
+}
+
+function runPlan(...args: Parameters<typeof runPlanNow>): Promise<ApplyResult> {
+  return onHostInTurn(args[0], () => runPlanNow(...args));
+}
+
+async function runPlanNow(
   host: Host,
   name: string,
   bridge: string,
