@@ -220,6 +220,30 @@ function noNetwork(ref: NetworkRef): Plan {
   };
 }
 
+/**
+ * Converges a network's dnsmasq from the host's record of the network plus the ranges `choose` returns.
+ * `choose` gets the recorded ranges and returns the wanted ones, or undefined when there is nothing to do.
+ */
+function convergeRanges(
+  host: Host,
+  ref: NetworkRef,
+  choose: (recorded: DhcpRangeSpec[]) => DhcpRangeSpec[] | undefined,
+  missingNetwork: (ref: NetworkRef) => Plan,
+  failAfter?: string,
+): Promise<ApplyResult> {
+  const paths = networkPaths(ref.name);
+  const plan = (o: ObservedNetwork): Plan => {
+    const record = o.networks.find((n) => n.name === ref.name);
+    if (!record?.spec) return missingNetwork(ref);
+    const ranges = choose(o.ranges);
+    if (!ranges) return { errors: [], warnings: [], actions: [] };
+    return planApply(record.spec as NetworkSpec, o, paths, { ranges });
+  };
+  return runPlan(host, ref.name, ref.bridge, ref.table, plan, true, failAfter);
+}
+
+const nothingToDo = (): Plan => ({ errors: [], warnings: [], actions: [] });
+
 /** Adds or changes one range: the network's dnsmasq is converged from the host's record plus all ranges. */
 export function applyRange(
   host: Host,
@@ -227,41 +251,15 @@ export function applyRange(
   range: DhcpRangeSpec,
   opts: ApplyOptions = {},
 ): Promise<ApplyResult> {
-  const paths = networkPaths(ref.name);
-  return runPlan(
-    host,
-    ref.name,
-    ref.bridge,
-    ref.table,
-    (o) => {
-      const record = o.networks.find((n) => n.name === ref.name);
-      if (!record?.spec) return noNetwork(ref);
-      const ranges = [...o.ranges.filter((r) => r.name !== range.name), range];
-      return planApply(record.spec as NetworkSpec, o, paths, { ranges });
-    },
-    true,
-    opts.failAfter,
-  );
+  const choose = (recorded: DhcpRangeSpec[]) => [...recorded.filter((r) => r.name !== range.name), range];
+  return convergeRanges(host, ref, choose, noNetwork, opts.failAfter);
 }
 
 /** Removes one range; the network's dnsmasq keeps serving the others and DNS. Success when already gone. */
 export function deleteRange(host: Host, ref: NetworkRef, rangeName: string): Promise<ApplyResult> {
-  const paths = networkPaths(ref.name);
-  return runPlan(
-    host,
-    ref.name,
-    ref.bridge,
-    ref.table,
-    (o) => {
-      const record = o.networks.find((n) => n.name === ref.name);
-      if (!record?.spec || !o.ranges.some((r) => r.name === rangeName))
-        return { errors: [], warnings: [], actions: [] };
-      return planApply(record.spec as NetworkSpec, o, paths, {
-        ranges: o.ranges.filter((r) => r.name !== rangeName),
-      });
-    },
-    true,
-  );
+  const choose = (recorded: DhcpRangeSpec[]) =>
+    recorded.some((r) => r.name === rangeName) ? recorded.filter((r) => r.name !== rangeName) : undefined;
+  return convergeRanges(host, ref, choose, nothingToDo);
 }
 
 /** The range as recorded on the host, or undefined when it is gone. */

@@ -1,5 +1,6 @@
 // Choosing the firewall backend, living beside Docker and firewalld, and bringing it all back at boot.
 import { expect } from "chai";
+import { emptyObserved } from "./observed";
 import { quote } from "shell-quote";
 import { networkPaths } from "../../../provider/naming";
 import { chooseFirewallBackend, firewallSummary } from "../../../provider/network/firewall";
@@ -34,24 +35,7 @@ function firewall(over: Partial<ObservedFirewall> = {}): ObservedFirewall {
 }
 
 function host(fw: ObservedFirewall = firewall()): ObservedNetwork {
-  return {
-    hash: "h",
-    bridgeIpv4: [],
-    foreignIpv4: [],
-    forwardChainsWithDrop: [],
-    ipForward: false,
-    forwardMarker: false,
-    ip6Forward: false,
-    forward6Marker: false,
-    bridgeIpv6: [],
-    networks: [],
-    ranges: [],
-    route: { kernel: [], records: [], dirs: [] },
-    restore: { systemd: false, unitEnabled: false, wantsDir: false },
-    dirs: [],
-    missing: [],
-    firewall: fw,
-  };
+  return emptyObserved({ firewall: fw });
 }
 
 const DOCKER_FILTER = parseIptablesSave("*filter\n:FORWARD DROP\n:DOCKER-USER - [0:0]\nCOMMIT\n");

@@ -1,6 +1,7 @@
 // The iptables driver: golden renders, iptables-restore's own check, and real apply/re-apply/delete cycles
 // in a private network namespace (the kernel lists our chains back exactly as rendered; delete leaves the
 // namespace exactly as it was, including the tables and built-in chains iptables-nft made for us).
+import { DOCKER_SETUP } from "../../support/docker";
 import { expect } from "chai";
 import { spawnSync } from "node:child_process";
 import { iptablesChainPrefix } from "../../../provider/naming";
@@ -195,31 +196,9 @@ describe("iptables backend on a private network namespace", function () {
   });
 
   describe("beside Docker", () => {
-    // Docker's filter table as Docker 24 leaves it with its default bridge (iptables-nft).
-    const DOCKER = [
-      "iptables -N DOCKER",
-      "iptables -N DOCKER-ISOLATION-STAGE-1",
-      "iptables -N DOCKER-ISOLATION-STAGE-2",
-      "iptables -N DOCKER-USER",
-      "iptables -P FORWARD DROP",
-      "iptables -A FORWARD -j DOCKER-USER",
-      "iptables -A FORWARD -j DOCKER-ISOLATION-STAGE-1",
-      "iptables -A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-      "iptables -A FORWARD -o docker0 -j DOCKER",
-      "iptables -A FORWARD -i docker0 ! -o docker0 -j ACCEPT",
-      "iptables -A FORWARD -i docker0 -o docker0 -j ACCEPT",
-      "iptables -A DOCKER-ISOLATION-STAGE-1 -i docker0 ! -o docker0 -j DOCKER-ISOLATION-STAGE-2",
-      "iptables -A DOCKER-ISOLATION-STAGE-1 -j RETURN",
-      "iptables -A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP",
-      "iptables -A DOCKER-ISOLATION-STAGE-2 -j RETURN",
-      "iptables -A DOCKER-USER -j RETURN",
-      "iptables -t nat -N DOCKER",
-      "iptables -t nat -A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE",
-    ].join(" && ");
-
     for (const backend of ["nftables", "iptables"] as const)
       it(`${backend}: accepts the bridge in DOCKER-USER, and delete leaves Docker's rules byte-identical`, () => {
-        host.must(DOCKER);
+        host.must(DOCKER_SETUP);
         const before = host.firewallState();
         const s = spec({ mode: "nat", ipv4: { cidr: "10.50.1.0/24" }, firewallBackend: backend });
         const foreign = planForeignFirewalls(s, host.observe(s));
@@ -244,7 +223,7 @@ describe("iptables backend on a private network namespace", function () {
       });
 
     it("isolated networks get no accept (they forward nothing)", () => {
-      host.must(DOCKER);
+      host.must(DOCKER_SETUP);
       const s = spec({ mode: "isolated", ipv4: { cidr: "10.50.1.0/24" } });
       expect(planForeignFirewalls(s, host.observe(s)).actions).to.deep.equal([]);
     });

@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { emptyObserved } from "./observed";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -16,23 +17,7 @@ const spec: NetworkSpec = buildNetworkSpec({ mode: "nat", ipv4: { cidr: "10.50.1
 const paths = networkPaths("lab");
 
 function emptyHost(): ObservedNetwork {
-  return {
-    hash: "h",
-    bridgeIpv4: [],
-    foreignIpv4: [{ cidr: "198.19.0.11/24", dev: "eth0" }],
-    forwardChainsWithDrop: [],
-    ipForward: false,
-    forwardMarker: false,
-    ip6Forward: false,
-    forward6Marker: false,
-    bridgeIpv6: [],
-    networks: [],
-    ranges: [],
-    route: { kernel: [], records: [], dirs: [] },
-    restore: { systemd: false, unitEnabled: false, wantsDir: false },
-    dirs: [],
-    missing: [],
-  };
+  return emptyObserved({ foreignIpv4: [{ cidr: "198.19.0.11/24", dev: "eth0" }] });
 }
 
 /** What the host looks like after a successful apply of `spec`. */
