@@ -5,6 +5,11 @@ export const STATE_DIR = "/var/lib/virtnet";
 export const RUN_DIR = "/run/virtnet";
 /** flock(2) on a directory that always exists: no lock file is created, so teardown leaves nothing behind. */
 export const HOST_LOCK_PATH = "/run";
+/**
+ * A random token every successful apply writes under the host lock. A plan carries the token its probe saw,
+ * and its apply script runs only if the token is still the same: no other virtnet apply came in between.
+ */
+export const GENERATION_FILE = `${STATE_DIR}/generation`;
 export const MAX_IFNAME = 15; // IFNAMSIZ - 1
 
 function digest(text: string): string {

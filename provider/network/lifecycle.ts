@@ -110,13 +110,13 @@ async function runPlanNow(
     if (plan.actions.length === 0) return { actions: [], warnings: plan.warnings, observed };
     const args = [
       ...probeArgs(bridge, table, networkPaths(safeDirName(name)), gateway),
-      observed.hash,
+      observed.generation,
       failAfter ?? "",
     ];
     const r = await host.run(renderApplyScript(plan.actions, undo), { args, step: "apply" });
     if (r.code === 0) return { actions: plan.actions.map((a) => a.name), warnings: plan.warnings, observed };
     if (r.code === EXIT_HOST_CHANGED) {
-      // Someone changed the host between probe and lock: plan again. Each round one deployment wins the lock
+      // Another apply came in between probe and lock: plan again. Each round one deployment wins the lock
       // with a fresh plan, so a burst of concurrent applies converges; jitter spreads the retries.
       if (Date.now() > deadline)
         throw new NetworkError(

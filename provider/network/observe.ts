@@ -1,20 +1,31 @@
 // What a host has for one network, read from the kernel and the host's files in one round trip.
-import { createHash } from "node:crypto";
-import { NetworkPaths, STATE_DIR } from "../naming";
+import { NetworkPaths, RUN_DIR, STATE_DIR } from "../naming";
 import { IpFamily } from "../render/firewallIntent";
 import { IptListing, parseIptablesSave } from "../render/iptables";
 import { DhcpRangeSpec } from "./dhcp";
 import { KernelRoute, RouteObservation, RouteSpec } from "./route";
 
 /** Shell variables the probe reads; set from positional arguments by probeScript's callers. */
-export const PROBE_VARS = ["br", "table", "pidfile", "conf", "hostsfile", "stateroot", "gw"] as const;
+export const PROBE_VARS = [
+  "br",
+  "table",
+  "pidfile",
+  "conf",
+  "hostsfile",
+  "stateroot",
+  "gw",
+  "netdir",
+  "rundir",
+  "runroot",
+] as const;
 
 /**
- * A read-only shell function. Its output is deterministic for the same host state, so its hash
- * tells the apply script whether the host changed since the plan was made.
+ * A read-only shell function: everything a plan reads, in one round trip. Its first section is the host's
+ * generation token (naming.GENERATION_FILE), which the apply script checks under the host lock.
  */
 export const PROBE_FUNCTION = String.raw`probe() {
-  echo "@@link"; ip -j -d link show dev "$br" 2>/dev/null | sed -E 's/("[a-z_]+_timer"):[0-9.]+/\1:0/g'
+  echo "@@generation"; [ -f "$stateroot/generation" ] && [ ! -L "$stateroot/generation" ] && read -r vn_gen < "$stateroot/generation" && echo "$vn_gen"
+  echo "@@link"; ip -j -d link show dev "$br" 2>/dev/null
   echo "@@ports"; ip -j link show master "$br" 2>/dev/null
   echo "@@addr4"; ip -j -4 addr show 2>/dev/null
   echo "@@addr6"; ip -j -6 addr show dev "$br" scope global 2>/dev/null
@@ -24,38 +35,38 @@ export const PROBE_FUNCTION = String.raw`probe() {
   [ -n "$gw" ] && { echo "@@routeget"; ip -j route get "$gw" 2>/dev/null; }
   echo "@@nft"; [ -n "$table" ] && nft list table inet "$table" 2>/dev/null
   echo "@@chains"; nft -j list chains 2>/dev/null
-  echo "@@forward"; cat /proc/sys/net/ipv4/ip_forward
+  # sysctl files end without the newline read wants: its status is 1 with the value read.
+  echo "@@forward"; vn_f=""; read -r vn_f < /proc/sys/net/ipv4/ip_forward; echo "$vn_f"
   echo "@@forwardmarker"; [ -e "$stateroot/ip_forward.virtnet" ] && echo yes
-  echo "@@forward6"; cat /proc/sys/net/ipv6/conf/all/forwarding 2>/dev/null
+  echo "@@forward6"; vn_f=""; { read -r vn_f < /proc/sys/net/ipv6/conf/all/forwarding; } 2>/dev/null; echo "$vn_f"
   echo "@@forward6marker"; [ -e "$stateroot/ip6_forward.virtnet" ] && echo yes
-  echo "@@dnsmasq"; pid=$(cat "$pidfile" 2>/dev/null)
+  echo "@@dnsmasq"; pid=""; [ -f "$pidfile" ] && { read -r pid < "$pidfile"; } 2>/dev/null
   case "$pid" in *[!0-9]*|"") ;; *)
-    if [ -r "/proc/$pid/stat" ] && [ "$(cut -d' ' -f3 "/proc/$pid/stat")" != Z ]; then
+    if { read -r vn_a vn_b vn_state vn_rest < "/proc/$pid/stat"; } 2>/dev/null && [ "$vn_state" != Z ]; then
       echo "pid=$pid"; echo "exe=$(readlink "/proc/$pid/exe")"; tr '\0' '\n' < "/proc/$pid/cmdline"; echo
     fi;;
   esac
   [ -f "$conf" ] && [ ! -L "$conf" ] && { echo "@@conf"; cat "$conf"; }
   [ -f "$hostsfile" ] && [ ! -L "$hostsfile" ] && { echo "@@hosts"; cat "$hostsfile"; }
-  [ -f "$(dirname "$conf")/dhcp-hosts" ] && [ ! -L "$(dirname "$conf")/dhcp-hosts" ] && { echo "@@dhcphosts"; cat "$(dirname "$conf")/dhcp-hosts"; }
-  echo "@@ranges"; for f in "$(dirname "$conf")"/ranges/*.json; do [ -f "$f" ] && [ ! -L "$f" ] && { cat "$f"; echo; }; done
+  [ -f "$netdir/dhcp-hosts" ] && [ ! -L "$netdir/dhcp-hosts" ] && { echo "@@dhcphosts"; cat "$netdir/dhcp-hosts"; }
+  echo "@@ranges"; for f in "$netdir"/ranges/*.json; do [ -f "$f" ] && [ ! -L "$f" ] && { cat "$f"; echo; }; done
   [ -d /run/systemd/system ] && echo "@@systemd"
   [ -f "$stateroot/restore" ] && [ ! -L "$stateroot/restore" ] && { echo "@@restoreentry"; cat "$stateroot/restore"; }
   [ -f /etc/systemd/system/virtnet-restore.service ] && [ ! -L /etc/systemd/system/virtnet-restore.service ] && { echo "@@unit"; cat /etc/systemd/system/virtnet-restore.service; }
   [ -L /etc/systemd/system/multi-user.target.wants/virtnet-restore.service ] && echo "@@unitenabled"
   [ -d /etc/systemd/system/multi-user.target.wants ] && echo "@@wantsdir"
-  [ -f "$(dirname "$conf")/restore.sh" ] && [ ! -L "$(dirname "$conf")/restore.sh" ] && { echo "@@restorenet"; cat "$(dirname "$conf")/restore.sh"; }
-  echo "@@dirs"; for d in "$stateroot" "$stateroot/networks" "$stateroot/routes" "$(dirname "$conf")" "$(dirname "$conf")/ranges" "$(dirname "$pidfile")" "$(dirname "$(dirname "$pidfile")")" "$(dirname "$(dirname "$(dirname "$pidfile")")")"; do [ -d "$d" ] && echo "$d"; done
-  echo "@@networks"; for f in "$stateroot"/networks/*/network.json; do [ -f "$f" ] && [ ! -L "$f" ] && { cat "$f"; echo; }; done
+  [ -f "$netdir/restore.sh" ] && [ ! -L "$netdir/restore.sh" ] && { echo "@@restorenet"; cat "$netdir/restore.sh"; }
+  echo "@@dirs"; for d in "$stateroot" "$stateroot/networks" "$stateroot/routes" "$netdir" "$netdir/ranges" "$rundir" "$runroot/networks" "$runroot"; do [ -d "$d" ] && echo "$d"; done
+  echo "@@networks"; [ -d "$stateroot/networks" ] && find "$stateroot/networks" -mindepth 2 -maxdepth 2 -name network.json -type f -exec awk 1 {} + 2>/dev/null
   echo "@@fwtools"; for t in nft iptables-restore ip6tables-restore iptables-save ip6tables-save firewall-cmd; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done; iptables -V 2>/dev/null
-  echo "@@ipt4"; iptables-save 2>/dev/null | grep -E '^\*|^:(VN-|DOCKER-USER |FORWARD )|VN-|^-A DOCKER-USER .*virtnet' | sed -E 's/ \[[0-9]+:[0-9]+\]$//'
-  echo "@@ipt6"; ip6tables-save 2>/dev/null | grep -E '^\*|^:(VN-|DOCKER-USER |FORWARD )|VN-|^-A DOCKER-USER .*virtnet' | sed -E 's/ \[[0-9]+:[0-9]+\]$//'
-  echo "@@nfttables"; nft -j list tables 2>/dev/null
+  echo "@@ipt4"; iptables-save 2>/dev/null | sed -n -E '/^\*|^:(VN-|DOCKER-USER |FORWARD )|VN-|^-A DOCKER-USER .*virtnet/{s/ \[[0-9]+:[0-9]+\]$//;p}'
+  echo "@@ipt6"; ip6tables-save 2>/dev/null | sed -n -E '/^\*|^:(VN-|DOCKER-USER |FORWARD )|VN-|^-A DOCKER-USER .*virtnet/{s/ \[[0-9]+:[0-9]+\]$//;p}'
   echo "@@iptscaffold"; [ -f "$stateroot/iptables-scaffold" ] && [ ! -L "$stateroot/iptables-scaffold" ] && while read -r f t c; do
     echo "= $f $t $c"; [ -n "$c" ] || continue
     if [ "$f" = ip6 ]; then ip6tables -w -t "$t" -S "$c" 2>/dev/null; else iptables -w -t "$t" -S "$c" 2>/dev/null; fi
   done < "$stateroot/iptables-scaffold"
   [ -n "$br" ] && command -v firewall-cmd >/dev/null 2>&1 && { echo "@@fwzone"; firewall-cmd --get-zone-of-interface="$br" 2>&1; echo "exit=$?"; }
-  echo "@@tools"; for t in ip dnsmasq flock sha256sum; do command -v "$t" >/dev/null 2>&1 || echo "missing-tool $t"; done
+  echo "@@tools"; for t in ip dnsmasq flock find awk; do command -v "$t" >/dev/null 2>&1 || echo "missing-tool $t"; done
   id -u dnsmasq >/dev/null 2>&1 || echo "missing-user dnsmasq"
   echo "@@end"
 }`;
@@ -67,11 +78,22 @@ export function probeArgs(
   paths: NetworkPaths,
   gateway = "",
 ): string[] {
-  return [bridge, table ?? "", paths.dnsmasqPid, paths.dnsmasqConf, paths.addnHosts, STATE_DIR, gateway];
+  return [
+    bridge,
+    table ?? "",
+    paths.dnsmasqPid,
+    paths.dnsmasqConf,
+    paths.addnHosts,
+    STATE_DIR,
+    gateway,
+    paths.stateDir,
+    paths.runDir,
+    RUN_DIR,
+  ];
 }
 
-/** Assigns the probe's variables from "$1".."$6". */
-export const PROBE_PRELUDE = PROBE_VARS.map((v, i) => `${v}=$${i + 1}`).join("; ");
+/** Assigns the probe's variables from its positional arguments. */
+export const PROBE_PRELUDE = PROBE_VARS.map((v, i) => `${v}=\${${i + 1}}`).join("; ");
 
 export const PROBE_SCRIPT = `${PROBE_PRELUDE}\n${PROBE_FUNCTION}\nprobe`;
 
@@ -117,7 +139,8 @@ export interface ObservedFirewall {
 }
 
 export interface ObservedNetwork {
-  hash: string;
+  /** The generation token the probe saw; "" when the host has none (nothing of virtnet yet). */
+  generation: string;
   bridge?: ObservedBridge;
   bridgeIpv4: string[]; // "10.50.1.1/24"
   bridgeIpv6: string[]; // global addresses only, "fd00:50:1::1/64"
@@ -188,10 +211,6 @@ function jsonLines<T>(text: string | undefined): T[] {
     .filter((v): v is T => v !== null);
 }
 
-export function probeHash(output: string): string {
-  return createHash("sha256").update(output).digest("hex");
-}
-
 export function parseProbe(output: string, bridgeName: string, table?: string): ObservedNetwork {
   const s = sections(output);
   const links = json<any[]>(s.get("link"), []);
@@ -248,9 +267,12 @@ export function parseProbe(output: string, bridgeName: string, table?: string): 
     return v === undefined || v === "" ? undefined : v;
   };
   const nft = text("nft");
-  const networks = jsonLines<AppliedNetworkRecord>(s.get("networks"));
+  // find lists directories in no set order; sorted, the observation does not depend on it.
+  const networks = jsonLines<AppliedNetworkRecord>(s.get("networks")).sort((a, b) =>
+    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+  );
   return {
-    hash: probeHash(output),
+    generation: (s.get("generation") ?? "").trim(),
     bridge,
     bridgeIpv4,
     foreignIpv4,
@@ -303,10 +325,16 @@ function parseFirewall(s: Map<string, string>, chains: any[]): ObservedFirewall 
       .map((c: any) => c.chain)
       .filter((c: any) => c)
       .map((c: any) => `${c.family} ${c.table} ${c.name}`),
-    nftTables: (json<any>(s.get("nfttables"), { nftables: [] }).nftables ?? [])
-      .map((t: any) => t.table)
-      .filter((t: any) => t)
-      .map((t: any) => `${t.family} ${t.name}`),
+    // Tables with at least one chain. `nft list tables` costs 3x `list chains` (nft 1.0.6 fetches every rule
+    // for it); a table without chains has no effect on traffic, and virtnet's iptables tables always have some.
+    nftTables: [
+      ...new Set(
+        chains
+          .map((c: any) => c.chain)
+          .filter((c: any) => c)
+          .map((c: any) => `${c.family} ${c.table}`),
+      ),
+    ],
     scaffold: scaffold.filter((e) => scaffoldEntry.test(e.entry)),
   };
   const zone = s.get("fwzone");

@@ -4,7 +4,7 @@ import { quote } from "shell-quote";
 import { bridgeAlias, NetworkPaths, RUN_DIR, STATE_DIR } from "../naming";
 import { needsDnsmasq, renderDhcpHosts, renderDnsmasqConf, renderHostsFile } from "../render/dnsmasq";
 import { DhcpRangeSpec, rangeInside, rangeOverlaps } from "./dhcp";
-import { routesToRestore } from "./route";
+import { removeStateDirAction, routesToRestore } from "./route";
 import {
   renderNetworkRestore,
   renderRestoreEntry,
@@ -458,6 +458,6 @@ export function planDelete(
   if (others.length === 0 && observed.route.records.length === 0)
     actions.push(...restoreGlobalActions(observed, false));
   if (others.length === 0 && observed.route.records.length === 0 && observed.dirs.includes(STATE_DIR))
-    actions.push({ name: "remove state directory", run: `rmdir ${sh(STATE_DIR)} 2>/dev/null; :` });
+    actions.push(removeStateDirAction());
   return { errors: [], warnings, actions };
 }

@@ -2,7 +2,7 @@
 // route protocol number, so the kernel itself tells which routes are virtnet's.
 import * as ipaddr from "ipaddr.js";
 import { quote } from "shell-quote";
-import { STATE_DIR } from "../naming";
+import { GENERATION_FILE, STATE_DIR } from "../naming";
 import {
   parseStrictCidr,
   parseStrictIp,
@@ -19,6 +19,14 @@ import type { Action, Plan } from "./plan";
 /** Route protocol number of virtnet's routes (unassigned in iproute2's rt_protos). */
 export const ROUTE_PROTO = 242;
 export const ROUTES_DIR = `${STATE_DIR}/routes`;
+
+/** The last teardown on a host: virtnet's state directory goes, with its generation token. */
+export function removeStateDirAction(): Action {
+  return {
+    name: `remove directory ${STATE_DIR}`,
+    run: `rm -f -- ${sh(GENERATION_FILE)}; rmdir ${sh(STATE_DIR)} 2>/dev/null; :`,
+  };
+}
 
 export interface RouteInputs {
   name?: string;
@@ -264,7 +272,7 @@ export function planRouteDelete(
       actions.push({ name: `remove directory ${ROUTES_DIR}`, run: `rmdir ${sh(ROUTES_DIR)} 2>/dev/null; :` });
       if (!otherStateLeft) {
         actions.push(...lastTeardown);
-        actions.push({ name: `remove directory ${STATE_DIR}`, run: `rmdir ${sh(STATE_DIR)} 2>/dev/null; :` });
+        actions.push(removeStateDirAction());
       }
     }
   }

@@ -1,8 +1,9 @@
-// Renders a plan into one shell script: host lock, a check that the host did not change since the probe,
-// the actions in order, and on any failure the undo of every action already done, newest first.
+// Renders a plan into one shell script: host lock, a check that no other apply came in since the probe (the
+// generation token), the actions in order, and on any failure the undo of every action already done, newest
+// first. A successful script that leaves virtnet's state directory in place writes a new token.
 import { quote } from "shell-quote";
 import { HOST_LOCK_PATH } from "../naming";
-import { PROBE_FUNCTION, PROBE_PRELUDE, PROBE_VARS } from "./observe";
+import { PROBE_PRELUDE, PROBE_VARS } from "./observe";
 import { Action } from "./plan";
 
 export const EXIT_HOST_CHANGED = 75;
@@ -27,7 +28,7 @@ write_file() {
   rm -f "$tmp"; return 1
 }
 dnsmasq_pid() {
-  p=$(cat "$pidfile" 2>/dev/null) || return 1
+  { read -r p < "$pidfile"; } 2>/dev/null || return 1
   case "$p" in ""|*[!0-9]*) return 1;; esac
   case "$(readlink "/proc/$p/exe" 2>/dev/null)" in */dnsmasq|*"/dnsmasq (deleted)") ;; *) return 1;; esac
   tr '\0' '\n' < "/proc/$p/cmdline" | grep -qxF -- "--conf-file=$conf" || return 1
@@ -36,18 +37,25 @@ dnsmasq_pid() {
 dnsmasq_stop() {
   p=$(dnsmasq_pid) || { rm -f "$pidfile"; return 0; }
   kill -TERM "$p" || return 1
+  # dnsmasq exits within milliseconds of SIGTERM: poll often (the shell's own read, no process), 2 s at most.
   i=0
-  while [ -d "/proc/$p" ] && [ "$(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null)" != Z ] && [ $i -lt 100 ]; do
-    sleep 0.02; i=$((i+1))
+  while { read -r vn_a vn_b vn_state vn_rest < "/proc/$p/stat"; } 2>/dev/null && [ "$vn_state" != Z ] && [ $i -lt 400 ]; do
+    sleep 0.005; i=$((i+1))
   done
   rm -f "$pidfile"
+}
+# The kernel's random uuid, read by the shell itself (no process); skipped when the last network went.
+generation_next() {
+  [ -d "$stateroot" ] && [ ! -L "$stateroot" ] || return 0
+  read -r vn_next < /proc/sys/kernel/random/uuid && write_file "$stateroot/generation" 0644 "$vn_next
+"
 }
 dnsmasq_start() { dnsmasq --conf-file="$conf"; }
 dnsmasq_hup() { p=$(dnsmasq_pid) && kill -HUP "$p"; }
 `;
 
 /**
- * Positional arguments: the probe's six variables, then the expected probe hash, then the name of an action
+ * Positional arguments: the probe's variables, then the generation token the probe saw, then the name of an action
  * after which to fail on purpose (tests of rollback; empty otherwise).
  */
 export function renderApplyScript(actions: Action[], undoOnFailure: boolean): string {
@@ -56,12 +64,12 @@ export function renderApplyScript(actions: Action[], undoOnFailure: boolean): st
     "set -u",
     "trap '' HUP PIPE", // a dropped SSH connection must not stop the script half way
     PROBE_PRELUDE,
-    `expected=$${n + 1}; fail_after=$${n + 2}`,
-    PROBE_FUNCTION,
+    `expected=\${${n + 1}}; fail_after=\${${n + 2}}`,
     HELPERS,
     `exec 9<${quote([HOST_LOCK_PATH])} || exit 1`,
     `flock -w ${LOCK_WAIT_SECONDS} 9 || { echo "timed out after ${LOCK_WAIT_SECONDS} s waiting for ${HOST_LOCK_PATH}" >&2; exit ${EXIT_LOCK_TIMEOUT}; }`,
-    `[ "$(probe | sha256sum | cut -c1-64)" = "$expected" ] || exit ${EXIT_HOST_CHANGED}`,
+    `vn_gen=""; [ -f "$stateroot/generation" ] && [ ! -L "$stateroot/generation" ] && read -r vn_gen < "$stateroot/generation"`,
+    `[ "$vn_gen" = "$expected" ] || exit ${EXIT_HOST_CHANGED}`,
   ];
   for (const a of actions) {
     const name = quote([a.name]);
@@ -69,6 +77,6 @@ export function renderApplyScript(actions: Action[], undoOnFailure: boolean): st
     if (undoOnFailure && a.undo) lines.push(`undo_push ${quote([a.undo])}`);
     lines.push(`[ "$fail_after" = ${name} ] && rollback ${quote([`${a.name} (injected failure)`])}`);
   }
-  lines.push("exit 0");
+  lines.push(`generation_next || rollback ${quote(["write the generation token"])}`, "exit 0");
   return lines.join("\n") + "\n";
 }

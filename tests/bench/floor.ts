@@ -85,7 +85,7 @@ export async function floorCreate(host: string, nets: BenchNet[]): Promise<Floor
     if (plan.errors.length) throw new Error(`${n.name}: ${plan.errors.join("; ")}`);
     const r = await hostScript(n.host.name, renderApplyScript(plan.actions, true), [
       ...p.args,
-      p.observed.hash,
+      p.observed.generation,
       "",
     ]);
     if (r.code !== 0) throw new Error(`${n.name}: floor apply failed (exit ${r.code}): ${r.stderr}`);
@@ -118,7 +118,7 @@ export async function floorDestroy(host: string, nets: BenchNet[]): Promise<Floo
     if (plan.actions.length === 0) continue;
     const r = await hostScript(n.host.name, renderApplyScript(plan.actions, false), [
       ...p.args,
-      p.observed.hash,
+      p.observed.generation,
       "",
     ]);
     if (r.code !== 0) throw new Error(`${n.name}: floor delete failed (exit ${r.code}): ${r.stderr}`);

@@ -7,7 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { expect } from "chai";
 import { NetworkPaths, networkPaths } from "../../../provider/naming";
-import { parseProbe, probeArgs, PROBE_SCRIPT, probeHash } from "../../../provider/network/observe";
+import { parseProbe, probeArgs, PROBE_SCRIPT } from "../../../provider/network/observe";
 import { Action, writeFileAction } from "../../../provider/network/plan";
 import { renderApplyScript } from "../../../provider/network/script";
 
@@ -18,7 +18,7 @@ const sh = (script: string, args: string[]) =>
 function apply(actions: Action[], paths: NetworkPaths) {
   const args = probeArgs("vn-none", undefined, paths);
   const probe = sh(PROBE_SCRIPT, args);
-  return sh(renderApplyScript(actions, true), [...args, probeHash(probe.stdout), ""]);
+  return sh(renderApplyScript(actions, true), [...args, parseProbe(probe.stdout, "vn-none").generation, ""]);
 }
 
 /** Paths of a network whose state directory is `dir` (the probe reads them; the scripts write them). */

@@ -3,7 +3,7 @@ import { ObservedNetwork } from "../../../provider/network/observe";
 
 export function emptyObserved(over: Partial<ObservedNetwork> = {}): ObservedNetwork {
   return {
-    hash: "h",
+    generation: "",
     bridgeIpv4: [],
     foreignIpv4: [],
     forwardChainsWithDrop: [],

@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { bridgeAlias, networkPaths, RUN_DIR, STATE_DIR } from "../../../provider/naming";
-import { ObservedNetwork, probeArgs, PROBE_SCRIPT, probeHash } from "../../../provider/network/observe";
+import { ObservedNetwork, parseProbe, probeArgs, PROBE_SCRIPT } from "../../../provider/network/observe";
 import { appliedRecord, planApply, planDelete, writeFileAction } from "../../../provider/network/plan";
 import { renderApplyScript } from "../../../provider/network/script";
 import { buildNetworkSpec, NetworkSpec } from "../../../provider/network/spec";
@@ -184,7 +184,7 @@ describe("planner", () => {
       "remove virtnet directories",
       "restore IPv4 forwarding",
       `remove ${STATE_DIR}/restore`,
-      "remove state directory",
+      "remove directory /var/lib/virtnet",
     ]);
   });
 
@@ -254,7 +254,7 @@ describe("apply script", () => {
       const probe = sh(PROBE_SCRIPT, args);
       // The content is embedded in the script text by the planner's quoting, exactly as on a real host.
       const script = renderApplyScript([writeFileAction(target, hostile, undefined)], true);
-      const r = sh(script, [...args, probeHash(probe.stdout), ""]);
+      const r = sh(script, [...args, parseProbe(probe.stdout, "vn-none").generation, ""]);
       expect(r.status, r.stderr).to.equal(0);
       expect(fs.readFileSync(target, "utf8")).to.equal(hostile);
       expect((fs.statSync(target).mode & 0o777).toString(8)).to.equal("644");
@@ -276,7 +276,7 @@ describe("apply script", () => {
         undo: `echo undo${n} >> ${log}`,
       });
       const script = renderApplyScript([step(1), step(2), { name: "boom", run: "false" }, step(4)], true);
-      const r = sh(script, [...args, probeHash(probe.stdout), ""]);
+      const r = sh(script, [...args, parseProbe(probe.stdout, "vn-none").generation, ""]);
       expect(r.status).to.equal(70);
       expect(r.stderr).to.include("virtnet-step-failed: boom");
       expect(fs.readFileSync(log, "utf8").split("\n").filter(Boolean)).to.deep.equal([

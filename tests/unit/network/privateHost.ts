@@ -3,7 +3,7 @@
 // without touching the machine.
 import { spawn, spawnSync, SpawnSyncReturns } from "node:child_process";
 import * as fs from "node:fs";
-import { networkPaths } from "../../../provider/naming";
+import { NetworkPaths, networkPaths } from "../../../provider/naming";
 import { ObservedNetwork, parseProbe, probeArgs, PROBE_SCRIPT } from "../../../provider/network/observe";
 import { Action } from "../../../provider/network/plan";
 import { renderApplyScript } from "../../../provider/network/script";
@@ -54,7 +54,13 @@ export class PrivateHost {
   }
 
   observe(spec: NetworkSpec, table = spec.firewallTable): ObservedNetwork {
-    const r = this.sh(PROBE_SCRIPT, probeArgs(spec.bridge.name, table, networkPaths(spec.name)));
+    return this.observeWith(spec, {}, table);
+  }
+
+  /** Like observe, with some of the network's paths replaced. */
+  observeWith(spec: NetworkSpec, paths: Partial<NetworkPaths>, table = spec.firewallTable): ObservedNetwork {
+    const all = { ...networkPaths(spec.name), ...paths };
+    const r = this.sh(PROBE_SCRIPT, probeArgs(spec.bridge.name, table, all));
     if (r.status !== 0) throw new Error(`probe: ${r.stderr}`);
     return parseProbe(r.stdout, spec.bridge.name, table);
   }
@@ -66,9 +72,19 @@ export class PrivateHost {
     failAfter = "",
     table = spec.firewallTable,
   ): SpawnSyncReturns<string> {
+    return this.applyWith(spec, actions, this.observe(spec, table).generation, failAfter, table);
+  }
+
+  /** Like apply, with the generation token of an earlier probe. */
+  applyWith(
+    spec: NetworkSpec,
+    actions: Action[],
+    generation: string,
+    failAfter = "",
+    table = spec.firewallTable,
+  ): SpawnSyncReturns<string> {
     const args = probeArgs(spec.bridge.name, table, networkPaths(spec.name));
-    const observed = this.observe(spec, table);
-    return this.sh(renderApplyScript(actions, true), [...args, observed.hash, failAfter]);
+    return this.sh(renderApplyScript(actions, true), [...args, generation, failAfter]);
   }
 
   /** The whole firewall state, as a snapshot compares it. */
