@@ -1012,42 +1012,72 @@ export async function refresh(opts: EngineOptions & { preview?: boolean }): Prom
   }
 }
 
-/** `pulumi destroy`: Delete(id, outputs, inputs) for every resource, in reverse order. Does not run the program. */
+/**
+ * The order in which `pulumi destroy` deletes: "antichains", each the resources nothing still to be deleted
+ * depends on (dependencies, parent, provider), deleted in parallel; one antichain after the other. Within one,
+ * newest first. A dependency cycle (which the engine never records) falls back to one at a time.
+ */
+export function deleteAntichains(resources: ResourceState[]): ResourceState[][] {
+  const newestFirst = [...resources].reverse();
+  const left = new Set(newestFirst.map((r) => r.urn));
+  const dependsOn = (r: ResourceState) =>
+    [...(r.dependencies ?? []), r.parent, r.provider?.split("::").slice(0, -1).join("::")].filter(
+      (u): u is string => !!u && u !== r.urn,
+    );
+  const chains: ResourceState[][] = [];
+  while (left.size) {
+    const pending = newestFirst.filter((r) => left.has(r.urn));
+    const held = new Set(pending.flatMap(dependsOn));
+    let free = pending.filter((r) => !held.has(r.urn));
+    if (!free.length) free = [pending[0]];
+    chains.push(free);
+    for (const r of free) left.delete(r.urn);
+  }
+  return chains;
+}
+
+/** `pulumi destroy`: Delete(id, outputs, inputs) for every resource, antichain by antichain (see above). */
 export async function destroy(opts: EngineOptions & { preview?: boolean }): Promise<RunResult> {
   const run = new Run(opts);
   const old = loadState(opts);
   const remaining = [...old.resources];
   try {
-    for (const r of [...old.resources].reverse()) {
-      const dynamic = r.custom && isDynamic(r.type, r.inputs);
-      const op: Operation = {
-        op: "delete",
-        urn: r.urn,
-        type: r.type,
-        name: r.urn.split("::").pop() ?? "",
-        custom: r.custom,
-        dynamic,
-        calls: [],
-        id: r.id,
-        oldInputs: r.inputs,
-        oldOutputs: r.outputs,
-      };
-      run.ops.push(op);
-      if (opts.preview) continue;
-      if (dynamic && r.id && !r.external) {
-        if (r.retainOnDelete) op.retained = true;
-        else {
-          try {
-            const plugin = await run.getPlugin();
-            op.calls.push("delete");
-            await plugin.delete(r.id, r.urn, r.outputs, r.inputs);
-          } catch (e) {
-            run.fail(op, e);
-            break;
+    for (const chain of deleteAntichains(old.resources)) {
+      await Promise.all(
+        chain.map(async (r) => {
+          const dynamic = r.custom && isDynamic(r.type, r.inputs);
+          const op: Operation = {
+            op: "delete",
+            urn: r.urn,
+            type: r.type,
+            name: r.urn.split("::").pop() ?? "",
+            custom: r.custom,
+            dynamic,
+            calls: [],
+            id: r.id,
+            oldInputs: r.inputs,
+            oldOutputs: r.outputs,
+          };
+          run.ops.push(op);
+          if (opts.preview) return;
+          if (dynamic && r.id && !r.external) {
+            if (r.retainOnDelete) op.retained = true;
+            else {
+              try {
+                const plugin = await run.getPlugin();
+                op.calls.push("delete");
+                await plugin.delete(r.id, r.urn, r.outputs, r.inputs);
+              } catch (e) {
+                run.fail(op, e);
+                return; // still in the state: it still exists
+              }
+            }
           }
-        }
-      }
-      remaining.splice(remaining.indexOf(r), 1);
+          remaining.splice(remaining.indexOf(r), 1);
+        }),
+      );
+      // Like the engine: the deletes already started finish; no new antichain starts after a failure.
+      if (run.failed) break;
     }
     const state: StackState = { version: 1, resources: remaining };
     if (!opts.preview) saveState(opts, state);
