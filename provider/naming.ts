@@ -10,6 +10,8 @@ export const HOST_LOCK_PATH = "/run";
  * and its apply script runs only if the token is still the same: no other virtnet apply came in between.
  */
 export const GENERATION_FILE = `${STATE_DIR}/generation`;
+/** virtnet's record of raising fs.inotify.max_user_instances: "<original> <raised to>". */
+export const INOTIFY_MARKER = `${STATE_DIR}/inotify.virtnet`;
 export const MAX_IFNAME = 15; // IFNAMSIZ - 1
 
 function digest(text: string): string {

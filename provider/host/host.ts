@@ -63,6 +63,6 @@ export class HostCommandError extends Error {
 
 /** Last lines of a command's stderr, bounded, for error messages. */
 export function tail(text: string, maxLines = 5, maxChars = 600): string {
-  const lines = text.trimEnd().split("\n").slice(-maxLines).join("\n");
+  const lines = text.trim().split("\n").slice(-maxLines).join("\n");
   return lines.length > maxChars ? lines.slice(-maxChars) : lines;
 }

@@ -35,11 +35,14 @@ export const PROBE_FUNCTION = String.raw`probe() {
   [ -n "$gw" ] && { echo "@@routeget"; ip -j route get "$gw" 2>/dev/null; }
   echo "@@nft"; [ -n "$table" ] && nft list table inet "$table" 2>/dev/null
   echo "@@chains"; nft -j list chains 2>/dev/null
-  # sysctl files end without the newline read wants: its status is 1 with the value read.
+  # A sysctl file answers a one-byte read(2), which is how the shell's read reads, with its first byte only:
+  # enough for these two (0 or 1), not for numbers (cat below). read's status is 1 here, with the value set.
   echo "@@forward"; vn_f=""; read -r vn_f < /proc/sys/net/ipv4/ip_forward; echo "$vn_f"
   echo "@@forwardmarker"; [ -e "$stateroot/ip_forward.virtnet" ] && echo yes
   echo "@@forward6"; vn_f=""; { read -r vn_f < /proc/sys/net/ipv6/conf/all/forwarding; } 2>/dev/null; echo "$vn_f"
   echo "@@forward6marker"; [ -e "$stateroot/ip6_forward.virtnet" ] && echo yes
+  echo "@@inotify"; cat /proc/sys/fs/inotify/max_user_instances
+  [ -f "$stateroot/inotify.virtnet" ] && [ ! -L "$stateroot/inotify.virtnet" ] && read -r vn_f < "$stateroot/inotify.virtnet" && echo "$vn_f"
   echo "@@dnsmasq"; pid=""; [ -f "$pidfile" ] && { read -r pid < "$pidfile"; } 2>/dev/null
   case "$pid" in *[!0-9]*|"") ;; *)
     if { read -r vn_a vn_b vn_state vn_rest < "/proc/$pid/stat"; } 2>/dev/null && [ "$vn_state" != Z ]; then
@@ -152,6 +155,11 @@ export interface ObservedNetwork {
   forwardMarker: boolean;
   ip6Forward: boolean;
   forward6Marker: boolean;
+  /**
+   * fs.inotify.max_user_instances, and virtnet's record of raising it ("<original> <raised to>"): every
+   * dnsmasq that forwards DNS takes one instance (it watches resolv.conf). Absent in hand-made observations.
+   */
+  inotify?: { limit: number; marker?: { original: number; raised: number } };
   dnsmasq?: { pid: number; exe: string; argv: string[] };
   conf?: string;
   hosts?: string;
@@ -282,6 +290,7 @@ export function parseProbe(output: string, bridgeName: string, table?: string): 
     forwardMarker: (s.get("forwardmarker") ?? "").trim() === "yes",
     ip6Forward: (s.get("forward6") ?? "").trim() === "1",
     forward6Marker: (s.get("forward6marker") ?? "").trim() === "yes",
+    inotify: parseInotify(s.get("inotify")),
     bridgeIpv6: json<any[]>(s.get("addr6"), [])
       .flatMap((i) => i.addr_info ?? [])
       .filter((a: any) => a.family === "inet6")
@@ -346,6 +355,15 @@ function parseFirewall(s: Map<string, string>, chains: any[]): ObservedFirewall 
     if (exit === "exit=0" && out[0]) fw.zone.zone = out[0].trim();
   }
   return fw;
+}
+
+function parseInotify(section: string | undefined): ObservedNetwork["inotify"] {
+  const [limit, marker] = (section ?? "").split("\n");
+  if (!/^\d+$/.test(limit ?? "")) return undefined;
+  const m = /^(\d+) (\d+)$/.exec(marker ?? "");
+  return m
+    ? { limit: Number(limit), marker: { original: Number(m[1]), raised: Number(m[2]) } }
+    : { limit: Number(limit) };
 }
 
 // A section loses its file's last newline when split; files virtnet writes are empty or end with one.

@@ -1,7 +1,7 @@
 // The pure planner: desired state + what the host has -> the actions that make them equal, each with its undo.
 import * as ipaddr from "ipaddr.js";
 import { quote } from "shell-quote";
-import { bridgeAlias, NetworkPaths, RUN_DIR, STATE_DIR } from "../naming";
+import { bridgeAlias, INOTIFY_MARKER, NetworkPaths, RUN_DIR, STATE_DIR } from "../naming";
 import { needsDnsmasq, renderDhcpHosts, renderDnsmasqConf, renderHostsFile } from "../render/dnsmasq";
 import { DhcpRangeSpec, rangeInside, rangeOverlaps } from "./dhcp";
 import { removeStateDirAction, routesToRestore } from "./route";
@@ -223,6 +223,31 @@ function forwardingActions(spec: NetworkSpec, observed: ObservedNetwork): Action
   return actions;
 }
 
+/** inotify instances left to the rest of the host beyond virtnet's dnsmasqs; the kernel's default is 128. */
+export const INOTIFY_RESERVE = 64;
+
+/**
+ * Each dnsmasq takes an inotify instance, and past fs.inotify.max_user_instances (128 by default) dnsmasq
+ * refuses to start. With many networks virtnet raises the limit to its dnsmasqs plus INOTIFY_RESERVE, and
+ * records the original value, which the last network's delete puts back.
+ */
+function inotifyActions(spec: NetworkSpec, ranges: DhcpRangeSpec[], observed: ObservedNetwork): Action[] {
+  const i = observed.inotify;
+  if (!i || !needsDnsmasq(spec, ranges)) return [];
+  const wanted = observed.networks.filter((n) => n.name !== spec.name).length + 1 + INOTIFY_RESERVE;
+  if (i.limit >= wanted) return [];
+  const original = i.marker?.original ?? i.limit;
+  const previous = i.marker ? `${i.marker.original} ${i.marker.raised}\n` : undefined;
+  const marker = writeFileAction(INOTIFY_MARKER, `${original} ${wanted}\n`, previous);
+  return [
+    {
+      name: `raise fs.inotify.max_user_instances to ${wanted}`,
+      run: `sysctl -qw fs.inotify.max_user_instances=${wanted} && ${marker.run}`,
+      undo: `sysctl -qw fs.inotify.max_user_instances=${i.limit}; ${marker.undo}`,
+    },
+  ];
+}
+
 function dnsmasqActions(
   spec: NetworkSpec,
   ranges: DhcpRangeSpec[],
@@ -398,6 +423,7 @@ export function planApply(
     ...routesToRestore(spec.bridge.name, observed.route),
     ...firewallActions(spec, observed, backend, foreign.actions, options.table ?? prevRecord?.table),
     ...forwardingActions(spec, observed),
+    ...inotifyActions(spec, ranges, observed),
     ...rangeRecordActions(ranges, observed, paths),
     ...dnsmasqActions(spec, ranges, observed, paths),
     ...networkRestoreActions(spec, ranges, observed, paths, restoreFirewall),
@@ -453,6 +479,18 @@ export function planDelete(
     actions.push({
       name: "restore IPv6 forwarding",
       run: `sysctl -qw net.ipv6.conf.all.forwarding=0 && rm -f ${sh(`${STATE_DIR}/ip6_forward.virtnet`)}`,
+    });
+  }
+  const inotify = observed.inotify;
+  if (others.length === 0 && inotify?.marker) {
+    // Put the original back, unless someone changed the limit since virtnet raised it.
+    const back =
+      inotify.limit === inotify.marker.raised
+        ? `sysctl -qw fs.inotify.max_user_instances=${inotify.marker.original} && `
+        : "";
+    actions.push({
+      name: "restore fs.inotify.max_user_instances",
+      run: `${back}rm -f ${sh(INOTIFY_MARKER)}`,
     });
   }
   if (others.length === 0 && observed.route.records.length === 0)

@@ -1,7 +1,7 @@
 // What brings networks and routes back after a reboot: per-network restore scripts, written at every apply
 // from the same renderers, one entry point, and a systemd unit that runs it at boot.
 import { quote } from "shell-quote";
-import { NetworkPaths, RUN_DIR, STATE_DIR } from "../naming";
+import { INOTIFY_MARKER, NetworkPaths, RUN_DIR, STATE_DIR } from "../naming";
 import { DhcpRangeSpec } from "../network/dhcp";
 import { NetworkSpec } from "../network/spec";
 import { needsDnsmasq } from "./dnsmasq";
@@ -83,6 +83,8 @@ export function renderRestoreEntry(): string {
     "# virtnet: brings every autostart network, its DHCP ranges and every static route back as last applied.",
     "# A network without restore.sh is transient (autostart: false): like libvirt, it does not outlive a boot.",
     `for d in ${STATE_DIR}/networks/*/; do [ -f "$d/network.json" ] && [ ! -f "$d/restore.sh" ] && rm -rf -- "$d"; done`,
+    // Many dnsmasqs need more inotify instances than the kernel's default (plan.ts, inotifyActions).
+    `[ -f ${INOTIFY_MARKER} ] && read -r vn_orig vn_raised < ${INOTIFY_MARKER} && vn_now=$(cat /proc/sys/fs/inotify/max_user_instances); [ "\${vn_now:-0}" -lt "\${vn_raised:-0}" ] && sysctl -qw fs.inotify.max_user_instances="$vn_raised"`,
     `for f in ${STATE_DIR}/networks/*/restore.sh; do [ -f "$f" ] && sh "$f"; done`,
     `for f in ${STATE_DIR}/routes/*.restore; do [ -f "$f" ] && sh "$f"; done`,
     "exit 0",

@@ -6,7 +6,13 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { bridgeAlias, networkPaths, RUN_DIR, STATE_DIR } from "../../../provider/naming";
 import { ObservedNetwork, parseProbe, probeArgs, PROBE_SCRIPT } from "../../../provider/network/observe";
-import { appliedRecord, planApply, planDelete, writeFileAction } from "../../../provider/network/plan";
+import {
+  appliedRecord,
+  INOTIFY_RESERVE,
+  planApply,
+  planDelete,
+  writeFileAction,
+} from "../../../provider/network/plan";
 import { renderApplyScript } from "../../../provider/network/script";
 import { buildNetworkSpec, NetworkSpec } from "../../../provider/network/spec";
 import { renderDnsmasqConf, renderHostsFile } from "../../../provider/render/dnsmasq";
@@ -172,6 +178,42 @@ describe("planner", () => {
     expect(names(planDelete("lab", "vn-lab", spec.firewallTable, host, paths))).to.not.include(
       "stop dnsmasq",
     );
+  });
+
+  describe("inotify instances (one per dnsmasq; dnsmasq refuses to start past the limit)", () => {
+    const others = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({ name: `o${i}`, mode: "nat", bridge: `vn-o${i}` }));
+    const raise = (p: { actions: { name: string; run: string }[] }) =>
+      p.actions.find((a) => a.name.startsWith("raise fs.inotify"));
+
+    it("leaves the limit alone while the host has room for this dnsmasq plus the reserve", () => {
+      const host = { ...emptyHost(), networks: others(63), inotify: { limit: 128 } };
+      expect(raise(planApply(spec, host, paths))).to.equal(undefined);
+    });
+
+    it("raises it to virtnet's dnsmasqs plus the reserve, recording the original value", () => {
+      const host = { ...emptyHost(), networks: others(100), inotify: { limit: 128 } };
+      const a = raise(planApply(spec, host, paths))!;
+      expect(a.name).to.equal(`raise fs.inotify.max_user_instances to ${101 + INOTIFY_RESERVE}`);
+      expect(a.run).to.include("fs.inotify.max_user_instances=165").and.include("'128 165");
+      const again = { ...host, inotify: { limit: 165, marker: { original: 128, raised: 165 } } };
+      expect(raise(planApply(spec, again, paths)), "in sync").to.equal(undefined);
+    });
+
+    it("the last network's delete puts the original back, unless someone changed it since", () => {
+      const raised = {
+        ...appliedHost(spec),
+        inotify: { limit: 165, marker: { original: 128, raised: 165 } },
+      };
+      const back = planDelete("lab", "vn-lab", spec.firewallTable, raised, paths).actions;
+      const step = back.find((a) => a.name === "restore fs.inotify.max_user_instances")!;
+      expect(step.run).to.include("fs.inotify.max_user_instances=128").and.include("rm -f");
+      const changed = { ...raised, inotify: { limit: 4096, marker: { original: 128, raised: 165 } } };
+      const keep = planDelete("lab", "vn-lab", spec.firewallTable, changed, paths).actions;
+      expect(keep.find((a) => a.name === "restore fs.inotify.max_user_instances")!.run).to.not.include(
+        "sysctl",
+      );
+    });
   });
 
   it("deletes everything, restores forwarding and removes virtnet's directories when it was the last network", () => {

@@ -23,6 +23,11 @@ describe("probe on a private namespace", function () {
     });
   }
 
+  it("reads fs.inotify.max_user_instances as the kernel has it", () => {
+    const limit = Number(host.must("cat /proc/sys/fs/inotify/max_user_instances"));
+    expect(host.observe(spec).inotify).to.deep.equal({ limit });
+  });
+
   it("finds a running process behind the pid file only when it is alive, with its executable and argv", () => {
     const pidfile = "/var/lib/virtnet/probe.pid";
     const paths = { dnsmasqPid: pidfile };
