@@ -871,33 +871,14 @@ export async function up(opts: UpOptions): Promise<UpResult> {
       for (const r of toDelete) {
         const replaced = replaceOps.get(r.urn);
         const isCondemned = condemned.includes(r);
-        const op: Operation =
-          isCondemned && replaced
-            ? replaced
-            : {
-                op: "delete",
-                urn: r.urn,
-                type: r.type,
-                name: r.urn.split("::").pop() ?? "",
-                custom: r.custom,
-                dynamic: r.custom && isDynamic(r.type, r.inputs),
-                calls: [],
-                id: r.id,
-                oldInputs: r.inputs,
-                oldOutputs: r.outputs,
-              };
+        const op: Operation = isCondemned && replaced ? replaced : deleteOperation(r);
         if (!replaced || !isCondemned) run.ops.push(op);
         if (!op.dynamic || !r.id || r.external || preview) continue;
         if (r.retainOnDelete) {
           op.retained = true;
           continue;
         }
-        try {
-          const plugin = await run.getPlugin();
-          op.calls.push("delete");
-          await plugin.delete(r.id, r.urn, r.outputs, r.inputs);
-        } catch (e) {
-          run.fail(op, e);
+        if (!(await providerDelete(run, op, r))) {
           // Keep it in the state: it still exists.
           if (!newStates.has(r.urn)) newStates.set(r.urn, r);
           else if (isCondemned) newStates.set(r.urn + "#pending-delete", r);
@@ -1012,6 +993,34 @@ export async function refresh(opts: EngineOptions & { preview?: boolean }): Prom
   }
 }
 
+/** Delete(id, outputs, inputs) through the plugin; false, with the run failed, when the provider refused. */
+async function providerDelete(run: Run, op: Operation, r: ResourceState): Promise<boolean> {
+  try {
+    const plugin = await run.getPlugin();
+    op.calls.push("delete");
+    await plugin.delete(r.id!, r.urn, r.outputs, r.inputs);
+    return true;
+  } catch (e) {
+    run.fail(op, e);
+    return false;
+  }
+}
+
+function deleteOperation(r: ResourceState): Operation {
+  return {
+    op: "delete",
+    urn: r.urn,
+    type: r.type,
+    name: r.urn.split("::").pop() ?? "",
+    custom: r.custom,
+    dynamic: r.custom && isDynamic(r.type, r.inputs),
+    calls: [],
+    id: r.id,
+    oldInputs: r.inputs,
+    oldOutputs: r.outputs,
+  };
+}
+
 /**
  * The order in which `pulumi destroy` deletes: "antichains", each the resources nothing still to be deleted
  * depends on (dependencies, parent, provider), deleted in parallel; one antichain after the other. Within one,
@@ -1045,33 +1054,12 @@ export async function destroy(opts: EngineOptions & { preview?: boolean }): Prom
     for (const chain of deleteAntichains(old.resources)) {
       await Promise.all(
         chain.map(async (r) => {
-          const dynamic = r.custom && isDynamic(r.type, r.inputs);
-          const op: Operation = {
-            op: "delete",
-            urn: r.urn,
-            type: r.type,
-            name: r.urn.split("::").pop() ?? "",
-            custom: r.custom,
-            dynamic,
-            calls: [],
-            id: r.id,
-            oldInputs: r.inputs,
-            oldOutputs: r.outputs,
-          };
+          const op = deleteOperation(r);
           run.ops.push(op);
           if (opts.preview) return;
-          if (dynamic && r.id && !r.external) {
+          if (op.dynamic && r.id && !r.external) {
             if (r.retainOnDelete) op.retained = true;
-            else {
-              try {
-                const plugin = await run.getPlugin();
-                op.calls.push("delete");
-                await plugin.delete(r.id, r.urn, r.outputs, r.inputs);
-              } catch (e) {
-                run.fail(op, e);
-                return; // still in the state: it still exists
-              }
-            }
+            else if (!(await providerDelete(run, op, r))) return; // still in the state: it still exists
           }
           remaining.splice(remaining.indexOf(r), 1);
         }),
