@@ -133,14 +133,21 @@ export async function floorDestroy(host: string, nets: BenchNet[]): Promise<Floo
 /** A Host that counts what the lifecycle runs: probes, apply attempts (a retry re-probes and re-applies). */
 export class CountingHost implements Host {
   readonly counts: Record<string, number> = {};
+  /** Milliseconds spent in the host's commands, by step (each from spawn to exit). */
+  readonly ms: Record<string, number> = {};
   constructor(private readonly inner: Host) {}
   get label() {
     return this.inner.label;
   }
-  run(script: string, opts?: RunOptions) {
+  async run(script: string, opts?: RunOptions) {
     const k = opts?.step ?? "other";
     this.counts[k] = (this.counts[k] ?? 0) + 1;
-    return this.inner.run(script, opts);
+    const t0 = process.hrtime.bigint();
+    try {
+      return await this.inner.run(script, opts);
+    } finally {
+      this.ms[k] = (this.ms[k] ?? 0) + Number(process.hrtime.bigint() - t0) / 1e6;
+    }
   }
   runChecked(script: string, opts?: RunOptions) {
     return this.inner.runChecked(script, opts);
@@ -161,6 +168,8 @@ export interface LifecycleResult {
   wallMs: number;
   /** Host runs by step ("probe host", "apply") during the timed part. */
   counts: Record<string, number>;
+  /** Time in those runs, by step: virtnet's own host commands, without SSH, Pulumi or planning. */
+  ms: Record<string, number>;
   /** Errors of the operations that failed (create: then redone one at a time, not timed in wallMs). */
   errors: string[];
   redoMs: number;
@@ -179,6 +188,7 @@ export async function lifecycleCreate(host: string, nets: BenchNet[]): Promise<L
   const settled = await Promise.allSettled(nets.map(one));
   const wallMs = Date.now() - t0;
   const counts = { ...h.counts };
+  const ms = { ...h.ms };
   const errors: string[] = [];
   const t1 = Date.now();
   for (const [i, r] of settled.entries()) {
@@ -186,7 +196,7 @@ export async function lifecycleCreate(host: string, nets: BenchNet[]): Promise<L
     errors.push(r.reason instanceof Error ? r.reason.message : String(r.reason));
     await one(nets[i]);
   }
-  return { wallMs, counts, errors, redoMs: Date.now() - t1 };
+  return { wallMs, counts, ms, errors, redoMs: Date.now() - t1 };
 }
 
 /** deleteRange then deleteNetwork, one network after the other (as the engine's destroy does). */
@@ -202,7 +212,7 @@ export async function lifecycleDestroy(host: string, nets: BenchNet[]): Promise<
     );
     await deleteNetwork(h, spec.name, spec.bridge.name, spec.firewallTable);
   }
-  return { wallMs: Date.now() - t0, counts: h.counts, errors: [], redoMs: 0 };
+  return { wallMs: Date.now() - t0, counts: h.counts, ms: h.ms, errors: [], redoMs: 0 };
 }
 
 /** Removes every virtnet network named bn* from a lab host (a safety net after an interrupted run). */
