@@ -1,7 +1,17 @@
 // Create/update, read and delete of one network on one host: probe, plan, run one script, retry if the host moved.
-import { Host, tail } from "../host/host";
+import { Host, RunResult, tail } from "../host/host";
 import { networkPaths } from "../naming";
-import { parseProbe, probeArgs, ObservedNetwork, PROBE_SCRIPT, isOurDnsmasq } from "./observe";
+import { randomUUID } from "node:crypto";
+import {
+  AppliedNetworkRecord,
+  isOurDnsmasq,
+  MULTI_PROBE_SCRIPT,
+  ObservedNetwork,
+  parseMultiProbe,
+  parseProbe,
+  probeArgs,
+  PROBE_SCRIPT,
+} from "./observe";
 import { Plan, planApply, planDelete, restoreGlobalActions } from "./plan";
 import { EXIT_HOST_CHANGED, EXIT_STEP_FAILED, renderApplyScript, STEP_FAILED_MARKER } from "./script";
 import { NetworkSpec } from "./spec";
@@ -23,7 +33,7 @@ export class NetworkError extends Error {
     readonly hostLabel: string,
     readonly network: string,
     readonly step: string,
-    detail: string,
+    readonly detail: string,
   ) {
     super(
       `host ${hostLabel}, ${network.startsWith("route ") ? network : `network "${network}"`}: ${step}: ${detail}`,
@@ -69,95 +79,237 @@ export async function observe(
   return parseProbe(r.stdout, bridge, table);
 }
 
-// Operations on one host from this process take turns: concurrent plans of one deployment would otherwise
-// keep invalidating each other's probe (it covers host-wide state) and re-plan again and again. Other
-// processes are kept apart by the host lock and the probe-hash check in the apply script.
-const hostQueues = new Map<string, Promise<unknown>>();
+// Changes to one host from this process go through one queue per host. Each round probes every waiting
+// change at once (the host's half of the probe once: observe.ts MULTI_PROBE_SCRIPT), plans them in order, each
+// plan seeing the networks the changes before it add or remove, and runs them one after the other, each
+// apply script expecting the generation token the one before it leaves. A plan with a host-wide action
+// (Action.shared) only runs alone, planned from a fresh probe; after a failure the rest plan again. Other
+// processes are kept apart by the host lock and the token check.
+const MAX_BATCH = 32;
 
-function onHostInTurn<T>(host: Host, work: () => Promise<T>): Promise<T> {
-  const previous = hostQueues.get(host.label) ?? Promise.resolve();
-  const next = previous.then(work, work);
-  const settled = next.then(
-    () => undefined,
-    () => undefined,
-  );
-  hostQueues.set(host.label, settled);
-  void settled.then(() => {
-    if (hostQueues.get(host.label) === settled) hostQueues.delete(host.label);
+interface Change {
+  name: string;
+  bridge: string;
+  table?: string;
+  gateway: string;
+  makePlan: (o: ObservedNetwork) => Plan;
+  undo: boolean;
+  failAfter?: string;
+  /** Runs only alone (routes: their plans are not marked for batching). */
+  solo: boolean;
+  /** What it does to the host's list of virtnet networks, for the plans made after it in the same round. */
+  effect?: { adds: AppliedNetworkRecord } | { removes: string };
+  deadline: number;
+  attempt: number;
+  resolve: (r: ApplyResult) => void;
+  reject: (e: unknown) => void;
+}
+
+const hostQueues = new Map<string, { changes: Change[]; running: boolean }>();
+
+type ChangeSpec = Pick<Change, "name" | "bridge" | "table" | "makePlan" | "undo" | "failAfter" | "effect"> & {
+  gateway?: string;
+  solo?: boolean;
+};
+
+function runPlan(host: Host, c: ChangeSpec): Promise<ApplyResult> {
+  if (c.table !== undefined && c.table !== "" && !NFT_IDENTIFIER.test(c.table))
+    return Promise.reject(
+      new NetworkError(host.label, c.name, "check host", `"${c.table}" is not a virtnet firewall table name`),
+    );
+  let q = hostQueues.get(host.label);
+  if (!q) hostQueues.set(host.label, (q = { changes: [], running: false }));
+  const queue = q;
+  return new Promise<ApplyResult>((resolve, reject) => {
+    queue.changes.push({
+      ...c,
+      gateway: c.gateway ?? "",
+      solo: c.solo ?? false,
+      deadline: Date.now() + HOST_CHANGED_DEADLINE_MS,
+      attempt: 0,
+      resolve,
+      reject,
+    });
+    // Started on the next turn of the event loop, so that changes issued together are probed together.
+    if (!queue.running) {
+      queue.running = true;
+      setImmediate(() => void drain(host, queue));
+    }
   });
-  return next;
 }
 
-function runPlan(...args: Parameters<typeof runPlanNow>): Promise<ApplyResult> {
-  return onHostInTurn(args[0], () => runPlanNow(...args));
+async function drain(host: Host, q: { changes: Change[]; running: boolean }): Promise<void> {
+  try {
+    while (q.changes.length) {
+      try {
+        await round(host, q.changes);
+      } catch (e) {
+        // Not expected (round settles every failure it knows); never leave a change waiting forever.
+        for (const c of [...q.changes]) settle(q.changes, c, { error: e });
+      }
+    }
+  } finally {
+    q.running = false;
+    if (hostQueues.get(host.label) === q && !q.changes.length) hostQueues.delete(host.label);
+  }
 }
 
-async function runPlanNow(
-  host: Host,
-  name: string,
-  bridge: string,
-  table: string | undefined,
-  makePlan: (o: ObservedNetwork) => Plan,
-  undo: boolean,
-  failAfter?: string,
-  gateway = "",
-): Promise<ApplyResult> {
-  const deadline = Date.now() + HOST_CHANGED_DEADLINE_MS;
-  for (let attempt = 1; ; attempt++) {
-    const observed = await observe(host, name, bridge, table, gateway);
-    const plan = makePlan(observed);
-    if (plan.errors.length) throw new NetworkError(host.label, name, "check host", plan.errors.join("; "));
-    if (plan.actions.length === 0) return { actions: [], warnings: plan.warnings, observed };
-    const args = [
-      ...probeArgs(bridge, table, networkPaths(safeDirName(name)), gateway),
-      observed.generation,
-      failAfter ?? "",
-    ];
-    const r = await host.run(renderApplyScript(plan.actions, undo), { args, step: "apply" });
-    if (r.code === 0) return { actions: plan.actions.map((a) => a.name), warnings: plan.warnings, observed };
-    if (r.code === EXIT_HOST_CHANGED) {
-      // Another apply came in between probe and lock: plan again. Each round one deployment wins the lock
-      // with a fresh plan, so a burst of concurrent applies converges; jitter spreads the retries.
-      if (Date.now() > deadline)
-        throw new NetworkError(
-          host.label,
-          name,
-          "apply",
-          `the host kept changing for ${HOST_CHANGED_DEADLINE_MS / 1000} s (${attempt} plans)`,
-        );
-      await sleep(Math.min(500, 10 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random()));
+function settle(queue: Change[], c: Change, outcome: { ok: ApplyResult } | { error: unknown }): void {
+  queue.splice(queue.indexOf(c), 1);
+  if ("ok" in outcome) c.resolve(outcome.ok);
+  else c.reject(outcome.error);
+}
+
+/** The waiting changes one probe serves: solo ones alone, one change per network. */
+function nextBatch(queue: Change[]): Change[] {
+  const batch: Change[] = [];
+  for (const c of queue) {
+    if (batch.length >= MAX_BATCH || (c.solo && batch.length)) break;
+    if (batch.some((b) => b.name === c.name)) break;
+    batch.push(c);
+    if (c.solo) break;
+  }
+  return batch;
+}
+
+async function probeAll(host: Host, batch: Change[]): Promise<ObservedNetwork[]> {
+  if (batch.length === 1) {
+    const c = batch[0];
+    return [await observe(host, c.name, c.bridge, c.table, c.gateway)];
+  }
+  const args = batch.flatMap((c) =>
+    probeArgs(c.bridge, c.table, networkPaths(safeDirName(c.name)), c.gateway),
+  );
+  const r = await host.run(MULTI_PROBE_SCRIPT, { args, step: "probe host" });
+  if (r.code !== 0)
+    throw new NetworkError(host.label, batch[0].name, "probe host", `exit ${r.code}: ${tail(r.stderr)}`);
+  return parseMultiProbe(r.stdout, batch);
+}
+
+function withEffect(networks: AppliedNetworkRecord[], c: Change): AppliedNetworkRecord[] {
+  const e = c.effect;
+  if (!e) return networks;
+  if ("removes" in e) return networks.filter((n) => n.name !== e.removes);
+  return [...networks.filter((n) => n.name !== e.adds.name), e.adds];
+}
+
+async function round(host: Host, queue: Change[]): Promise<void> {
+  const batch = nextBatch(queue);
+  let observations: ObservedNetwork[];
+  try {
+    observations = await probeAll(host, batch);
+  } catch (e) {
+    for (const c of batch) {
+      const error =
+        e instanceof NetworkError && c !== batch[0]
+          ? new NetworkError(host.label, c.name, e.step, e.detail)
+          : e;
+      settle(queue, c, { error });
+    }
+    return;
+  }
+  // Plan in order; a change whose plan needs the host to itself waits for the next round unless it is first.
+  const group: { c: Change; plan: Plan; observed: ObservedNetwork }[] = [];
+  let networks = observations[0].networks;
+  for (const [i, c] of batch.entries()) {
+    const observed = { ...observations[i], networks };
+    let plan: Plan;
+    try {
+      plan = c.makePlan(observed);
+    } catch (e) {
+      settle(queue, c, { error: e });
       continue;
     }
-    const failed = r.stderr.split("\n").find((l) => l.startsWith(STEP_FAILED_MARKER));
-    const step = failed ? failed.slice(STEP_FAILED_MARKER.length) : "apply";
-    const stderr = tail(
-      r.stderr
-        .split("\n")
-        .filter((l) => !l.startsWith(STEP_FAILED_MARKER))
-        .join("\n"),
-    );
-    const outcome = r.code === EXIT_STEP_FAILED && undo ? "; every change made before it was undone" : "";
-    throw new NetworkError(
-      host.label,
-      name,
-      step,
-      `failed (exit ${r.code})${stderr ? `: ${stderr}` : ""}${outcome}`,
-    );
+    if (plan.errors.length) {
+      settle(queue, c, { error: new NetworkError(host.label, c.name, "check host", plan.errors.join("; ")) });
+      continue;
+    }
+    if (plan.actions.length === 0) {
+      settle(queue, c, { ok: { actions: [], warnings: plan.warnings, observed } });
+      continue;
+    }
+    const hostWide = c.solo || plan.actions.some((a) => a.shared);
+    if (hostWide && group.length) break;
+    group.push({ c, plan, observed });
+    networks = withEffect(networks, c);
+    if (hostWide) break;
   }
+  let token = observations[0].generation;
+  for (const { c, plan, observed } of group) {
+    const next = randomUUID();
+    const args = [
+      ...probeArgs(c.bridge, c.table, networkPaths(safeDirName(c.name)), c.gateway),
+      token,
+      c.failAfter ?? "",
+      next,
+    ];
+    let r: RunResult;
+    try {
+      r = await host.run(renderApplyScript(plan.actions, c.undo), { args, step: "apply" });
+    } catch (e) {
+      settle(queue, c, { error: e });
+      return;
+    }
+    if (r.code === 0) {
+      token = next;
+      settle(queue, c, {
+        ok: { actions: plan.actions.map((a) => a.name), warnings: plan.warnings, observed },
+      });
+      continue;
+    }
+    if (r.code === EXIT_HOST_CHANGED) {
+      // Another process applied between our probe and the lock: plan again. Each round one deployment wins the
+      // lock with a fresh plan, so a burst of concurrent applies converges; jitter spreads the retries.
+      c.attempt++;
+      if (Date.now() > c.deadline)
+        settle(queue, c, {
+          error: new NetworkError(
+            host.label,
+            c.name,
+            "apply",
+            `the host kept changing for ${HOST_CHANGED_DEADLINE_MS / 1000} s (${c.attempt} plans)`,
+          ),
+        });
+      await sleep(Math.min(500, 10 * 2 ** Math.min(c.attempt, 6)) * (0.5 + Math.random()));
+      return;
+    }
+    settle(queue, c, { error: stepError(host, c, r) });
+    return; // the changes after it were planned as if it had succeeded: they plan again
+  }
+}
+
+function stepError(host: Host, c: Change, r: RunResult): NetworkError {
+  const failed = r.stderr.split("\n").find((l) => l.startsWith(STEP_FAILED_MARKER));
+  const step = failed ? failed.slice(STEP_FAILED_MARKER.length) : "apply";
+  const stderr = tail(
+    r.stderr
+      .split("\n")
+      .filter((l) => !l.startsWith(STEP_FAILED_MARKER))
+      .join("\n"),
+  );
+  const outcome = r.code === EXIT_STEP_FAILED && c.undo ? "; every change made before it was undone" : "";
+  return new NetworkError(
+    host.label,
+    c.name,
+    step,
+    `failed (exit ${r.code})${stderr ? `: ${stderr}` : ""}${outcome}`,
+  );
 }
 
 /** Makes the host match `spec`: creates, repairs or updates in place. Runs nothing mutating when in sync. */
 export function applyNetwork(host: Host, spec: NetworkSpec, opts: ApplyOptions = {}): Promise<ApplyResult> {
   const paths = networkPaths(spec.name);
-  return runPlan(
-    host,
-    spec.name,
-    spec.bridge.name,
-    spec.firewallTable ?? opts.previousTable,
-    (o) => planApply(spec, o, paths, { table: opts.previousTable }), // ranges: as recorded on the host
-    true,
-    opts.failAfter,
-  );
+  const adds: AppliedNetworkRecord = { name: spec.name, mode: spec.mode, bridge: spec.bridge.name, spec };
+  if (spec.ipv4) adds.cidr = spec.ipv4.cidr;
+  return runPlan(host, {
+    name: spec.name,
+    bridge: spec.bridge.name,
+    table: spec.firewallTable ?? opts.previousTable,
+    makePlan: (o) => planApply(spec, o, paths, { table: opts.previousTable }), // ranges: as recorded on the host
+    undo: true,
+    failAfter: opts.failAfter,
+    effect: { adds },
+  });
 }
 
 /** Removes the network and everything virtnet made for it. Succeeds when it is already gone. */
@@ -168,7 +320,14 @@ export function deleteNetwork(
   table?: string,
 ): Promise<ApplyResult> {
   const paths = networkPaths(name);
-  return runPlan(host, name, bridge, table, (o) => planDelete(name, bridge, table, o, paths), false);
+  return runPlan(host, {
+    name,
+    bridge,
+    table,
+    makePlan: (o) => planDelete(name, bridge, table, o, paths),
+    undo: false,
+    effect: { removes: name },
+  });
 }
 
 export interface NetworkStatus {
@@ -239,7 +398,14 @@ function convergeRanges(
     if (!ranges) return { errors: [], warnings: [], actions: [] };
     return planApply(record.spec as NetworkSpec, o, paths, { ranges });
   };
-  return runPlan(host, ref.name, ref.bridge, ref.table, plan, true, failAfter);
+  return runPlan(host, {
+    name: ref.name,
+    bridge: ref.bridge,
+    table: ref.table,
+    makePlan: plan,
+    undo: true,
+    failAfter,
+  });
 }
 
 const nothingToDo = (): Plan => ({ errors: [], warnings: [], actions: [] });
@@ -303,13 +469,21 @@ export function applyRoute(host: Host, spec: RouteSpec, opts: ApplyOptions = {})
     if (!p.errors.length && p.actions.length) p.actions.push(...restoreGlobalActions(o, true));
     return p;
   };
-  return runPlan(host, routeScope(spec.name), "", undefined, plan, true, opts.failAfter, spec.gateway);
+  return runPlan(host, {
+    name: routeScope(spec.name),
+    bridge: "",
+    makePlan: plan,
+    undo: true,
+    failAfter: opts.failAfter,
+    gateway: spec.gateway,
+    solo: true,
+  });
 }
 
 export function deleteRoute(host: Host, name: string): Promise<ApplyResult> {
   const plan = (o: ObservedNetwork): Plan =>
     planRouteDelete(name, o.route, o.networks.length > 0, restoreGlobalActions(o, false));
-  return runPlan(host, routeScope(name), "", undefined, plan, false);
+  return runPlan(host, { name: routeScope(name), bridge: "", makePlan: plan, undo: false, solo: true });
 }
 
 export interface RouteStatus {

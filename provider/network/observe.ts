@@ -23,17 +23,14 @@ export const PROBE_VARS = [
  * A read-only shell function: everything a plan reads, in one round trip. Its first section is the host's
  * generation token (naming.GENERATION_FILE), which the apply script checks under the host lock.
  */
-export const PROBE_FUNCTION = String.raw`probe() {
+export const PROBE_FUNCTION = [
+  // The host's half: the same whichever network asks.
+  String.raw`probe_host() {
   echo "@@generation"; [ -f "$stateroot/generation" ] && [ ! -L "$stateroot/generation" ] && read -r vn_gen < "$stateroot/generation" && echo "$vn_gen"
-  echo "@@link"; ip -j -d link show dev "$br" 2>/dev/null
-  echo "@@ports"; ip -j link show master "$br" 2>/dev/null
   echo "@@addr4"; ip -j -4 addr show 2>/dev/null
-  echo "@@addr6"; ip -j -6 addr show dev "$br" scope global 2>/dev/null
   echo "@@routes4"; ip -j -4 route show table main 2>/dev/null
   echo "@@routes6"; ip -j -6 route show table main 2>/dev/null
   echo "@@routerecords"; for f in "$stateroot"/routes/*.json; do [ -f "$f" ] && [ ! -L "$f" ] && { cat "$f"; echo; }; done
-  [ -n "$gw" ] && { echo "@@routeget"; ip -j route get "$gw" 2>/dev/null; }
-  echo "@@nft"; [ -n "$table" ] && nft list table inet "$table" 2>/dev/null
   echo "@@chains"; nft -j list chains 2>/dev/null
   # A sysctl file answers a one-byte read(2), which is how the shell's read reads, with its first byte only:
   # enough for these two (0 or 1), not for numbers (cat below). read's status is 1 here, with the value set.
@@ -43,6 +40,29 @@ export const PROBE_FUNCTION = String.raw`probe() {
   echo "@@forward6marker"; [ -e "$stateroot/ip6_forward.virtnet" ] && echo yes
   echo "@@inotify"; cat /proc/sys/fs/inotify/max_user_instances
   [ -f "$stateroot/inotify.virtnet" ] && [ ! -L "$stateroot/inotify.virtnet" ] && read -r vn_f < "$stateroot/inotify.virtnet" && echo "$vn_f"
+  [ -d /run/systemd/system ] && echo "@@systemd"
+  [ -f "$stateroot/restore" ] && [ ! -L "$stateroot/restore" ] && { echo "@@restoreentry"; cat "$stateroot/restore"; }
+  [ -f /etc/systemd/system/virtnet-restore.service ] && [ ! -L /etc/systemd/system/virtnet-restore.service ] && { echo "@@unit"; cat /etc/systemd/system/virtnet-restore.service; }
+  [ -L /etc/systemd/system/multi-user.target.wants/virtnet-restore.service ] && echo "@@unitenabled"
+  [ -d /etc/systemd/system/multi-user.target.wants ] && echo "@@wantsdir"
+  echo "@@networks"; [ -d "$stateroot/networks" ] && find "$stateroot/networks" -mindepth 2 -maxdepth 2 -name network.json -type f -exec awk 1 {} + 2>/dev/null
+  echo "@@fwtools"; for t in nft iptables-restore ip6tables-restore iptables-save ip6tables-save firewall-cmd; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done; iptables -V 2>/dev/null
+  echo "@@ipt4"; iptables-save 2>/dev/null | sed -n -E '/^\*|^:(VN-|DOCKER-USER |FORWARD )|VN-|^-A DOCKER-USER .*virtnet/{s/ \[[0-9]+:[0-9]+\]$//;p}'
+  echo "@@ipt6"; ip6tables-save 2>/dev/null | sed -n -E '/^\*|^:(VN-|DOCKER-USER |FORWARD )|VN-|^-A DOCKER-USER .*virtnet/{s/ \[[0-9]+:[0-9]+\]$//;p}'
+  echo "@@iptscaffold"; [ -f "$stateroot/iptables-scaffold" ] && [ ! -L "$stateroot/iptables-scaffold" ] && while read -r f t c; do
+    echo "= $f $t $c"; [ -n "$c" ] || continue
+    if [ "$f" = ip6 ]; then ip6tables -w -t "$t" -S "$c" 2>/dev/null; else iptables -w -t "$t" -S "$c" 2>/dev/null; fi
+  done < "$stateroot/iptables-scaffold"
+  echo "@@tools"; for t in ip dnsmasq flock find awk; do command -v "$t" >/dev/null 2>&1 || echo "missing-tool $t"; done
+  id -u dnsmasq >/dev/null 2>&1 || echo "missing-user dnsmasq"
+}`,
+  // The network's own half.
+  String.raw`probe_net() {
+  echo "@@link"; ip -j -d link show dev "$br" 2>/dev/null
+  echo "@@ports"; ip -j link show master "$br" 2>/dev/null
+  echo "@@addr6"; ip -j -6 addr show dev "$br" scope global 2>/dev/null
+  [ -n "$gw" ] && { echo "@@routeget"; ip -j route get "$gw" 2>/dev/null; }
+  echo "@@nft"; [ -n "$table" ] && nft list table inet "$table" 2>/dev/null
   echo "@@dnsmasq"; pid=""; [ -f "$pidfile" ] && { read -r pid < "$pidfile"; } 2>/dev/null
   case "$pid" in *[!0-9]*|"") ;; *)
     if { read -r vn_a vn_b vn_state vn_rest < "/proc/$pid/stat"; } 2>/dev/null && [ "$vn_state" != Z ]; then
@@ -53,26 +73,12 @@ export const PROBE_FUNCTION = String.raw`probe() {
   [ -f "$hostsfile" ] && [ ! -L "$hostsfile" ] && { echo "@@hosts"; cat "$hostsfile"; }
   [ -f "$netdir/dhcp-hosts" ] && [ ! -L "$netdir/dhcp-hosts" ] && { echo "@@dhcphosts"; cat "$netdir/dhcp-hosts"; }
   echo "@@ranges"; for f in "$netdir"/ranges/*.json; do [ -f "$f" ] && [ ! -L "$f" ] && { cat "$f"; echo; }; done
-  [ -d /run/systemd/system ] && echo "@@systemd"
-  [ -f "$stateroot/restore" ] && [ ! -L "$stateroot/restore" ] && { echo "@@restoreentry"; cat "$stateroot/restore"; }
-  [ -f /etc/systemd/system/virtnet-restore.service ] && [ ! -L /etc/systemd/system/virtnet-restore.service ] && { echo "@@unit"; cat /etc/systemd/system/virtnet-restore.service; }
-  [ -L /etc/systemd/system/multi-user.target.wants/virtnet-restore.service ] && echo "@@unitenabled"
-  [ -d /etc/systemd/system/multi-user.target.wants ] && echo "@@wantsdir"
   [ -f "$netdir/restore.sh" ] && [ ! -L "$netdir/restore.sh" ] && { echo "@@restorenet"; cat "$netdir/restore.sh"; }
   echo "@@dirs"; for d in "$stateroot" "$stateroot/networks" "$stateroot/routes" "$netdir" "$netdir/ranges" "$rundir" "$runroot/networks" "$runroot"; do [ -d "$d" ] && echo "$d"; done
-  echo "@@networks"; [ -d "$stateroot/networks" ] && find "$stateroot/networks" -mindepth 2 -maxdepth 2 -name network.json -type f -exec awk 1 {} + 2>/dev/null
-  echo "@@fwtools"; for t in nft iptables-restore ip6tables-restore iptables-save ip6tables-save firewall-cmd; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done; iptables -V 2>/dev/null
-  echo "@@ipt4"; iptables-save 2>/dev/null | sed -n -E '/^\*|^:(VN-|DOCKER-USER |FORWARD )|VN-|^-A DOCKER-USER .*virtnet/{s/ \[[0-9]+:[0-9]+\]$//;p}'
-  echo "@@ipt6"; ip6tables-save 2>/dev/null | sed -n -E '/^\*|^:(VN-|DOCKER-USER |FORWARD )|VN-|^-A DOCKER-USER .*virtnet/{s/ \[[0-9]+:[0-9]+\]$//;p}'
-  echo "@@iptscaffold"; [ -f "$stateroot/iptables-scaffold" ] && [ ! -L "$stateroot/iptables-scaffold" ] && while read -r f t c; do
-    echo "= $f $t $c"; [ -n "$c" ] || continue
-    if [ "$f" = ip6 ]; then ip6tables -w -t "$t" -S "$c" 2>/dev/null; else iptables -w -t "$t" -S "$c" 2>/dev/null; fi
-  done < "$stateroot/iptables-scaffold"
   [ -n "$br" ] && command -v firewall-cmd >/dev/null 2>&1 && { echo "@@fwzone"; firewall-cmd --get-zone-of-interface="$br" 2>&1; echo "exit=$?"; }
-  echo "@@tools"; for t in ip dnsmasq flock find awk; do command -v "$t" >/dev/null 2>&1 || echo "missing-tool $t"; done
-  id -u dnsmasq >/dev/null 2>&1 || echo "missing-user dnsmasq"
-  echo "@@end"
-}`;
+}`,
+  `probe() { probe_host; probe_net; echo "@@end"; }`,
+].join("\n");
 
 /** `gateway`: also ask the kernel how it reaches this address (StaticRoute's directly-connected check). */
 export function probeArgs(
@@ -99,6 +105,31 @@ export function probeArgs(
 export const PROBE_PRELUDE = PROBE_VARS.map((v, i) => `${v}=\${${i + 1}}`).join("; ");
 
 export const PROBE_SCRIPT = `${PROBE_PRELUDE}\n${PROBE_FUNCTION}\nprobe`;
+
+/**
+ * One probe of several networks on a host: the host's half once, then each network's half after a "@@@net"
+ * line. Its arguments are the networks' probeArgs one after the other.
+ */
+export const MULTI_PROBE_SCRIPT = [
+  PROBE_FUNCTION,
+  PROBE_PRELUDE,
+  "probe_host",
+  `while [ $# -ge ${PROBE_VARS.length} ]; do`,
+  `  ${PROBE_PRELUDE}`,
+  '  echo "@@@net"; probe_net; echo "@@end"',
+  `  shift ${PROBE_VARS.length}`,
+  "done",
+].join("\n");
+
+/** The observations of a MULTI_PROBE_SCRIPT run, one per network in argument order. */
+export function parseMultiProbe(
+  output: string,
+  networks: { bridge: string; table?: string }[],
+): ObservedNetwork[] {
+  const [hostPart, ...netParts] = output.split("\n@@@net\n");
+  if (netParts.length !== networks.length) throw new Error("host probe output was cut short");
+  return networks.map((n, i) => parseProbe(`${hostPart}\n${netParts[i]}`, n.bridge, n.table));
+}
 
 export interface ObservedBridge {
   kind: string;

@@ -25,7 +25,16 @@ export interface Action {
   name: string;
   run: string; // shell text; every value in it is quoted
   undo?: string;
+  /**
+   * Changes host-wide state that other networks' plans read (virtnet's top directories, forwarding, the boot
+   * restore entry, shared firewall chains): a plan with such an action is never made together with others.
+   */
+  shared?: boolean;
 }
+
+const shared = (a: Action): Action => ({ ...a, shared: true });
+/** A network's own nft table: the one firewall change that touches nothing another network reads. */
+const ownTable = (a: Action) => a.name === "apply firewall" || a.name === "remove firewall";
 
 export interface Plan {
   errors: string[];
@@ -104,9 +113,15 @@ function dirActions(observed: ObservedNetwork, paths: NetworkPaths): Action[] {
     `${RUN_DIR}/networks`,
     paths.runDir,
   ];
+  const own = [paths.stateDir, paths.runDir];
   return wanted
     .filter((d) => !observed.dirs.includes(d))
-    .map((d) => ({ name: `create directory ${d}`, run: sh("mkdir", "-m", "0755", d), undo: sh("rmdir", d) }));
+    .map((d) => ({
+      name: `create directory ${d}`,
+      run: sh("mkdir", "-m", "0755", d),
+      undo: sh("rmdir", d),
+      ...(own.includes(d) ? {} : { shared: true }),
+    }));
 }
 
 export function writeFileAction(
@@ -200,7 +215,8 @@ function firewallActions(
   foreign: Action[],
   previousTable?: string,
 ): Action[] {
-  return [...ownFirewallActions(spec, observed, backend, previousTable), ...foreign];
+  const own = ownFirewallActions(spec, observed, backend, previousTable);
+  return [...own.map((a) => (backend === "nftables" && ownTable(a) ? a : shared(a))), ...foreign.map(shared)];
 }
 
 function forwardingActions(spec: NetworkSpec, observed: ObservedNetwork): Action[] {
@@ -422,12 +438,12 @@ export function planApply(
     ...bridgeActions(spec, observed),
     ...routesToRestore(spec.bridge.name, observed.route),
     ...firewallActions(spec, observed, backend, foreign.actions, options.table ?? prevRecord?.table),
-    ...forwardingActions(spec, observed),
-    ...inotifyActions(spec, ranges, observed),
+    ...forwardingActions(spec, observed).map(shared),
+    ...inotifyActions(spec, ranges, observed).map(shared),
     ...rangeRecordActions(ranges, observed, paths),
     ...dnsmasqActions(spec, ranges, observed, paths),
     ...networkRestoreActions(spec, ranges, observed, paths, restoreFirewall),
-    ...restoreGlobalActions(observed, true),
+    ...restoreGlobalActions(observed, true).map(shared),
   ];
   if (record !== prevRecordText) actions.push(writeFileAction(paths.appliedSpec, record, prevRecordText));
   return { errors, warnings, actions };
@@ -444,8 +460,8 @@ export function planDelete(
   const actions: Action[] = [];
   const warnings: string[] = [];
   if (isOurDnsmasq(observed, paths.dnsmasqConf)) actions.push({ name: "stop dnsmasq", run: "dnsmasq_stop" });
-  actions.push(...removeOwnFirewallActions(name, table, observed));
-  actions.push(...removeForeignFirewallActions(name, bridge, observed));
+  actions.push(...removeOwnFirewallActions(name, table, observed).map((a) => (ownTable(a) ? a : shared(a))));
+  actions.push(...removeForeignFirewallActions(name, bridge, observed).map(shared));
   if (observed.bridge) {
     if (observed.bridge.alias === bridgeAlias(name))
       actions.push({ name: "delete bridge", run: sh("ip", "link", "del", "dev", bridge) });
@@ -457,6 +473,7 @@ export function planDelete(
   // The per-network directories hold only virtnet's files; names are validated, so they are never "" or "..".
   const dirs = [paths.stateDir, paths.runDir].filter((d) => observed.dirs.includes(d));
   if (dirs.length) actions.push({ name: "remove files", run: `rm -rf -- ${quote(dirs)}` });
+  const perNetwork = actions.length;
   const others = observed.networks.filter((n) => n.name !== name);
   // Remove virtnet's top directories when this was the last network, so the host is as it was before.
   if (others.length === 0) {
@@ -497,5 +514,10 @@ export function planDelete(
     actions.push(...restoreGlobalActions(observed, false));
   if (others.length === 0 && observed.route.records.length === 0 && observed.dirs.includes(STATE_DIR))
     actions.push(removeStateDirAction());
-  return { errors: [], warnings, actions };
+  // Everything after the network's own pieces is host-wide: top directories, forwarding, the restore entry.
+  return {
+    errors: [],
+    warnings,
+    actions: [...actions.slice(0, perNetwork), ...actions.slice(perNetwork).map(shared)],
+  };
 }

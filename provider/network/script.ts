@@ -44,10 +44,12 @@ dnsmasq_stop() {
   done
   rm -f "$pidfile"
 }
-# The kernel's random uuid, read by the shell itself (no process); skipped when the last network went.
+# The token the caller chose (so it can plan its next change without probing again), or the kernel's random
+# uuid; skipped when the last network went.
 generation_next() {
   [ -d "$stateroot" ] && [ ! -L "$stateroot" ] || return 0
-  read -r vn_next < /proc/sys/kernel/random/uuid && write_file "$stateroot/generation" 0644 "$vn_next
+  [ -n "$next_gen" ] || read -r next_gen < /proc/sys/kernel/random/uuid || return 1
+  write_file "$stateroot/generation" 0644 "$next_gen
 "
 }
 dnsmasq_start() { dnsmasq --conf-file="$conf"; }
@@ -56,7 +58,7 @@ dnsmasq_hup() { p=$(dnsmasq_pid) && kill -HUP "$p"; }
 
 /**
  * Positional arguments: the probe's variables, then the generation token the probe saw, then the name of an action
- * after which to fail on purpose (tests of rollback; empty otherwise).
+ * after which to fail on purpose (tests of rollback; empty otherwise), then optionally the token to leave.
  */
 export function renderApplyScript(actions: Action[], undoOnFailure: boolean): string {
   const n = PROBE_VARS.length;
@@ -64,7 +66,7 @@ export function renderApplyScript(actions: Action[], undoOnFailure: boolean): st
     "set -u",
     "trap '' HUP PIPE", // a dropped SSH connection must not stop the script half way
     PROBE_PRELUDE,
-    `expected=\${${n + 1}}; fail_after=\${${n + 2}}`,
+    `expected=\${${n + 1}}; fail_after=\${${n + 2}}; next_gen=\${${n + 3}:-}`,
     HELPERS,
     `exec 9<${quote([HOST_LOCK_PATH])} || exit 1`,
     `flock -w ${LOCK_WAIT_SECONDS} 9 || { echo "timed out after ${LOCK_WAIT_SECONDS} s waiting for ${HOST_LOCK_PATH}" >&2; exit ${EXIT_LOCK_TIMEOUT}; }`,

@@ -1,0 +1,116 @@
+// Changes to one host from one process, many at once (as the engine issues them): lifecycle.ts probes them
+// together and runs them one after the other. Real probes and apply scripts on a lab host, through a Host that
+// runs commands with nsenter and counts them.
+import { expect } from "chai";
+import { Host, RunOptions, WriteFileOptions } from "../../provider/host/host";
+import { LocalHost } from "../../provider/host/local";
+import { applyNetwork, deleteNetwork, NetworkError } from "../../provider/network/lifecycle";
+import { buildNetworkSpec, NetworkSpec } from "../../provider/network/spec";
+import { hostCommand } from "../lab/lab";
+import { labHosts, sh } from "./support";
+
+class CountingHost implements Host {
+  readonly counts: Record<string, number> = {};
+  private readonly inner: Host = new LocalHost({ wrap: hostCommand("h1", []), label: "nsenter:h1" });
+  get label() {
+    return this.inner.label;
+  }
+  run(script: string, opts?: RunOptions) {
+    const k = opts?.step ?? "other";
+    this.counts[k] = (this.counts[k] ?? 0) + 1;
+    return this.inner.run(script, opts);
+  }
+  runChecked(script: string, opts?: RunOptions) {
+    return this.inner.runChecked(script, opts);
+  }
+  writeFile(path: string, content: string | Buffer, opts?: WriteFileOptions) {
+    return this.inner.writeFile(path, content, opts);
+  }
+  readFile(path: string) {
+    return this.inner.readFile(path);
+  }
+}
+
+const specOf = (i: number, cidr = `10.241.${i}.0/24`): NetworkSpec =>
+  buildNetworkSpec({ mode: "nat", ipv4: { cidr } }, `hzb${i}`).spec!;
+
+describe("many changes to one host at once, from one process", function () {
+  this.timeout(120_000);
+  const specs = Array.from({ length: 8 }, (_, i) => specOf(i));
+  const extra = [specOf(9, "10.241.100.0/24"), specOf(8, "10.241.100.128/25")];
+  let initial: string;
+
+  before(async () => {
+    await labHosts(2);
+    initial = await sh("h1", "ls -A /var/lib/virtnet 2>/dev/null; sysctl -n net.ipv4.ip_forward");
+  });
+
+  after(async () => {
+    const h = new CountingHost();
+    for (const s of [...specs, ...extra]) await deleteNetwork(h, s.name, s.bridge.name, s.firewallTable);
+  });
+
+  it("creates eight networks with far fewer probes than changes, each with its own bridge, table and record", async () => {
+    const h = new CountingHost();
+    await applyNetwork(h, specs[0]); // the first prepares the host (directories, forwarding): alone
+    const first = { ...h.counts };
+    const results = await Promise.all(specs.slice(1).map((s) => applyNetwork(h, s)));
+    expect(results.every((r) => r.actions.includes("create bridge"))).to.equal(true);
+    const probes = h.counts["probe host"] - first["probe host"];
+    const applies = h.counts.apply - first.apply;
+    expect({ applies, fewProbes: probes <= 3 }, `probes ${probes}`).to.deep.equal({
+      applies: 7,
+      fewProbes: true,
+    });
+    for (const s of specs) {
+      expect(await sh("h1", `cat /sys/class/net/${s.bridge.name}/ifalias`)).to.equal(`virtnet:${s.name}\n`);
+      expect(await sh("h1", `nft list table inet ${s.firewallTable} >/dev/null && echo ok`)).to.equal("ok\n");
+    }
+  });
+
+  it("a change planned after another in the same round sees it: an overlapping subnet is refused", async () => {
+    const h = new CountingHost();
+    // Both new: the second is planned from the same probe, with the first's record added.
+    const settled = await Promise.allSettled([applyNetwork(h, extra[0]), applyNetwork(h, extra[1])]);
+    expect(h.counts["probe host"], "one probe for both").to.equal(1);
+    expect(settled[0].status).to.equal("fulfilled");
+    const err = settled[1].status === "rejected" ? (settled[1].reason as NetworkError) : undefined;
+    expect(err?.message).to.match(/overlaps virtnet network "hzb9"/);
+    expect(await sh("h1", `ip link show ${extra[1].bridge.name} 2>/dev/null | wc -l`)).to.equal("0\n");
+    await deleteNetwork(h, extra[0].name, extra[0].bridge.name, extra[0].firewallTable);
+  });
+
+  it("a failure in the middle of a round is undone alone; the changes after it are planned again and succeed", async () => {
+    const h = new CountingHost();
+    const changed = specs.map((s) => ({ ...s, bridge: { ...s.bridge, mtu: 1400 } }));
+    const settled = await Promise.allSettled(
+      changed.map((s, i) => applyNetwork(h, s, i === 3 ? { failAfter: "set bridge MTU" } : {})),
+    );
+    expect(settled.map((r) => r.status)).to.deep.equal([
+      ...Array(3).fill("fulfilled"),
+      "rejected",
+      ...Array(4).fill("fulfilled"),
+    ]);
+    const mtus = await sh("h1", specs.map((s) => `cat /sys/class/net/${s.bridge.name}/mtu`).join("; "));
+    expect(mtus.trim().split("\n")).to.deep.equal([
+      "1400",
+      "1400",
+      "1400",
+      "1500",
+      "1400",
+      "1400",
+      "1400",
+      "1400",
+    ]);
+  });
+
+  it("deletes all eight at once and leaves the host as it was", async () => {
+    const h = new CountingHost();
+    await Promise.all(specs.map((s) => deleteNetwork(h, s.name, s.bridge.name, s.firewallTable)));
+    expect(h.counts["probe host"], "probes").to.be.at.most(4);
+    expect(await sh("h1", "ls -A /var/lib/virtnet 2>/dev/null; sysctl -n net.ipv4.ip_forward")).to.equal(
+      initial,
+    );
+    expect(await sh("h1", "ip -o link show | grep -c ' vn-hzb' || true")).to.equal("0\n");
+  });
+});
