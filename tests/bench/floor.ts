@@ -11,7 +11,7 @@
 //   apply, retry when the host changed in between) for the network, then for its range, over a Host that runs
 //   commands through nsenter instead of SSH: what the engine-path figures cost minus SSH and Pulumi.
 import { LocalHost } from "../../provider/host/local";
-import { Host, RunOptions, RunResult, WriteFileOptions } from "../../provider/host/host";
+import { RunResult } from "../../provider/host/host";
 import { networkPaths } from "../../provider/naming";
 import { buildRangeSpec, DhcpRangeSpec } from "../../provider/network/dhcp";
 import { applyNetwork, applyRange, deleteNetwork, deleteRange } from "../../provider/network/lifecycle";
@@ -20,6 +20,7 @@ import { planApply, planDelete } from "../../provider/network/plan";
 import { renderApplyScript } from "../../provider/network/script";
 import { buildNetworkSpec, NetworkSpec } from "../../provider/network/spec";
 import { hostCommand, hostExec } from "../lab/lab";
+import { CountingHost } from "../support/countingHost";
 import { BenchNet, subnetBase } from "./stacks";
 
 /** The network and range specs virtnet builds from the bench program's inputs. */
@@ -128,36 +129,6 @@ export async function floorDestroy(host: string, nets: BenchNet[]): Promise<Floo
   }
   res.wallMs = Date.now() - t0;
   return res;
-}
-
-/** A Host that counts what the lifecycle runs: probes, apply attempts (a retry re-probes and re-applies). */
-export class CountingHost implements Host {
-  readonly counts: Record<string, number> = {};
-  /** Milliseconds spent in the host's commands, by step (each from spawn to exit). */
-  readonly ms: Record<string, number> = {};
-  constructor(private readonly inner: Host) {}
-  get label() {
-    return this.inner.label;
-  }
-  async run(script: string, opts?: RunOptions) {
-    const k = opts?.step ?? "other";
-    this.counts[k] = (this.counts[k] ?? 0) + 1;
-    const t0 = process.hrtime.bigint();
-    try {
-      return await this.inner.run(script, opts);
-    } finally {
-      this.ms[k] = (this.ms[k] ?? 0) + Number(process.hrtime.bigint() - t0) / 1e6;
-    }
-  }
-  runChecked(script: string, opts?: RunOptions) {
-    return this.inner.runChecked(script, opts);
-  }
-  writeFile(path: string, content: string | Buffer, opts?: WriteFileOptions) {
-    return this.inner.writeFile(path, content, opts);
-  }
-  readFile(path: string) {
-    return this.inner.readFile(path);
-  }
 }
 
 export function nsenterHost(host: string): CountingHost {

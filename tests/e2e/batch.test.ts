@@ -2,34 +2,15 @@
 // together and runs them one after the other. Real probes and apply scripts on a lab host, through a Host that
 // runs commands with nsenter and counts them.
 import { expect } from "chai";
-import { Host, RunOptions, WriteFileOptions } from "../../provider/host/host";
 import { LocalHost } from "../../provider/host/local";
 import { applyNetwork, deleteNetwork, NetworkError } from "../../provider/network/lifecycle";
 import { buildNetworkSpec, NetworkSpec } from "../../provider/network/spec";
 import { hostCommand } from "../lab/lab";
+import { CountingHost } from "../support/countingHost";
 import { labHosts, sh } from "./support";
 
-class CountingHost implements Host {
-  readonly counts: Record<string, number> = {};
-  private readonly inner: Host = new LocalHost({ wrap: hostCommand("h1", []), label: "nsenter:h1" });
-  get label() {
-    return this.inner.label;
-  }
-  run(script: string, opts?: RunOptions) {
-    const k = opts?.step ?? "other";
-    this.counts[k] = (this.counts[k] ?? 0) + 1;
-    return this.inner.run(script, opts);
-  }
-  runChecked(script: string, opts?: RunOptions) {
-    return this.inner.runChecked(script, opts);
-  }
-  writeFile(path: string, content: string | Buffer, opts?: WriteFileOptions) {
-    return this.inner.writeFile(path, content, opts);
-  }
-  readFile(path: string) {
-    return this.inner.readFile(path);
-  }
-}
+const countingHost = () =>
+  new CountingHost(new LocalHost({ wrap: hostCommand("h1", []), label: "nsenter:h1" }));
 
 const specOf = (i: number, cidr = `10.241.${i}.0/24`): NetworkSpec =>
   buildNetworkSpec({ mode: "nat", ipv4: { cidr } }, `hzb${i}`).spec!;
@@ -46,12 +27,12 @@ describe("many changes to one host at once, from one process", function () {
   });
 
   after(async () => {
-    const h = new CountingHost();
+    const h = countingHost();
     for (const s of [...specs, ...extra]) await deleteNetwork(h, s.name, s.bridge.name, s.firewallTable);
   });
 
   it("creates eight networks with far fewer probes than changes, each with its own bridge, table and record", async () => {
-    const h = new CountingHost();
+    const h = countingHost();
     await applyNetwork(h, specs[0]); // the first prepares the host (directories, forwarding): alone
     const first = { ...h.counts };
     const results = await Promise.all(specs.slice(1).map((s) => applyNetwork(h, s)));
@@ -69,7 +50,7 @@ describe("many changes to one host at once, from one process", function () {
   });
 
   it("a change planned after another in the same round sees it: an overlapping subnet is refused", async () => {
-    const h = new CountingHost();
+    const h = countingHost();
     // Both new: the second is planned from the same probe, with the first's record added.
     const settled = await Promise.allSettled([applyNetwork(h, extra[0]), applyNetwork(h, extra[1])]);
     expect(h.counts["probe host"], "one probe for both").to.equal(1);
@@ -81,7 +62,7 @@ describe("many changes to one host at once, from one process", function () {
   });
 
   it("a failure in the middle of a round is undone alone; the changes after it are planned again and succeed", async () => {
-    const h = new CountingHost();
+    const h = countingHost();
     const changed = specs.map((s) => ({ ...s, bridge: { ...s.bridge, mtu: 1400 } }));
     const settled = await Promise.allSettled(
       changed.map((s, i) => applyNetwork(h, s, i === 3 ? { failAfter: "set bridge MTU" } : {})),
@@ -105,7 +86,7 @@ describe("many changes to one host at once, from one process", function () {
   });
 
   it("deletes all eight at once and leaves the host as it was", async () => {
-    const h = new CountingHost();
+    const h = countingHost();
     await Promise.all(specs.map((s) => deleteNetwork(h, s.name, s.bridge.name, s.firewallTable)));
     expect(h.counts["probe host"], "probes").to.be.at.most(4);
     expect(await sh("h1", "ls -A /var/lib/virtnet 2>/dev/null; sysctl -n net.ipv4.ip_forward")).to.equal(
