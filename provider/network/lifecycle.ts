@@ -61,22 +61,94 @@ function safeDirName(name: string): string {
   return name.replace(/[^a-zA-Z0-9_.-]/g, "_");
 }
 
-export async function observe(
+interface ProbeTarget {
+  name: string;
+  bridge: string;
+  table?: string;
+  gateway: string;
+}
+
+/** One probe of the targets: the plain probe for one, the multi-network probe for several. */
+async function probeNow(host: Host, targets: ProbeTarget[]): Promise<ObservedNetwork[]> {
+  const argsOf = (t: ProbeTarget) =>
+    probeArgs(t.bridge, t.table, networkPaths(safeDirName(t.name)), t.gateway);
+  const single = targets.length === 1;
+  const r = await host.run(single ? PROBE_SCRIPT : MULTI_PROBE_SCRIPT, {
+    args: targets.flatMap(argsOf),
+    step: "probe host",
+  });
+  if (r.code !== 0)
+    throw new NetworkError(host.label, targets[0].name, "probe host", `exit ${r.code}: ${tail(r.stderr)}`);
+  return single
+    ? [parseProbe(r.stdout, targets[0].bridge, targets[0].table)]
+    : parseMultiProbe(r.stdout, targets);
+}
+
+/** A failure of a probe shared by several changes or reads, as each of them reports it. */
+function errorFor(host: Host, e: unknown, name: string): unknown {
+  return e instanceof NetworkError && e.network !== name
+    ? new NetworkError(host.label, name, e.step, e.detail)
+    : e;
+}
+
+function checkTable(host: Host, name: string, table?: string): NetworkError | undefined {
+  if (table !== undefined && table !== "" && !NFT_IDENTIFIER.test(table))
+    return new NetworkError(
+      host.label,
+      name,
+      "check host",
+      `"${table}" is not a virtnet firewall table name`,
+    );
+  return undefined;
+}
+
+interface Settle<T> {
+  resolve: (v: T) => void;
+  reject: (e: unknown) => void;
+}
+
+type ReadQueue = { waiting: (ProbeTarget & Settle<ObservedNetwork>)[]; running: boolean };
+
+// Reads (refresh, import) of one host that arrive together share one probe, as changes do (below).
+const readQueues = new Map<string, ReadQueue>();
+
+/** What the host has for one network (or, with the scope "route <name>", for routes), read-only. */
+export function observe(
   host: Host,
   name: string,
   bridge: string,
   table?: string,
   gateway = "",
 ): Promise<ObservedNetwork> {
-  if (table !== undefined && table !== "" && !NFT_IDENTIFIER.test(table))
-    throw new NetworkError(host.label, name, "check host", `"${table}" is not a virtnet firewall table name`);
-  const r = await host.run(PROBE_SCRIPT, {
-    args: probeArgs(bridge, table, networkPaths(safeDirName(name)), gateway),
-    step: "probe host",
+  const bad = checkTable(host, name, table);
+  if (bad) return Promise.reject(bad);
+  let q = readQueues.get(host.label);
+  if (!q) readQueues.set(host.label, (q = { waiting: [], running: false }));
+  const queue = q;
+  return new Promise<ObservedNetwork>((resolve, reject) => {
+    queue.waiting.push({ name, bridge, table, gateway, resolve, reject });
+    if (!queue.running) {
+      queue.running = true;
+      setImmediate(() => void drainReads(host, queue));
+    }
   });
-  if (r.code !== 0)
-    throw new NetworkError(host.label, name, "probe host", `exit ${r.code}: ${tail(r.stderr)}`);
-  return parseProbe(r.stdout, bridge, table);
+}
+
+async function drainReads(host: Host, q: ReadQueue): Promise<void> {
+  try {
+    while (q.waiting.length) {
+      const batch = q.waiting.splice(0, MAX_BATCH);
+      try {
+        const observed = await probeNow(host, batch);
+        batch.forEach((t, i) => t.resolve(observed[i]));
+      } catch (e) {
+        for (const t of batch) t.reject(errorFor(host, e, t.name));
+      }
+    }
+  } finally {
+    q.running = false;
+    if (readQueues.get(host.label) === q && !q.waiting.length) readQueues.delete(host.label);
+  }
 }
 
 // Changes to one host from this process go through one queue per host. Each round probes every waiting
@@ -113,10 +185,8 @@ type ChangeSpec = Pick<Change, "name" | "bridge" | "table" | "makePlan" | "undo"
 };
 
 function runPlan(host: Host, c: ChangeSpec): Promise<ApplyResult> {
-  if (c.table !== undefined && c.table !== "" && !NFT_IDENTIFIER.test(c.table))
-    return Promise.reject(
-      new NetworkError(host.label, c.name, "check host", `"${c.table}" is not a virtnet firewall table name`),
-    );
+  const bad = checkTable(host, c.name, c.table);
+  if (bad) return Promise.reject(bad);
   let q = hostQueues.get(host.label);
   if (!q) hostQueues.set(host.label, (q = { changes: [], running: false }));
   const queue = q;
@@ -172,20 +242,6 @@ function nextBatch(queue: Change[]): Change[] {
   return batch;
 }
 
-async function probeAll(host: Host, batch: Change[]): Promise<ObservedNetwork[]> {
-  if (batch.length === 1) {
-    const c = batch[0];
-    return [await observe(host, c.name, c.bridge, c.table, c.gateway)];
-  }
-  const args = batch.flatMap((c) =>
-    probeArgs(c.bridge, c.table, networkPaths(safeDirName(c.name)), c.gateway),
-  );
-  const r = await host.run(MULTI_PROBE_SCRIPT, { args, step: "probe host" });
-  if (r.code !== 0)
-    throw new NetworkError(host.label, batch[0].name, "probe host", `exit ${r.code}: ${tail(r.stderr)}`);
-  return parseMultiProbe(r.stdout, batch);
-}
-
 function withEffect(networks: AppliedNetworkRecord[], c: Change): AppliedNetworkRecord[] {
   const e = c.effect;
   if (!e) return networks;
@@ -197,15 +253,9 @@ async function round(host: Host, queue: Change[]): Promise<void> {
   const batch = nextBatch(queue);
   let observations: ObservedNetwork[];
   try {
-    observations = await probeAll(host, batch);
+    observations = await probeNow(host, batch);
   } catch (e) {
-    for (const c of batch) {
-      const error =
-        e instanceof NetworkError && c !== batch[0]
-          ? new NetworkError(host.label, c.name, e.step, e.detail)
-          : e;
-      settle(queue, c, { error });
-    }
+    for (const c of batch) settle(queue, c, { error: errorFor(host, e, c.name) });
     return;
   }
   // Plan in order; a change whose plan needs the host to itself waits for the next round unless it is first.

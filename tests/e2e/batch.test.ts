@@ -3,7 +3,7 @@
 // runs commands with nsenter and counts them.
 import { expect } from "chai";
 import { LocalHost } from "../../provider/host/local";
-import { applyNetwork, deleteNetwork, NetworkError } from "../../provider/network/lifecycle";
+import { applyNetwork, deleteNetwork, NetworkError, readNetwork } from "../../provider/network/lifecycle";
 import { buildNetworkSpec, NetworkSpec } from "../../provider/network/spec";
 import { hostCommand } from "../lab/lab";
 import { CountingHost } from "../support/countingHost";
@@ -47,6 +47,15 @@ describe("many changes to one host at once, from one process", function () {
       expect(await sh("h1", `cat /sys/class/net/${s.bridge.name}/ifalias`)).to.equal(`virtnet:${s.name}\n`);
       expect(await sh("h1", `nft list table inet ${s.firewallTable} >/dev/null && echo ok`)).to.equal("ok\n");
     }
+  });
+
+  it("reads of eight networks at once (a refresh) share one probe, each seeing its own network in sync", async () => {
+    const h = countingHost();
+    const status = await Promise.all(specs.map((s) => readNetwork(h, s)));
+    expect(h.counts["probe host"]).to.equal(1);
+    expect(status.map((st) => ({ exists: st.exists, drift: st.drift }))).to.deep.equal(
+      specs.map(() => ({ exists: true, drift: [] })),
+    );
   });
 
   it("a change planned after another in the same round sees it: an overlapping subnet is refused", async () => {
