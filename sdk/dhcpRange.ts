@@ -84,13 +84,9 @@ export class DhcpRange extends pulumi.dynamic.Resource {
   }
 }
 
-export interface Lease {
-  mac: string;
-  ip: string;
-  hostname?: string;
-  expiry: number;
-  clientId?: string;
-}
+// A type only: erased at compile time, so the SDK still loads the provider lazily.
+export type { Lease } from "../provider/network/lifecycle";
+import type { Lease } from "../provider/network/lifecycle";
 
 /** The network's current DHCP leases, read from the host like `virsh net-dhcp-leases`. */
 export function getLeases(args: { network: VirtualNetwork }): Promise<Lease[]> {

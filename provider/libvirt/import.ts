@@ -4,7 +4,7 @@
 import * as ipaddr from "ipaddr.js";
 import { buildRangeSpec, DhcpRangeSpec, rangeOverlaps } from "../network/dhcp";
 import { buildRouteSpec, RouteSpec } from "../network/route";
-import { buildNetworkSpec, Mode, NetworkSpec } from "../network/spec";
+import { buildNetworkSpec, Mode, NetworkSpec, SrvRecord } from "../network/spec";
 import { PropertyError } from "../validation";
 import {
   attr,
@@ -43,16 +43,8 @@ export interface LibvirtNetworkArgs {
   };
 }
 
-/** A DNS SRV record as libvirt's <srv> has it. */
-export interface LibvirtSrvRecord {
-  service: string;
-  protocol: "tcp" | "udp";
-  domain?: string;
-  target?: string;
-  port?: number;
-  priority?: number;
-  weight?: number;
-}
+/** A DNS SRV record as libvirt's <srv> has it: the same fields as virtnet's. */
+export type LibvirtSrvRecord = SrvRecord;
 
 export interface LibvirtDhcpReservation {
   mac: string;
