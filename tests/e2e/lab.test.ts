@@ -296,6 +296,19 @@ const canRun = process.getuid?.() === 0;
     expect(r.status.hosts.map((h) => h.pid)).to.deep.equal(pids);
   });
 
+  it("puts back the machine-wide inotify limit a lab host changed (it is not per namespace)", async () => {
+    const file = "/proc/sys/fs/inotify/max_user_instances";
+    const before = fs.readFileSync(file, "utf8").trim();
+    const r = await hostExec("h1", ["sysctl", "-qw", `fs.inotify.max_user_instances=${Number(before) + 7}`]);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(fs.readFileSync(file, "utf8").trim(), "shared with this machine").to.equal(
+      String(Number(before) + 7),
+    );
+    await labDown();
+    expect(fs.readFileSync(file, "utf8").trim()).to.equal(before);
+    await labUp({ hosts: 2 });
+  });
+
   it("tears down completely, twice, and then reports not up", () => {
     for (let i = 0; i < 2; i++) {
       const r = cli("down");

@@ -937,6 +937,7 @@ export async function labUp(opts: { hosts?: number; verifyLogin?: boolean } = {}
 
   const names = Array.from({ length: n }, (_, i) => hostName(i + 1));
   mkdirOwned(STATE_DIR, 0o700);
+  recordSharedSysctls();
   for (const d of [BIN_DIR, HOSTS_DIR, GUESTS_DIR, path.dirname(CLIENT_KEY)]) mkdirOwned(d, 0o700);
   installScript("host-init.sh");
   installScript("udhcpc.sh");
@@ -1084,6 +1085,25 @@ function labPiecesPresent(): boolean {
 
 /** Removes everything the lab made (found by prefix, with or without state files), then checks.
  * Returns the leftovers (empty when clean). Safe to run twice. */
+// Sysctls that are one value for the whole machine, not per network namespace, which virtnet may change
+// inside a lab host (plan.ts raises the inotify limit for many dnsmasqs). Recorded at up, put back at down,
+// so that a run stopped half way does not leave this machine changed.
+const SHARED_SYSCTLS = ["/proc/sys/fs/inotify/max_user_instances"];
+const SHARED_SYSCTLS_FILE = path.join(STATE_DIR, "shared-sysctls.json");
+
+function recordSharedSysctls(): void {
+  const values = Object.fromEntries(SHARED_SYSCTLS.map((f) => [f, fs.readFileSync(f, "utf8").trim()]));
+  fs.writeFileSync(SHARED_SYSCTLS_FILE, JSON.stringify(values), { mode: 0o600 });
+}
+
+function restoreSharedSysctls(): void {
+  if (!fs.existsSync(SHARED_SYSCTLS_FILE)) return;
+  const values = JSON.parse(fs.readFileSync(SHARED_SYSCTLS_FILE, "utf8")) as Record<string, string>;
+  for (const [f, v] of Object.entries(values))
+    if (SHARED_SYSCTLS.includes(f) && /^\d+$/.test(v) && fs.readFileSync(f, "utf8").trim() !== v)
+      fs.writeFileSync(f, v);
+}
+
 export async function labDown(): Promise<string[]> {
   const namespaces = labNetnsNames();
   const inodes = new Set(namespaces.map((n) => nsInode(`/run/netns/${n}`)).filter((x): x is number => !!x));
@@ -1106,6 +1126,7 @@ export async function labDown(): Promise<string[]> {
   for (let i = 0; i < 100 && labRootLinks().length > 0; i++) await sleep(10);
   for (const t of await labNftTables()) await run(["nft", "delete", "table", t.family, t.name]);
   for (const m of labMounts()) await run(["umount", "-l", m]);
+  restoreSharedSysctls();
   fs.rmSync(STATE_DIR, { recursive: true, force: true });
 
   const left: string[] = [];
