@@ -105,7 +105,7 @@ export function ownFirewallActions(
       ? renderIptablesState(spec)
       : { ipv4: emptyFamilyState(), ipv6: emptyFamilyState() };
   const nft = nftActions(spec.firewallTable ?? previousTable, wantNft, h.nftListing);
-  const ipt = iptablesActions(observed, h.iptables, wantIpt, true);
+  const ipt = iptablesActions(observed, h.iptables, wantIpt, true).map(sharedChains);
   // The new backend's rules go in before the old one's come out: no moment without a firewall.
   return backend === "nftables" ? [...nft, ...ipt] : [...ipt, ...nft];
 }
@@ -120,9 +120,13 @@ export function removeOwnFirewallActions(
   const none = { ipv4: emptyFamilyState(), ipv6: emptyFamilyState() };
   return [
     ...nftActions(table, null, h.nftListing),
-    ...iptablesActions(observed, h.iptables, none, false),
-  ].map(({ name, run }) => ({ name, run }));
+    ...iptablesActions(observed, h.iptables, none, false).map(sharedChains),
+  ].map(({ name, run, shared }) => (shared ? { name, run, shared } : { name, run }));
 }
+
+// iptables rules live in chains every network's jumps share (and in virtnet's scaffold record); a network's
+// nft table is its own.
+const sharedChains = (a: Action): Action => ({ ...a, shared: true });
 
 function nftActions(table: string | undefined, want: string | null, listing: string | undefined): Action[] {
   if (!table) return [];

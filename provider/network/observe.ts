@@ -23,10 +23,13 @@ export const PROBE_VARS = [
  * A read-only shell function: everything a plan reads, in one round trip. Its first section is the host's
  * generation token (naming.GENERATION_FILE), which the apply script checks under the host lock.
  */
+/** Sets $vn_gen to the host's generation token ("" without one), never through a symlink. */
+export const READ_GENERATION = String.raw`vn_gen=""; [ -f "$stateroot/generation" ] && [ ! -L "$stateroot/generation" ] && read -r vn_gen < "$stateroot/generation"`;
+
 export const PROBE_FUNCTION = [
   // The host's half: the same whichever network asks.
   String.raw`probe_host() {
-  echo "@@generation"; [ -f "$stateroot/generation" ] && [ ! -L "$stateroot/generation" ] && read -r vn_gen < "$stateroot/generation" && echo "$vn_gen"
+  echo "@@generation"; ${READ_GENERATION}; echo "$vn_gen"
   echo "@@addr4"; ip -j -4 addr show 2>/dev/null
   echo "@@routes4"; ip -j -4 route show table main 2>/dev/null
   echo "@@routes6"; ip -j -6 route show table main 2>/dev/null

@@ -33,8 +33,6 @@ export interface Action {
 }
 
 const shared = (a: Action): Action => ({ ...a, shared: true });
-/** A network's own nft table: the one firewall change that touches nothing another network reads. */
-const ownTable = (a: Action) => a.name === "apply firewall" || a.name === "remove firewall";
 
 export interface Plan {
   errors: string[];
@@ -215,8 +213,7 @@ function firewallActions(
   foreign: Action[],
   previousTable?: string,
 ): Action[] {
-  const own = ownFirewallActions(spec, observed, backend, previousTable);
-  return [...own.map((a) => (backend === "nftables" && ownTable(a) ? a : shared(a))), ...foreign.map(shared)];
+  return [...ownFirewallActions(spec, observed, backend, previousTable), ...foreign.map(shared)];
 }
 
 function forwardingActions(spec: NetworkSpec, observed: ObservedNetwork): Action[] {
@@ -460,7 +457,7 @@ export function planDelete(
   const actions: Action[] = [];
   const warnings: string[] = [];
   if (isOurDnsmasq(observed, paths.dnsmasqConf)) actions.push({ name: "stop dnsmasq", run: "dnsmasq_stop" });
-  actions.push(...removeOwnFirewallActions(name, table, observed).map((a) => (ownTable(a) ? a : shared(a))));
+  actions.push(...removeOwnFirewallActions(name, table, observed));
   actions.push(...removeForeignFirewallActions(name, bridge, observed).map(shared));
   if (observed.bridge) {
     if (observed.bridge.alias === bridgeAlias(name))

@@ -3,7 +3,7 @@
 // first. A successful script that leaves virtnet's state directory in place writes a new token.
 import { quote } from "shell-quote";
 import { HOST_LOCK_PATH } from "../naming";
-import { PROBE_PRELUDE, PROBE_VARS } from "./observe";
+import { PROBE_PRELUDE, PROBE_VARS, READ_GENERATION } from "./observe";
 import { Action } from "./plan";
 
 export const EXIT_HOST_CHANGED = 75;
@@ -70,7 +70,7 @@ export function renderApplyScript(actions: Action[], undoOnFailure: boolean): st
     HELPERS,
     `exec 9<${quote([HOST_LOCK_PATH])} || exit 1`,
     `flock -w ${LOCK_WAIT_SECONDS} 9 || { echo "timed out after ${LOCK_WAIT_SECONDS} s waiting for ${HOST_LOCK_PATH}" >&2; exit ${EXIT_LOCK_TIMEOUT}; }`,
-    `vn_gen=""; [ -f "$stateroot/generation" ] && [ ! -L "$stateroot/generation" ] && read -r vn_gen < "$stateroot/generation"`,
+    READ_GENERATION,
     `[ "$vn_gen" = "$expected" ] || exit ${EXIT_HOST_CHANGED}`,
   ];
   for (const a of actions) {

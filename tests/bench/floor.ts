@@ -10,7 +10,6 @@
 // - `lifecycleCreate`/`lifecycleDestroy`: virtnet's own lifecycle (provider/network/lifecycle.ts: probe, plan,
 //   apply, retry when the host changed in between) for the network, then for its range, over a Host that runs
 //   commands through nsenter instead of SSH: what the engine-path figures cost minus SSH and Pulumi.
-import { LocalHost } from "../../provider/host/local";
 import { RunResult } from "../../provider/host/host";
 import { networkPaths } from "../../provider/naming";
 import { buildRangeSpec, DhcpRangeSpec } from "../../provider/network/dhcp";
@@ -19,8 +18,8 @@ import { parseProbe, PROBE_SCRIPT, probeArgs } from "../../provider/network/obse
 import { planApply, planDelete } from "../../provider/network/plan";
 import { renderApplyScript } from "../../provider/network/script";
 import { buildNetworkSpec, NetworkSpec } from "../../provider/network/spec";
-import { hostCommand, hostExec } from "../lab/lab";
-import { CountingHost } from "../support/countingHost";
+import { hostExec } from "../lab/lab";
+import { nsenterHost } from "../support/countingHost";
 import { BenchNet, subnetBase } from "./stacks";
 
 /** The network and range specs virtnet builds from the bench program's inputs. */
@@ -129,10 +128,6 @@ export async function floorDestroy(host: string, nets: BenchNet[]): Promise<Floo
   }
   res.wallMs = Date.now() - t0;
   return res;
-}
-
-export function nsenterHost(host: string): CountingHost {
-  return new CountingHost(new LocalHost({ wrap: hostCommand(host, []), label: `nsenter:${host}` }));
 }
 
 export interface LifecycleResult {

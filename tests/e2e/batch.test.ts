@@ -2,15 +2,12 @@
 // together and runs them one after the other. Real probes and apply scripts on a lab host, through a Host that
 // runs commands with nsenter and counts them.
 import { expect } from "chai";
-import { LocalHost } from "../../provider/host/local";
 import { applyNetwork, deleteNetwork, NetworkError, readNetwork } from "../../provider/network/lifecycle";
 import { buildNetworkSpec, NetworkSpec } from "../../provider/network/spec";
-import { hostCommand } from "../lab/lab";
-import { CountingHost } from "../support/countingHost";
+import { nsenterHost } from "../support/countingHost";
 import { labHosts, sh } from "./support";
 
-const countingHost = () =>
-  new CountingHost(new LocalHost({ wrap: hostCommand("h1", []), label: "nsenter:h1" }));
+const countingHost = () => nsenterHost("h1");
 
 const specOf = (i: number, cidr = `10.241.${i}.0/24`): NetworkSpec =>
   buildNetworkSpec({ mode: "nat", ipv4: { cidr } }, `hzb${i}`).spec!;

@@ -1,5 +1,7 @@
 // A Host that counts the commands it runs, and the time they take, by step ("probe host", "apply").
 import { Host, RunOptions, WriteFileOptions } from "../../provider/host/host";
+import { LocalHost } from "../../provider/host/local";
+import { hostCommand } from "../lab/lab";
 
 export class CountingHost implements Host {
   readonly counts: Record<string, number> = {};
@@ -28,4 +30,9 @@ export class CountingHost implements Host {
   readFile(path: string) {
     return this.inner.readFile(path);
   }
+}
+
+/** A lab host's commands run through nsenter (no SSH), counted. */
+export function nsenterHost(host: string): CountingHost {
+  return new CountingHost(new LocalHost({ wrap: hostCommand(host, []), label: `nsenter:${host}` }));
 }

@@ -3,7 +3,11 @@ import { expect } from "chai";
 import { emptyObserved } from "./observed";
 import { quote } from "shell-quote";
 import { networkPaths } from "../../../provider/naming";
-import { chooseFirewallBackend, firewallSummary } from "../../../provider/network/firewall";
+import {
+  chooseFirewallBackend,
+  firewallSummary,
+  ownFirewallActions,
+} from "../../../provider/network/firewall";
 import { ObservedFirewall, ObservedNetwork } from "../../../provider/network/observe";
 import { appliedRecord, planApply, planDelete } from "../../../provider/network/plan";
 import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../../../provider/network/spec";
@@ -79,6 +83,16 @@ describe("firewall backend", () => {
       backend: "nftables",
       table: `inet ${nat.firewallTable}`,
     });
+  });
+
+  it("iptables rules go into chains every network shares, so they never run in a batch; an nft table does", () => {
+    const s = spec({ mode: "nat", ipv4, firewallBackend: "iptables" });
+    const ipt = ownFirewallActions(s, host(), "iptables");
+    expect(ipt.length).to.be.greaterThan(0);
+    expect(ipt.every((a) => a.shared)).to.equal(true);
+    expect(ownFirewallActions(nat, host(), "nftables").map((a) => [a.name, !!a.shared])).to.deep.equal([
+      ["apply firewall", false],
+    ]);
   });
 
   it("refuses, before any change, a backend whose commands the host lacks, naming them", () => {
