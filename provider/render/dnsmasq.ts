@@ -24,8 +24,14 @@ export function renderDnsmasqConf(
     `group=${DNSMASQ_GROUP}`,
     `pid-file=${paths.dnsmasqPid}`,
     "except-interface=lo",
-    "bind-dynamic",
+    // bind-interfaces, not libvirt's bind-dynamic: a bind-dynamic dnsmasq rescans the host's interfaces on any
+    // address change anywhere, so each new network costs every other network's dnsmasq a rescan. Listing the
+    // gateways makes a changed address a changed file, so dnsmasq restarts onto it.
+    "bind-interfaces",
     `interface=${spec.bridge.name}`,
+    ...[spec.ipv4?.gateway, spec.ipv6?.gateway]
+      .filter((a) => a !== undefined)
+      .map((a) => `listen-address=${a}`),
     "no-hosts", // the host's own /etc/hosts is not the guests' business
     "domain-needed", // plain names (no dot) are the network's own: never forwarded upstream
     `addn-hosts=${paths.addnHosts}`,

@@ -127,6 +127,21 @@ describe("planner", () => {
     expect(plan).to.not.include("create bridge");
   });
 
+  it("restarts dnsmasq onto a moved gateway (it binds the addresses it finds at start)", () => {
+    const s2 = buildNetworkSpec(
+      { mode: "nat", ipv4: { cidr: "10.50.1.0/24", gateway: "10.50.1.254" } },
+      "lab",
+    ).spec!;
+    const plan = names(planApply(s2, appliedHost(spec), paths));
+    expect(plan).to.include.ordered.members([
+      "remove address 10.50.1.1/24",
+      "add address 10.50.1.254/24",
+      "stop dnsmasq",
+      `write ${paths.dnsmasqConf}`,
+      "start dnsmasq",
+    ]);
+  });
+
   it("refuses a bridge that is not virtnet's, before any change", () => {
     const host = emptyHost();
     host.bridge = {
