@@ -238,17 +238,20 @@ function forwardingActions(spec: NetworkSpec, observed: ObservedNetwork): Action
 
 /** inotify instances left to the rest of the host beyond virtnet's dnsmasqs; the kernel's default is 128. */
 export const INOTIFY_RESERVE = 64;
+/** The limit is raised in steps of this many: raising is a host-wide action, which plans alone. */
+export const INOTIFY_STEP = 128;
 
 /**
  * Each dnsmasq takes an inotify instance, and past fs.inotify.max_user_instances (128 by default) dnsmasq
- * refuses to start. With many networks virtnet raises the limit to its dnsmasqs plus INOTIFY_RESERVE, and
- * records the original value, which the last network's delete puts back.
+ * refuses to start. With many networks virtnet raises the limit to cover its dnsmasqs plus INOTIFY_RESERVE,
+ * rounded up to INOTIFY_STEP, and records the original value, which the last network's delete puts back.
  */
 function inotifyActions(spec: NetworkSpec, ranges: DhcpRangeSpec[], observed: ObservedNetwork): Action[] {
   const i = observed.inotify;
   if (!i || !needsDnsmasq(spec, ranges)) return [];
-  const wanted = observed.networks.filter((n) => n.name !== spec.name).length + 1 + INOTIFY_RESERVE;
-  if (i.limit >= wanted) return [];
+  const needed = observed.networks.filter((n) => n.name !== spec.name).length + 1 + INOTIFY_RESERVE;
+  if (i.limit >= needed) return [];
+  const wanted = Math.ceil(needed / INOTIFY_STEP) * INOTIFY_STEP;
   const original = i.marker?.original ?? i.limit;
   const previous = i.marker ? `${i.marker.original} ${i.marker.raised}\n` : undefined;
   const marker = writeFileAction(INOTIFY_MARKER, `${original} ${wanted}\n`, previous);

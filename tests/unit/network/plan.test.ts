@@ -9,6 +9,7 @@ import { ObservedNetwork, parseProbe, probeArgs, PROBE_SCRIPT } from "../../../p
 import {
   appliedRecord,
   INOTIFY_RESERVE,
+  INOTIFY_STEP,
   planApply,
   planDelete,
   writeFileAction,
@@ -206,13 +207,18 @@ describe("planner", () => {
       expect(raise(planApply(spec, host, paths))).to.equal(undefined);
     });
 
-    it("raises it to virtnet's dnsmasqs plus the reserve, recording the original value", () => {
+    it("raises it past virtnet's dnsmasqs plus the reserve, in steps, recording the original value", () => {
       const host = { ...emptyHost(), networks: others(100), inotify: { limit: 128 } };
       const a = raise(planApply(spec, host, paths))!;
-      expect(a.name).to.equal(`raise fs.inotify.max_user_instances to ${101 + INOTIFY_RESERVE}`);
-      expect(a.run).to.include("fs.inotify.max_user_instances=165").and.include("'128 165");
-      const again = { ...host, inotify: { limit: 165, marker: { original: 128, raised: 165 } } };
+      expect(101 + INOTIFY_RESERVE).to.be.within(129, 2 * INOTIFY_STEP);
+      expect(a.name).to.equal(`raise fs.inotify.max_user_instances to ${2 * INOTIFY_STEP}`);
+      expect(a.run).to.include("fs.inotify.max_user_instances=256").and.include("'128 256");
+      const again = { ...host, inotify: { limit: 256, marker: { original: 128, raised: 256 } } };
       expect(raise(planApply(spec, again, paths)), "in sync").to.equal(undefined);
+      // The next 90 networks need no raise (each would plan alone, from its own probe); the 92nd does.
+      const more = (n: number) => ({ ...again, networks: others(n) });
+      expect(raise(planApply(spec, more(191), paths)), "191 others").to.equal(undefined);
+      expect(raise(planApply(spec, more(192), paths))!.run).to.include("'128 384");
     });
 
     it("the last network's delete puts the original back, unless someone changed it since", () => {
