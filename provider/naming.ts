@@ -25,13 +25,30 @@ export function defaultBridgeName(networkName: string): string {
   return `vn-${networkName.slice(0, 7)}-${digest(networkName).slice(0, 4)}`;
 }
 
-/** nft identifiers allow [a-zA-Z_][a-zA-Z0-9_]*; the hash keeps names that differ only in '.'/'-' apart. */
-export function nftTableName(networkName: string): string {
-  const readable = networkName.replace(/[^a-zA-Z0-9_]/g, "_").slice(0, 32);
-  return `virtnet_${readable}_${digest(networkName).slice(0, 6)}`;
+/** The one nft table ("inet virtnet") that holds every network's chains. */
+export const NFT_FAMILY = "inet";
+export const NFT_TABLE = "virtnet";
+
+/**
+ * Each network's chains in NFT_TABLE are "<id>.input", "<id>.output", "<id>.forward" and "<id>.postrouting".
+ * One shared table, not one per network: nft 1.0.6 reads every table's chains for any chain-level command,
+ * so per-network tables made each network's firewall change cost more the more networks a host had.
+ */
+export function nftChainId(networkName: string): string {
+  const id = nftIdentifier(networkName);
+  return /^[a-zA-Z_]/.test(id) ? id : `_${id}`; // nft reads a leading digit as a number
 }
 
-export const NFT_FAMILY = "inet";
+/** Before the shared table, each network had its own table "inet virtnet_<id>"; an apply removes it. */
+export function legacyNftTableName(networkName: string): string {
+  return `virtnet_${nftIdentifier(networkName)}`;
+}
+
+/** nft identifiers allow [a-zA-Z_][a-zA-Z0-9_]*; the hash keeps names that differ only in '.'/'-' apart. */
+function nftIdentifier(networkName: string): string {
+  const readable = networkName.replace(/[^a-zA-Z0-9_]/g, "_").slice(0, 32);
+  return `${readable}_${digest(networkName).slice(0, 6)}`;
+}
 
 /**
  * The prefix of a network's iptables chains, "VN-<hash>": the chains are "<prefix>-IN", "-OUT", "-FWD" and

@@ -41,19 +41,10 @@ export class DhcpRange extends pulumi.dynamic.Resource {
       leaseTime: args.leaseTime,
       hosts: args.hosts,
       network: pulumi
-        .all([
-          net.name,
-          net.bridgeName,
-          net.firewallTable,
-          net.cidr,
-          net.gatewayIp,
-          net.ipv6Cidr,
-          net.ipv6Gateway,
-        ])
-        .apply(([n, bridgeName, firewallTable, cidr, gatewayIp, ipv6Cidr, ipv6Gateway]) => ({
+        .all([net.name, net.bridgeName, net.cidr, net.gatewayIp, net.ipv6Cidr, net.ipv6Gateway])
+        .apply(([n, bridgeName, cidr, gatewayIp, ipv6Cidr, ipv6Gateway]) => ({
           name: n,
           bridgeName,
-          firewallTable,
           cidr,
           gatewayIp,
           ipv6Cidr,

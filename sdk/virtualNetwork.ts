@@ -15,7 +15,8 @@ export interface VirtualNetworkArgs {
   autostart?: pulumi.Input<boolean>;
   /**
    * Which firewall carries the network's rules: "auto" (default: nftables where the host has nft, else
-   * iptables, chosen when first applied and kept), "nftables" (one table) or "iptables" (chains "VN-<hash>-*").
+   * iptables, chosen when first applied and kept), "nftables" (chains "<id>.input" etc. in the table "inet virtnet")
+   * or "iptables" (chains "VN-<hash>-*").
    */
   firewallBackend?: pulumi.Input<"auto" | "nftables" | "iptables">;
   ipv4?: pulumi.Input<{ cidr: pulumi.Input<string>; gateway?: pulumi.Input<string> }>;
@@ -75,9 +76,12 @@ export class VirtualNetwork extends pulumi.dynamic.Resource {
   declare readonly ipv6Cidr: pulumi.Output<string | undefined>;
   declare readonly ipv6Gateway: pulumi.Output<string | undefined>;
   declare readonly ipv6PrefixLength: pulumi.Output<number | undefined>;
-  /** "inet <table>": the nftables table virtnet owns for this network (none in mode "open" or with iptables). */
+  /** "inet virtnet": the nftables table that holds the network's chains (none in mode "open" or with iptables). */
   declare readonly firewallTable: pulumi.Output<string | undefined>;
-  /** The backend in use and what virtnet put there: its nft table, or its iptables chains. */
+  /**
+   * The backend in use and what virtnet put there: nftables, the table "inet virtnet" (shared by virtnet's
+   * networks on the host) and the network's own chains in it; iptables, its chains.
+   */
   declare readonly firewall: pulumi.Output<{
     backend: "nftables" | "iptables";
     table?: string;

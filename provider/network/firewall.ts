@@ -2,7 +2,7 @@
 // make that backend's rules match the render, with their undo. The drivers own the syntax
 // (render/nftables.ts, render/iptables.ts); this module only compares what the host has with what is wanted.
 import { quote } from "shell-quote";
-import { iptablesChainPrefix, STATE_DIR } from "../naming";
+import { iptablesChainPrefix, NFT_FAMILY, NFT_TABLE, STATE_DIR } from "../naming";
 import { IpFamily } from "../render/firewallIntent";
 import {
   emptyFamilyState,
@@ -17,7 +17,13 @@ import {
   restoreCommand,
   tableTransition,
 } from "../render/iptables";
-import { nftDeleteScript, nftReplaceScript, renderNftables } from "../render/nftables";
+import {
+  nftChainNames,
+  nftDeleteScript,
+  nftReplaceScript,
+  nftTableScript,
+  renderNftables,
+} from "../render/nftables";
 import { AppliedNetworkRecord, ObservedFirewall, ObservedNetwork } from "./observe";
 import { FirewallBackend, NetworkSpec } from "./spec";
 import type { Action } from "./plan";
@@ -39,6 +45,7 @@ export function firewallOf(observed: ObservedNetwork): ObservedFirewall {
       iptables: { ipv4: { tables: {} }, ipv6: { tables: {} } },
       nftChains: [],
       nftTables: [],
+      virtnetTable: false,
       scaffold: [],
     }
   );
@@ -79,6 +86,7 @@ export function chooseFirewallBackend(
 /** What the network has in each backend's world on this host. */
 interface Have {
   nftListing?: string;
+  legacyTable?: { name: string; listing: string };
   iptables: Record<IpFamily, IptFamilyState>;
 }
 
@@ -87,6 +95,7 @@ function have(observed: ObservedNetwork, name: string): Have {
   const prefix = iptablesChainPrefix(name);
   return {
     nftListing: observed.nftListing,
+    legacyTable: observed.legacyNftTable,
     iptables: { ipv4: ownedState(fw.iptables.ipv4, prefix), ipv6: ownedState(fw.iptables.ipv6, prefix) },
   };
 }
@@ -96,7 +105,6 @@ export function ownFirewallActions(
   spec: NetworkSpec,
   observed: ObservedNetwork,
   backend: FirewallBackend,
-  previousTable?: string,
 ): Action[] {
   const h = have(observed, spec.name);
   const wantNft = backend === "nftables" ? renderNftables(spec) : null;
@@ -104,44 +112,64 @@ export function ownFirewallActions(
     backend === "iptables"
       ? renderIptablesState(spec)
       : { ipv4: emptyFamilyState(), ipv6: emptyFamilyState() };
-  const nft = nftActions(spec.firewallTable ?? previousTable, wantNft, h.nftListing);
+  const nft = nftActions(spec.name, wantNft, h, observed);
   const ipt = iptablesActions(observed, h.iptables, wantIpt, true).map(sharedChains);
   // The new backend's rules go in before the old one's come out: no moment without a firewall.
   return backend === "nftables" ? [...nft, ...ipt] : [...ipt, ...nft];
 }
 
 /** Removes every rule of the network from both backends (delete: no undo). */
-export function removeOwnFirewallActions(
-  name: string,
-  table: string | undefined,
-  observed: ObservedNetwork,
-): Action[] {
+export function removeOwnFirewallActions(name: string, observed: ObservedNetwork): Action[] {
   const h = have(observed, name);
   const none = { ipv4: emptyFamilyState(), ipv6: emptyFamilyState() };
   return [
-    ...nftActions(table, null, h.nftListing),
+    ...nftActions(name, null, h, observed),
     ...iptablesActions(observed, h.iptables, none, false).map(sharedChains),
   ].map(({ name, run, shared }) => (shared ? { name, run, shared } : { name, run }));
 }
 
 // iptables rules live in chains every network's jumps share (and in virtnet's scaffold record); a network's
-// nft table is its own.
+// nft chains are its own, in a table that only the first network makes and the last one removes.
 const sharedChains = (a: Action): Action => ({ ...a, shared: true });
 
-function nftActions(table: string | undefined, want: string | null, listing: string | undefined): Action[] {
-  if (!table) return [];
-  const nft = (script: string) => `printf '%s' ${sh(script)} | nft -f -`;
-  const restore = listing ? nft(nftReplaceScript(table, listing)) : undefined;
-  if (want && want !== listing)
-    return [
-      {
-        name: "apply firewall",
-        run: nft(nftReplaceScript(table, want)),
-        undo: restore ?? nft(nftDeleteScript(table)),
-      },
-    ];
-  if (!want && listing) return [{ name: "remove firewall", run: nft(nftDeleteScript(table)), undo: restore }];
-  return [];
+const nft = (script: string) => `printf '%s' ${sh(script)} | nft -f -`;
+
+/** The shared table itself: made by the first network that needs it, so that a rollback can remove it. */
+function nftTableActions(want: string | null, observed: ObservedNetwork): Action[] {
+  if (!want || firewallOf(observed).virtnetTable) return [];
+  return [
+    {
+      name: `create nft table ${NFT_FAMILY} ${NFT_TABLE}`,
+      run: sh("nft", "add", "table", NFT_FAMILY, NFT_TABLE),
+      undo: sh("nft", "delete", "table", NFT_FAMILY, NFT_TABLE),
+      shared: true,
+    },
+  ];
+}
+
+/**
+ * The network's chains, replaced in one transaction. A table of its own from an earlier virtnet goes in the
+ * same transaction, so there is no moment without a firewall; the undo puts both back.
+ */
+function nftActions(network: string, want: string | null, h: Have, observed: ObservedNetwork): Action[] {
+  const legacy = h.legacyTable;
+  const dropLegacy = legacy ? nftTableScript(legacy.name) : "";
+  const putBack =
+    (h.nftListing ? nftReplaceScript(network, h.nftListing) : nftDeleteScript(network)) +
+    (legacy ? nftTableScript(legacy.name, legacy.listing) : "");
+  const changed = want !== (h.nftListing ?? null) || legacy !== undefined;
+  if (!changed) return [];
+  const script = (want ? nftReplaceScript(network, want) : nftDeleteScript(network)) + dropLegacy;
+  return [
+    ...nftTableActions(want, observed),
+    { name: want ? "apply firewall" : "remove firewall", run: nft(script), undo: nft(putBack) },
+  ];
+}
+
+/** The nft chains a network's rules are in, as the `firewall` output names them. */
+export function nftChainsOf(spec: NetworkSpec): string[] {
+  const listing = renderNftables(spec);
+  return listing ? nftChainNames(spec.name).filter((c) => listing.includes(`\tchain ${c} {`)) : [];
 }
 
 /**
@@ -273,7 +301,10 @@ export function firewallSummary(spec: NetworkSpec, observed: ObservedNetwork): R
   const { backend } = chooseFirewallBackend(spec, observed);
   const out: Record<string, unknown> = { backend };
   if (spec.mode === "open") return out;
-  if (backend === "nftables" && spec.firewallTable) out.table = `inet ${spec.firewallTable}`;
+  if (backend === "nftables") {
+    out.table = `${NFT_FAMILY} ${NFT_TABLE}`;
+    out.chains = nftChainsOf(spec);
+  }
   if (backend === "iptables") {
     const state = renderIptablesState(spec);
     out.chains = [

@@ -24,9 +24,6 @@ const HOST_CHANGED_DEADLINE_MS = 120_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Only nft identifiers reach nft as a table name: nft parses its arguments as one command line. */
-const NFT_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
 /** A failure on a host, naming the host, the network and the step; never a secret. */
 export class NetworkError extends Error {
   constructor(
@@ -45,8 +42,6 @@ export class NetworkError extends Error {
 export interface ApplyOptions {
   /** Tests only: fail on purpose right after the action with this name, to prove the rollback. */
   failAfter?: string;
-  /** The firewall table the network had before, when its name changes in place. */
-  previousTable?: string;
 }
 
 export interface ApplyResult {
@@ -64,14 +59,13 @@ function safeDirName(name: string): string {
 interface ProbeTarget {
   name: string;
   bridge: string;
-  table?: string;
   gateway: string;
 }
 
 /** One probe of the targets: the plain probe for one, the multi-network probe for several. */
 async function probeNow(host: Host, targets: ProbeTarget[]): Promise<ObservedNetwork[]> {
   const argsOf = (t: ProbeTarget) =>
-    probeArgs(t.bridge, t.table, networkPaths(safeDirName(t.name)), t.gateway);
+    probeArgs(t.name, t.bridge, networkPaths(safeDirName(t.name)), t.gateway);
   const single = targets.length === 1;
   const r = await host.run(single ? PROBE_SCRIPT : MULTI_PROBE_SCRIPT, {
     args: targets.flatMap(argsOf),
@@ -80,7 +74,7 @@ async function probeNow(host: Host, targets: ProbeTarget[]): Promise<ObservedNet
   if (r.code !== 0)
     throw new NetworkError(host.label, targets[0].name, "probe host", `exit ${r.code}: ${tail(r.stderr)}`);
   return single
-    ? [parseProbe(r.stdout, targets[0].bridge, targets[0].table)]
+    ? [parseProbe(r.stdout, targets[0].name, targets[0].bridge)]
     : parseMultiProbe(r.stdout, targets);
 }
 
@@ -89,17 +83,6 @@ function errorFor(host: Host, e: unknown, name: string): unknown {
   return e instanceof NetworkError && e.network !== name
     ? new NetworkError(host.label, name, e.step, e.detail)
     : e;
-}
-
-function checkTable(host: Host, name: string, table?: string): NetworkError | undefined {
-  if (table !== undefined && table !== "" && !NFT_IDENTIFIER.test(table))
-    return new NetworkError(
-      host.label,
-      name,
-      "check host",
-      `"${table}" is not a virtnet firewall table name`,
-    );
-  return undefined;
 }
 
 interface Settle<T> {
@@ -113,20 +96,12 @@ type ReadQueue = { waiting: (ProbeTarget & Settle<ObservedNetwork>)[]; running: 
 const readQueues = new Map<string, ReadQueue>();
 
 /** What the host has for one network (or, with the scope "route <name>", for routes), read-only. */
-export function observe(
-  host: Host,
-  name: string,
-  bridge: string,
-  table?: string,
-  gateway = "",
-): Promise<ObservedNetwork> {
-  const bad = checkTable(host, name, table);
-  if (bad) return Promise.reject(bad);
+export function observe(host: Host, name: string, bridge: string, gateway = ""): Promise<ObservedNetwork> {
   let q = readQueues.get(host.label);
   if (!q) readQueues.set(host.label, (q = { waiting: [], running: false }));
   const queue = q;
   return new Promise<ObservedNetwork>((resolve, reject) => {
-    queue.waiting.push({ name, bridge, table, gateway, resolve, reject });
+    queue.waiting.push({ name, bridge, gateway, resolve, reject });
     if (!queue.running) {
       queue.running = true;
       setImmediate(() => void drainReads(host, queue));
@@ -162,7 +137,6 @@ const MAX_BATCH = 32;
 interface Change {
   name: string;
   bridge: string;
-  table?: string;
   gateway: string;
   makePlan: (o: ObservedNetwork) => Plan;
   undo: boolean;
@@ -179,14 +153,12 @@ interface Change {
 
 const hostQueues = new Map<string, { changes: Change[]; running: boolean }>();
 
-type ChangeSpec = Pick<Change, "name" | "bridge" | "table" | "makePlan" | "undo" | "failAfter" | "effect"> & {
+type ChangeSpec = Pick<Change, "name" | "bridge" | "makePlan" | "undo" | "failAfter" | "effect"> & {
   gateway?: string;
   solo?: boolean;
 };
 
 function runPlan(host: Host, c: ChangeSpec): Promise<ApplyResult> {
-  const bad = checkTable(host, c.name, c.table);
-  if (bad) return Promise.reject(bad);
   let q = hostQueues.get(host.label);
   if (!q) hostQueues.set(host.label, (q = { changes: [], running: false }));
   const queue = q;
@@ -288,7 +260,7 @@ async function round(host: Host, queue: Change[]): Promise<void> {
   for (const { c, plan, observed } of group) {
     const next = randomUUID();
     const args = [
-      ...probeArgs(c.bridge, c.table, networkPaths(safeDirName(c.name)), c.gateway),
+      ...probeArgs(c.name, c.bridge, networkPaths(safeDirName(c.name)), c.gateway),
       token,
       c.failAfter ?? "",
       next,
@@ -354,8 +326,7 @@ export function applyNetwork(host: Host, spec: NetworkSpec, opts: ApplyOptions =
   return runPlan(host, {
     name: spec.name,
     bridge: spec.bridge.name,
-    table: spec.firewallTable ?? opts.previousTable,
-    makePlan: (o) => planApply(spec, o, paths, { table: opts.previousTable }), // ranges: as recorded on the host
+    makePlan: (o) => planApply(spec, o, paths), // ranges: as recorded on the host
     undo: true,
     failAfter: opts.failAfter,
     effect: { adds },
@@ -363,18 +334,12 @@ export function applyNetwork(host: Host, spec: NetworkSpec, opts: ApplyOptions =
 }
 
 /** Removes the network and everything virtnet made for it. Succeeds when it is already gone. */
-export function deleteNetwork(
-  host: Host,
-  name: string,
-  bridge: string,
-  table?: string,
-): Promise<ApplyResult> {
+export function deleteNetwork(host: Host, name: string, bridge: string): Promise<ApplyResult> {
   const paths = networkPaths(name);
   return runPlan(host, {
     name,
     bridge,
-    table,
-    makePlan: (o) => planDelete(name, bridge, table, o, paths),
+    makePlan: (o) => planDelete(name, bridge, o, paths),
     undo: false,
     effect: { removes: name },
   });
@@ -393,7 +358,7 @@ export interface NetworkStatus {
 
 export async function readNetwork(host: Host, spec: NetworkSpec): Promise<NetworkStatus> {
   const paths = networkPaths(spec.name);
-  const observed = await observe(host, spec.name, spec.bridge.name, spec.firewallTable);
+  const observed = await observe(host, spec.name, spec.bridge.name);
   const ours = isOurDnsmasq(observed, paths.dnsmasqConf);
   const exists =
     observed.bridge !== undefined ||
@@ -418,7 +383,6 @@ export async function readNetwork(host: Host, spec: NetworkSpec): Promise<Networ
 export interface NetworkRef {
   name: string;
   bridge: string;
-  table?: string;
 }
 
 function noNetwork(ref: NetworkRef): Plan {
@@ -451,7 +415,6 @@ function convergeRanges(
   return runPlan(host, {
     name: ref.name,
     bridge: ref.bridge,
-    table: ref.table,
     makePlan: plan,
     undo: true,
     failAfter,
@@ -484,7 +447,7 @@ export async function readRange(
   ref: NetworkRef,
   rangeName: string,
 ): Promise<DhcpRangeSpec | undefined> {
-  const observed = await observe(host, ref.name, ref.bridge, ref.table);
+  const observed = await observe(host, ref.name, ref.bridge);
   return observed.ranges.find((r) => r.name === rangeName);
 }
 
@@ -544,7 +507,7 @@ export interface RouteStatus {
 }
 
 export async function readRoute(host: Host, name: string): Promise<RouteStatus> {
-  const o = await observe(host, routeScope(name), "", undefined);
+  const o = await observe(host, routeScope(name), "");
   const recorded = o.route.records.find((r) => r.name === name);
   const status: RouteStatus = {};
   if (recorded) {

@@ -1,14 +1,15 @@
 // What a host has for one network, read from the kernel and the host's files in one round trip.
-import { NetworkPaths, RUN_DIR, STATE_DIR } from "../naming";
+import { legacyNftTableName, NetworkPaths, NFT_FAMILY, NFT_TABLE, RUN_DIR, STATE_DIR } from "../naming";
 import { IpFamily } from "../render/firewallIntent";
 import { IptListing, parseIptablesSave } from "../render/iptables";
+import { networkChainsOf } from "../render/nftables";
 import { DhcpRangeSpec } from "./dhcp";
 import { KernelRoute, RouteObservation, RouteSpec } from "./route";
 
 /** Shell variables the probe reads; set from positional arguments by probeScript's callers. */
 export const PROBE_VARS = [
   "br",
-  "table",
+  "legacytable",
   "pidfile",
   "conf",
   "hostsfile",
@@ -34,7 +35,8 @@ export const PROBE_FUNCTION = [
   echo "@@routes4"; ip -j -4 route show table main 2>/dev/null
   echo "@@routes6"; ip -j -6 route show table main 2>/dev/null
   echo "@@routerecords"; for f in "$stateroot"/routes/*.json; do [ -f "$f" ] && [ ! -L "$f" ] && { cat "$f"; echo; }; done
-  echo "@@chains"; nft -j list chains 2>/dev/null
+  echo "@@chains"; vn_chains=$(nft -j list chains 2>/dev/null); echo "$vn_chains"
+  echo "@@nfttable"; nft list table ${NFT_FAMILY} ${NFT_TABLE} 2>/dev/null
   # A sysctl file answers a one-byte read(2), which is how the shell's read reads, with its first byte only:
   # enough for these two (0 or 1), not for numbers (cat below). read's status is 1 here, with the value set.
   echo "@@forward"; vn_f=""; read -r vn_f < /proc/sys/net/ipv4/ip_forward; echo "$vn_f"
@@ -65,7 +67,8 @@ export const PROBE_FUNCTION = [
   echo "@@ports"; ip -j link show master "$br" 2>/dev/null
   echo "@@addr6"; ip -j -6 addr show dev "$br" scope global 2>/dev/null
   [ -n "$gw" ] && { echo "@@routeget"; ip -j route get "$gw" 2>/dev/null; }
-  echo "@@nft"; [ -n "$table" ] && nft list table inet "$table" 2>/dev/null
+  # An earlier virtnet's table of this network's own, listed only when it exists (it has chains).
+  case "$vn_chains" in *"\"table\": \"$legacytable\","*) echo "@@legacynft"; nft list table inet "$legacytable" 2>/dev/null;; esac
   echo "@@dnsmasq"; pid=""; [ -f "$pidfile" ] && { read -r pid < "$pidfile"; } 2>/dev/null
   case "$pid" in *[!0-9]*|"") ;; *)
     if { read -r vn_a vn_b vn_state vn_rest < "/proc/$pid/stat"; } 2>/dev/null && [ "$vn_state" != Z ]; then
@@ -84,15 +87,10 @@ export const PROBE_FUNCTION = [
 ].join("\n");
 
 /** `gateway`: also ask the kernel how it reaches this address (StaticRoute's directly-connected check). */
-export function probeArgs(
-  bridge: string,
-  table: string | undefined,
-  paths: NetworkPaths,
-  gateway = "",
-): string[] {
+export function probeArgs(name: string, bridge: string, paths: NetworkPaths, gateway = ""): string[] {
   return [
     bridge,
-    table ?? "",
+    legacyNftTableName(name),
     paths.dnsmasqPid,
     paths.dnsmasqConf,
     paths.addnHosts,
@@ -127,11 +125,11 @@ export const MULTI_PROBE_SCRIPT = [
 /** The observations of a MULTI_PROBE_SCRIPT run, one per network in argument order. */
 export function parseMultiProbe(
   output: string,
-  networks: { bridge: string; table?: string }[],
+  networks: { name: string; bridge: string }[],
 ): ObservedNetwork[] {
   const [hostPart, ...netParts] = output.split("\n@@@net\n");
   if (netParts.length !== networks.length) throw new Error("host probe output was cut short");
-  return networks.map((n, i) => parseProbe(`${hostPart}\n${netParts[i]}`, n.bridge, n.table));
+  return networks.map((n, i) => parseProbe(`${hostPart}\n${netParts[i]}`, n.name, n.bridge));
 }
 
 export interface ObservedBridge {
@@ -151,6 +149,7 @@ export interface AppliedNetworkRecord {
   mode: string;
   bridge: string;
   cidr?: string;
+  /** Records written before the shared table: the network's own nft table. */
   table?: string;
   /** The normalized desired state last applied: what a restore or an import rebuilds from. */
   spec?: unknown;
@@ -169,6 +168,8 @@ export interface ObservedFirewall {
   /** Every nft chain as "family table name", and every nft table as "family name". */
   nftChains: string[];
   nftTables: string[];
+  /** virtnet's own table exists (it may be empty). */
+  virtnetTable: boolean;
   /** virtnet's record of the iptables-nft tables and built-in chains it created, with `iptables -S` of each chain. */
   scaffold: { entry: string; rules: string[] }[];
   /** firewalld's zone of the bridge, when firewall-cmd is installed. */
@@ -183,7 +184,10 @@ export interface ObservedNetwork {
   bridgeIpv6: string[]; // global addresses only, "fd00:50:1::1/64"
   /** IPv4 prefixes on other interfaces (addresses and routes), for overlap checks. */
   foreignIpv4: { cidr: string; dev: string }[];
+  /** The network's chains in virtnet's table, as renderNftables prints them. */
   nftListing?: string;
+  /** The network's own table from an earlier virtnet, when the host still has it. */
+  legacyNftTable?: { name: string; listing: string };
   forwardChainsWithDrop: string[]; // "ip filter FORWARD" of other tables
   ipForward: boolean;
   forwardMarker: boolean;
@@ -253,8 +257,10 @@ function jsonLines<T>(text: string | undefined): T[] {
     .filter((v): v is T => v !== null);
 }
 
-export function parseProbe(output: string, bridgeName: string, table?: string): ObservedNetwork {
+export function parseProbe(output: string, name: string, bridgeName: string): ObservedNetwork {
   const s = sections(output);
+  const legacyTable = legacyNftTableName(name);
+  const ownTable = (t: string) => t === NFT_TABLE || t === legacyTable;
   const links = json<any[]>(s.get("link"), []);
   const link = links[0];
   let bridge: ObservedBridge | undefined;
@@ -297,7 +303,7 @@ export function parseProbe(output: string, bridgeName: string, table?: string): 
   const chains = json<any>(s.get("chains"), { nftables: [] }).nftables ?? [];
   const forwardChainsWithDrop = chains
     .map((c: any) => c.chain)
-    .filter((c: any) => c && c.hook === "forward" && c.policy === "drop" && c.table !== table)
+    .filter((c: any) => c && c.hook === "forward" && c.policy === "drop" && !ownTable(c.table))
     .map((c: any) => `${c.family} ${c.table} ${c.name}`);
   let dnsmasq: ObservedNetwork["dnsmasq"];
   const d = (s.get("dnsmasq") ?? "").split("\n").filter((l) => l !== "");
@@ -308,7 +314,7 @@ export function parseProbe(output: string, bridgeName: string, table?: string): 
     const v = s.get(name);
     return v === undefined || v === "" ? undefined : v;
   };
-  const nft = text("nft");
+  const legacy = text("legacynft");
   // find lists directories in no set order; sorted, the observation does not depend on it.
   const networks = jsonLines<AppliedNetworkRecord>(s.get("networks")).sort((a, b) =>
     a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
@@ -318,7 +324,8 @@ export function parseProbe(output: string, bridgeName: string, table?: string): 
     bridge,
     bridgeIpv4,
     foreignIpv4,
-    nftListing: nft === undefined ? undefined : nft + "\n",
+    nftListing: networkChainsOf(text("nfttable"), name),
+    ...(legacy === undefined ? {} : { legacyNftTable: { name: legacyTable, listing: legacy + "\n" } }),
     forwardChainsWithDrop,
     ipForward: (s.get("forward") ?? "").trim() === "1",
     forwardMarker: (s.get("forwardmarker") ?? "").trim() === "yes",
@@ -378,6 +385,7 @@ function parseFirewall(s: Map<string, string>, chains: any[]): ObservedFirewall 
           .map((c: any) => `${c.family} ${c.table}`),
       ),
     ],
+    virtnetTable: (s.get("nfttable") ?? "").trim() !== "",
     scaffold: scaffold.filter((e) => scaffoldEntry.test(e.entry)),
   };
   const zone = s.get("fwzone");

@@ -1,7 +1,16 @@
 // The pure planner: desired state + what the host has -> the actions that make them equal, each with its undo.
 import * as ipaddr from "ipaddr.js";
 import { quote } from "shell-quote";
-import { bridgeAlias, INOTIFY_MARKER, NetworkPaths, RUN_DIR, STATE_DIR } from "../naming";
+import {
+  bridgeAlias,
+  INOTIFY_MARKER,
+  NetworkPaths,
+  NFT_FAMILY,
+  NFT_TABLE,
+  nftChainId,
+  RUN_DIR,
+  STATE_DIR,
+} from "../naming";
 import { needsDnsmasq, renderDhcpHosts, renderDnsmasqConf, renderHostsFile } from "../render/dnsmasq";
 import { DhcpRangeSpec, rangeInside, rangeOverlaps } from "./dhcp";
 import { removeStateDirAction, routesToRestore } from "./route";
@@ -16,7 +25,7 @@ import {
   SYSTEMD_WANTS_LINK,
 } from "../render/restore";
 import { bridgeTuning, renderBridgeCreate } from "../render/ip";
-import { chooseFirewallBackend, ownFirewallActions, removeOwnFirewallActions } from "./firewall";
+import { chooseFirewallBackend, firewallOf, ownFirewallActions, removeOwnFirewallActions } from "./firewall";
 import { dockerUserFamilies, planForeignFirewalls, removeForeignFirewallActions } from "./foreignFirewalls";
 import { FirewallBackend, NetworkSpec } from "./spec";
 import { AppliedNetworkRecord, isOurDnsmasq, ObservedNetwork } from "./observe";
@@ -49,7 +58,6 @@ export function appliedRecord(
 ): AppliedNetworkRecord {
   const r: AppliedNetworkRecord = { name: spec.name, mode: spec.mode, bridge: spec.bridge.name };
   if (spec.ipv4) r.cidr = spec.ipv4.cidr;
-  if (spec.firewallTable && backend === "nftables") r.table = spec.firewallTable;
   r.spec = spec;
   if (backend === "iptables") r.firewallBackend = backend;
   return r;
@@ -211,9 +219,8 @@ function firewallActions(
   observed: ObservedNetwork,
   backend: FirewallBackend,
   foreign: Action[],
-  previousTable?: string,
 ): Action[] {
-  return [...ownFirewallActions(spec, observed, backend, previousTable), ...foreign.map(shared)];
+  return [...ownFirewallActions(spec, observed, backend), ...foreign.map(shared)];
 }
 
 function forwardingActions(spec: NetworkSpec, observed: ObservedNetwork): Action[] {
@@ -309,6 +316,17 @@ function dnsmasqActions(
   actions.push(...hotActions(""));
   actions.push(start);
   return actions;
+}
+
+/** With the last network, virtnet's nft table goes too, unless it holds chains that are not this network's. */
+function removeNftTableActions(name: string, observed: ObservedNetwork): Action[] {
+  const t = `${NFT_FAMILY} ${NFT_TABLE}`;
+  const fw = firewallOf(observed);
+  if (!fw.virtnetTable) return [];
+  const id = nftChainId(name);
+  const foreign = fw.nftChains.filter((c) => c.startsWith(`${t} `) && !c.startsWith(`${t} ${id}.`));
+  if (foreign.length) return [];
+  return [{ name: `remove nft table ${t}`, run: sh("nft", "delete", "table", NFT_FAMILY, NFT_TABLE) }];
 }
 
 /**
@@ -415,7 +433,7 @@ export function planApply(
   spec: NetworkSpec,
   observed: ObservedNetwork,
   paths: NetworkPaths,
-  options: { table?: string; ranges?: DhcpRangeSpec[] } = {},
+  options: { ranges?: DhcpRangeSpec[] } = {},
 ): Plan {
   const ranges = options.ranges ?? observed.ranges;
   const firewall = chooseFirewallBackend(spec, observed);
@@ -437,7 +455,7 @@ export function planApply(
     ...dirActions(observed, paths),
     ...bridgeActions(spec, observed),
     ...routesToRestore(spec.bridge.name, observed.route),
-    ...firewallActions(spec, observed, backend, foreign.actions, options.table ?? prevRecord?.table),
+    ...firewallActions(spec, observed, backend, foreign.actions),
     ...forwardingActions(spec, observed).map(shared),
     ...inotifyActions(spec, ranges, observed).map(shared),
     ...rangeRecordActions(ranges, observed, paths),
@@ -453,14 +471,13 @@ export function planApply(
 export function planDelete(
   name: string,
   bridge: string,
-  table: string | undefined,
   observed: ObservedNetwork,
   paths: NetworkPaths,
 ): Plan {
   const actions: Action[] = [];
   const warnings: string[] = [];
   if (isOurDnsmasq(observed, paths.dnsmasqConf)) actions.push({ name: "stop dnsmasq", run: "dnsmasq_stop" });
-  actions.push(...removeOwnFirewallActions(name, table, observed));
+  actions.push(...removeOwnFirewallActions(name, observed));
   actions.push(...removeForeignFirewallActions(name, bridge, observed).map(shared));
   if (observed.bridge) {
     if (observed.bridge.alias === bridgeAlias(name))
@@ -510,6 +527,7 @@ export function planDelete(
       run: `${back}rm -f ${sh(INOTIFY_MARKER)}`,
     });
   }
+  if (others.length === 0) actions.push(...removeNftTableActions(name, observed));
   if (others.length === 0 && observed.route.records.length === 0)
     actions.push(...restoreGlobalActions(observed, false));
   if (others.length === 0 && observed.route.records.length === 0 && observed.dirs.includes(STATE_DIR))

@@ -1,6 +1,6 @@
 // A network's inputs, validated and normalized into the desired state that renderers and the apply layer use.
 import * as ipaddr from "ipaddr.js";
-import { defaultBridgeMac, defaultBridgeName, MAX_IFNAME, nftTableName } from "../naming";
+import { defaultBridgeMac, defaultBridgeName, MAX_IFNAME } from "../naming";
 import {
   checkInteger,
   checkNoControlCharacters,
@@ -110,7 +110,6 @@ export interface NetworkSpec {
     srv?: SrvRecord[];
     txt?: { name: string; value: string }[];
   };
-  firewallTable?: string; // absent for "open": no rules at all
 }
 
 /** `spec` is absent when there are errors, or when unknown (preview) inputs leave nothing to build. */
@@ -475,6 +474,5 @@ export function buildNetworkSpec(raw: NetworkInputs, defaultName: string): SpecR
   if (forwardDevice) spec.forwardDevice = forwardDevice;
   if (mtu !== undefined) spec.bridge.mtu = mtu;
   if (domain) spec.domain = domain;
-  if (mode !== "open") spec.firewallTable = nftTableName(spec.name);
   return { spec, errors: [] };
 }

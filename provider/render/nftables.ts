@@ -1,6 +1,7 @@
-// The nftables driver: turns a network's firewall intent into one table that virtnet owns entirely. The text
-// is what `nft list table` prints back, so a listing that differs from it is drift.
-import { NFT_FAMILY } from "../naming";
+// The nftables driver: turns a network's firewall intent into its own chains in virtnet's one table
+// ("inet virtnet", naming.ts). The text is what `nft list table` prints of those chains, so a listing that
+// differs from it is drift.
+import { NFT_FAMILY, NFT_TABLE, nftChainId } from "../naming";
 import { NetworkSpec } from "../network/spec";
 import {
   FirewallIntent,
@@ -14,10 +15,20 @@ import {
 const q = (ifname: string) => `"${ifname}"`; // names are validated to [a-zA-Z0-9_.-]
 const NFT_IP: Record<IpFamily, string> = { ipv4: "ip", ipv6: "ip6" };
 
-/** The full table for `nft -f`, or null when the mode wants no rules ("open"). */
+/** Every chain a network may have, in the order virtnet makes them. */
+export const NFT_CHAIN_KINDS = ["input", "output", "forward", "postrouting"] as const;
+
+export function nftChainNames(networkName: string): string[] {
+  return NFT_CHAIN_KINDS.map((k) => `${nftChainId(networkName)}.${k}`);
+}
+
+/** The network's chains for `nft -f`, as `nft list table` prints them; null when the mode wants no rules. */
 export function renderNftables(spec: NetworkSpec): string | null {
   const intent = firewallIntent(spec);
-  if (!intent || !spec.firewallTable) return null;
+  if (!intent) return null;
+  const id = nftChainId(spec.name);
+  const chain = (kind: string, hook: string, rules: string[]) =>
+    `\tchain ${id}.${kind} {\n\t\t${hook}\n${rules.map((r) => `\t\t${r}\n`).join("")}\t}\n`;
   const chains = [
     chain(
       "input",
@@ -43,7 +54,7 @@ export function renderNftables(spec: NetworkSpec): string | null {
         intent.nat.map((r) => natRule(intent, r)),
       ),
     );
-  return `table ${NFT_FAMILY} ${spec.firewallTable} {\n${chains.join("\n")}}\n`;
+  return `table ${NFT_FAMILY} ${NFT_TABLE} {\n${chains.join("\n")}}\n`;
 }
 
 // The table is inet: a service rule covers both families, so it carries no family match.
@@ -88,16 +99,37 @@ function natRule(intent: FirewallIntent, r: NatRule): string {
   return `${proto}${match} ${action}`;
 }
 
-function chain(name: string, hook: string, rules: string[]): string {
-  return `\tchain ${name} {\n\t\t${hook}\n${rules.map((r) => `\t\t${r}\n`).join("")}\t}\n`;
+/**
+ * One atomic transaction that replaces the network's chains, whichever of them exist: each is made (if
+ * missing) and deleted, then `ruleset` (renderNftables, or a listing to put back) adds what is wanted.
+ */
+export function nftReplaceScript(networkName: string, ruleset: string): string {
+  return nftDeleteScript(networkName) + ruleset;
 }
 
-/** One atomic transaction that replaces the table whether or not it exists. */
-export function nftReplaceScript(table: string, ruleset: string): string {
+/** Removes the network's chains (a no-op transaction when it has none); the table stays for the others. */
+export function nftDeleteScript(networkName: string): string {
+  const t = `${NFT_FAMILY} ${NFT_TABLE}`;
+  const chains = nftChainNames(networkName);
+  return [`add table ${t}`, ...chains.flatMap((c) => [`add chain ${t} ${c}`, `delete chain ${t} ${c}`])]
+    .map((l) => l + "\n")
+    .join("");
+}
+
+/** Replaces (or, with no ruleset, removes) a whole table: the per-network tables of earlier versions. */
+export function nftTableScript(table: string, ruleset = ""): string {
   return `table ${NFT_FAMILY} ${table}\ndelete table ${NFT_FAMILY} ${table}\n${ruleset}`;
 }
 
-/** Removes the table if it exists (a no-op transaction otherwise). */
-export function nftDeleteScript(table: string): string {
-  return `table ${NFT_FAMILY} ${table}\ndelete table ${NFT_FAMILY} ${table}\n`;
+/**
+ * The network's chains out of a listing of the whole shared table (`nft list table inet virtnet`), in the
+ * form renderNftables prints; undefined when it has none.
+ */
+export function networkChainsOf(tableListing: string | undefined, networkName: string): string | undefined {
+  if (!tableListing) return undefined;
+  const id = nftChainId(networkName);
+  const ours = [...tableListing.matchAll(/^\tchain (\S+) \{\n(?:\t\t.*\n)*\t\}$/gm)]
+    .filter((m) => m[1].startsWith(`${id}.`))
+    .map((m) => m[0] + "\n");
+  return ours.length ? `table ${NFT_FAMILY} ${NFT_TABLE} {\n${ours.join("\n")}}\n` : undefined;
 }

@@ -43,8 +43,7 @@ export function renderNetworkRestore(
     `ip link show dev ${quote([spec.bridge.name])} >/dev/null 2>&1 || printf '%s\\n' ${quote(renderBridgeCreate(spec))} | ip -batch -`,
   ];
   const ruleset = firewall.backend === "nftables" ? renderNftables(spec) : null;
-  if (ruleset)
-    lines.push(`printf '%s' ${quote([nftReplaceScript(spec.firewallTable!, ruleset)])} | nft -f -`);
+  if (ruleset) lines.push(`printf '%s' ${quote([nftReplaceScript(spec.name, ruleset)])} | nft -f -`);
   if (firewall.backend === "iptables") {
     const state = renderIptablesState(spec);
     for (const family of IPT_FAMILIES) lines.push(...bootRestoreLines(family, state[family]));

@@ -46,9 +46,7 @@ export function check(_olds: Props, news: Props) {
 
 function refOf(props: Props): NetworkRef {
   const n = props.network;
-  const ref: NetworkRef = { name: n.name, bridge: n.bridgeName };
-  if (n.firewallTable) ref.table = String(n.firewallTable).replace(/^inet /, "");
-  return ref;
+  return { name: n.name, bridge: n.bridgeName };
 }
 
 function required(props: Props): DhcpRangeSpec {

@@ -172,21 +172,17 @@ export async function create(inputs: Props, opts: { failAfter?: string } = {}) {
   };
 }
 
-function tableName(props: Props): string | undefined {
-  return typeof props.firewallTable === "string" ? props.firewallTable.replace(/^inet /, "") : undefined;
-}
-
-export async function update(_id: string, olds: Props, news: Props) {
+export async function update(_id: string, _olds: Props, news: Props) {
   const spec = specOf(news);
   const host = await connectTo(news);
-  const result = await applyNetwork(host, spec, { previousTable: tableName(olds) });
+  const result = await applyNetwork(host, spec);
   return { outs: outputsOf(news, spec, host, result.warnings, [], result.observed) };
 }
 
 export async function remove(_id: string, props: Props): Promise<void> {
   const host = await connectTo(props);
   const name = props.name;
-  await deleteNetwork(host, name, props.bridgeName, tableName(props));
+  await deleteNetwork(host, name, props.bridgeName);
 }
 
 /** Reads the host. Import (`get`) with only an id rebuilds the inputs from what virtnet keeps on the host. */
@@ -219,7 +215,7 @@ export async function read(id: string, props: Props) {
 }
 
 async function recordedSpec(host: Host, name: string): Promise<NetworkSpec | undefined> {
-  const observed = await observe(host, name, "", undefined);
+  const observed = await observe(host, name, "");
   return observed.networks.find((n) => n.name === name)?.spec as NetworkSpec | undefined;
 }
 

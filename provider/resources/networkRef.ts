@@ -1,5 +1,5 @@
 // The `network` property of DhcpRange and StaticRoute: copied by the SDK from a VirtualNetwork's outputs, but
-// it arrives like any input and reaches the host (file paths, nft, ip), so it is validated like one.
+// it arrives like any input and reaches the host (file paths, ip), so it is validated like one.
 import { MAX_IFNAME } from "../naming";
 import {
   checkSafeName,
@@ -31,12 +31,6 @@ export function checkNetworkRef(ref: unknown, required: boolean): PropertyError[
     if (typeof n.bridgeName !== "string") problems.add("network.bridgeName", "must be a string");
     else checkSafeName(n.bridgeName, "network.bridgeName", problems, MAX_IFNAME);
   }
-  // The table name reaches nft on the host: "inet <identifier>" only.
-  if (
-    known(n.firewallTable) &&
-    (typeof n.firewallTable !== "string" || !/^inet [A-Za-z_][A-Za-z0-9_]{0,63}$/.test(n.firewallTable))
-  )
-    problems.add("network.firewallTable", 'must be a virtnet table name like "inet virtnet_lab_1a2b3c"');
   for (const k of ["cidr", "ipv6Cidr"])
     if (known(n[k]) && !parseStrictCidr(n[k])) problems.add(`network.${k}`, `"${n[k]}" is not a CIDR`);
   for (const k of ["gatewayIp", "ipv6Gateway"])

@@ -50,11 +50,11 @@ async function hostScript(host: string, script: string, args: string[]): Promise
   return { ...r, ms: Number(process.hrtime.bigint() - t0) / 1e6 };
 }
 
-async function probe(host: string, spec: { name: string; bridge: string; table?: string }) {
-  const args = probeArgs(spec.bridge, spec.table, networkPaths(spec.name));
+async function probe(host: string, spec: { name: string; bridge: string }) {
+  const args = probeArgs(spec.name, spec.bridge, networkPaths(spec.name));
   const r = await hostScript(host, PROBE_SCRIPT, args);
   if (r.code !== 0) throw new Error(`${host}: probe of ${spec.name} failed (exit ${r.code}): ${r.stderr}`);
-  return { observed: parseProbe(r.stdout, spec.bridge, spec.table), args, ms: r.ms, bytes: r.stdout.length };
+  return { observed: parseProbe(r.stdout, spec.name, spec.bridge), args, ms: r.ms, bytes: r.stdout.length };
 }
 
 export interface FloorResult {
@@ -74,11 +74,7 @@ export async function floorCreate(host: string, nets: BenchNet[]): Promise<Floor
   const t0 = Date.now();
   for (const [i, n] of nets.entries()) {
     const { spec, range } = specsOf(n);
-    const p = await probe(n.host.name, {
-      name: spec.name,
-      bridge: spec.bridge.name,
-      table: spec.firewallTable,
-    });
+    const p = await probe(n.host.name, { name: spec.name, bridge: spec.bridge.name });
     res.probeMs += p.ms;
     if (i === 0 || i === nets.length - 1) res.probes.push({ ms: p.ms, bytes: p.bytes });
     const plan = planApply(spec, p.observed, networkPaths(spec.name), { ranges: [range] });
@@ -102,19 +98,9 @@ export async function floorDestroy(host: string, nets: BenchNet[]): Promise<Floo
   const t0 = Date.now();
   for (const n of [...nets].reverse()) {
     const { spec } = specsOf(n);
-    const p = await probe(n.host.name, {
-      name: spec.name,
-      bridge: spec.bridge.name,
-      table: spec.firewallTable,
-    });
+    const p = await probe(n.host.name, { name: spec.name, bridge: spec.bridge.name });
     res.probeMs += p.ms;
-    const plan = planDelete(
-      spec.name,
-      spec.bridge.name,
-      spec.firewallTable,
-      p.observed,
-      networkPaths(spec.name),
-    );
+    const plan = planDelete(spec.name, spec.bridge.name, p.observed, networkPaths(spec.name));
     if (plan.actions.length === 0) continue;
     const r = await hostScript(n.host.name, renderApplyScript(plan.actions, false), [
       ...p.args,
@@ -148,7 +134,7 @@ export async function lifecycleCreate(host: string, nets: BenchNet[]): Promise<L
   const one = async (n: BenchNet) => {
     const { spec, range } = specsOf(n);
     await applyNetwork(h, spec);
-    await applyRange(h, { name: spec.name, bridge: spec.bridge.name, table: spec.firewallTable }, range);
+    await applyRange(h, { name: spec.name, bridge: spec.bridge.name }, range);
   };
   const t0 = Date.now();
   const settled = await Promise.allSettled(nets.map(one));
@@ -171,12 +157,8 @@ export async function lifecycleDestroy(host: string, nets: BenchNet[]): Promise<
   const t0 = Date.now();
   for (const n of [...nets].reverse()) {
     const { spec, range } = specsOf(n);
-    await deleteRange(
-      h,
-      { name: spec.name, bridge: spec.bridge.name, table: spec.firewallTable },
-      range.name,
-    );
-    await deleteNetwork(h, spec.name, spec.bridge.name, spec.firewallTable);
+    await deleteRange(h, { name: spec.name, bridge: spec.bridge.name }, range.name);
+    await deleteNetwork(h, spec.name, spec.bridge.name);
   }
   return { wallMs: Date.now() - t0, counts: h.counts, ms: h.ms, errors: [], redoMs: 0 };
 }
@@ -192,7 +174,7 @@ export async function removeBenchNetworks(host: string): Promise<string[]> {
   const h = nsenterHost(host);
   for (const line of r.stdout.split("\n").filter((l) => l.trim())) {
     const rec = JSON.parse(line) as { name: string; bridge: string; table?: string };
-    await deleteNetwork(h, rec.name, rec.bridge, rec.table);
+    await deleteNetwork(h, rec.name, rec.bridge);
     removed.push(rec.name);
   }
   return removed;

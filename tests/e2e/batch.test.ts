@@ -4,6 +4,7 @@
 import { expect } from "chai";
 import { applyNetwork, deleteNetwork, NetworkError, readNetwork } from "../../provider/network/lifecycle";
 import { buildNetworkSpec, NetworkSpec } from "../../provider/network/spec";
+import { nftChainId } from "../../provider/naming";
 import { nsenterHost } from "../support/countingHost";
 import { labHosts, sh } from "./support";
 
@@ -25,7 +26,7 @@ describe("many changes to one host at once, from one process", function () {
 
   after(async () => {
     const h = countingHost();
-    for (const s of [...specs, ...extra]) await deleteNetwork(h, s.name, s.bridge.name, s.firewallTable);
+    for (const s of [...specs, ...extra]) await deleteNetwork(h, s.name, s.bridge.name);
   });
 
   it("creates eight networks with far fewer probes than changes, each with its own bridge, table and record", async () => {
@@ -42,7 +43,9 @@ describe("many changes to one host at once, from one process", function () {
     });
     for (const s of specs) {
       expect(await sh("h1", `cat /sys/class/net/${s.bridge.name}/ifalias`)).to.equal(`virtnet:${s.name}\n`);
-      expect(await sh("h1", `nft list table inet ${s.firewallTable} >/dev/null && echo ok`)).to.equal("ok\n");
+      expect(
+        await sh("h1", `nft list chain inet virtnet ${nftChainId(s.name)}.forward >/dev/null && echo ok`),
+      ).to.equal("ok\n");
     }
   });
 
@@ -64,7 +67,7 @@ describe("many changes to one host at once, from one process", function () {
     const err = settled[1].status === "rejected" ? (settled[1].reason as NetworkError) : undefined;
     expect(err?.message).to.match(/overlaps virtnet network "hzb9"/);
     expect(await sh("h1", `ip link show ${extra[1].bridge.name} 2>/dev/null | wc -l`)).to.equal("0\n");
-    await deleteNetwork(h, extra[0].name, extra[0].bridge.name, extra[0].firewallTable);
+    await deleteNetwork(h, extra[0].name, extra[0].bridge.name);
   });
 
   it("a failure in the middle of a round is undone alone; the changes after it are planned again and succeed", async () => {
@@ -93,7 +96,7 @@ describe("many changes to one host at once, from one process", function () {
 
   it("deletes all eight at once and leaves the host as it was", async () => {
     const h = countingHost();
-    await Promise.all(specs.map((s) => deleteNetwork(h, s.name, s.bridge.name, s.firewallTable)));
+    await Promise.all(specs.map((s) => deleteNetwork(h, s.name, s.bridge.name)));
     expect(h.counts["probe host"], "probes").to.be.at.most(4);
     expect(await sh("h1", "ls -A /var/lib/virtnet 2>/dev/null; sysctl -n net.ipv4.ip_forward")).to.equal(
       initial,

@@ -6,7 +6,7 @@ import {
   ownedState,
   parseIptablesSave,
 } from "../../provider/render/iptables";
-import { nftTable, sh } from "./support";
+import { nftChainsOf, sh } from "./support";
 
 /** The backends every connectivity test runs on: "auto" (nftables wherever nft is installed) and iptables. */
 export const BACKENDS = [
@@ -23,7 +23,7 @@ export async function kernelRules(
   outputs: Record<string, any>,
 ): Promise<Record<string, string>> {
   const fw = outputs.firewall as { backend: string; table?: string; chains?: string[] };
-  if (fw.backend === "nftables") return fw.table ? { nftables: await nftTable(host, fw.table) } : {};
+  if (fw.backend === "nftables") return fw.table ? { nftables: await nftChainsOf(host, outputs.name) } : {};
   const prefix = (fw.chains ?? [])[0]?.replace(/-[A-Z]+$/, "");
   const out: Record<string, string> = {};
   if (!prefix) return out;

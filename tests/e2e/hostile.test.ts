@@ -26,7 +26,7 @@ async function foreignTables(host: string): Promise<Map<string, string>> {
   const tables = (await sh(host, "nft list tables"))
     .split("\n")
     .map((l) => l.replace(/^table /, "").trim())
-    .filter((t) => t && !/ virtnet_/.test(` ${t.split(" ")[1]}`));
+    .filter((t) => t && !/ virtnet($|_)/.test(` ${t.split(" ")[1]}`));
   const out = new Map<string, string>();
   for (const t of tables) out.set(t, await sh(host, `nft list table ${t}`));
   return out;

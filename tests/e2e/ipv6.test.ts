@@ -3,7 +3,7 @@ import { expect } from "chai";
 import { DhcpRange, VirtualNetwork, VirtualNetworkArgs } from "../../sdk";
 import { findResource, TestStack } from "../engine/engine";
 import { guestAdd, guestDel, guestExec, LabHost, labStatus, upstreamExec } from "../lab/lab";
-import { captureUpstream, labHosts, nftTable, stackFor } from "./support";
+import { captureUpstream, labHosts, nftChainsOf, stackFor } from "./support";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -78,7 +78,7 @@ describe("IPv6 on a lab host, through the engine path", function () {
       ipv6: { cidr: "fd00:95::/64" },
     });
     expect(outs.ipv6Gateway).to.equal("fd00:95::1");
-    expect(await nftTable("h1", outs.firewallTable)).to.equal(outs.rendered.nftables);
+    expect(await nftChainsOf("h1", outs.name)).to.equal(outs.rendered.nftables);
     await upstreamExec(["ip", "-6", "route", "replace", "fd00:95::/64", "via", h1.uplinkAddress6]);
     routes.push("fd00:95::/64");
     await guest("v6a", outs.bridgeName);
@@ -106,7 +106,7 @@ describe("IPv6 on a lab host, through the engine path", function () {
       ipv6: { cidr: "fd00:97::/64" },
       nat: { ipv6: true },
     });
-    expect(await nftTable("h1", outs.firewallTable)).to.equal(outs.rendered.nftables);
+    expect(await nftChainsOf("h1", outs.name)).to.equal(outs.rendered.nftables);
     await guest("v6c", outs.bridgeName);
     await slaacAddress("v6c", "fd00:97:");
     const seen = await captureUpstream(`icmp6 and dst host ${server6}`, () => ping6("v6c", server6));

@@ -26,7 +26,7 @@ import {
   clearText,
   connectionFor,
   labHosts,
-  nftTable,
+  nftChainsOf,
   privateKeyOf,
   sh,
   projectDir,
@@ -77,7 +77,7 @@ describe("VirtualNetwork on a lab host, through the engine path", function () {
 
     it("puts exactly the previewed ruleset in the kernel", async () => {
       const outs = findResource(stack.state, "life")!.outputs;
-      expect(await nftTable("h1", outs.firewallTable)).to.equal(outs.rendered.nftables);
+      expect(await nftChainsOf("h1", outs.name)).to.equal(outs.rendered.nftables);
       expect(await sh("h1", `cat ${networkPaths("life").dnsmasqConf}`)).to.equal(outs.rendered.dnsmasqConf);
     });
 
@@ -262,11 +262,15 @@ describe("VirtualNetwork on a lab host, through the engine path", function () {
       await stack.destroy();
     });
 
-    it("refresh reports a deleted bridge, a flushed table and a killed dnsmasq; up repairs them", async () => {
+    /** `nft flush chain` or `delete chain` of each of the network's chains. */
+    const nftEach = (op: string, outs: Record<string, any>) =>
+      (outs.firewall.chains as string[]).map((c) => `nft ${op} chain inet virtnet ${c}`).join("; ");
+
+    it("refresh reports a deleted bridge, flushed chains and a killed dnsmasq; up repairs them", async () => {
       const outs = findResource(stack.state, "drift")!.outputs;
       await sh(
         "h1",
-        `kill $(cat ${networkPaths("drift").dnsmasqPid}); nft flush table ${outs.firewallTable}; ip link del vn-drift`,
+        `kill $(cat ${networkPaths("drift").dnsmasqPid}); ${nftEach("flush", outs)}; ip link del vn-drift`,
       );
       const refreshed = await stack.refresh();
       expect(refreshed.changes[0].op).to.equal("update");
@@ -275,7 +279,7 @@ describe("VirtualNetwork on a lab host, through the engine path", function () {
 
       const r = await stack.up(prog);
       expect(findOp(r, "drift")!.op).to.equal("update");
-      expect(await nftTable("h1", outs.firewallTable)).to.equal(outs.rendered.nftables);
+      expect(await nftChainsOf("h1", outs.name)).to.equal(outs.rendered.nftables);
       expect(await sh("h1", "ip -br link show dev vn-drift")).to.match(/^vn-drift/);
       const again = await stack.refresh();
       expect(again.changes[0].op).to.equal("same");
@@ -286,7 +290,7 @@ describe("VirtualNetwork on a lab host, through the engine path", function () {
       const outs = findResource(stack.state, "drift")!.outputs;
       await sh(
         "h1",
-        `kill $(cat ${networkPaths("drift").dnsmasqPid}); nft delete table ${outs.firewallTable}; ip link del vn-drift; rm -rf ${networkPaths("drift").stateDir}`,
+        `kill $(cat ${networkPaths("drift").dnsmasqPid}); ${nftEach("delete", outs)}; ip link del vn-drift; rm -rf ${networkPaths("drift").stateDir}`,
       );
       const refreshed = await stack.refresh();
       expect(refreshed.changes[0].op).to.equal("delete");
@@ -311,7 +315,7 @@ describe("VirtualNetwork on a lab host, through the engine path", function () {
           },
           b.name,
         ).spec!;
-        const observed = await observe(host, spec.name, spec.bridge.name, spec.firewallTable);
+        const observed = await observe(host, spec.name, spec.bridge.name);
         const actions = planApply(spec, observed, networkPaths(spec.name)).actions.map((a) => a.name);
         expect(actions.length).to.be.at.least(8);
         const before = await snapshot("h1");
@@ -492,7 +496,7 @@ describe("VirtualNetwork on a lab host, through the engine path", function () {
           [b, "conb"],
         ] as const) {
           const outs = findResource(stack.state, name)!.outputs;
-          expect(await nftTable("h1", outs.firewallTable)).to.equal(outs.rendered.nftables);
+          expect(await nftChainsOf("h1", outs.name)).to.equal(outs.rendered.nftables);
           expect(await sh("h1", `ip -br link show dev vn-${name}`)).to.match(new RegExp(`^vn-${name}`));
         }
       } finally {

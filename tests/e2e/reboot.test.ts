@@ -5,7 +5,7 @@ import { networkPaths } from "../../provider/naming";
 import { DhcpRange, StaticRoute, VirtualNetwork } from "../../sdk";
 import { findResource, TestStack } from "../engine/engine";
 import { guestAdd, guestDel, guestDhcp, hostExec, hostReboot, LabHost } from "../lab/lab";
-import { labHosts, nftTable, sh, stackFor } from "./support";
+import { labHosts, nftChainsOf, sh, stackFor } from "./support";
 
 function program() {
   const net = new VirtualNetwork("rb", { mode: "nat", ipv4: { cidr: "10.241.0.0/24" } });
@@ -47,7 +47,7 @@ describe("reboot and restart, through the engine path", function () {
     const r = await hostExec("h1", ["sh", "/var/lib/virtnet/restore"]);
     expect(r.code, r.stderr).to.equal(0);
     const outs = findResource(stack.state, "rb")!.outputs;
-    expect(await nftTable("h1", outs.firewallTable)).to.equal(outs.rendered.nftables);
+    expect(await nftChainsOf("h1", outs.name)).to.equal(outs.rendered.nftables);
     expect(await sh("h1", "ip route show 10.242.0.0/16")).to.match(/via 10\.241\.0\.254 dev vn-rb proto 242/);
     expect(
       (await hostExec("h1", ["ip", "link", "show", "dev", "vn-rbt"])).code,

@@ -14,12 +14,13 @@ import { expect } from "chai";
 import { connect } from "../../provider/host";
 import { applyNetwork, deleteNetwork } from "../../provider/network/lifecycle";
 import { buildNetworkSpec } from "../../provider/network/spec";
+import { nftChainId } from "../../provider/naming";
 import { VirtualNetwork, VirtualNetworkArgs } from "../../sdk";
 import { DeploymentError, findOp, findResource, TestStack } from "../engine/engine";
 import { hostExec, LabHost } from "../lab/lab";
 import { HostGate, waitGone, waitLockWaiter } from "../support-fault/gate";
 import { CutProxy } from "../support-fault/proxy";
-import { labHosts, nftTable, privateKeyOf, projectDir, sh, stackFor } from "./support";
+import { labHosts, nftChainsOf, privateKeyOf, projectDir, sh, stackFor } from "./support";
 
 const NAME = "hzcut";
 const BRIDGE = `vn-${NAME}`;
@@ -43,7 +44,7 @@ async function artifacts(host: string, name: string) {
 echo "links=$(ip -o link show | grep -c " $br[:@]")"
 echo "alias=$(cat /sys/class/net/$br/ifalias 2>/dev/null)"
 echo "ifindex=$(cat /sys/class/net/$br/ifindex 2>/dev/null)"
-echo "tables=$(nft list tables | grep -c " virtnet_"$n"_")"
+echo "tables=$(nft list chains inet | grep -c "chain $2.forward ")"
 c=0; pids=""
 for p in /proc/[0-9]*; do
   tr '\0' '\n' < $p/cmdline 2>/dev/null | grep -qxF -- "--conf-file=/var/lib/virtnet/networks/$n/dnsmasq.conf" || continue
@@ -54,7 +55,7 @@ echo "dnsmasq=$c"; echo "pids=$pids"
 echo "files=$(find /var/lib/virtnet/networks/$n /run/virtnet/networks/$n -mindepth 1 -printf '%P ' 2>/dev/null)"
 echo "temps=$(find /var/lib/virtnet /run/virtnet -regextype posix-extended \( -name '.virtnet.*' -o -regex '.*/([^/]*hosts|[^/]*\.(conf|json|sh|service))\.[A-Za-z0-9]{6}' \) -printf '%p ' 2>/dev/null)"
 echo "mtimes=$(stat -c '%n:%Y' /var/lib/virtnet/networks/$n/* 2>/dev/null | tr '\n' ' ')"`;
-  const r = await hostExec(host, ["sh", "-c", script, "artifacts", name]);
+  const r = await hostExec(host, ["sh", "-c", script, "artifacts", name, nftChainId(name)]);
   if (r.code !== 0) throw new Error(`${host}: artifacts: ${r.stderr}`);
   const kv = Object.fromEntries(
     r.stdout
@@ -102,7 +103,7 @@ async function expectConverged(host: string, stack: TestStack, name = NAME): Pro
   expectOneOfEach(a, name);
   expect(a.alias).to.equal(`virtnet:${name}`);
   const outs = findResource(stack.state, name)!.outputs;
-  expect(await nftTable(host, outs.firewallTable)).to.equal(outs.rendered.nftables);
+  expect(await nftChainsOf(host, outs.name)).to.equal(outs.rendered.nftables);
   expect(await sh(host, `cat /var/lib/virtnet/networks/${name}/dnsmasq.conf`)).to.equal(
     outs.rendered.dnsmasqConf,
   );
@@ -388,7 +389,7 @@ describe("concurrency: four stacks with two networks each apply to one host at o
         const outs = findResource(stack.state, n)!.outputs;
         expectOneOfEach(await artifacts("h1", n), n, outs.firewallTable ? 1 : 0);
         if (outs.firewallTable)
-          expect(await nftTable("h1", outs.firewallTable), n).to.equal(outs.rendered.nftables);
+          expect(await nftChainsOf("h1", outs.name), n).to.equal(outs.rendered.nftables);
         expect(await sh("h1", `cat /var/lib/virtnet/networks/${n}/dnsmasq.conf`), n).to.equal(
           outs.rendered.dnsmasqConf,
         );
@@ -435,16 +436,14 @@ describe("concurrency: many creates at once on one host (provider library, the e
       figures.parallelCreatesMs = Date.now() - t0;
       const t1 = Date.now();
       failedDeletes = gaveUp(
-        await Promise.allSettled(
-          specs.map((s) => deleteNetwork(host, s.name, s.bridge.name, s.firewallTable)),
-        ),
+        await Promise.allSettled(specs.map((s) => deleteNetwork(host, s.name, s.bridge.name))),
       );
       figures.parallelDeletesMs = Date.now() - t1;
       console.log(`      figures: ${JSON.stringify(figures)}`);
     } finally {
       for (const k of Object.keys(figures)) delete figures[k];
       // One at a time nothing contends: whatever is left goes.
-      for (const s of specs) await deleteNetwork(host, s.name, s.bridge.name, s.firewallTable);
+      for (const s of specs) await deleteNetwork(host, s.name, s.bridge.name);
       for (const s of specs) await expectAbsent("h2", s.name);
     }
     expect({ failedCreates, failedDeletes }, "operations that gave up").to.deep.equal({

@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { makeProjectDir, TestStack } from "../engine/engine";
 import { isSecret } from "../engine/plugin";
+import { networkChainsOf } from "../../provider/render/nftables";
 import {
   hostCommand,
   hostExec,
@@ -75,10 +76,10 @@ export function snapshot(host: string): Promise<string> {
   );
 }
 
-/** The nft listing of one table as the kernel prints it ("" when missing). */
-export async function nftTable(host: string, table: string): Promise<string> {
-  const r = await hostExec(host, ["nft", "list", "table", ...table.split(" ")]);
-  return r.code === 0 ? r.stdout : "";
+/** A network's chains in virtnet's nft table as the kernel lists them, in `rendered.nftables` form ("" when none). */
+export async function nftChainsOf(host: string, network: string): Promise<string> {
+  const r = await hostExec(host, ["nft", "list", "table", "inet", "virtnet"]);
+  return (r.code === 0 && networkChainsOf(r.stdout, network)) || "";
 }
 
 /**

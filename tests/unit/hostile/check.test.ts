@@ -133,7 +133,7 @@ describe("hostile input at check: StaticRoute", function () {
   }
 });
 
-// The network reference (`network: { name, bridgeName, firewallTable, cidr, ... }`) is copied by the SDK
+// The network reference (`network: { name, bridgeName, cidr, ... }`) is copied by the SDK
 // from a VirtualNetwork's outputs, but check() receives it like any other input (a plain object passes the
 // SDK's `network as any`), and the provider uses it on the host: see reference.test.ts for what it does.
 describe("hostile input at check: the network reference of DhcpRange and StaticRoute", function () {

@@ -94,7 +94,6 @@ export function rangeInputs(): Record<string, any> {
     network: {
       name: "hzbase",
       bridgeName: "vn-hzbase",
-      firewallTable: "inet virtnet_hzbase_000000",
       cidr: "10.230.1.0/24",
       gatewayIp: "10.230.1.1",
     },

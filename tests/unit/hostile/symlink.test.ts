@@ -16,9 +16,13 @@ const sh = (script: string, args: string[]) =>
 
 /** Runs actions the way lifecycle.runPlan does: probe, then the apply script with the probe's hash. */
 function apply(actions: Action[], paths: NetworkPaths) {
-  const args = probeArgs("vn-none", undefined, paths);
+  const args = probeArgs("none", "vn-none", paths);
   const probe = sh(PROBE_SCRIPT, args);
-  return sh(renderApplyScript(actions, true), [...args, parseProbe(probe.stdout, "vn-none").generation, ""]);
+  return sh(renderApplyScript(actions, true), [
+    ...args,
+    parseProbe(probe.stdout, "none", "vn-none").generation,
+    "",
+  ]);
 }
 
 /** Paths of a network whose state directory is `dir` (the probe reads them; the scripts write them). */
@@ -90,7 +94,11 @@ describe("files virtnet writes, with a symlink planted in their place", () => {
   it("the probe does not read a victim file through a symlink planted at dnsmasq.conf", () => {
     const paths = pathsIn(state);
     fs.symlinkSync(victim, paths.dnsmasqConf);
-    const observed = parseProbe(sh(PROBE_SCRIPT, probeArgs("vn-none", undefined, paths)).stdout, "vn-none");
+    const observed = parseProbe(
+      sh(PROBE_SCRIPT, probeArgs("none", "vn-none", paths)).stdout,
+      "none",
+      "vn-none",
+    );
     // What the planner does with it: the "previous content" of the file is the victim's, and the undo of the
     // write puts it back, as a world-readable regular file, if a later step fails.
     const actions = [

@@ -3,6 +3,7 @@ import { expect } from "chai";
 import { emptyObserved } from "./observed";
 import { quote } from "shell-quote";
 import { networkPaths } from "../../../provider/naming";
+import { nftChainNames } from "../../../provider/render/nftables";
 import {
   chooseFirewallBackend,
   firewallSummary,
@@ -33,6 +34,7 @@ function firewall(over: Partial<ObservedFirewall> = {}): ObservedFirewall {
     iptables: { ipv4: { tables: {} }, ipv6: { tables: {} } },
     nftChains: [],
     nftTables: [],
+    virtnetTable: false,
     scaffold: [],
     ...over,
   };
@@ -81,16 +83,23 @@ describe("firewall backend", () => {
     });
     expect(firewallSummary(nat, host())).to.deep.equal({
       backend: "nftables",
-      table: `inet ${nat.firewallTable}`,
+      table: "inet virtnet",
+      chains: nftChainNames(nat.name), // NAT: input, output, forward and postrouting
     });
   });
 
-  it("iptables rules go into chains every network shares, so they never run in a batch; an nft table does", () => {
+  it("iptables rules go into chains every network shares, so they never run in a batch; nft chains do", () => {
     const s = spec({ mode: "nat", ipv4, firewallBackend: "iptables" });
     const ipt = ownFirewallActions(s, host(), "iptables");
     expect(ipt.length).to.be.greaterThan(0);
     expect(ipt.every((a) => a.shared)).to.equal(true);
+    const withTable = host(firewall({ virtnetTable: true }));
+    expect(ownFirewallActions(nat, withTable, "nftables").map((a) => [a.name, !!a.shared])).to.deep.equal([
+      ["apply firewall", false],
+    ]);
+    // The first network makes the shared table: that plan runs alone, so a rollback may remove the table.
     expect(ownFirewallActions(nat, host(), "nftables").map((a) => [a.name, !!a.shared])).to.deep.equal([
+      ["create nft table inet virtnet", true],
       ["apply firewall", false],
     ]);
   });
@@ -202,7 +211,7 @@ describe("firewalls that are not ours", () => {
     const unset = spec({ mode: "nat", ipv4 });
     const out = planApply(unset, applied, paths).actions.find((a) => a.name.startsWith("take bridge out"))!;
     expect(out.run).to.equal(fwcmd("--zone=trusted", "--remove-interface=vn-lab"));
-    const del = planDelete("lab", "vn-lab", s.firewallTable, applied, paths);
+    const del = planDelete("lab", "vn-lab", applied, paths);
     expect(del.actions.find((a) => a.name === "take bridge out of firewalld zone trusted")!.run).to.equal(
       fwcmd("--zone=trusted", "--remove-interface=vn-lab"),
     );
@@ -211,7 +220,7 @@ describe("firewalls that are not ours", () => {
   it("the zone of a bridge virtnet did not put there is left alone on delete", () => {
     const h = host(firewall({ tools: ["nft", "firewall-cmd"], zone: { running: true, zone: "public" } }));
     h.networks.push(appliedRecord(spec({ mode: "nat", ipv4 })));
-    expect(names(planDelete("lab", "vn-lab", undefined, h, paths)).join()).to.not.include("zone");
+    expect(names(planDelete("lab", "vn-lab", h, paths)).join()).to.not.include("zone");
   });
 });
 
@@ -299,7 +308,7 @@ echo success`;
       expect(h.apply(s, zoneActions(h.observe(s))).status).to.equal(0);
       observed = h.observe(s);
       observed.networks.push(appliedRecord(s));
-      const del = planDelete("lab", s.bridge.name, s.firewallTable, observed, paths).actions.filter((a) =>
+      const del = planDelete("lab", s.bridge.name, observed, paths).actions.filter((a) =>
         a.name.includes("zone"),
       );
       expect(h.apply(s, del).status).to.equal(0);

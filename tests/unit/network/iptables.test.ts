@@ -4,7 +4,7 @@
 import { DOCKER_SETUP } from "../../support/docker";
 import { expect } from "chai";
 import { spawnSync } from "node:child_process";
-import { iptablesChainPrefix } from "../../../provider/naming";
+import { iptablesChainPrefix, nftChainId } from "../../../provider/naming";
 import { ownFirewallActions, removeOwnFirewallActions } from "../../../provider/network/firewall";
 import {
   planForeignFirewalls,
@@ -105,8 +105,10 @@ describe("iptables backend on a private network namespace", function () {
     return actions.map((a) => a.name);
   };
   const removeOwn = (s: NetworkSpec) => {
-    const r = host.apply(s, removeOwnFirewallActions(s.name, s.firewallTable, host.observe(s)));
+    const r = host.apply(s, removeOwnFirewallActions(s.name, host.observe(s)));
     expect(r.status, r.stderr).to.equal(0);
+    // The shared table stays for other networks; the last network's delete removes it (planDelete).
+    host.sh("nft delete table inet virtnet");
   };
 
   for (const [name, inputs] of Object.entries(firewallCases)) {
@@ -188,9 +190,9 @@ describe("iptables backend on a private network namespace", function () {
     applyOwn(s, "nftables");
     const names = applyOwn(s, "iptables");
     expect(names.slice(-1)).to.deep.equal(["remove firewall"]); // the nft table goes after the chains are in
-    expect(host.must("nft list tables")).to.not.include(s.firewallTable!);
+    expect(host.must("nft list chains inet")).to.not.include(`${nftChainId(s.name)}.`);
     applyOwn(s, "nftables");
-    expect(host.must(`nft list table inet ${s.firewallTable}`)).to.equal(renderNftables(s));
+    expect(host.must("nft list table inet virtnet")).to.equal(renderNftables(s));
     expect(host.must("iptables-save; ip6tables-save")).to.not.include("VN-");
     removeOwn(s);
     expect(host.firewallState()).to.equal(before);
@@ -216,10 +218,11 @@ describe("iptables backend on a private network namespace", function () {
         expect(planForeignFirewalls(s, host.observe(s)).actions).to.deep.equal([]); // in sync
         const observed = host.observe(s);
         const del = host.apply(s, [
-          ...removeOwnFirewallActions(s.name, s.firewallTable, observed),
+          ...removeOwnFirewallActions(s.name, observed),
           ...removeForeignFirewallActions(s.name, s.bridge.name, observed),
         ]);
         expect(del.status, del.stderr).to.equal(0);
+        host.sh("nft delete table inet virtnet"); // the last network's delete does this (planDelete)
         expect(host.firewallState()).to.equal(before);
       });
 

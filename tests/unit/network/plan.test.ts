@@ -17,7 +17,8 @@ import {
 import { renderApplyScript } from "../../../provider/network/script";
 import { buildNetworkSpec, NetworkSpec } from "../../../provider/network/spec";
 import { renderDnsmasqConf, renderHostsFile } from "../../../provider/render/dnsmasq";
-import { renderNftables } from "../../../provider/render/nftables";
+import { nftChainNames, renderNftables } from "../../../provider/render/nftables";
+import { firewallOf } from "../../../provider/network/firewall";
 import { renderNetworkRestore, renderRestoreEntry } from "../../../provider/render/restore";
 
 const spec: NetworkSpec = buildNetworkSpec({ mode: "nat", ipv4: { cidr: "10.50.1.0/24" } }, "lab").spec!;
@@ -43,6 +44,7 @@ function appliedHost(s: NetworkSpec): ObservedNetwork {
     },
     bridgeIpv4: [`${s.ipv4!.gateway}/${s.ipv4!.prefixLength}`],
     nftListing: renderNftables(s)!,
+    firewall: { ...firewallOf(emptyHost()), virtnetTable: true },
     ipForward: true,
     forwardMarker: true,
     dnsmasq: { pid: 42, exe: "/usr/sbin/dnsmasq", argv: ["dnsmasq", `--conf-file=${paths.dnsmasqConf}`] },
@@ -74,6 +76,7 @@ describe("planner", () => {
       `create directory ${RUN_DIR}/networks`,
       `create directory ${paths.runDir}`,
       "create bridge",
+      "create nft table inet virtnet",
       "apply firewall",
       "enable IPv4 forwarding",
       `write ${paths.dnsmasqConf}`,
@@ -191,9 +194,7 @@ describe("planner", () => {
     const host = appliedHost(spec);
     host.dnsmasq = { pid: 1, exe: "/usr/sbin/sshd", argv: ["sshd"] };
     expect(names(planApply(spec, host, paths))).to.deep.equal(["start dnsmasq"]);
-    expect(names(planDelete("lab", "vn-lab", spec.firewallTable, host, paths))).to.not.include(
-      "stop dnsmasq",
-    );
+    expect(names(planDelete("lab", "vn-lab", host, paths))).to.not.include("stop dnsmasq");
   });
 
   describe("inotify instances (one per dnsmasq; dnsmasq refuses to start past the limit)", () => {
@@ -226,11 +227,11 @@ describe("planner", () => {
         ...appliedHost(spec),
         inotify: { limit: 165, marker: { original: 128, raised: 165 } },
       };
-      const back = planDelete("lab", "vn-lab", spec.firewallTable, raised, paths).actions;
+      const back = planDelete("lab", "vn-lab", raised, paths).actions;
       const step = back.find((a) => a.name === "restore fs.inotify.max_user_instances")!;
       expect(step.run).to.include("fs.inotify.max_user_instances=128").and.include("rm -f");
       const changed = { ...raised, inotify: { limit: 4096, marker: { original: 128, raised: 165 } } };
-      const keep = planDelete("lab", "vn-lab", spec.firewallTable, changed, paths).actions;
+      const keep = planDelete("lab", "vn-lab", changed, paths).actions;
       expect(keep.find((a) => a.name === "restore fs.inotify.max_user_instances")!.run).to.not.include(
         "sysctl",
       );
@@ -238,7 +239,7 @@ describe("planner", () => {
   });
 
   it("deletes everything, restores forwarding and removes virtnet's directories when it was the last network", () => {
-    const plan = planDelete("lab", "vn-lab", spec.firewallTable, appliedHost(spec), paths);
+    const plan = planDelete("lab", "vn-lab", appliedHost(spec), paths);
     expect(names(plan)).to.deep.equal([
       "stop dnsmasq",
       "remove firewall",
@@ -246,9 +247,24 @@ describe("planner", () => {
       "remove files",
       "remove virtnet directories",
       "restore IPv4 forwarding",
+      "remove nft table inet virtnet",
       `remove ${STATE_DIR}/restore`,
       "remove directory /var/lib/virtnet",
     ]);
+    const nftSteps = plan.actions.filter((a) => /firewall|nft/.test(a.name));
+    expect(nftSteps.map((a) => [a.name, !!a.shared])).to.deep.equal([
+      ["remove firewall", false],
+      ["remove nft table inet virtnet", true],
+    ]);
+  });
+
+  it("keeps the shared nft table while it holds chains of anything else", () => {
+    const host = appliedHost(spec);
+    const own = nftChainNames("lab").map((c) => `inet virtnet ${c}`);
+    host.firewall = { ...host.firewall!, nftChains: [...own, "inet virtnet other_123456.forward"] };
+    expect(names(planDelete("lab", "vn-lab", host, paths))).to.not.include("remove nft table inet virtnet");
+    host.firewall = { ...host.firewall!, nftChains: own };
+    expect(names(planDelete("lab", "vn-lab", host, paths))).to.include("remove nft table inet virtnet");
   });
 
   it("installs and enables a systemd unit on systemd hosts, and removes it with the last network", () => {
@@ -260,7 +276,7 @@ describe("planner", () => {
     ]);
     const applied = appliedHost(spec);
     applied.restore = { ...applied.restore, systemd: true, unit: "x", unitEnabled: true, wantsDir: true };
-    expect(names(planDelete("lab", "vn-lab", spec.firewallTable, applied, paths))).to.include.members([
+    expect(names(planDelete("lab", "vn-lab", applied, paths))).to.include.members([
       "disable virtnet-restore.service",
       "remove /etc/systemd/system/virtnet-restore.service",
     ]);
@@ -277,7 +293,7 @@ describe("planner", () => {
   it("keeps forwarding and shared directories while another forwarding network remains", () => {
     const host = appliedHost(spec);
     host.networks.push({ name: "other", mode: "route", bridge: "vn-other", cidr: "10.60.0.0/24" });
-    expect(names(planDelete("lab", "vn-lab", spec.firewallTable, host, paths))).to.deep.equal([
+    expect(names(planDelete("lab", "vn-lab", host, paths))).to.deep.equal([
       "stop dnsmasq",
       "remove firewall",
       "delete bridge",
@@ -288,7 +304,7 @@ describe("planner", () => {
   it("deletes nothing of a bridge whose alias is not ours", () => {
     const host = appliedHost(spec);
     host.bridge!.alias = "someone-else";
-    const plan = planDelete("lab", "vn-lab", spec.firewallTable, host, paths);
+    const plan = planDelete("lab", "vn-lab", host, paths);
     expect(names(plan)).to.not.include("delete bridge");
     expect(plan.warnings.join()).to.match(/left alone/);
   });
@@ -313,11 +329,11 @@ describe("apply script", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-script-"));
     try {
       const target = path.join(dir, "out.conf");
-      const args = probeArgs("vn-none", undefined, networkPaths("none"));
+      const args = probeArgs("none", "vn-none", networkPaths("none"));
       const probe = sh(PROBE_SCRIPT, args);
       // The content is embedded in the script text by the planner's quoting, exactly as on a real host.
       const script = renderApplyScript([writeFileAction(target, hostile, undefined)], true);
-      const r = sh(script, [...args, parseProbe(probe.stdout, "vn-none").generation, ""]);
+      const r = sh(script, [...args, parseProbe(probe.stdout, "none", "vn-none").generation, ""]);
       expect(r.status, r.stderr).to.equal(0);
       expect(fs.readFileSync(target, "utf8")).to.equal(hostile);
       expect((fs.statSync(target).mode & 0o777).toString(8)).to.equal("644");
@@ -331,7 +347,7 @@ describe("apply script", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-script-"));
     try {
       const log = path.join(dir, "log");
-      const args = probeArgs("vn-none", undefined, networkPaths("none"));
+      const args = probeArgs("none", "vn-none", networkPaths("none"));
       const probe = sh(PROBE_SCRIPT, args);
       const step = (n: number) => ({
         name: `step ${n}`,
@@ -339,7 +355,7 @@ describe("apply script", () => {
         undo: `echo undo${n} >> ${log}`,
       });
       const script = renderApplyScript([step(1), step(2), { name: "boom", run: "false" }, step(4)], true);
-      const r = sh(script, [...args, parseProbe(probe.stdout, "vn-none").generation, ""]);
+      const r = sh(script, [...args, parseProbe(probe.stdout, "none", "vn-none").generation, ""]);
       expect(r.status).to.equal(70);
       expect(r.stderr).to.include("virtnet-step-failed: boom");
       expect(fs.readFileSync(log, "utf8").split("\n").filter(Boolean)).to.deep.equal([
@@ -354,7 +370,7 @@ describe("apply script", () => {
   });
 
   it("does nothing and asks for a new plan when the host changed since the probe", () => {
-    const args = probeArgs("vn-none", undefined, networkPaths("none"));
+    const args = probeArgs("none", "vn-none", networkPaths("none"));
     const script = renderApplyScript([{ name: "touch", run: "touch /tmp/virtnet-should-not-exist" }], true);
     const r = sh(script, [...args, "0".repeat(64), ""]);
     expect(r.status).to.equal(75);

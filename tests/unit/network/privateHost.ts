@@ -53,26 +53,21 @@ export class PrivateHost {
     return r.stdout;
   }
 
-  observe(spec: NetworkSpec, table = spec.firewallTable): ObservedNetwork {
-    return this.observeWith(spec, {}, table);
+  observe(spec: NetworkSpec): ObservedNetwork {
+    return this.observeWith(spec, {});
   }
 
   /** Like observe, with some of the network's paths replaced. */
-  observeWith(spec: NetworkSpec, paths: Partial<NetworkPaths>, table = spec.firewallTable): ObservedNetwork {
+  observeWith(spec: NetworkSpec, paths: Partial<NetworkPaths>): ObservedNetwork {
     const all = { ...networkPaths(spec.name), ...paths };
-    const r = this.sh(PROBE_SCRIPT, probeArgs(spec.bridge.name, table, all));
+    const r = this.sh(PROBE_SCRIPT, probeArgs(spec.name, spec.bridge.name, all));
     if (r.status !== 0) throw new Error(`probe: ${r.stderr}`);
-    return parseProbe(r.stdout, spec.bridge.name, table);
+    return parseProbe(r.stdout, spec.name, spec.bridge.name);
   }
 
   /** Runs actions the way the apply layer does (lock, probe check, undo on failure); returns the exit code. */
-  apply(
-    spec: NetworkSpec,
-    actions: Action[],
-    failAfter = "",
-    table = spec.firewallTable,
-  ): SpawnSyncReturns<string> {
-    return this.applyWith(spec, actions, this.observe(spec, table).generation, failAfter, table);
+  apply(spec: NetworkSpec, actions: Action[], failAfter = ""): SpawnSyncReturns<string> {
+    return this.applyWith(spec, actions, this.observe(spec).generation, failAfter);
   }
 
   /** Like apply, with the generation token of an earlier probe. */
@@ -81,9 +76,8 @@ export class PrivateHost {
     actions: Action[],
     generation: string,
     failAfter = "",
-    table = spec.firewallTable,
   ): SpawnSyncReturns<string> {
-    const args = probeArgs(spec.bridge.name, table, networkPaths(spec.name));
+    const args = probeArgs(spec.name, spec.bridge.name, networkPaths(spec.name));
     return this.sh(renderApplyScript(actions, true), [...args, generation, failAfter]);
   }
 

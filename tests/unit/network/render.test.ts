@@ -8,7 +8,7 @@ import { buildRangeSpec } from "../../../provider/network/dhcp";
 import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../../../provider/network/spec";
 import { renderDnsmasqConf, renderHostsFile } from "../../../provider/render/dnsmasq";
 import { renderBridgeCreate } from "../../../provider/render/ip";
-import { renderNftables } from "../../../provider/render/nftables";
+import { networkChainsOf, nftChainNames, renderNftables } from "../../../provider/render/nftables";
 import { expectGolden } from "../golden";
 import { firewallCases } from "./firewallCases";
 
@@ -55,10 +55,22 @@ describe("nftables renderer (golden)", () => {
     expect(renderNftables(spec({ mode: "open", ipv4 }))).to.equal(null);
   });
 
-  it("keeps the table name an nft identifier whatever the network name", () => {
-    const t = spec({ mode: "isolated" }, "my.net-1").firewallTable!;
-    expect(t).to.match(/^[a-zA-Z_][a-zA-Z0-9_]*$/);
-    expect(t).to.not.equal(spec({ mode: "isolated" }, "my_net_1").firewallTable);
+  it("keeps the chain names nft identifiers whatever the network name, and apart", () => {
+    const chains = (name: string) => nftChainNames(name);
+    for (const name of ["my.net-1", "my_net_1", "1net", "x".repeat(64)])
+      for (const c of chains(name)) expect(c, name).to.match(/^[a-zA-Z_][a-zA-Z0-9_]*\.[a-z]+$/);
+    expect(chains("my.net-1")).to.not.deep.equal(chains("my_net_1"));
+  });
+
+  it("finds a network's chains in a listing of the shared table, and only its own", () => {
+    const a = spec({ mode: "nat", ipv4 }, "lab");
+    const b = spec({ mode: "isolated", ipv4: { cidr: "10.50.2.0/24" } }, "lab2");
+    const table = (x: string) => x.replace(/^table inet virtnet \{\n/, "").replace(/\}\n$/, "");
+    const listing = `table inet virtnet {\n${table(renderNftables(b)!)}\n${table(renderNftables(a)!)}}\n`;
+    expect(networkChainsOf(listing, "lab")).to.equal(renderNftables(a));
+    expect(networkChainsOf(listing, "lab2")).to.equal(renderNftables(b));
+    expect(networkChainsOf(listing, "lab3")).to.equal(undefined);
+    expect(networkChainsOf(undefined, "lab")).to.equal(undefined);
   });
 });
 
