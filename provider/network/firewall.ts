@@ -153,13 +153,14 @@ function nftTableActions(want: string | null, observed: ObservedNetwork): Action
  */
 function nftActions(network: string, want: string | null, h: Have, observed: ObservedNetwork): Action[] {
   const legacy = h.legacyTable;
-  const dropLegacy = legacy ? nftTableScript(legacy.name) : "";
-  const putBack =
-    (h.nftListing ? nftReplaceScript(network, h.nftListing) : nftDeleteScript(network)) +
-    (legacy ? nftTableScript(legacy.name, legacy.listing) : "");
   const changed = want !== (h.nftListing ?? null) || legacy !== undefined;
   if (!changed) return [];
-  const script = (want ? nftReplaceScript(network, want) : nftDeleteScript(network)) + dropLegacy;
+  // The shared table is touched only when the network has or wants chains there: removing just an old table
+  // must not leave an empty "inet virtnet" behind.
+  const chains = (listing: string | null | undefined) =>
+    listing ? nftReplaceScript(network, listing) : want || h.nftListing ? nftDeleteScript(network) : "";
+  const script = chains(want) + (legacy ? nftTableScript(legacy.name) : "");
+  const putBack = chains(h.nftListing) + (legacy ? nftTableScript(legacy.name, legacy.listing) : "");
   return [
     ...nftTableActions(want, observed),
     { name: want ? "apply firewall" : "remove firewall", run: nft(script), undo: nft(putBack) },

@@ -89,4 +89,12 @@ describe("the shared nft table on a private network namespace", function () {
     expect(host.observe(a).nftListing).to.equal(renderNftables(a));
     expect(ownFirewallActions(a, host.observe(a), "nftables")).to.deep.equal([]);
   });
+
+  it("deleting a network that only has a table from an earlier virtnet removes that table and makes none", () => {
+    const before = host.firewallState();
+    host.must(`printf '%s' '${legacyRuleset(a)}' | nft -f -`);
+    const r = host.apply(a, removeOwnFirewallActions(a.name, host.observe(a)));
+    expect(r.status, r.stderr).to.equal(0);
+    expect(host.firewallState()).to.equal(before);
+  });
 });
