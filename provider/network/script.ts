@@ -22,9 +22,14 @@ rollback() {
   eval "$undo_stack"
   exit ${EXIT_STEP_FAILED}
 }
+# One process (mv) per file: the temporary name is the shell's own (the host lock keeps other applies out),
+# and a 0644 file the shell makes needs no chmod under the script's umask 022. mktemp only if that name is taken.
 write_file() {
-  tmp=$(mktemp "$1.XXXXXX") || return 1
-  if chmod "$2" "$tmp" && printf '%s' "$3" > "$tmp" && mv -f -T "$tmp" "$1"; then return 0; fi
+  tmp="$1.vn$$"; vn_mode=$2
+  if [ -e "$tmp" ] || [ -L "$tmp" ]; then tmp=$(mktemp "$1.XXXXXX") || return 1
+  elif [ "$2" = 0644 ]; then vn_mode=""
+  fi
+  if printf '%s' "$3" > "$tmp" && { [ -z "$vn_mode" ] || chmod "$vn_mode" "$tmp"; } && mv -f -T "$tmp" "$1"; then return 0; fi
   rm -f "$tmp"; return 1
 }
 dnsmasq_pid() {
@@ -64,6 +69,7 @@ export function renderApplyScript(actions: Action[], undoOnFailure: boolean): st
   const n = PROBE_VARS.length;
   const lines = [
     "set -u",
+    "umask 022",
     "trap '' HUP PIPE", // a dropped SSH connection must not stop the script half way
     PROBE_PRELUDE,
     `expected=\${${n + 1}}; fail_after=\${${n + 2}}; next_gen=\${${n + 3}:-}`,

@@ -53,7 +53,7 @@ for p in /proc/[0-9]*; do
 done
 echo "dnsmasq=$c"; echo "pids=$pids"
 echo "files=$(find /var/lib/virtnet/networks/$n /run/virtnet/networks/$n -mindepth 1 -printf '%P ' 2>/dev/null)"
-echo "temps=$(find /var/lib/virtnet /run/virtnet -regextype posix-extended \( -name '.virtnet.*' -o -regex '.*/([^/]*hosts|[^/]*\.(conf|json|sh|service))\.[A-Za-z0-9]{6}' \) -printf '%p ' 2>/dev/null)"
+echo "temps=$(find /var/lib/virtnet /run/virtnet -regextype posix-extended \( -name '.virtnet.*' -o -regex '.*/([^/]*hosts|[^/]*\.(conf|json|sh|service))\.[A-Za-z0-9]{6}' -o -regex '.*\.vn[0-9]+' \) -printf '%p ' 2>/dev/null)"
 echo "mtimes=$(stat -c '%n:%Y' /var/lib/virtnet/networks/$n/* 2>/dev/null | tr '\n' ' ')"`;
   const r = await hostExec(host, ["sh", "-c", script, "artifacts", name, nftChainId(name)]);
   if (r.code !== 0) throw new Error(`${host}: artifacts: ${r.stderr}`);

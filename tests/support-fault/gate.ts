@@ -1,5 +1,5 @@
 // Gates on a lab host: pause virtnet's own apply script at a chosen step, so a test can cut the SSH
-// connection exactly there and then let the script go on. Each gated tool (flock, mktemp, dnsmasq, ip) is
+// connection exactly there and then let the script go on. Each gated tool (flock, mv, dnsmasq, ip) is
 // replaced by a wrapper with a bind mount inside the lab host's private mount namespace only (nothing on
 // this machine or on other lab hosts changes). Unarmed, the wrapper execs the real tool at once. Armed with
 // (argument substring, parent command-line substring), the first matching call waits until released.
@@ -44,7 +44,7 @@ export interface Reached {
 export class HostGate {
   constructor(
     readonly host: string,
-    readonly tools = ["flock", "mktemp", "dnsmasq", "ip"],
+    readonly tools = ["flock", "mv", "dnsmasq", "ip"], // mv: a file write's last step (write_file)
   ) {}
 
   async install(): Promise<void> {

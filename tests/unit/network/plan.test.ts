@@ -325,6 +325,38 @@ describe("apply script", () => {
     "ünïcödé ＄(x)",
   ].join("\n");
 
+  it("writes each file with its mode whatever the caller's umask, leaving no temporary file", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-script-"));
+    try {
+      const args = probeArgs("none", "vn-none", networkPaths("none"));
+      const gen = parseProbe(sh(PROBE_SCRIPT, args).stdout, "none", "vn-none").generation;
+      const a = path.join(dir, "a.conf");
+      const b = path.join(dir, "b.sh");
+      const c = path.join(dir, "c.json");
+      // c's usual temporary name is taken (a file left by a killed run): write_file falls back to mktemp.
+      const actions = [
+        { name: "leave a file where c's temporary file goes", run: `: > ${c}.vn$$`, undo: `rm -f ${c}.vn$$` },
+        writeFileAction(a, "a\n", undefined),
+        writeFileAction(b, "b\n", undefined, "", "0755"),
+        writeFileAction(c, "c\n", undefined),
+      ];
+      const r = sh(`umask 077\n${renderApplyScript(actions, true)}`, [...args, gen, ""]);
+      expect(r.status, r.stderr).to.equal(0);
+      const mode = (f: string) => (fs.statSync(f).mode & 0o777).toString(8);
+      expect([a, b, c].map((f) => [fs.readFileSync(f, "utf8"), mode(f)])).to.deep.equal([
+        ["a\n", "644"],
+        ["b\n", "755"],
+        ["c\n", "644"],
+      ]);
+      const left = fs.readdirSync(dir).filter((f) => !["a.conf", "b.sh", "c.json"].includes(f));
+      expect(left, "only the planted file").to.have.length(1);
+      expect(left[0]).to.match(/^c\.json\.vn\d+$/);
+      expect(fs.readFileSync(path.join(dir, left[0]), "utf8"), "left as it was").to.equal("");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("writes hostile content byte for byte and runs none of it", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-script-"));
     try {
