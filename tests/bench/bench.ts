@@ -684,7 +684,26 @@ async function main(): Promise<number> {
         b.fig("manyHostLogins", r2.first.logins);
         const dr = await b.destroyStack(`destroy ${o.hosts}x${o.perHost}`, s2, names);
         m.manyDestroy = dr.wallMs;
+        // The same networks' host commands alone (lifecycle.ts via nsenter: no SSH, no Pulumi), H hosts at once
+        // vs one: what this machine allows, since every lab host shares its cores.
+        const floorOne = benchNets("bnf1", hostOf("h1"), 130, o.perHost);
+        const lc1 = await lifecycleCreate("h1", floorOne);
+        await lifecycleDestroy("h1", floorOne);
+        const floorMany = names.map((h, k) => benchNets(`bnf${k + 1}`, hostOf(h), 131 + k, o.perHost));
+        const t1 = Date.now();
+        const lcMany = await Promise.all(names.map((h, k) => lifecycleCreate(h, floorMany[k])));
+        const manyFloor = (m.manyFloor = Date.now() - t1);
+        const oneFloor = (m.oneFloor = lc1.wallMs);
+        await Promise.all(names.map((h, k) => lifecycleDestroy(h, floorMany[k])));
+        const floorErrors = [lc1, ...lcMany].flatMap((r) => r.errors);
+        if (floorErrors.length) b.errors.push(`multi-host floor: ${floorErrors.join("; ")}`);
         const ratio = m.manyHosts / m.oneHost;
+        b.rows.push({
+          what: `${o.hosts} hosts x ${o.perHost} vs 1 host, host commands alone`,
+          figure: `${secs(manyFloor)} / ${secs(oneFloor)}`,
+          ratio: ratioStr(manyFloor / oneFloor),
+          note: `the next row's networks via lifecycle.ts over nsenter (no SSH, no Pulumi), all hosts at once vs h1 alone: the ratio this ${require("node:os").cpus().length}-core machine allows, its lab hosts sharing the cores`,
+        });
         b.rows.push({
           what: `${o.hosts} hosts x ${o.perHost} vs 1 host x ${o.perHost}`,
           figure: `${secs(m.manyHosts)} / ${secs(m.oneHost)}`,
