@@ -477,19 +477,27 @@ export function planDelete(
   const actions: Action[] = [];
   const warnings: string[] = [];
   if (isOurDnsmasq(observed, paths.dnsmasqConf)) actions.push({ name: "stop dnsmasq", run: "dnsmasq_stop" });
-  actions.push(...removeOwnFirewallActions(name, observed));
   actions.push(...removeForeignFirewallActions(name, bridge, observed).map(shared));
+  let deleting = false;
   if (observed.bridge) {
-    if (observed.bridge.alias === bridgeAlias(name))
-      actions.push({ name: "delete bridge", run: sh("ip", "link", "del", "dev", bridge) });
-    else
+    if (observed.bridge.alias === bridgeAlias(name)) {
+      // `ip link del` spends ~40 ms idle, waiting for an RCU grace period: it runs while the rules and files
+      // go, and the script waits for it (and fails with it) before it ends.
+      actions.push({
+        name: "delete bridge",
+        run: `${sh("ip", "link", "del", "dev", bridge)} & vn_bridge_del=$!`,
+      });
+      deleting = true;
+    } else
       warnings.push(
         `interface ${bridge} is not virtnet's (alias "${observed.bridge.alias ?? ""}"): left alone`,
       );
   }
+  actions.push(...removeOwnFirewallActions(name, observed));
   // The per-network directories hold only virtnet's files; names are validated, so they are never "" or "..".
   const dirs = [paths.stateDir, paths.runDir].filter((d) => observed.dirs.includes(d));
   if (dirs.length) actions.push({ name: "remove files", run: `rm -rf -- ${quote(dirs)}` });
+  if (deleting) actions.push({ name: "bridge deleted", run: 'wait "$vn_bridge_del"' });
   const perNetwork = actions.length;
   const others = observed.networks.filter((n) => n.name !== name);
   // Remove virtnet's top directories when this was the last network, so the host is as it was before.

@@ -242,9 +242,10 @@ describe("planner", () => {
     const plan = planDelete("lab", "vn-lab", appliedHost(spec), paths);
     expect(names(plan)).to.deep.equal([
       "stop dnsmasq",
-      "remove firewall",
       "delete bridge",
+      "remove firewall",
       "remove files",
+      "bridge deleted",
       "remove virtnet directories",
       "restore IPv4 forwarding",
       "remove nft table inet virtnet",
@@ -295,9 +296,10 @@ describe("planner", () => {
     host.networks.push({ name: "other", mode: "route", bridge: "vn-other", cidr: "10.60.0.0/24" });
     expect(names(planDelete("lab", "vn-lab", host, paths))).to.deep.equal([
       "stop dnsmasq",
-      "remove firewall",
       "delete bridge",
+      "remove firewall",
       "remove files",
+      "bridge deleted",
     ]);
   });
 
@@ -306,6 +308,7 @@ describe("planner", () => {
     host.bridge!.alias = "someone-else";
     const plan = planDelete("lab", "vn-lab", host, paths);
     expect(names(plan)).to.not.include("delete bridge");
+    expect(names(plan)).to.not.include("bridge deleted");
     expect(plan.warnings.join()).to.match(/left alone/);
   });
 });
@@ -324,6 +327,27 @@ describe("apply script", () => {
     '"; flush ruleset;',
     "ünïcödé ＄(x)",
   ].join("\n");
+
+  it("deletes the bridge while the other steps run, and fails when that deletion fails", () => {
+    const args = probeArgs("none", "vn-none", networkPaths("none"));
+    const gen = parseProbe(sh(PROBE_SCRIPT, args).stdout, "none", "vn-none").generation;
+    const host = { ...emptyHost(), generation: gen, dirs: [] };
+    const bridge = (b: string) => ({
+      ...appliedHost(spec).bridge!,
+      alias: bridgeAlias("none"),
+      ports: [],
+      kind: b,
+    });
+    // In a new network namespace: one bridge that exists, then one that does not.
+    const del = (name: string) =>
+      planDelete("none", name, { ...host, bridge: bridge("bridge") }, networkPaths("none"));
+    const setup = "ip link add vn-none type bridge || exit 9\n";
+    const ok = sh(setup + renderApplyScript(del("vn-none").actions, false), [...args, gen, ""]);
+    expect(ok.status, ok.stderr).to.equal(0);
+    const gone = sh(renderApplyScript(del("vn-gone").actions, false), [...args, gen, ""]);
+    expect(gone.status).to.equal(70);
+    expect(gone.stderr).to.include("virtnet-step-failed: bridge deleted");
+  });
 
   it("writes each file with its mode whatever the caller's umask, leaving no temporary file", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-script-"));
