@@ -31,7 +31,8 @@ export const PROBE_FUNCTION = [
   // The host's half: the same whichever network asks.
   String.raw`probe_host() {
   echo "@@generation"; ${READ_GENERATION}; echo "$vn_gen"
-  echo "@@addr4"; ip -j -4 addr show 2>/dev/null
+  # Every interface with its details and addresses: the network's half finds its bridge and ports here.
+  echo "@@addrs"; ip -j -d addr show 2>/dev/null
   echo "@@routes4"; ip -j -4 route show table main 2>/dev/null
   echo "@@routes6"; ip -j -6 route show table main 2>/dev/null
   echo "@@routerecords"; for f in "$stateroot"/routes/*.json; do [ -f "$f" ] && [ ! -L "$f" ] && { cat "$f"; echo; }; done
@@ -63,9 +64,6 @@ export const PROBE_FUNCTION = [
 }`,
   // The network's own half.
   String.raw`probe_net() {
-  echo "@@link"; ip -j -d link show dev "$br" 2>/dev/null
-  echo "@@ports"; ip -j link show master "$br" 2>/dev/null
-  echo "@@addr6"; ip -j -6 addr show dev "$br" scope global 2>/dev/null
   [ -n "$gw" ] && { echo "@@routeget"; ip -j route get "$gw" 2>/dev/null; }
   # An earlier virtnet's table of this network's own, listed only when it exists (it has chains).
   case "$vn_chains" in *"\"table\": \"$legacytable\","*) echo "@@legacynft"; nft list table inet "$legacytable" 2>/dev/null;; esac
@@ -129,7 +127,11 @@ export function parseMultiProbe(
 ): ObservedNetwork[] {
   const [hostPart, ...netParts] = output.split("\n@@@net\n");
   if (netParts.length !== networks.length) throw new Error("host probe output was cut short");
-  return networks.map((n, i) => parseProbe(`${hostPart}\n${netParts[i]}`, n.name, n.bridge));
+  const host = sections(`${hostPart}\n@@end`);
+  const interfaces = json<any[]>(host.get("addrs"), []); // read once: every network's half uses it
+  return networks.map((n, i) =>
+    observedFrom(new Map([...host, ...sections(netParts[i])]), n.name, n.bridge, interfaces),
+  );
 }
 
 export interface ObservedBridge {
@@ -259,10 +261,18 @@ function jsonLines<T>(text: string | undefined): T[] {
 
 export function parseProbe(output: string, name: string, bridgeName: string): ObservedNetwork {
   const s = sections(output);
+  return observedFrom(s, name, bridgeName, json<any[]>(s.get("addrs"), []));
+}
+
+function observedFrom(
+  s: Map<string, string>,
+  name: string,
+  bridgeName: string,
+  interfaces: any[],
+): ObservedNetwork {
   const legacyTable = legacyNftTableName(name);
   const ownTable = (t: string) => t === NFT_TABLE || t === legacyTable;
-  const links = json<any[]>(s.get("link"), []);
-  const link = links[0];
+  const link = interfaces.find((i) => i.ifname === bridgeName);
   let bridge: ObservedBridge | undefined;
   if (link) {
     const info = link.linkinfo ?? {};
@@ -274,12 +284,12 @@ export function parseProbe(output: string, name: string, bridgeName: string): Ob
       up: (link.flags ?? []).includes("UP"),
       stp: (info.info_data?.stp_state ?? 0) !== 0,
       forwardDelay: info.info_data?.forward_delay ?? 0,
-      ports: json<any[]>(s.get("ports"), []).map((p) => p.ifname),
+      ports: interfaces.filter((i) => i.master === bridgeName).map((p) => p.ifname),
     };
   }
   const bridgeIpv4: string[] = [];
   const foreignIpv4: { cidr: string; dev: string }[] = [];
-  for (const iface of json<any[]>(s.get("addr4"), [])) {
+  for (const iface of interfaces) {
     for (const a of iface.addr_info ?? []) {
       if (a.family !== "inet") continue;
       if (iface.ifname === bridgeName) bridgeIpv4.push(`${a.local}/${a.prefixlen}`);
@@ -332,10 +342,9 @@ export function parseProbe(output: string, name: string, bridgeName: string): Ob
     ip6Forward: (s.get("forward6") ?? "").trim() === "1",
     forward6Marker: (s.get("forward6marker") ?? "").trim() === "yes",
     inotify: parseInotify(s.get("inotify")),
-    bridgeIpv6: json<any[]>(s.get("addr6"), [])
-      .flatMap((i) => i.addr_info ?? [])
-      .filter((a: any) => a.family === "inet6")
-      .map((a: any) => `${a.local}/${a.prefixlen}`),
+    bridgeIpv6: ((link?.addr_info ?? []) as any[])
+      .filter((a) => a.family === "inet6" && a.scope === "global")
+      .map((a) => `${a.local}/${a.prefixlen}`),
     dnsmasq,
     conf: fileContent(s.get("conf")),
     hosts: fileContent(s.get("hosts")),

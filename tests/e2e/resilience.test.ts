@@ -217,7 +217,7 @@ describe("broken connections: the SSH connection dropped at each step", function
   });
 
   it("create: a drop during the probe changes nothing; the next up creates", async () => {
-    await gate.arm(`-d link show dev ${BRIDGE}`, BRIDGE);
+    await gate.arm("-j -d addr show", BRIDGE); // the probe's listing of the interfaces
     const run = stack.up(program(V1));
     run.catch(() => undefined); // awaited below, after the cut
     await gate.reached();

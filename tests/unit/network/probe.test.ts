@@ -1,6 +1,8 @@
 // The probe against a real kernel, in a private network and mount namespace (PrivateHost): the values it
 // reads with the shell's own `read` (no process per file) must be the kernel's.
 import { expect } from "chai";
+import { networkPaths } from "../../../provider/naming";
+import { MULTI_PROBE_SCRIPT, parseMultiProbe, probeArgs } from "../../../provider/network/observe";
 import { buildNetworkSpec, NetworkSpec } from "../../../provider/network/spec";
 import { PrivateHost } from "./privateHost";
 
@@ -38,5 +40,50 @@ describe("probe on a private namespace", function () {
     expect(o.dnsmasq?.argv).to.deep.equal(["sleep", "30"]);
     host.must(`echo 999999 > ${pidfile}`);
     expect(host.observeWith(spec, paths).dnsmasq).to.equal(undefined);
+  });
+
+  it("finds each network's bridge, ports and global IPv6 addresses in the one listing of all interfaces", () => {
+    host.must(
+      [
+        "ip link add vn-probe type bridge stp_state 1 forward_delay 400",
+        "ip link set vn-probe alias virtnet:probe mtu 1400 up",
+        "ip -6 addr add fd00:78::1/64 dev vn-probe nodad",
+        "ip addr add 10.78.0.1/24 dev vn-probe",
+        "ip link add vn-other type bridge",
+        "ip link add pa type veth peer name pb",
+        "ip link set pa master vn-probe",
+        "ip link set pb master vn-other",
+      ].join(" && "),
+    );
+    const nets = [
+      { name: "probe", bridge: "vn-probe" },
+      { name: "other", bridge: "vn-other" },
+      { name: "none", bridge: "vn-none" },
+    ];
+    const out = host.must(
+      // The multi-network probe as lifecycle.ts runs it: each network's probeArgs one after the other.
+      `set -- ${nets
+        .flatMap((n) => probeArgs(n.name, n.bridge, networkPaths(n.name)))
+        .map((a) => `'${a}'`)
+        .join(" ")}\n${MULTI_PROBE_SCRIPT}`,
+    );
+    const [probe, other, none] = parseMultiProbe(out, nets);
+    expect(probe.bridge).to.deep.include({
+      kind: "bridge",
+      alias: "virtnet:probe",
+      mtu: 1400,
+      up: true,
+      stp: true,
+      forwardDelay: 400,
+      ports: ["pa"],
+    });
+    expect(probe.bridgeIpv4).to.deep.equal(["10.78.0.1/24"]);
+    expect(probe.bridgeIpv6, "global only, not the link-local").to.deep.equal(["fd00:78::1/64"]);
+    expect(other.bridge?.ports).to.deep.equal(["pb"]);
+    expect(other.bridgeIpv4).to.deep.equal([]);
+    expect(other.foreignIpv4).to.deep.include({ cidr: "10.78.0.1/24", dev: "vn-probe" });
+    expect(none.bridge).to.equal(undefined);
+    // The single-network probe reads the same.
+    expect(host.observe(spec).bridge).to.deep.equal(probe.bridge);
   });
 });
