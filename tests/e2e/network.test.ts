@@ -3,7 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { expect } from "chai";
 import { connect } from "../../provider/host";
-import { networkPaths } from "../../provider/naming";
+import { legacyNftTableName, networkPaths, nftChainId } from "../../provider/naming";
 import { applyNetwork, observe } from "../../provider/network/lifecycle";
 import { planApply } from "../../provider/network/plan";
 import { buildNetworkSpec } from "../../provider/network/spec";
@@ -248,6 +248,45 @@ describe("VirtualNetwork on a lab host, through the engine path", function () {
       expect((await guestExec("u1", ["busybox", "nslookup", "new", "10.63.0.1"])).stdout).to.include(
         "10.63.0.9",
       );
+    });
+  });
+
+  describe("a network from an earlier virtnet, with an nft table of its own", () => {
+    let stack: TestStack;
+    const prog = program("legacy", { mode: "nat", ipv4: { cidr: "10.72.0.0/24" } });
+    after(async () => {
+      await stack.destroy(); // again: a no-op unless the test failed half way
+    });
+
+    it("refresh reports it, the next up moves its rules into the shared table in one step, destroy leaves nothing", async () => {
+      stack = stackFor(h1);
+      await stack.up(prog);
+      const outs = findResource(stack.state, "legacy")!.outputs;
+      // The host as an earlier virtnet left it: the same rules in "inet virtnet_<name>_<hash>", chains by hook.
+      const id = nftChainId("legacy");
+      const legacy = (outs.rendered.nftables as string)
+        .replace(/^table inet virtnet \{/, `table inet ${legacyNftTableName("legacy")} {`)
+        .replaceAll(`chain ${id}.`, "chain ");
+      const chains = outs.firewall.chains as string[];
+      await sh(
+        "h1",
+        `${chains.map((c) => `nft delete chain inet virtnet ${c}`).join("; ")}; printf '%s' '${legacy}' | nft -f -`,
+      );
+      const before = await sh("h1", "nft list tables");
+      expect(before).to.include(`table inet ${legacyNftTableName("legacy")}`);
+
+      const refreshed = await stack.refresh();
+      expect(refreshed.changes[0].op).to.equal("update");
+      expect(findResource(stack.state, "legacy")!.outputs.drift).to.deep.equal(["apply firewall"]);
+      const r = await stack.up(prog);
+      expect(findOp(r, "legacy")!.op).to.equal("update");
+      expect(await sh("h1", "nft list tables")).to.not.include(legacyNftTableName("legacy"));
+      expect(await nftChainsOf("h1", "legacy")).to.equal(outs.rendered.nftables);
+      const again = await stack.refresh();
+      expect(again.changes[0].op).to.equal("same");
+      await stack.destroy();
+      expect(await sh("h1", "nft list tables")).to.not.include(legacyNftTableName("legacy"));
+      expect(await sh("h1", "nft list chains inet")).to.not.include(`${id}.`);
     });
   });
 
