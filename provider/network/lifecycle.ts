@@ -13,7 +13,15 @@ import {
   PROBE_SCRIPT,
 } from "./observe";
 import { Plan, planApply, planDelete, restoreGlobalActions } from "./plan";
-import { EXIT_HOST_CHANGED, EXIT_STEP_FAILED, renderApplyScript, STEP_FAILED_MARKER } from "./script";
+import {
+  EXIT_HOST_CHANGED,
+  EXIT_STEP_FAILED,
+  parseRoundOutput,
+  renderRoundScript,
+  SEGMENT_MARKER,
+  STEP_FAILED_MARKER,
+} from "./script";
+import { buildCommand, MAX_COMMAND_BYTES } from "../host/command";
 import { NetworkSpec } from "./spec";
 import { DhcpRangeSpec } from "./dhcp";
 import { isOurs, KernelRoute, planRoute, planRouteDelete, RouteSpec, sameKey } from "./route";
@@ -128,8 +136,9 @@ async function drainReads(host: Host, q: ReadQueue): Promise<void> {
 
 // Changes to one host from this process go through one queue per host. Each round probes every waiting
 // change at once (the host's half of the probe once: observe.ts MULTI_PROBE_SCRIPT), plans them in order, each
-// plan seeing the networks the changes before it add or remove, and runs them one after the other, each
-// apply script expecting the generation token the one before it leaves. A plan with a host-wide action
+// plan seeing the networks the changes before it add or remove, and runs them one after the other in one
+// script (script.ts renderRoundScript; more than one only when a command line cannot hold them), each script
+// expecting the generation token the one before it leaves. A plan with a host-wide action
 // (Action.shared) only runs alone, planned from a fresh probe; after a failure the rest plan again. Other
 // processes are kept apart by the host lock and the token check.
 const MAX_BATCH = 32;
@@ -256,65 +265,111 @@ async function round(host: Host, queue: Change[]): Promise<void> {
     networks = withEffect(networks, c);
     if (hostWide) break;
   }
+  // The group runs in as few scripts as fit one command line, each expecting the token the one before it left.
   let token = observations[0].generation;
-  for (const { c, plan, observed } of group) {
+  let done = 0;
+  while (done < group.length) {
     const next = randomUUID();
-    const args = [
-      ...probeArgs(c.name, c.bridge, networkPaths(safeDirName(c.name)), c.gateway),
-      token,
-      c.failAfter ?? "",
-      next,
-    ];
+    const { script, args, count } = fitRound(group.slice(done), token, next);
+    const chunk = group.slice(done, done + count);
     let r: RunResult;
     try {
-      r = await host.run(renderApplyScript(plan.actions, c.undo), { args, step: "apply" });
+      r = await host.run(script, { args, step: "apply" });
     } catch (e) {
-      settle(queue, c, { error: e });
+      // The script's outcome is unknown: the first change gets the error, the rest plan again.
+      settle(queue, chunk[0].c, { error: e });
       return;
     }
     if (r.code === 0) {
       token = next;
-      settle(queue, c, {
-        ok: { actions: plan.actions.map((a) => a.name), warnings: plan.warnings, observed },
-      });
+      for (const { c, plan, observed } of chunk) settle(queue, c, { ok: applied(plan, observed) });
+      done += count;
       continue;
     }
     if (r.code === EXIT_HOST_CHANGED) {
       // Another process applied between our probe and the lock: plan again. Each round one deployment wins the
       // lock with a fresh plan, so a burst of concurrent applies converges; jitter spreads the retries.
-      c.attempt++;
-      if (Date.now() > c.deadline)
-        settle(queue, c, {
-          error: new NetworkError(
-            host.label,
-            c.name,
-            "apply",
-            `the host kept changing for ${HOST_CHANGED_DEADLINE_MS / 1000} s (${c.attempt} plans)`,
-          ),
-        });
-      await sleep(Math.min(500, 10 * 2 ** Math.min(c.attempt, 6)) * (0.5 + Math.random()));
+      let attempt = 0;
+      for (const { c } of chunk) {
+        attempt = ++c.attempt;
+        if (Date.now() > c.deadline)
+          settle(queue, c, {
+            error: new NetworkError(
+              host.label,
+              c.name,
+              "apply",
+              `the host kept changing for ${HOST_CHANGED_DEADLINE_MS / 1000} s (${c.attempt} plans)`,
+            ),
+          });
+      }
+      await sleep(Math.min(500, 10 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random()));
       return;
     }
-    settle(queue, c, { error: stepError(host, c, r) });
-    return; // the changes after it were planned as if it had succeeded: they plan again
+    const outcome = parseRoundOutput(r.stderr);
+    if (!outcome) {
+      settle(queue, chunk[0].c, { error: stepError(host, chunk[0].c, r.code, undefined, r.stderr) });
+      return;
+    }
+    // Segments up to the one that stopped the script ran (the rest plan again, as if it had succeeded).
+    const ran = outcome.stoppedAt ?? count;
+    for (const [i, { c, plan, observed }] of chunk.slice(0, ran).entries()) {
+      const step = outcome.failed.get(i + 1);
+      if (step === undefined) settle(queue, c, { ok: applied(plan, observed) });
+      else settle(queue, c, { error: stepError(host, c, r.code, step, outcome.stderr.get(i + 1) ?? "") });
+    }
+    return;
   }
 }
 
-function stepError(host: Host, c: Change, r: RunResult): NetworkError {
-  const failed = r.stderr.split("\n").find((l) => l.startsWith(STEP_FAILED_MARKER));
-  const step = failed ? failed.slice(STEP_FAILED_MARKER.length) : "apply";
-  const stderr = tail(
-    r.stderr
+function applied(plan: Plan, observed: ObservedNetwork): ApplyResult {
+  return { actions: plan.actions.map((a) => a.name), warnings: plan.warnings, observed };
+}
+
+/** The longest prefix of `group` (at least one) whose round script fits one command line. */
+function fitRound(
+  group: { c: Change; plan: Plan }[],
+  token: string,
+  next: string,
+): { script: string; args: string[]; count: number } {
+  let best: { script: string; args: string[]; count: number } | undefined;
+  for (let count = 1; count <= group.length; count++) {
+    const part = group.slice(0, count);
+    const script = renderRoundScript(part.map(({ c, plan }) => ({ actions: plan.actions, undo: c.undo })));
+    const args = [
+      token,
+      next,
+      ...part.flatMap(({ c }) => [
+        ...probeArgs(c.name, c.bridge, networkPaths(safeDirName(c.name)), c.gateway),
+        c.failAfter ?? "",
+      ]),
+    ];
+    // The size over any transport: with sudo's prefix.
+    if (best && Buffer.byteLength(buildCommand(script, args, true)) > MAX_COMMAND_BYTES) break;
+    best = { script, args, count };
+  }
+  return best!;
+}
+
+function stepError(
+  host: Host,
+  c: Change,
+  code: number,
+  step: string | undefined,
+  stderr: string,
+): NetworkError {
+  const text = tail(
+    stderr
       .split("\n")
-      .filter((l) => !l.startsWith(STEP_FAILED_MARKER))
+      .filter((l) => !l.startsWith(STEP_FAILED_MARKER) && !l.startsWith(SEGMENT_MARKER))
       .join("\n"),
   );
-  const outcome = r.code === EXIT_STEP_FAILED && c.undo ? "; every change made before it was undone" : "";
+  const outcome =
+    code === EXIT_STEP_FAILED && c.undo && step ? "; every change made before it was undone" : "";
   return new NetworkError(
     host.label,
     c.name,
-    step,
-    `failed (exit ${r.code})${stderr ? `: ${stderr}` : ""}${outcome}`,
+    step ?? "apply",
+    `failed (exit ${code})${text ? `: ${text}` : ""}${outcome}`,
   );
 }
 

@@ -39,6 +39,8 @@ export interface Action {
    * restore entry, shared firewall chains): a plan with such an action is never made together with others.
    */
   shared?: boolean;
+  /** Runs after every plan of its script (script.ts), e.g. to wait for a job a step started in the background. */
+  atRoundEnd?: boolean;
 }
 
 const shared = (a: Action): Action => ({ ...a, shared: true });
@@ -482,11 +484,8 @@ export function planDelete(
   if (observed.bridge) {
     if (observed.bridge.alias === bridgeAlias(name)) {
       // `ip link del` spends ~40 ms idle, waiting for an RCU grace period: it runs while the rules and files
-      // go, and the script waits for it (and fails with it) before it ends.
-      actions.push({
-        name: "delete bridge",
-        run: `${sh("ip", "link", "del", "dev", bridge)} & vn_bridge_del=$!`,
-      });
+      // go, and while the other deletes of the same script run; the script waits for it (and fails with it).
+      actions.push({ name: "delete bridge", run: `bg_start ${sh("ip", "link", "del", "dev", bridge)}` });
       deleting = true;
     } else
       warnings.push(
@@ -497,7 +496,7 @@ export function planDelete(
   // The per-network directories hold only virtnet's files; names are validated, so they are never "" or "..".
   const dirs = [paths.stateDir, paths.runDir].filter((d) => observed.dirs.includes(d));
   if (dirs.length) actions.push({ name: "remove files", run: `rm -rf -- ${quote(dirs)}` });
-  if (deleting) actions.push({ name: "bridge deleted", run: 'wait "$vn_bridge_del"' });
+  if (deleting) actions.push({ name: "bridge deleted", run: "bg_wait", atRoundEnd: true });
   const perNetwork = actions.length;
   const others = observed.networks.filter((n) => n.name !== name);
   // Remove virtnet's top directories when this was the last network, so the host is as it was before.

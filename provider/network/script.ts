@@ -1,6 +1,7 @@
-// Renders a plan into one shell script: host lock, a check that no other apply came in since the probe (the
-// generation token), the actions in order, and on any failure the undo of every action already done, newest
-// first. A successful script that leaves virtnet's state directory in place writes a new token.
+// Renders plans into one shell script: host lock, a check that no other apply came in since the probe (the
+// generation token), then each plan (a segment) in order, its actions in order, and on any failure the undo of
+// every action of that segment already done, newest first; the segments after it do not run. A script that
+// changed the host and leaves virtnet's state directory in place writes a new token.
 import { quote } from "shell-quote";
 import { HOST_LOCK_PATH } from "../naming";
 import { PROBE_PRELUDE, PROBE_VARS, READ_GENERATION } from "./observe";
@@ -10,6 +11,10 @@ export const EXIT_HOST_CHANGED = 75;
 export const EXIT_LOCK_TIMEOUT = 73;
 export const EXIT_STEP_FAILED = 70;
 export const STEP_FAILED_MARKER = "virtnet-step-failed: ";
+/** On stderr before a segment's own output; a failure marker belongs to the segment named last. */
+export const SEGMENT_MARKER = "virtnet-segment: ";
+/** On stderr when a segment failed and the ones after it did not run. */
+export const STOPPED_MARKER = "virtnet-round-stopped: ";
 export const LOCK_WAIT_SECONDS = 60;
 
 // Helpers the actions call. $conf and $pidfile come from the probe's variables.
@@ -20,7 +25,25 @@ $undo_stack"; }
 rollback() {
   echo "${STEP_FAILED_MARKER}$1" >&2
   eval "$undo_stack"
+  [ -n "$vn_finished" ] || finish_segments $((vn_seg - 1))
+  wait
+  [ "$vn_seg" -gt 1 ] && generation_next
+  echo "${STOPPED_MARKER}$vn_seg" >&2
   exit ${EXIT_STEP_FAILED}
+}
+# A step may start one command in the background (its segment's "job"), which a step marked to run at the end of
+# the round waits for: the segments' jobs overlap with the work after them. A job's stderr is kept for its waiter.
+bg_start() {
+  [ -n "$vn_tmp" ] || vn_tmp=$(mktemp -d) || return 1
+  "$@" 2>"$vn_tmp/$vn_seg" &
+  eval "vn_job_$vn_seg=\$!"
+}
+bg_wait() {
+  eval "vn_p=\${vn_job_$vn_seg:-}"
+  [ -n "$vn_p" ] || return 0
+  wait "$vn_p" && return 0
+  cat -- "$vn_tmp/$vn_seg" >&2
+  return 1
 }
 # One process (mv) per file: the temporary name is the shell's own (the host lock keeps other applies out),
 # and a 0644 file the shell makes needs no chmod under the script's umask 022. mktemp only if that name is taken.
@@ -61,30 +84,117 @@ dnsmasq_start() { dnsmasq --conf-file="$conf"; }
 dnsmasq_hup() { p=$(dnsmasq_pid) && kill -HUP "$p"; }
 `;
 
+export interface Segment {
+  actions: Action[];
+  /** Undo the segment's done actions when one of its actions fails. */
+  undo: boolean;
+}
+
+const segmentArgCount = PROBE_VARS.length + 1; // the probe's variables, then fail_after
+
 /**
- * Positional arguments: the probe's variables, then the generation token the probe saw, then the name of an action
- * after which to fail on purpose (tests of rollback; empty otherwise), then optionally the token to leave.
+ * One script for several plans on one host. Positional arguments: the generation token the probe saw, the
+ * token to leave (empty: a random one), then per segment the probe's variables of its network and the name of
+ * an action after which to fail on purpose (tests of rollback; empty otherwise).
+ *
+ * Exit 0: every segment applied. Exit 70 with "virtnet-round-stopped: K" on stderr: segment K failed (undone
+ * when it asks for undo) and the segments after it did not run. Exit 70 without it: every segment ran, and a
+ * step run at the end of the round failed. Each failure is a STEP_FAILED_MARKER line in its segment's part of
+ * stderr (after SEGMENT_MARKER K). Exit 75: the token did not match, nothing ran.
  */
-export function renderApplyScript(actions: Action[], undoOnFailure: boolean): string {
-  const n = PROBE_VARS.length;
+export function renderRoundScript(segments: Segment[]): string {
+  const n = segmentArgCount;
   const lines = [
     "set -u",
     "umask 022",
     "trap '' HUP PIPE", // a dropped SSH connection must not stop the script half way
-    PROBE_PRELUDE,
-    `expected=\${${n + 1}}; fail_after=\${${n + 2}}; next_gen=\${${n + 3}:-}`,
+    "expected=$1; next_gen=$2; shift 2",
+    PROBE_PRELUDE, // the first segment's: $stateroot is the same for every network
     HELPERS,
     `exec 9<${quote([HOST_LOCK_PATH])} || exit 1`,
     `flock -w ${LOCK_WAIT_SECONDS} 9 || { echo "timed out after ${LOCK_WAIT_SECONDS} s waiting for ${HOST_LOCK_PATH}" >&2; exit ${EXIT_LOCK_TIMEOUT}; }`,
     READ_GENERATION,
     `[ "$vn_gen" = "$expected" ] || exit ${EXIT_HOST_CHANGED}`,
+    'vn_tmp=""; vn_finished=""',
+    `trap '[ -z "$vn_tmp" ] || rm -rf -- "$vn_tmp"' EXIT`,
+    finishFunction(segments),
   ];
-  for (const a of actions) {
-    const name = quote([a.name]);
-    lines.push(`{ ${a.run} ; } || rollback ${name}`);
-    if (undoOnFailure && a.undo) lines.push(`undo_push ${quote([a.undo])}`);
-    lines.push(`[ "$fail_after" = ${name} ] && rollback ${quote([`${a.name} (injected failure)`])}`);
+  for (const [i, seg] of segments.entries()) {
+    const k = i + 1;
+    lines.push(
+      `vn_seg=${k}; echo ${quote([`${SEGMENT_MARKER}${k}`])} >&2`,
+      `${PROBE_PRELUDE}; fail_after=\${${n}}; undo_stack=""`,
+      `shift ${n}`,
+    );
+    for (const a of seg.actions.filter((x) => !x.atRoundEnd)) {
+      const name = quote([a.name]);
+      lines.push(`{ ${a.run} ; } || rollback ${name}`);
+      if (seg.undo && a.undo) lines.push(`undo_push ${quote([a.undo])}`);
+      lines.push(`[ "$fail_after" = ${name} ] && rollback ${quote([`${a.name} (injected failure)`])}`);
+    }
   }
-  lines.push(`generation_next || rollback ${quote(["write the generation token"])}`, "exit 0");
+  lines.push(
+    `vn_rc=0; finish_segments ${segments.length} || vn_rc=$?`,
+    `vn_seg=${segments.length}; vn_finished=1`,
+    `generation_next || { echo ${quote([`${SEGMENT_MARKER}${segments.length}`])} >&2; rollback ${quote(["write the generation token"])}; }`,
+    "exit $vn_rc",
+  );
   return lines.join("\n") + "\n";
+}
+
+// finish_segments K: the end-of-round steps of segments 1..K, each in its segment's part of stderr. All run;
+// returns 70 if any failed.
+function finishFunction(segments: Segment[]): string {
+  const body = ["finish_segments() {", "  vn_fail=0"];
+  for (const [i, seg] of segments.entries()) {
+    const k = i + 1;
+    const late = seg.actions.filter((a) => a.atRoundEnd);
+    if (!late.length) continue;
+    const steps = late
+      .map(
+        (a) =>
+          `{ ${a.run} ; } || { echo ${quote([`${STEP_FAILED_MARKER}${a.name}`])} >&2; vn_fail=${EXIT_STEP_FAILED}; }`,
+      )
+      .join("; ");
+    body.push(
+      `  [ "$1" -ge ${k} ] && { vn_seg=${k}; echo ${quote([`${SEGMENT_MARKER}${k}`])} >&2; ${steps}; }`,
+    );
+  }
+  body.push("  return $vn_fail", "}");
+  return body.join("\n");
+}
+
+/**
+ * One plan's script (a round of one). Positional arguments: the probe's variables, then the generation token
+ * the probe saw, then the name of an action after which to fail on purpose (tests of rollback; empty
+ * otherwise), then optionally the token to leave.
+ */
+export function renderApplyScript(actions: Action[], undoOnFailure: boolean): string {
+  const n = PROBE_VARS.length;
+  const vars = PROBE_VARS.map((_, i) => `"\${${i + 1}}"`).join(" ");
+  const reorder = `set -- "\${${n + 1}}" "\${${n + 3}:-}" ${vars} "\${${n + 2}}"`;
+  return `${reorder}\n${renderRoundScript([{ actions, undo: undoOnFailure }])}`;
+}
+
+export interface RoundOutcome {
+  /** The segment (1-based) that failed and stopped the script; the ones after it did not run. */
+  stoppedAt?: number;
+  /** Failed segments (1-based) and the step each failed at. */
+  failed: Map<number, string>;
+  /** Each segment's part of stderr, markers removed. */
+  stderr: Map<number, string>;
+}
+
+/** Reads a round script's stderr; undefined when it holds no segment marker (it failed before any segment). */
+export function parseRoundOutput(stderr: string): RoundOutcome | undefined {
+  const out: RoundOutcome = { failed: new Map(), stderr: new Map() };
+  let seg = 0;
+  for (const line of stderr.split("\n")) {
+    if (line.startsWith(SEGMENT_MARKER)) seg = Number(line.slice(SEGMENT_MARKER.length));
+    else if (line.startsWith(STOPPED_MARKER)) out.stoppedAt = Number(line.slice(STOPPED_MARKER.length));
+    else if (seg && line.startsWith(STEP_FAILED_MARKER))
+      out.failed.set(seg, line.slice(STEP_FAILED_MARKER.length));
+    else if (seg) out.stderr.set(seg, out.stderr.has(seg) ? `${out.stderr.get(seg)}\n${line}` : line);
+  }
+  return seg ? out : undefined;
 }
