@@ -73,11 +73,18 @@ export const PROBE_FUNCTION = [
       echo "pid=$pid"; echo "exe=$(readlink "/proc/$pid/exe")"; tr '\0' '\n' < "/proc/$pid/cmdline"; echo
     fi;;
   esac
-  [ -f "$conf" ] && [ ! -L "$conf" ] && { echo "@@conf"; cat "$conf"; }
-  [ -f "$hostsfile" ] && [ ! -L "$hostsfile" ] && { echo "@@hosts"; cat "$hostsfile"; }
-  [ -f "$netdir/dhcp-hosts" ] && [ ! -L "$netdir/dhcp-hosts" ] && { echo "@@dhcphosts"; cat "$netdir/dhcp-hosts"; }
-  echo "@@ranges"; for f in "$netdir"/ranges/*.json; do [ -f "$f" ] && [ ! -L "$f" ] && { cat "$f"; echo; }; done
-  [ -f "$netdir/restore.sh" ] && [ ! -L "$netdir/restore.sh" ] && { echo "@@restorenet"; cat "$netdir/restore.sh"; }
+  # The network's files, each as a section (one awk for all: a process per file was most of a round's probe).
+  set --
+  [ -f "$conf" ] && [ ! -L "$conf" ] && set -- "$@" conf "$conf"
+  [ -f "$hostsfile" ] && [ ! -L "$hostsfile" ] && set -- "$@" hosts "$hostsfile"
+  [ -f "$netdir/dhcp-hosts" ] && [ ! -L "$netdir/dhcp-hosts" ] && set -- "$@" dhcphosts "$netdir/dhcp-hosts"
+  set -- "$@" ranges ""
+  for f in "$netdir"/ranges/*.json; do [ -f "$f" ] && [ ! -L "$f" ] && set -- "$@" ranges "$f"; done
+  [ -f "$netdir/restore.sh" ] && [ ! -L "$netdir/restore.sh" ] && set -- "$@" restorenet "$netdir/restore.sh"
+  awk 'BEGIN { for (i = 1; i < ARGC; i += 2) {
+    if (ARGV[i] != s) print "@@" (s = ARGV[i])
+    if (ARGV[i + 1] != "") { while ((getline l < ARGV[i + 1]) > 0) print l; close(ARGV[i + 1]) }
+  } }' "$@"
   echo "@@dirs"; for d in "$stateroot" "$stateroot/networks" "$stateroot/routes" "$netdir" "$netdir/ranges" "$rundir" "$runroot/networks" "$runroot"; do [ -d "$d" ] && echo "$d"; done
   [ -n "$br" ] && command -v firewall-cmd >/dev/null 2>&1 && { echo "@@fwzone"; firewall-cmd --get-zone-of-interface="$br" 2>&1; echo "exit=$?"; }
 }`,
