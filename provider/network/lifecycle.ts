@@ -18,10 +18,10 @@ import {
   EXIT_STEP_FAILED,
   parseRoundOutput,
   renderRoundScript,
+  RUN_STDIN_SCRIPT,
   SEGMENT_MARKER,
   STEP_FAILED_MARKER,
 } from "./script";
-import { buildCommand, MAX_COMMAND_BYTES } from "../host/command";
 import { NetworkSpec } from "./spec";
 import { DhcpRangeSpec } from "./dhcp";
 import { isOurs, KernelRoute, planRoute, planRouteDelete, RouteSpec, sameKey } from "./route";
@@ -265,89 +265,64 @@ async function round(host: Host, queue: Change[]): Promise<void> {
     networks = withEffect(networks, c);
     if (hostWide) break;
   }
-  // The group runs in as few scripts as fit one command line, each expecting the token the one before it left.
-  let token = observations[0].generation;
-  let done = 0;
-  while (done < group.length) {
-    const next = randomUUID();
-    const { script, args, count } = fitRound(group.slice(done), token, next);
-    const chunk = group.slice(done, done + count);
-    let r: RunResult;
-    try {
-      r = await host.run(script, { args, step: "apply" });
-    } catch (e) {
-      // The script's outcome is unknown: the first change gets the error, the rest plan again.
-      settle(queue, chunk[0].c, { error: e });
-      return;
-    }
-    if (r.code === 0) {
-      token = next;
-      for (const { c, plan, observed } of chunk) settle(queue, c, { ok: applied(plan, observed) });
-      done += count;
-      continue;
-    }
-    if (r.code === EXIT_HOST_CHANGED) {
-      // Another process applied between our probe and the lock: plan again. Each round one deployment wins the
-      // lock with a fresh plan, so a burst of concurrent applies converges; jitter spreads the retries.
-      let attempt = 0;
-      for (const { c } of chunk) {
-        attempt = ++c.attempt;
-        if (Date.now() > c.deadline)
-          settle(queue, c, {
-            error: new NetworkError(
-              host.label,
-              c.name,
-              "apply",
-              `the host kept changing for ${HOST_CHANGED_DEADLINE_MS / 1000} s (${c.attempt} plans)`,
-            ),
-          });
-      }
-      await sleep(Math.min(500, 10 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random()));
-      return;
-    }
-    const outcome = parseRoundOutput(r.stderr);
-    if (!outcome) {
-      settle(queue, chunk[0].c, { error: stepError(host, chunk[0].c, r.code, undefined, r.stderr) });
-      return;
-    }
-    // Segments up to the one that stopped the script ran (the rest plan again, as if it had succeeded).
-    const ran = outcome.stoppedAt ?? count;
-    for (const [i, { c, plan, observed }] of chunk.slice(0, ran).entries()) {
-      const step = outcome.failed.get(i + 1);
-      if (step === undefined) settle(queue, c, { ok: applied(plan, observed) });
-      else settle(queue, c, { error: stepError(host, c, r.code, step, outcome.stderr.get(i + 1) ?? "") });
-    }
+  if (!group.length) return;
+  // One script for the group. It goes on stdin: a round's files can be larger than one command line allows.
+  const script = renderRoundScript(group.map(({ c, plan }) => ({ actions: plan.actions, undo: c.undo })));
+  const args = [
+    observations[0].generation,
+    randomUUID(),
+    ...group.flatMap(({ c }) => [
+      ...probeArgs(c.name, c.bridge, networkPaths(safeDirName(c.name)), c.gateway),
+      c.failAfter ?? "",
+    ]),
+  ];
+  let r: RunResult;
+  try {
+    r = await host.run(RUN_STDIN_SCRIPT, { args, stdin: script, step: "apply" });
+  } catch (e) {
+    // The script's outcome is unknown: the first change gets the error, the rest plan again.
+    settle(queue, group[0].c, { error: e });
     return;
+  }
+  if (r.code === 0) {
+    for (const { c, plan, observed } of group) settle(queue, c, { ok: applied(plan, observed) });
+    return;
+  }
+  if (r.code === EXIT_HOST_CHANGED) {
+    // Another process applied between our probe and the lock: plan again. Each round one deployment wins the
+    // lock with a fresh plan, so a burst of concurrent applies converges; jitter spreads the retries.
+    let attempt = 0;
+    for (const { c } of group) {
+      attempt = ++c.attempt;
+      if (Date.now() > c.deadline)
+        settle(queue, c, {
+          error: new NetworkError(
+            host.label,
+            c.name,
+            "apply",
+            `the host kept changing for ${HOST_CHANGED_DEADLINE_MS / 1000} s (${c.attempt} plans)`,
+          ),
+        });
+    }
+    await sleep(Math.min(500, 10 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random()));
+    return;
+  }
+  const outcome = parseRoundOutput(r.stderr);
+  if (!outcome) {
+    settle(queue, group[0].c, { error: stepError(host, group[0].c, r.code, undefined, r.stderr) });
+    return;
+  }
+  // Segments up to the one that stopped the script ran (the rest plan again, as if it had succeeded).
+  const ran = outcome.stoppedAt ?? group.length;
+  for (const [i, { c, plan, observed }] of group.slice(0, ran).entries()) {
+    const step = outcome.failed.get(i + 1);
+    if (step === undefined) settle(queue, c, { ok: applied(plan, observed) });
+    else settle(queue, c, { error: stepError(host, c, r.code, step, outcome.stderr.get(i + 1) ?? "") });
   }
 }
 
 function applied(plan: Plan, observed: ObservedNetwork): ApplyResult {
   return { actions: plan.actions.map((a) => a.name), warnings: plan.warnings, observed };
-}
-
-/** The longest prefix of `group` (at least one) whose round script fits one command line. */
-function fitRound(
-  group: { c: Change; plan: Plan }[],
-  token: string,
-  next: string,
-): { script: string; args: string[]; count: number } {
-  let best: { script: string; args: string[]; count: number } | undefined;
-  for (let count = 1; count <= group.length; count++) {
-    const part = group.slice(0, count);
-    const script = renderRoundScript(part.map(({ c, plan }) => ({ actions: plan.actions, undo: c.undo })));
-    const args = [
-      token,
-      next,
-      ...part.flatMap(({ c }) => [
-        ...probeArgs(c.name, c.bridge, networkPaths(safeDirName(c.name)), c.gateway),
-        c.failAfter ?? "",
-      ]),
-    ];
-    // The size over any transport: with sudo's prefix.
-    if (best && Buffer.byteLength(buildCommand(script, args, true)) > MAX_COMMAND_BYTES) break;
-    best = { script, args, count };
-  }
-  return best!;
 }
 
 function stepError(

@@ -39,8 +39,10 @@ export interface Action {
    * restore entry, shared firewall chains): a plan with such an action is never made together with others.
    */
   shared?: boolean;
-  /** Runs after every plan of its script (script.ts), e.g. to wait for a job a step started in the background. */
+  /** Runs after every plan of its script (script.ts), e.g. to wait for the bridges' deletion. */
   atRoundEnd?: boolean;
+  /** A bridge the script deletes together with the other plans' bridges, from its start (script.ts). */
+  deletesBridge?: string;
 }
 
 const shared = (a: Action): Action => ({ ...a, shared: true });
@@ -483,9 +485,9 @@ export function planDelete(
   let deleting = false;
   if (observed.bridge) {
     if (observed.bridge.alias === bridgeAlias(name)) {
-      // `ip link del` spends ~40 ms idle, waiting for an RCU grace period: it runs while the rules and files
-      // go, and while the other deletes of the same script run; the script waits for it (and fails with it).
-      actions.push({ name: "delete bridge", run: `bg_start ${sh("ip", "link", "del", "dev", bridge)}` });
+      // Deleted from the start of the script, with the bridges of the other deletes in the same script, while
+      // the rules and files go; the step after the round checks that it is gone.
+      actions.push({ name: "delete bridge", run: ":", deletesBridge: bridge });
       deleting = true;
     } else
       warnings.push(
@@ -496,7 +498,8 @@ export function planDelete(
   // The per-network directories hold only virtnet's files; names are validated, so they are never "" or "..".
   const dirs = [paths.stateDir, paths.runDir].filter((d) => observed.dirs.includes(d));
   if (dirs.length) actions.push({ name: "remove files", run: `rm -rf -- ${quote(dirs)}` });
-  if (deleting) actions.push({ name: "bridge deleted", run: "bg_wait", atRoundEnd: true });
+  if (deleting)
+    actions.push({ name: "bridge deleted", run: `bridge_deleted ${sh(bridge)}`, atRoundEnd: true });
   const perNetwork = actions.length;
   const others = observed.networks.filter((n) => n.name !== name);
   // Remove virtnet's top directories when this was the last network, so the host is as it was before.

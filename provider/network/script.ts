@@ -31,19 +31,32 @@ rollback() {
   echo "${STOPPED_MARKER}$vn_seg" >&2
   exit ${EXIT_STEP_FAILED}
 }
-# A step may start one command in the background (its segment's "job"), which a step marked to run at the end of
-# the round waits for: the segments' jobs overlap with the work after them. A job's stderr is kept for its waiter.
-bg_start() {
-  [ -n "$vn_tmp" ] || vn_tmp=$(mktemp -d) || return 1
-  "$@" 2>"$vn_tmp/$vn_seg" &
-  eval "vn_job_$vn_seg=\$!"
+# The round's bridges go in one kernel operation, in the background while the segments run: each "ip link del"
+# waits for an RCU grace period (~40 ms), "ip link del group" waits once for all of them. The group number is
+# random, and the deletion only goes ahead if the group holds exactly these bridges. Its errors are not kept:
+# bridge_deleted deletes what is left one by one, which names the bridge and the kernel's reason.
+bridges_delete_start() {
+  [ $# -gt 0 ] || return 0
+  if [ $# = 1 ]; then
+    ip link del dev "$1" 2>/dev/null &
+  else
+    IFS=- read -r vn_h vn_rest < /proc/sys/kernel/random/uuid
+    vn_group=$(( 0x$vn_h % 268435456 + 268435456 ))
+    (
+      for b in "$@"; do echo "link set dev $b group $vn_group"; done | ip -force -batch - || exit 1
+      [ "$(ip -o link show group "$vn_group" | wc -l)" = $# ] || exit 1
+      ip link del group "$vn_group"
+    ) 2>/dev/null &
+  fi
+  vn_bridges_job=$!
 }
-bg_wait() {
-  eval "vn_p=\${vn_job_$vn_seg:-}"
-  [ -n "$vn_p" ] || return 0
-  wait "$vn_p" && return 0
-  cat -- "$vn_tmp/$vn_seg" >&2
-  return 1
+# After the round's deletion: the bridge is gone, or is deleted alone now (failing with the kernel's reason).
+bridge_deleted() {
+  if [ -n "$vn_bridges_job" ]; then
+    wait "$vn_bridges_job"; vn_bridges_job=""
+    vn_links=$(ip -o link show) || return 1
+  fi
+  case "$vn_links" in *": $1:"*|*": $1@"*) ip link del dev "$1";; esac
 }
 # One process (mv) per file: the temporary name is the shell's own (the host lock keeps other applies out),
 # and a 0644 file the shell makes needs no chmod under the script's umask 022. mktemp only if that name is taken.
@@ -84,6 +97,12 @@ dnsmasq_start() { dnsmasq --conf-file="$conf"; }
 dnsmasq_hup() { p=$(dnsmasq_pid) && kill -HUP "$p"; }
 `;
 
+/**
+ * Runs the script it reads from stdin, with this command's arguments: a round's script can be larger than one
+ * command line allows (128 KiB). Everything the script starts then finds stdin at its end.
+ */
+export const RUN_STDIN_SCRIPT = 'vn_script=$(cat) || exit 1; eval "$vn_script"';
+
 export interface Segment {
   actions: Action[];
   /** Undo the segment's done actions when one of its actions fails. */
@@ -115,9 +134,9 @@ export function renderRoundScript(segments: Segment[]): string {
     `flock -w ${LOCK_WAIT_SECONDS} 9 || { echo "timed out after ${LOCK_WAIT_SECONDS} s waiting for ${HOST_LOCK_PATH}" >&2; exit ${EXIT_LOCK_TIMEOUT}; }`,
     READ_GENERATION,
     `[ "$vn_gen" = "$expected" ] || exit ${EXIT_HOST_CHANGED}`,
-    'vn_tmp=""; vn_finished=""',
-    `trap '[ -z "$vn_tmp" ] || rm -rf -- "$vn_tmp"' EXIT`,
+    'vn_finished=""; vn_bridges_job=""; vn_links=""',
     finishFunction(segments),
+    `bridges_delete_start ${quote(segments.flatMap((seg) => seg.actions.flatMap((a) => (a.deletesBridge ? [a.deletesBridge] : []))))}`,
   ];
   for (const [i, seg] of segments.entries()) {
     const k = i + 1;

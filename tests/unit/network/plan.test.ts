@@ -328,7 +328,7 @@ describe("apply script", () => {
     "ünïcödé ＄(x)",
   ].join("\n");
 
-  it("deletes the bridge while the other steps run, and fails when that deletion fails", () => {
+  it("deletes the bridge while the other steps run; one already gone is fine, one the kernel keeps fails", () => {
     const args = probeArgs("none", "vn-none", networkPaths("none"));
     const gen = parseProbe(sh(PROBE_SCRIPT, args).stdout, "none", "vn-none").generation;
     const host = { ...emptyHost(), generation: gen, dirs: [] };
@@ -338,15 +338,24 @@ describe("apply script", () => {
       ports: [],
       kind: b,
     });
-    // In a new network namespace: one bridge that exists, then one that does not.
+    // In a new network namespace each time.
     const del = (name: string) =>
       planDelete("none", name, { ...host, bridge: bridge("bridge") }, networkPaths("none"));
     const setup = "ip link add vn-none type bridge || exit 9\n";
-    const ok = sh(setup + renderApplyScript(del("vn-none").actions, false), [...args, gen, ""]);
+    const check =
+      " || exit $?\nif ip link show vn-none >/dev/null 2>&1; then echo 'still there' >&2; exit 5; fi";
+    const ok = sh(`${setup}(\n${renderApplyScript(del("vn-none").actions, false)})${check}`, [
+      ...args,
+      gen,
+      "",
+    ]);
     expect(ok.status, ok.stderr).to.equal(0);
+    expect(ok.stderr).to.not.include("still there");
     const gone = sh(renderApplyScript(del("vn-gone").actions, false), [...args, gen, ""]);
-    expect(gone.status).to.equal(70);
-    expect(gone.stderr).to.include("virtnet-step-failed: bridge deleted");
+    expect(gone.status, gone.stderr).to.equal(0);
+    const kept = sh(renderApplyScript(del("lo").actions, false), [...args, gen, ""]);
+    expect(kept.status).to.equal(70);
+    expect(kept.stderr).to.include("virtnet-step-failed: bridge deleted");
   });
 
   it("writes each file with its mode whatever the caller's umask, leaving no temporary file", () => {

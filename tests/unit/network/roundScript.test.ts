@@ -1,5 +1,5 @@
 // Several plans in one apply script (a round): each segment with its own variables and undo, a failure that
-// stops the round, jobs that overlap with later segments, and the generation token. Run for real with sh in a
+// stops the round, bridges deleted together while the segments run, and the generation token. Run for real with sh in a
 // private network and mount namespace (privateHost.ts).
 import { expect } from "chai";
 import { networkPaths, STATE_DIR } from "../../../provider/naming";
@@ -28,14 +28,8 @@ describe("round script (several plans, one script)", function () {
     ...probeArgs(name, `vn-${name}`, networkPaths(name)),
     failAfter,
   ];
-  // mktemp's directory is a private one, to see that the script removes what it made there.
-  const tmp = "/var/lib/tmp";
   const run = (segments: Segment[], names: string[], expected = "", next = "") =>
-    host.sh(`mkdir -p ${tmp}; export TMPDIR=${tmp}\n${renderRoundScript(segments)}`, [
-      expected,
-      next,
-      ...names.flatMap((n) => segArgs(n)),
-    ]);
+    host.sh(renderRoundScript(segments), [expected, next, ...names.flatMap((n) => segArgs(n))]);
   const logLines = () => host.must(`cat ${log} 2>/dev/null || true`).split("\n").filter(Boolean);
 
   it("runs each segment with its own network's variables, in order, and leaves the token it was given", () => {
@@ -76,27 +70,49 @@ describe("round script (several plans, one script)", function () {
     expect(host.must(`cat ${STATE_DIR}/generation`)).to.equal("token-3\n");
   });
 
-  it("a job started in the background overlaps with the later segments; its failure is its segment's alone", () => {
-    const job: Action = {
-      name: "start job",
-      run: `bg_start sh -c 'sleep 0.3; echo "job of $0 done" >> ${log}; echo "device busy" >&2; exit 3' "$br"`,
-    };
-    const waited: Action = { name: "job done", run: "bg_wait", atRoundEnd: true };
+  it("deletes the bridges of all its segments together; one the kernel keeps fails its segment alone", () => {
+    host.must("for b in vn-a vn-b vn-c vn-other; do ip link add $b type bridge || exit 1; done");
+    const del = (bridge: string): Action[] => [
+      { name: "delete bridge", run: ":", deletesBridge: bridge },
+      step(`files of ${bridge}`),
+      { name: "bridge deleted", run: `bridge_deleted ${bridge}`, atRoundEnd: true },
+    ];
+    const links = () => host.must("ip -o link show | awk -F': ' '{print $2}'").split("\n").filter(Boolean);
+    // Three bridges: one kernel operation.
     const r = run(
       [
-        { actions: [job, step("a2"), waited], undo: false },
-        { actions: [step("b1")], undo: false },
+        { actions: del("vn-a"), undo: false },
+        { actions: del("vn-b"), undo: false },
+        { actions: del("vn-c"), undo: false },
       ],
-      ["a", "b"],
+      ["a", "b", "c"],
     );
-    expect(r.status).to.equal(70);
-    // b1 ran while a's job was still running.
-    expect(logLines()).to.deep.equal(["do a2 vn-a", "do b1 vn-b", "job of vn-a done"]);
-    const out = parseRoundOutput(r.stderr)!;
+    expect(r.status, r.stderr).to.equal(0);
+    expect(links()).to.deep.equal(["lo", "vn-other"]);
+    expect(logLines()).to.deep.equal([
+      "do files of vn-a vn-a",
+      "do files of vn-b vn-b",
+      "do files of vn-c vn-c",
+    ]);
+    // The loopback device cannot be deleted: the group's deletion is refused as a whole, the bridges then go
+    // one by one, and only the segment of lo fails, after every segment ran.
+    host.must("ip link add vn-a type bridge && ip link add vn-b type bridge");
+    const token = host.must(`cat ${STATE_DIR}/generation`).trim();
+    const bad = run(
+      [
+        { actions: del("vn-a"), undo: false },
+        { actions: del("lo"), undo: false },
+        { actions: del("vn-b"), undo: false },
+      ],
+      ["a", "b", "c"],
+      token,
+    );
+    expect(bad.status).to.equal(70);
+    const out = parseRoundOutput(bad.stderr)!;
     expect(out.stoppedAt).to.equal(undefined);
-    expect([...out.failed]).to.deep.equal([[1, "job done"]]);
-    expect(out.stderr.get(1)).to.include("device busy");
-    expect(host.must(`ls -A ${tmp}`)).to.equal(""); // the job's stderr file is gone
+    expect([...out.failed]).to.deep.equal([[2, "bridge deleted"]]);
+    expect(out.stderr.get(2)).to.match(/not supported/i);
+    expect(links()).to.deep.equal(["lo", "vn-other"]);
   });
 
   it("runs nothing when the host's token is not the one the plans were made from", () => {
