@@ -216,7 +216,8 @@ function nextBatch(queue: Change[]): Change[] {
   const batch: Change[] = [];
   for (const c of queue) {
     if (batch.length >= MAX_BATCH || (c.solo && batch.length)) break;
-    if (batch.some((b) => b.name === c.name)) break;
+    // One change per network, and per bridge: a script deletes its bridges from its start.
+    if (batch.some((b) => b.name === c.name || (c.bridge && b.bridge === c.bridge))) break;
     batch.push(c);
     if (c.solo) break;
   }
