@@ -125,7 +125,7 @@ export function removeOwnFirewallActions(name: string, observed: ObservedNetwork
   return [
     ...nftActions(name, null, h, observed),
     ...iptablesActions(observed, h.iptables, none, false).map(sharedChains),
-  ].map(({ name, run, shared }) => (shared ? { name, run, shared } : { name, run }));
+  ].map(({ undo: _undo, ...a }) => a);
 }
 
 // iptables rules live in chains every network's jumps share (and in virtnet's scaffold record); a network's
@@ -163,7 +163,7 @@ function nftActions(network: string, want: string | null, h: Have, observed: Obs
   const putBack = chains(h.nftListing) + (legacy ? nftTableScript(legacy.name, legacy.listing) : "");
   return [
     ...nftTableActions(want, observed),
-    { name: want ? "apply firewall" : "remove firewall", run: nft(script), undo: nft(putBack) },
+    { name: want ? "apply firewall" : "remove firewall", run: nft(script), undo: nft(putBack), nft: script },
   ];
 }
 

@@ -41,6 +41,11 @@ export interface Action {
   shared?: boolean;
   /** Runs after every plan of its script (script.ts), e.g. to wait for the bridges' deletion. */
   atRoundEnd?: boolean;
+  /**
+   * The nft transaction `run` applies: a script of several plans applies theirs as one, at its end (script.ts).
+   * Only for steps that no later step of the same plan depends on.
+   */
+  nft?: string;
   /** A bridge the script deletes together with the other plans' bridges, from its start (script.ts). */
   deletesBridge?: string;
 }

@@ -25,6 +25,7 @@ $undo_stack"; }
 rollback() {
   echo "${STEP_FAILED_MARKER}$1" >&2
   eval "$undo_stack"
+  eval "vn_nft_$vn_seg=''"
   [ -n "$vn_finished" ] || finish_segments $((vn_seg - 1))
   wait
   [ "$vn_seg" -gt 1 ] && generation_next
@@ -123,6 +124,9 @@ const segmentArgCount = PROBE_VARS.length + 1; // the probe's variables, then fa
  */
 export function renderRoundScript(segments: Segment[]): string {
   const n = segmentArgCount;
+  // With several plans, their nft transactions become one at the end of the script (each nft run reads the
+  // table from the kernel: ~15 ms). A plan alone keeps its order: its host-wide steps may follow its rules.
+  const stage = segments.length > 1;
   const lines = [
     "set -u",
     "umask 022",
@@ -135,7 +139,8 @@ export function renderRoundScript(segments: Segment[]): string {
     READ_GENERATION,
     `[ "$vn_gen" = "$expected" ] || exit ${EXIT_HOST_CHANGED}`,
     'vn_finished=""; vn_bridges_job=""; vn_links=""',
-    finishFunction(segments),
+    segments.map((_, i) => `vn_nft_${i + 1}=""; vn_undo_${i + 1}=""`).join("; "),
+    finishFunction(segments, stage),
     `bridges_delete_start ${quote(segments.flatMap((seg) => seg.actions.flatMap((a) => (a.deletesBridge ? [a.deletesBridge] : []))))}`,
   ];
   for (const [i, seg] of segments.entries()) {
@@ -144,13 +149,26 @@ export function renderRoundScript(segments: Segment[]): string {
       `vn_seg=${k}; echo ${quote([`${SEGMENT_MARKER}${k}`])} >&2`,
       `${PROBE_PRELUDE}; fail_after=\${${n}}; undo_stack=""`,
       `shift ${n}`,
+      // Kept for what runs for this segment at the end of the round (its undo, its late steps).
+      PROBE_VARS.map((v) => `vn_${k}_${v}=$${v}`).join("; "),
     );
     for (const a of seg.actions.filter((x) => !x.atRoundEnd)) {
       const name = quote([a.name]);
+      const injected = `rollback ${quote([`${a.name} (injected failure)`])}`;
+      if (stage && a.nft !== undefined) {
+        lines.push(`vn_nft_${k}="$vn_nft_${k}"${quote([a.nft])}`);
+        if (seg.undo && a.undo) lines.push(`undo_push ${quote([a.undo])}`);
+        // Tests of rollback: the transaction goes in first, so that the undo has something to undo.
+        lines.push(
+          `[ "$fail_after" = ${name} ] && { printf '%s' "$vn_nft_${k}" | nft -f -; vn_nft_${k}=""; ${injected}; }`,
+        );
+        continue;
+      }
       lines.push(`{ ${a.run} ; } || rollback ${name}`);
       if (seg.undo && a.undo) lines.push(`undo_push ${quote([a.undo])}`);
-      lines.push(`[ "$fail_after" = ${name} ] && rollback ${quote([`${a.name} (injected failure)`])}`);
+      lines.push(`[ "$fail_after" = ${name} ] && ${injected}`);
     }
+    lines.push(`vn_undo_${k}=$undo_stack`);
   }
   lines.push(
     `vn_rc=0; finish_segments ${segments.length} || vn_rc=$?`,
@@ -161,23 +179,41 @@ export function renderRoundScript(segments: Segment[]): string {
   return lines.join("\n") + "\n";
 }
 
-// finish_segments K: the end-of-round steps of segments 1..K, each in its segment's part of stderr. All run;
-// returns 70 if any failed.
-function finishFunction(segments: Segment[]): string {
+// finish_segments K: for segments 1..K, their staged nft transactions in one (when that one is refused, each
+// alone, a refused one failing and undoing its segment), then their end-of-round steps, each in its segment's
+// part of stderr. All run; returns 70 if any failed.
+function finishFunction(segments: Segment[], stage: boolean): string {
   const body = ["finish_segments() {", "  vn_fail=0"];
+  const staged = segments.flatMap((seg, i) => {
+    const nft = stage ? seg.actions.filter((a) => a.nft !== undefined && !a.atRoundEnd) : [];
+    return nft.length ? [{ k: i + 1, name: nft[nft.length - 1].name }] : [];
+  });
+  // The segment's own variables back, and its part of stderr.
+  const marker = (k: number) =>
+    `vn_seg=${k}; ${PROBE_VARS.map((v) => `${v}=$vn_${k}_${v}`).join("; ")}; echo ${quote([`${SEGMENT_MARKER}${k}`])} >&2`;
+  const failed = (name: string) =>
+    `echo ${quote([`${STEP_FAILED_MARKER}${name}`])} >&2; vn_fail=${EXIT_STEP_FAILED}`;
+  if (staged.length) {
+    const alone = staged.map(
+      ({ k, name }) =>
+        `  [ "$1" -ge ${k} ] && [ -n "$vn_nft_${k}" ] && { ${marker(k)}; printf '%s' "$vn_nft_${k}" | nft -f - || { ${failed(name)}; eval "$vn_undo_${k}"; }; }`,
+    );
+    if (staged.length === 1) body.push(...alone);
+    else
+      body.push(
+        '  vn_all=""',
+        ...staged.map(({ k }) => `  [ "$1" -ge ${k} ] && vn_all="$vn_all$vn_nft_${k}"`),
+        `  if [ -n "$vn_all" ] && ! printf '%s' "$vn_all" | nft -f - 2>/dev/null; then`,
+        ...alone.map((l) => `  ${l}`),
+        "  fi",
+      );
+  }
   for (const [i, seg] of segments.entries()) {
     const k = i + 1;
     const late = seg.actions.filter((a) => a.atRoundEnd);
     if (!late.length) continue;
-    const steps = late
-      .map(
-        (a) =>
-          `{ ${a.run} ; } || { echo ${quote([`${STEP_FAILED_MARKER}${a.name}`])} >&2; vn_fail=${EXIT_STEP_FAILED}; }`,
-      )
-      .join("; ");
-    body.push(
-      `  [ "$1" -ge ${k} ] && { vn_seg=${k}; echo ${quote([`${SEGMENT_MARKER}${k}`])} >&2; ${steps}; }`,
-    );
+    const steps = late.map((a) => `{ ${a.run} ; } || { ${failed(a.name)}; }`).join("; ");
+    body.push(`  [ "$1" -ge ${k} ] && { ${marker(k)}; ${steps}; }`);
   }
   body.push("  return $vn_fail", "}");
   return body.join("\n");

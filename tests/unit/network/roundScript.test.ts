@@ -115,6 +115,64 @@ describe("round script (several plans, one script)", function () {
     expect(links()).to.deep.equal(["lo", "vn-other"]);
   });
 
+  it("applies the nft transactions of its segments as one; a refused one fails and undoes its segment alone", () => {
+    // nft through a wrapper that counts its runs.
+    const bin = "/var/lib/bin";
+    host.must(
+      `mkdir -p ${bin} && printf '#!/bin/sh\\necho run >> ${bin}/runs\\nexec %s "$@"\\n' "$(command -v nft)" > ${bin}/nft && chmod +x ${bin}/nft && rm -f ${bin}/runs`,
+    );
+    const chain = (c: string) => `add table inet vnround\nadd chain inet vnround ${c}\n`;
+    const rules = (seg: string, text: string): Action[] => [
+      step(`bridge of ${seg}`),
+      { name: "apply firewall", run: "false", nft: text, undo: `echo "undo firewall $br" >> ${log}` },
+      step(`dnsmasq of ${seg}`),
+    ];
+    const runCounted = (segments: Segment[], token: string) =>
+      host.sh(`export PATH=${bin}:$PATH\n${renderRoundScript(segments)}`, [
+        token,
+        "",
+        ...["a", "b", "c"].flatMap((n) => segArgs(n)),
+      ]);
+    const tokenNow = () => host.must(`cat ${STATE_DIR}/generation 2>/dev/null || true`).trim();
+    const chains = () =>
+      host.must("nft list table inet vnround 2>/dev/null | grep -o 'chain [a-z0-9]*' || true");
+
+    const ok = runCounted(
+      [
+        { actions: rules("a", chain("ca")), undo: true },
+        { actions: rules("b", chain("cb")), undo: true },
+        { actions: rules("c", chain("cc")), undo: true },
+      ],
+      tokenNow(),
+    );
+    expect(ok.status, ok.stderr).to.equal(0);
+    expect(chains()).to.equal("chain ca\nchain cb\nchain cc\n");
+    expect(host.must(`cat ${bin}/runs`), "one nft run").to.equal("run\n");
+    // Every step of every segment ran in order; the rules went in after them.
+    expect(logLines()).to.have.length(6);
+
+    host.must(`rm -f ${log} ${bin}/runs; nft delete table inet vnround`);
+    const bad = runCounted(
+      [
+        { actions: rules("a", chain("ca")), undo: true },
+        { actions: rules("b", "add chain inet nosuchtable cb\n"), undo: true },
+        { actions: rules("c", chain("cc")), undo: true },
+      ],
+      tokenNow(),
+    );
+    expect(bad.status).to.equal(70);
+    const out = parseRoundOutput(bad.stderr)!;
+    expect(out.stoppedAt).to.equal(undefined);
+    expect([...out.failed]).to.deep.equal([[2, "apply firewall"]]);
+    expect(out.stderr.get(2)).to.match(/nosuchtable|No such file/);
+    expect(chains()).to.equal("chain ca\nchain cc\n");
+    expect(logLines().filter((l) => l.startsWith("undo"))).to.deep.equal([
+      "undo dnsmasq of b vn-b",
+      "undo firewall vn-b",
+      "undo bridge of b vn-b",
+    ]);
+  });
+
   it("runs nothing when the host's token is not the one the plans were made from", () => {
     host.must(`echo other > ${STATE_DIR}/generation`);
     const r = run([{ actions: [step("a1")], undo: true }], ["a"], "expected");
