@@ -98,7 +98,25 @@ interface Settle<T> {
   reject: (e: unknown) => void;
 }
 
-type ReadQueue = { waiting: (ProbeTarget & Settle<ObservedNetwork>)[]; running: boolean };
+type ReadQueue = {
+  waiting: (ProbeTarget & Settle<ObservedNetwork>)[];
+  running: boolean;
+  lastArrival: number;
+};
+
+// What the engine issues together reaches the provider over tens of milliseconds (20 deletes: ~90 ms). A round
+// starts once nothing new has come for SETTLE_MS, MAX_SETTLE_MS at most, so that they share a probe and a script.
+const SETTLE_MS = 8;
+const MAX_SETTLE_MS = 60;
+
+async function arrivalsSettled(q: { lastArrival: number }): Promise<void> {
+  const start = Date.now();
+  for (;;) {
+    const quiet = Date.now() - q.lastArrival;
+    if (quiet >= SETTLE_MS || Date.now() - start >= MAX_SETTLE_MS) return;
+    await sleep(SETTLE_MS - quiet);
+  }
+}
 
 // Reads (refresh, import) of one host that arrive together share one probe, as changes do (below).
 const readQueues = new Map<string, ReadQueue>();
@@ -106,10 +124,11 @@ const readQueues = new Map<string, ReadQueue>();
 /** What the host has for one network (or, with the scope "route <name>", for routes), read-only. */
 export function observe(host: Host, name: string, bridge: string, gateway = ""): Promise<ObservedNetwork> {
   let q = readQueues.get(host.label);
-  if (!q) readQueues.set(host.label, (q = { waiting: [], running: false }));
+  if (!q) readQueues.set(host.label, (q = { waiting: [], running: false, lastArrival: 0 }));
   const queue = q;
   return new Promise<ObservedNetwork>((resolve, reject) => {
     queue.waiting.push({ name, bridge, gateway, resolve, reject });
+    queue.lastArrival = Date.now();
     if (!queue.running) {
       queue.running = true;
       setImmediate(() => void drainReads(host, queue));
@@ -120,6 +139,7 @@ export function observe(host: Host, name: string, bridge: string, gateway = ""):
 async function drainReads(host: Host, q: ReadQueue): Promise<void> {
   try {
     while (q.waiting.length) {
+      await arrivalsSettled(q);
       const batch = q.waiting.splice(0, MAX_BATCH);
       try {
         const observed = await probeNow(host, batch);
@@ -160,7 +180,9 @@ interface Change {
   reject: (e: unknown) => void;
 }
 
-const hostQueues = new Map<string, { changes: Change[]; running: boolean }>();
+type ChangeQueue = { changes: Change[]; running: boolean; lastArrival: number };
+
+const hostQueues = new Map<string, ChangeQueue>();
 
 type ChangeSpec = Pick<Change, "name" | "bridge" | "makePlan" | "undo" | "failAfter" | "effect"> & {
   gateway?: string;
@@ -169,7 +191,7 @@ type ChangeSpec = Pick<Change, "name" | "bridge" | "makePlan" | "undo" | "failAf
 
 function runPlan(host: Host, c: ChangeSpec): Promise<ApplyResult> {
   let q = hostQueues.get(host.label);
-  if (!q) hostQueues.set(host.label, (q = { changes: [], running: false }));
+  if (!q) hostQueues.set(host.label, (q = { changes: [], running: false, lastArrival: 0 }));
   const queue = q;
   return new Promise<ApplyResult>((resolve, reject) => {
     queue.changes.push({
@@ -181,7 +203,7 @@ function runPlan(host: Host, c: ChangeSpec): Promise<ApplyResult> {
       resolve,
       reject,
     });
-    // Started on the next turn of the event loop, so that changes issued together are probed together.
+    queue.lastArrival = Date.now();
     if (!queue.running) {
       queue.running = true;
       setImmediate(() => void drain(host, queue));
@@ -189,10 +211,11 @@ function runPlan(host: Host, c: ChangeSpec): Promise<ApplyResult> {
   });
 }
 
-async function drain(host: Host, q: { changes: Change[]; running: boolean }): Promise<void> {
+async function drain(host: Host, q: ChangeQueue): Promise<void> {
   try {
     while (q.changes.length) {
       try {
+        await arrivalsSettled(q);
         await round(host, q.changes);
       } catch (e) {
         // Not expected (round settles every failure it knows); never leave a change waiting forever.
