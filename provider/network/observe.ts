@@ -70,7 +70,9 @@ export const PROBE_FUNCTION = [
   echo "@@dnsmasq"; pid=""; [ -f "$pidfile" ] && { read -r pid < "$pidfile"; } 2>/dev/null
   case "$pid" in *[!0-9]*|"") ;; *)
     if { read -r vn_a vn_b vn_state vn_rest < "/proc/$pid/stat"; } 2>/dev/null && [ "$vn_state" != Z ]; then
-      echo "pid=$pid"; echo "exe=$(readlink "/proc/$pid/exe")"; tr '\0' '\n' < "/proc/$pid/cmdline"; echo
+      # Its start time (stat's field 22) lets the apply script know it is still this process, cheaply.
+      set -- $vn_rest; echo "pid=$pid"; echo "start=${"$"}{19:-}"
+      echo "exe=$(readlink "/proc/$pid/exe")"; tr '\0' '\n' < "/proc/$pid/cmdline"; echo
     fi;;
   esac
   # The network's files, each as a section (one awk for all: a process per file was most of a round's probe).
@@ -207,7 +209,8 @@ export interface ObservedNetwork {
    * dnsmasq that forwards DNS takes one instance (it watches resolv.conf). Absent in hand-made observations.
    */
   inotify?: { limit: number; marker?: { original: number; raised: number } };
-  dnsmasq?: { pid: number; exe: string; argv: string[] };
+  /** `start`: the process's start time in clock ticks since boot (/proc/<pid>/stat field 22). */
+  dnsmasq?: { pid: number; start?: string; exe: string; argv: string[] };
   conf?: string;
   hosts?: string;
   dhcpHosts?: string;
@@ -325,7 +328,10 @@ function observedFrom(
   let dnsmasq: ObservedNetwork["dnsmasq"];
   const d = (s.get("dnsmasq") ?? "").split("\n").filter((l) => l !== "");
   if (d[0]?.startsWith("pid=")) {
-    dnsmasq = { pid: Number(d[0].slice(4)), exe: (d[1] ?? "").replace(/^exe=/, ""), argv: d.slice(2) };
+    const start = d[1]?.startsWith("start=") ? d[1].slice(6) : undefined;
+    const rest = start === undefined ? d.slice(1) : d.slice(2);
+    dnsmasq = { pid: Number(d[0].slice(4)), exe: (rest[0] ?? "").replace(/^exe=/, ""), argv: rest.slice(1) };
+    if (start && /^\d+$/.test(start)) dnsmasq.start = start;
   }
   const text = (name: string) => {
     const v = s.get(name);

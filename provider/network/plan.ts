@@ -280,6 +280,12 @@ function inotifyActions(spec: NetworkSpec, ranges: DhcpRangeSpec[], observed: Ob
   ];
 }
 
+/** The probe's dnsmasq as script.ts's dnsmasq_stop and dnsmasq_hup take it: pid and start time, if known. */
+function probedDnsmasq(observed: ObservedNetwork): string {
+  const d = observed.dnsmasq;
+  return d?.start ? sh(String(d.pid), d.start) : "";
+}
+
 function dnsmasqActions(
   spec: NetworkSpec,
   ranges: DhcpRangeSpec[],
@@ -287,7 +293,11 @@ function dnsmasqActions(
   paths: NetworkPaths,
 ): Action[] {
   const running = isOurDnsmasq(observed, paths.dnsmasqConf);
-  const stop = { name: "stop dnsmasq", run: "dnsmasq_stop", undo: "dnsmasq_start" };
+  const stop = {
+    name: "stop dnsmasq",
+    run: `dnsmasq_stop ${probedDnsmasq(observed)}`,
+    undo: "dnsmasq_start",
+  };
   const start = { name: "start dnsmasq", run: "dnsmasq_start", undo: "dnsmasq_stop" };
   // Files dnsmasq rereads on SIGHUP; a change to them never needs a restart, so leases and pid stay.
   // undefined: the file should not exist.
@@ -316,7 +326,8 @@ function dnsmasqActions(
   const confChanged = conf !== observed.conf;
   if (running && !confChanged) {
     const actions = hotActions(" && dnsmasq_hup");
-    if (actions.length) actions.push({ name: "reload dnsmasq", run: "dnsmasq_hup" });
+    if (actions.length)
+      actions.push({ name: "reload dnsmasq", run: `dnsmasq_hup ${probedDnsmasq(observed)}` });
     return actions;
   }
   const actions: Action[] = [];
@@ -485,7 +496,8 @@ export function planDelete(
 ): Plan {
   const actions: Action[] = [];
   const warnings: string[] = [];
-  if (isOurDnsmasq(observed, paths.dnsmasqConf)) actions.push({ name: "stop dnsmasq", run: "dnsmasq_stop" });
+  if (isOurDnsmasq(observed, paths.dnsmasqConf))
+    actions.push({ name: "stop dnsmasq", run: `dnsmasq_stop ${probedDnsmasq(observed)}` });
   actions.push(...removeForeignFirewallActions(name, bridge, observed).map(shared));
   let deleting = false;
   if (observed.bridge) {

@@ -76,8 +76,17 @@ dnsmasq_pid() {
   tr '\0' '\n' < "/proc/$p/cmdline" | grep -qxF -- "--conf-file=$conf" || return 1
   echo "$p"
 }
+# Is the probe's dnsmasq (pid, start time) still running? Then it is still ours: the probe checked its binary
+# and command line, which a running process keeps.
+dnsmasq_same() {
+  [ -n "$1" ] && { read -r vn_l < "/proc/$1/stat"; } 2>/dev/null || return 1
+  vn_l=${"$"}{vn_l##*) }
+  set -- "$1" "$2" $vn_l
+  [ "$3" != Z ] && [ "${"$"}{22:-}" = "$2" ]
+}
+# $1 $2: the pid and start time the probe saw (optional).
 dnsmasq_stop() {
-  p=$(dnsmasq_pid) || { rm -f "$pidfile"; return 0; }
+  if dnsmasq_same "${"$"}{1:-}" "${"$"}{2:-}"; then p=$1; else p=$(dnsmasq_pid) || { rm -f "$pidfile"; return 0; }; fi
   kill -TERM "$p" || return 1
   # dnsmasq exits within milliseconds of SIGTERM: poll often (the shell's own read, no process), 2 s at most.
   i=0
@@ -95,7 +104,10 @@ generation_next() {
 "
 }
 dnsmasq_start() { dnsmasq --conf-file="$conf"; }
-dnsmasq_hup() { p=$(dnsmasq_pid) && kill -HUP "$p"; }
+dnsmasq_hup() {
+  if dnsmasq_same "${"$"}{1:-}" "${"$"}{2:-}"; then p=$1; else p=$(dnsmasq_pid) || return 1; fi
+  kill -HUP "$p"
+}
 `;
 
 /**

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { emptyObserved } from "./observed";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -356,6 +356,31 @@ describe("apply script", () => {
     const kept = sh(renderApplyScript(del("lo").actions, false), [...args, gen, ""]);
     expect(kept.status).to.equal(70);
     expect(kept.stderr).to.include("virtnet-step-failed: bridge deleted");
+  });
+
+  it("stops the probe's dnsmasq by pid and start time; another start time (a reused pid) gets the full check", async () => {
+    const args = probeArgs("none", "vn-none", networkPaths("none"));
+    const gen = parseProbe(sh(PROBE_SCRIPT, args).stdout, "none", "vn-none").generation;
+    const child = spawn("sleep", ["30"]);
+    const exited = new Promise((resolve) => child.on("exit", resolve));
+    try {
+      const pid = child.pid!;
+      const start = Number(fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ")[19]);
+      const stop = (t: number) =>
+        sh(renderApplyScript([{ name: "stop dnsmasq", run: `dnsmasq_stop ${pid} ${t}` }], false), [
+          ...args,
+          gen,
+          "",
+        ]);
+      // Not the process the probe saw, and no dnsmasq of this network's: nothing is signalled.
+      expect(stop(start + 1).status).to.equal(0);
+      expect(child.exitCode ?? child.signalCode).to.equal(null);
+      expect(stop(start).status).to.equal(0);
+      expect(await exited).to.equal(null); // killed by a signal
+      expect(child.signalCode).to.equal("SIGTERM");
+    } finally {
+      child.kill("SIGKILL");
+    }
   });
 
   it("writes each file with its mode whatever the caller's umask, leaving no temporary file", () => {
