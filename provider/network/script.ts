@@ -25,11 +25,13 @@ $undo_stack"; }
 rollback() {
   echo "${STEP_FAILED_MARKER}$1" >&2
   eval "$undo_stack"
-  eval "vn_nft_$vn_seg=''"
-  [ -n "$vn_finished" ] || finish_segments $((vn_seg - 1))
+  vn_stop=$vn_seg
+  eval "vn_nft_$vn_stop=''"
+  # The segments before it stay: their staged rules and late steps (which switch to their own segment).
+  [ -n "$vn_finished" ] || finish_segments $((vn_stop - 1))
   wait
-  [ "$vn_seg" -gt 1 ] && generation_next
-  echo "${STOPPED_MARKER}$vn_seg" >&2
+  [ "$vn_stop" -gt 1 ] && generation_next
+  echo "${STOPPED_MARKER}$vn_stop" >&2
   exit ${EXIT_STEP_FAILED}
 }
 # The round's bridges go in one kernel operation, in the background while the segments run: each "ip link del"

@@ -70,6 +70,30 @@ describe("round script (several plans, one script)", function () {
     expect(host.must(`cat ${STATE_DIR}/generation`)).to.equal("token-3\n");
   });
 
+  it("when a segment fails, the ones before it still get their staged rules and their late steps", () => {
+    const staged: Action = {
+      name: "apply firewall",
+      run: "false",
+      nft: "add table inet vnstop\nadd chain inet vnstop ca\n",
+    };
+    const late: Action = { name: "late", run: `echo "late $br" >> ${log}`, atRoundEnd: true };
+    const boom: Action = { name: "boom", run: "false" };
+    const r = run(
+      [
+        { actions: [staged, late], undo: true },
+        { actions: [step("b1"), boom], undo: true },
+      ],
+      ["a", "b"],
+      host.must(`cat ${STATE_DIR}/generation 2>/dev/null || true`).trim(),
+    );
+    expect(r.status).to.equal(70);
+    expect(parseRoundOutput(r.stderr)!.stoppedAt).to.equal(2);
+    expect(logLines()).to.deep.equal(["do b1 vn-b", "undo b1 vn-b", "late vn-a"]);
+    expect(
+      host.must("nft list chain inet vnstop ca >/dev/null && echo ok; nft delete table inet vnstop"),
+    ).to.equal("ok\n");
+  });
+
   it("deletes the bridges of all its segments together; one the kernel keeps fails its segment alone", () => {
     host.must("for b in vn-a vn-b vn-c vn-other; do ip link add $b type bridge || exit 1; done");
     const del = (bridge: string): Action[] => [
