@@ -332,8 +332,13 @@ async function round(host: Host, queue: Change[]): Promise<void> {
     return;
   }
   const outcome = parseRoundOutput(r.stderr);
-  if (!outcome) {
-    settle(queue, group[0].c, { error: stepError(host, group[0].c, r.code, undefined, r.stderr) });
+  if (!outcome || r.code !== EXIT_STEP_FAILED) {
+    // It ended before any segment (the lock) or in no way of its own (a signal, a shell error): the segment it
+    // was in gets the error; the others plan again, whether they ran or not.
+    const k = outcome?.last || 1;
+    const { c } = group[k - 1];
+    const text = outcome ? (outcome.stderr.get(k) ?? "") : r.stderr;
+    settle(queue, c, { error: stepError(host, c, r.code, outcome?.failed.get(k), text) });
     return;
   }
   // Segments up to the one that stopped the script ran (the rest plan again, as if it had succeeded).

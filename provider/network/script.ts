@@ -246,6 +246,8 @@ export function renderApplyScript(actions: Action[], undoOnFailure: boolean): st
 }
 
 export interface RoundOutcome {
+  /** The segment whose output came last: the one that was running if the script was cut short. */
+  last: number;
   /** The segment (1-based) that failed and stopped the script; the ones after it did not run. */
   stoppedAt?: number;
   /** Failed segments (1-based) and the step each failed at. */
@@ -256,10 +258,10 @@ export interface RoundOutcome {
 
 /** Reads a round script's stderr; undefined when it holds no segment marker (it failed before any segment). */
 export function parseRoundOutput(stderr: string): RoundOutcome | undefined {
-  const out: RoundOutcome = { failed: new Map(), stderr: new Map() };
+  const out: RoundOutcome = { last: 0, failed: new Map(), stderr: new Map() };
   let seg = 0;
   for (const line of stderr.split("\n")) {
-    if (line.startsWith(SEGMENT_MARKER)) seg = Number(line.slice(SEGMENT_MARKER.length));
+    if (line.startsWith(SEGMENT_MARKER)) out.last = seg = Number(line.slice(SEGMENT_MARKER.length));
     else if (line.startsWith(STOPPED_MARKER)) out.stoppedAt = Number(line.slice(STOPPED_MARKER.length));
     else if (seg && line.startsWith(STEP_FAILED_MARKER))
       out.failed.set(seg, line.slice(STEP_FAILED_MARKER.length));

@@ -6,6 +6,7 @@ import { applyNetwork, deleteNetwork, NetworkError, readNetwork } from "../../pr
 import { buildNetworkSpec, NetworkSpec } from "../../provider/network/spec";
 import { nftChainId } from "../../provider/naming";
 import { nsenterHost } from "../support/countingHost";
+import { Host } from "../../provider/host/host";
 import { labHosts, sh } from "./support";
 
 const countingHost = () => nsenterHost("h1");
@@ -95,6 +96,36 @@ describe("many changes to one host at once, from one process", function () {
       "1400",
       "1400",
     ]);
+  });
+
+  it("a script cut short mid-round (killed): the network it was at gets the error, the others plan again", async () => {
+    const inner = countingHost();
+    let cut = false;
+    // The round's script kills itself as its second segment starts. (Its own label: its own queue.)
+    const h: Host = {
+      label: `${inner.label} (cut)`,
+      run: (script, opts) => {
+        if (!opts?.stdin || cut) return inner.run(script, opts);
+        cut = true;
+        const marker = "vn_seg=2; echo 'virtnet-segment: 2' >&2\n";
+        expect(String(opts.stdin)).to.include(marker);
+        return inner.run(script, {
+          ...opts,
+          stdin: String(opts.stdin).replace(marker, () => `${marker}kill -KILL $$\n`),
+        });
+      },
+      runChecked: (script, opts) => inner.runChecked(script, opts),
+      writeFile: (path, content, opts) => inner.writeFile(path, content, opts),
+      readFile: (path) => inner.readFile(path),
+    };
+    const pair = [specOf(10, "10.241.110.0/24"), specOf(11, "10.241.111.0/24")];
+    const settled = await Promise.allSettled(pair.map((s) => applyNetwork(h, s)));
+    expect(settled[0].status).to.equal("fulfilled");
+    const err = settled[1].status === "rejected" ? (settled[1].reason as NetworkError) : undefined;
+    expect(err?.message).to.match(new RegExp(`network "${pair[1].name}": apply: failed \\(exit 137\\)`));
+    expect(inner.counts.apply, "the first network's change ran again").to.equal(2);
+    expect(await sh("h1", `ip link show ${pair[0].bridge.name} >/dev/null && echo ok`)).to.equal("ok\n");
+    for (const s of pair) await deleteNetwork(inner, s.name, s.bridge.name);
   });
 
   it("deletes all eight at once and leaves the host as it was", async () => {
