@@ -1,4 +1,5 @@
-// Create/update, read and delete of one network on one host: probe, plan, run one script, retry if the host moved.
+// Create/update, read and delete of networks on one host: probe, plan, run one script (shared by the changes that
+// arrive together), retry if the host moved.
 import { Host, RunResult, tail } from "../host/host";
 import { networkPaths } from "../naming";
 import { randomUUID } from "node:crypto";
