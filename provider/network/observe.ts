@@ -70,9 +70,13 @@ export const PROBE_FUNCTION = [
   echo "@@dnsmasq"; pid=""; [ -f "$pidfile" ] && { read -r pid < "$pidfile"; } 2>/dev/null
   case "$pid" in *[!0-9]*|"") ;; *)
     if { read -r vn_a vn_b vn_state vn_rest < "/proc/$pid/stat"; } 2>/dev/null && [ "$vn_state" != Z ]; then
-      # Its start time (stat's field 22) lets the apply script know it is still this process, cheaply.
+      # Its start time (stat's field 22) tells a process apart from a later one with the same pid. If virtnet
+      # started it (the record dnsmasq_start leaves), its binary and command line need no second look.
       set -- $vn_rest; echo "pid=$pid"; echo "start=${"$"}{19:-}"
-      echo "exe=$(readlink "/proc/$pid/exe")"; tr '\0' '\n' < "/proc/$pid/cmdline"; echo
+      vn_rec=""; { read -r vn_rec < "$pidfile.started"; } 2>/dev/null
+      if [ -n "${"$"}{19:-}" ] && [ "$vn_rec" = "$pid ${"$"}{19}" ] && [ ! -L "$pidfile.started" ]; then echo "started-by=virtnet"
+      else echo "exe=$(readlink "/proc/$pid/exe")"; tr '\0' '\n' < "/proc/$pid/cmdline"; echo
+      fi
     fi;;
   esac
   # The network's files, each as a section (one awk for all: a process per file was most of a round's probe).
@@ -210,7 +214,7 @@ export interface ObservedNetwork {
    */
   inotify?: { limit: number; marker?: { original: number; raised: number } };
   /** `start`: the process's start time in clock ticks since boot (/proc/<pid>/stat field 22). */
-  dnsmasq?: { pid: number; start?: string; exe: string; argv: string[] };
+  dnsmasq?: { pid: number; start?: string; exe: string; argv: string[]; startedByVirtnet?: boolean };
   conf?: string;
   hosts?: string;
   dhcpHosts?: string;
@@ -332,6 +336,8 @@ function observedFrom(
     const rest = start === undefined ? d.slice(1) : d.slice(2);
     dnsmasq = { pid: Number(d[0].slice(4)), exe: (rest[0] ?? "").replace(/^exe=/, ""), argv: rest.slice(1) };
     if (start && /^\d+$/.test(start)) dnsmasq.start = start;
+    if (rest[0] === "started-by=virtnet" && dnsmasq.start)
+      dnsmasq = { ...dnsmasq, exe: "", argv: [], startedByVirtnet: true };
   }
   const text = (name: string) => {
     const v = s.get(name);
@@ -439,5 +445,6 @@ function fileContent(section: string | undefined): string | undefined {
 /** Is this dnsmasq ours for this config file? A pid file alone never proves it. */
 export function isOurDnsmasq(observed: ObservedNetwork, confPath: string): boolean {
   const d = observed.dnsmasq;
+  if (d?.startedByVirtnet) return true; // this network's record: started with its config by virtnet
   return !!d && /\/dnsmasq( \(deleted\))?$/.test(d.exe) && d.argv.includes(`--conf-file=${confPath}`);
 }

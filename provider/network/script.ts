@@ -88,14 +88,14 @@ dnsmasq_same() {
 }
 # $1 $2: the pid and start time the probe saw (optional).
 dnsmasq_stop() {
-  if dnsmasq_same "${"$"}{1:-}" "${"$"}{2:-}"; then p=$1; else p=$(dnsmasq_pid) || { rm -f "$pidfile"; return 0; }; fi
+  if dnsmasq_same "${"$"}{1:-}" "${"$"}{2:-}"; then p=$1; else p=$(dnsmasq_pid) || { rm -f "$pidfile" "$pidfile.started"; return 0; }; fi
   kill -TERM "$p" || return 1
   # dnsmasq exits within milliseconds of SIGTERM: poll often (the shell's own read, no process), 2 s at most.
   i=0
   while { read -r vn_a vn_b vn_state vn_rest < "/proc/$p/stat"; } 2>/dev/null && [ "$vn_state" != Z ] && [ $i -lt 400 ]; do
     sleep 0.005; i=$((i+1))
   done
-  rm -f "$pidfile"
+  rm -f "$pidfile" "$pidfile.started"
 }
 # The token the caller chose (so it can plan its next change without probing again), or the kernel's random
 # uuid; skipped when the last network went.
@@ -105,7 +105,14 @@ generation_next() {
   write_file "$stateroot/generation" 0644 "$next_gen
 "
 }
-dnsmasq_start() { dnsmasq --conf-file="$conf"; }
+# Starts this network's dnsmasq and records who it is (pid, start time) beside its pid file, for the probe.
+dnsmasq_start() {
+  dnsmasq --conf-file="$conf" || return 1
+  { read -r vn_p < "$pidfile" && read -r vn_l < "/proc/$vn_p/stat"; } 2>/dev/null || return 0
+  vn_l=${"$"}{vn_l##*) }
+  set -- $vn_l
+  { [ ! -L "$pidfile.started" ] || rm -f "$pidfile.started"; } && echo "$vn_p ${"$"}{20}" > "$pidfile.started" || :
+}
 dnsmasq_hup() {
   if dnsmasq_same "${"$"}{1:-}" "${"$"}{2:-}"; then p=$1; else p=$(dnsmasq_pid) || return 1; fi
   kill -HUP "$p"

@@ -2,9 +2,16 @@
 // together and runs them one after the other in one script. Real probes and apply scripts on a lab host, through a Host that
 // runs commands with nsenter and counts them.
 import { expect } from "chai";
-import { applyNetwork, deleteNetwork, NetworkError, readNetwork } from "../../provider/network/lifecycle";
+import {
+  applyNetwork,
+  deleteNetwork,
+  NetworkError,
+  observe,
+  readNetwork,
+} from "../../provider/network/lifecycle";
+import { isOurDnsmasq } from "../../provider/network/observe";
 import { buildNetworkSpec, NetworkSpec } from "../../provider/network/spec";
-import { nftChainId } from "../../provider/naming";
+import { networkPaths, nftChainId } from "../../provider/naming";
 import { nsenterHost } from "../support/countingHost";
 import { Host } from "../../provider/host/host";
 import { labHosts, sh } from "./support";
@@ -51,6 +58,22 @@ describe("many changes to one host at once, from one process", function () {
         await sh("h1", `nft list chain inet virtnet ${nftChainId(s.name)}.forward >/dev/null && echo ok`),
       ).to.equal("ok\n");
     }
+  });
+
+  it("knows the dnsmasq it started by the record it left; a record that does not match gets the full check", async () => {
+    const h = countingHost();
+    const { name, bridge } = specs[0];
+    const paths = networkPaths(name);
+    const o = await observe(h, name, bridge.name);
+    expect(o.dnsmasq?.startedByVirtnet).to.equal(true);
+    const record = await sh("h1", `cat ${paths.dnsmasqPid}.started`);
+    expect(record).to.equal(`${o.dnsmasq!.pid} ${o.dnsmasq!.start}\n`);
+    await sh("h1", `echo '${o.dnsmasq!.pid} 1' > ${paths.dnsmasqPid}.started`);
+    const checked = await observe(h, name, bridge.name);
+    expect(checked.dnsmasq?.startedByVirtnet ?? false).to.equal(false);
+    expect(checked.dnsmasq?.argv).to.include(`--conf-file=${paths.dnsmasqConf}`);
+    expect(isOurDnsmasq(checked, paths.dnsmasqConf)).to.equal(true);
+    await sh("h1", `printf '%s' '${record}' > ${paths.dnsmasqPid}.started`);
   });
 
   it("reads of eight networks at once (a refresh) share one probe, each seeing its own network in sync", async () => {
