@@ -79,22 +79,30 @@ export const PROBE_FUNCTION = [
       fi
     fi;;
   esac
-  # The network's files, each as a section (one awk for all: a process per file was most of a round's probe).
-  set --
-  [ -f "$conf" ] && [ ! -L "$conf" ] && set -- "$@" conf "$conf"
-  [ -f "$hostsfile" ] && [ ! -L "$hostsfile" ] && set -- "$@" hosts "$hostsfile"
-  [ -f "$netdir/dhcp-hosts" ] && [ ! -L "$netdir/dhcp-hosts" ] && set -- "$@" dhcphosts "$netdir/dhcp-hosts"
-  set -- "$@" ranges ""
-  for f in "$netdir"/ranges/*.json; do [ -f "$f" ] && [ ! -L "$f" ] && set -- "$@" ranges "$f"; done
-  [ -f "$netdir/restore.sh" ] && [ ! -L "$netdir/restore.sh" ] && set -- "$@" restorenet "$netdir/restore.sh"
-  awk 'BEGIN { for (i = 1; i < ARGC; i += 2) {
-    if (ARGV[i] != s) print "@@" (s = ARGV[i])
-    if (ARGV[i + 1] != "") { while ((getline l < ARGV[i + 1]) > 0) print l; close(ARGV[i + 1]) }
-  } }' "$@"
+  # The network's files: listed here, read for the whole probe by one awk (files_out).
+  vn_add conf "$conf"; vn_add hosts "$hostsfile"; vn_add dhcphosts "$netdir/dhcp-hosts"
+  vn_files="$vn_files$vn_k ranges -
+"
+  for f in "$netdir"/ranges/*.json; do vn_add ranges "$f"; done
+  vn_add restorenet "$netdir/restore.sh"
   echo "@@dirs"; for d in "$stateroot" "$stateroot/networks" "$stateroot/routes" "$netdir" "$netdir/ranges" "$rundir" "$runroot/networks" "$runroot"; do [ -d "$d" ] && echo "$d"; done
   [ -n "$br" ] && command -v firewall-cmd >/dev/null 2>&1 && { echo "@@fwzone"; firewall-cmd --get-zone-of-interface="$br" 2>&1; echo "exit=$?"; }
 }`,
-  `probe() { probe_host; probe_net; echo "@@end"; }`,
+  // Files to read, a line each: network number, section, path ("-": the section alone). Names are validated,
+  // so paths hold no blank or newline.
+  String.raw`vn_files=""
+vn_add() { [ -f "$2" ] && [ ! -L "$2" ] && vn_files="$vn_files$vn_k $1 $2
+"; }`,
+  // Each network's files after a "@@@files <n>" line, each file as a section (a process per file, or per
+  // network, was most of a round's probe).
+  String.raw`files_out() {
+  printf '%s' "$vn_files" | awk '{
+    if ($1 != k) { print "@@@files " $1; k = $1; s = "" }
+    if ($2 != s) print "@@" (s = $2)
+    if ($3 != "-") { while ((getline l < $3) > 0) print l; close($3) }
+  }'
+}`,
+  `probe() { vn_k=1; probe_host; probe_net; files_out; echo "@@end"; }`,
 ].join("\n");
 
 /** `gateway`: also ask the kernel how it reaches this address (StaticRoute's directly-connected check). */
@@ -126,25 +134,38 @@ export const MULTI_PROBE_SCRIPT = [
   PROBE_FUNCTION,
   PROBE_PRELUDE,
   "probe_host",
+  "vn_k=0",
   `while [ $# -ge ${PROBE_VARS.length} ]; do`,
-  `  ${PROBE_PRELUDE}`,
-  '  echo "@@@net"; probe_net; echo "@@end"',
+  `  vn_k=$((vn_k + 1)); ${PROBE_PRELUDE}`,
+  '  echo "@@@net"; probe_net',
   `  shift ${PROBE_VARS.length}`,
   "done",
+  'files_out; echo "@@@done"',
 ].join("\n");
+
+/** Takes the "@@@files <n>" blocks off a probe's output: what is left, and each network's files. */
+function splitFiles(output: string): { rest: string; files: Map<number, string> } {
+  const [rest, ...parts] = output.split(/\n@@@files (\d+)\n/);
+  const files = new Map<number, string>();
+  for (let i = 0; i + 1 < parts.length; i += 2) files.set(Number(parts[i]), parts[i + 1]);
+  return { rest, files };
+}
 
 /** The observations of a MULTI_PROBE_SCRIPT run, one per network in argument order. */
 export function parseMultiProbe(
   output: string,
   networks: { name: string; bridge: string }[],
 ): ObservedNetwork[] {
-  const [hostPart, ...netParts] = output.split("\n@@@net\n");
+  if (!/\n@@@done\n?$/.test(output)) throw new Error("host probe output was cut short");
+  const { rest, files } = splitFiles(output.replace(/\n@@@done\n?$/, ""));
+  const [hostPart, ...netParts] = rest.split("\n@@@net\n");
   if (netParts.length !== networks.length) throw new Error("host probe output was cut short");
   const host = sections(`${hostPart}\n@@end`);
   const interfaces = json<any[]>(host.get("addrs"), []); // read once: every network's half uses it
-  return networks.map((n, i) =>
-    observedFrom(new Map([...host, ...sections(netParts[i])]), n.name, n.bridge, interfaces),
-  );
+  return networks.map((n, i) => {
+    const own = sections(`${netParts[i]}\n${files.get(i + 1) ?? ""}\n@@end`);
+    return observedFrom(new Map([...host, ...own]), n.name, n.bridge, interfaces);
+  });
 }
 
 export interface ObservedBridge {
@@ -274,7 +295,7 @@ function jsonLines<T>(text: string | undefined): T[] {
 }
 
 export function parseProbe(output: string, name: string, bridgeName: string): ObservedNetwork {
-  const s = sections(output);
+  const s = sections(output.replace(/\n@@@files 1\n/, "\n"));
   return observedFrom(s, name, bridgeName, json<any[]>(s.get("addrs"), []));
 }
 
