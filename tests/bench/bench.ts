@@ -734,7 +734,7 @@ async function main(): Promise<number> {
   console.log("\nengine runs (timing.rpc of the plugin; wall time seen by the caller):");
   for (const r of b.runs)
     console.log(
-      `  ${r.label.padEnd(20)} ${secs(r.wallMs).padStart(8)}  plugin start ${msStr(r.pluginStartMs)}; ${fmtRpc(r.rpc)}`,
+      `  ${r.label.padEnd(20)} ${secs(r.wallMs).padStart(8)}  before the plugin ${msStr(r.beforePluginMs)}; plugin start ${msStr(r.pluginStartMs)}; ${fmtRpc(r.rpc)}`,
     );
   if (b.errors.length) {
     console.log("\nerrors:");

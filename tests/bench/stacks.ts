@@ -264,6 +264,7 @@ export interface EngineRun {
   label: string;
   wallMs: number;
   pluginStartMs?: number;
+  beforePluginMs?: number;
   /** Operations on dynamic resources by kind ("create", "same", ...), failed ones included. */
   ops: Record<string, number>;
   /** Per "<Type> <op>" of updates: the keys that differed (diff's changed input keys; for a refresh, the
@@ -311,6 +312,7 @@ export function describeRun(
     label,
     wallMs,
     pluginStartMs: r.timing.pluginStartMs,
+    beforePluginMs: r.timing.beforePluginMs,
     ops,
     failed: errors.length,
     errors,

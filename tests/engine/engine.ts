@@ -159,6 +159,8 @@ export interface Registration {
 export interface Timing {
   totalMs: number;
   programMs?: number;
+  /** From the run's start to the first call that needs the plugin (the program until its first dynamic resource). */
+  beforePluginMs?: number;
   pluginStartMs?: number;
   /** Every gRPC call to the plugin with its duration. */
   rpc: CallStat[];
@@ -386,6 +388,7 @@ class Run {
   readonly stack: string;
   private pluginPromise: Promise<ProviderPlugin> | undefined;
   plugin: ProviderPlugin | undefined;
+  pluginRequestedAt: number | undefined;
   failed = false;
   readonly t0 = Date.now();
 
@@ -397,6 +400,7 @@ class Run {
   /** Starts the plugin and calls Configure before anything else (Check before Configure breaks configure()). */
   getPlugin(): Promise<ProviderPlugin> {
     if (!this.pluginPromise) {
+      this.pluginRequestedAt = Date.now();
       this.pluginPromise = (async () => {
         const { plain, args } = splitConfig(this.opts.config);
         const plugin = await ProviderPlugin.start({
@@ -443,6 +447,7 @@ class Run {
       errors: this.errors,
       timing: {
         totalMs: Date.now() - this.t0,
+        beforePluginMs: this.pluginRequestedAt === undefined ? undefined : this.pluginRequestedAt - this.t0,
         pluginStartMs: this.plugin?.startMs,
         rpc: this.plugin?.calls ?? [],
       },
