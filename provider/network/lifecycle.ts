@@ -158,10 +158,9 @@ async function drainReads(host: Host, q: ReadQueue): Promise<void> {
 // Changes to one host from this process go through one queue per host. Each round probes every waiting
 // change at once (the host's half of the probe once: observe.ts MULTI_PROBE_SCRIPT), plans them in order, each
 // plan seeing the networks the changes before it add or remove, and runs them one after the other in one
-// script (script.ts renderRoundScript; more than one only when a command line cannot hold them), each script
-// expecting the generation token the one before it leaves. A plan with a host-wide action
-// (Action.shared) only runs alone, planned from a fresh probe; after a failure the rest plan again. Other
-// processes are kept apart by the host lock and the token check.
+// script (script.ts renderRoundScript) that expects the generation token the probe saw. A plan with a host-wide
+// action (Action.shared) only runs alone, planned from a fresh probe; after a failure the rest plan again.
+// Other processes are kept apart by the host lock and the token check.
 const MAX_BATCH = 32;
 
 interface Change {
