@@ -298,6 +298,8 @@ function dnsmasqActions(
     run: `dnsmasq_stop ${probedDnsmasq(observed)}`,
     undo: "dnsmasq_start",
   };
+  // A restart: the stop only signals, the start waits for the old one to be gone.
+  const restartStop = { ...stop, run: `dnsmasq_stop_begin ${probedDnsmasq(observed)}` };
   const start = { name: "start dnsmasq", run: "dnsmasq_start", undo: "dnsmasq_stop" };
   // Files dnsmasq rereads on SIGHUP; a change to them never needs a restart, so leases and pid stay.
   // undefined: the file should not exist.
@@ -331,7 +333,7 @@ function dnsmasqActions(
     return actions;
   }
   const actions: Action[] = [];
-  if (running) actions.push(stop); // the lease file stays: guests keep their addresses on renewal
+  if (running) actions.push(restartStop); // the lease file stays: guests keep their addresses on renewal
   if (confChanged) actions.push(writeFileAction(paths.dnsmasqConf, conf, observed.conf));
   actions.push(...hotActions(""));
   actions.push(start);

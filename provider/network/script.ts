@@ -88,13 +88,25 @@ dnsmasq_same() {
 }
 # $1 $2: the pid and start time the probe saw (optional).
 dnsmasq_stop() {
+  dnsmasq_stop_begin "$@" || return 1
+  dnsmasq_stopped
+}
+# Only signals it: for a restart, whose dnsmasq_start waits (dnsmasq takes a few ms to exit, meanwhile the new
+# config is written).
+vn_stopping=""
+dnsmasq_stop_begin() {
   if dnsmasq_same "${"$"}{1:-}" "${"$"}{2:-}"; then p=$1; else p=$(dnsmasq_pid) || { rm -f "$pidfile" "$pidfile.started"; return 0; }; fi
   kill -TERM "$p" || return 1
+  vn_stopping=$p
+}
+dnsmasq_stopped() {
+  [ -n "$vn_stopping" ] || return 0
   # dnsmasq exits within milliseconds of SIGTERM: poll often (the shell's own read, no process), 2 s at most.
   i=0
-  while { read -r vn_a vn_b vn_state vn_rest < "/proc/$p/stat"; } 2>/dev/null && [ "$vn_state" != Z ] && [ $i -lt 400 ]; do
+  while { read -r vn_a vn_b vn_state vn_rest < "/proc/$vn_stopping/stat"; } 2>/dev/null && [ "$vn_state" != Z ] && [ $i -lt 400 ]; do
     sleep 0.005; i=$((i+1))
   done
+  vn_stopping=""
   rm -f "$pidfile" "$pidfile.started"
 }
 # The token the caller chose (so it can plan its next change without probing again), or the kernel's random
@@ -107,6 +119,7 @@ generation_next() {
 }
 # Starts this network's dnsmasq and records who it is (pid, start time) beside its pid file, for the probe.
 dnsmasq_start() {
+  dnsmasq_stopped
   dnsmasq --conf-file="$conf" || return 1
   { read -r vn_p < "$pidfile" && read -r vn_l < "/proc/$vn_p/stat"; } 2>/dev/null || return 0
   vn_l=${"$"}{vn_l##*) }

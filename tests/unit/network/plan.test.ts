@@ -383,6 +383,33 @@ describe("apply script", () => {
     }
   });
 
+  it("a restart's stop only signals dnsmasq; the start after it waits until the old one is gone", async () => {
+    const args = probeArgs("none", "vn-none", networkPaths("none"));
+    const gen = parseProbe(sh(PROBE_SCRIPT, args).stdout, "none", "vn-none").generation;
+    // A process that takes 0.3 s to exit after SIGTERM.
+    const child = spawn("sh", ["-c", "trap 'sleep 0.3; exit 0' TERM; while :; do sleep 0.05; done"]);
+    await new Promise((r) => setTimeout(r, 100));
+    try {
+      const pid = child.pid!;
+      const start = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ")[19];
+      const alive = `{ read -r a b st rest < /proc/${pid}/stat && [ "$st" != Z ]; } 2>/dev/null`;
+      const steps = [
+        { name: "stop", run: `dnsmasq_stop_begin ${pid} ${start}` },
+        { name: "look", run: `if ${alive}; then echo "exiting" >&2; fi` },
+        { name: "wait", run: "dnsmasq_stopped" },
+        { name: "look again", run: `if ${alive}; then echo "still there" >&2; else echo "gone" >&2; fi` },
+      ];
+      const r = sh(renderApplyScript(steps, false), [...args, gen, ""]);
+      expect(r.status, r.stderr).to.equal(0);
+      expect(r.stderr.split("\n").filter((l) => /^(exiting|gone|still there)$/.test(l))).to.deep.equal([
+        "exiting",
+        "gone",
+      ]);
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+
   it("writes each file with its mode whatever the caller's umask, leaving no temporary file", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-script-"));
     try {
