@@ -265,9 +265,11 @@ async function round(host: Host, queue: Change[]): Promise<void> {
   }
   // Plan in order; a change whose plan needs the host to itself waits for the next round unless it is first.
   const group: { c: Change; plan: Plan; observed: ObservedNetwork }[] = [];
-  let networks = observations[0].networks;
+  const probed = observations[0].networks;
+  let networks = probed;
   for (const [i, c] of batch.entries()) {
-    const observed = { ...observations[i], networks };
+    const goneInRound = probed.filter((p) => !networks.some((n) => n.name === p.name)).map((p) => p.name);
+    const observed = { ...observations[i], networks, goneInRound };
     let plan: Plan;
     try {
       plan = c.makePlan(observed);
@@ -284,7 +286,15 @@ async function round(host: Host, queue: Change[]): Promise<void> {
       continue;
     }
     const hostWide = c.solo || plan.actions.some((a) => a.shared);
-    if (hostWide && group.length) break;
+    if (hostWide && group.length) {
+      // The last network's delete closes a script of deletes: its host-wide teardown runs at the script's end.
+      const teardownOnly = plan.actions.every((a) => !a.shared || a.hostTeardown);
+      if (!c.solo && !c.undo && teardownOnly && group.every((g) => !g.c.undo)) {
+        const late = plan.actions.map((a) => (a.hostTeardown ? { ...a, atRoundEnd: true } : a));
+        group.push({ c, plan: { ...plan, actions: late }, observed });
+      }
+      break;
+    }
     group.push({ c, plan, observed });
     networks = withEffect(networks, c);
     if (hostWide) break;

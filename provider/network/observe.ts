@@ -242,6 +242,8 @@ export interface ObservedNetwork {
   /** The DHCP ranges recorded for this network. */
   ranges: DhcpRangeSpec[];
   networks: AppliedNetworkRecord[];
+  /** Networks the probe saw that plans before this one in the same script remove (lifecycle.ts rounds). */
+  goneInRound?: string[];
   /** Kernel routes, virtnet's route records, and the gateway lookup when one was asked. */
   route: RouteObservation;
   /** Boot-time restore: the host runs systemd; virtnet's entry point, unit and this network's script. */

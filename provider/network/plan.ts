@@ -46,6 +46,11 @@ export interface Action {
    * Only for steps that no later step of the same plan depends on.
    */
   nft?: string;
+  /**
+   * Host-wide, but only takes away what the last network leaves (directories, forwarding, the nft table, the
+   * restore entry): it may close a script of deletes, after every plan's own steps (lifecycle.ts).
+   */
+  hostTeardown?: boolean;
   /** A bridge the script deletes together with the other plans' bridges, from its start (script.ts). */
   deletesBridge?: string;
 }
@@ -345,8 +350,11 @@ function removeNftTableActions(name: string, observed: ObservedNetwork): Action[
   const t = `${NFT_FAMILY} ${NFT_TABLE}`;
   const fw = firewallOf(observed);
   if (!fw.virtnetTable) return [];
-  const id = nftChainId(name);
-  const foreign = fw.nftChains.filter((c) => c.startsWith(`${t} `) && !c.startsWith(`${t} ${id}.`));
+  // Chains of this network, and of networks the same script removes before it, are gone by then.
+  const ids = [name, ...(observed.goneInRound ?? [])].map(nftChainId);
+  const foreign = fw.nftChains.filter(
+    (c) => c.startsWith(`${t} `) && !ids.some((id) => c.startsWith(`${t} ${id}.`)),
+  );
   if (foreign.length) return [];
   return [{ name: `remove nft table ${t}`, run: sh("nft", "delete", "table", NFT_FAMILY, NFT_TABLE) }];
 }
@@ -565,6 +573,9 @@ export function planDelete(
   return {
     errors: [],
     warnings,
-    actions: [...actions.slice(0, perNetwork), ...actions.slice(perNetwork).map(shared)],
+    actions: [
+      ...actions.slice(0, perNetwork),
+      ...actions.slice(perNetwork).map((a) => ({ ...a, shared: true, hostTeardown: true })),
+    ],
   };
 }
