@@ -25,9 +25,23 @@ export const PROBE_VARS = [
  * generation token (naming.GENERATION_FILE), which the apply script checks under the host lock.
  */
 /** Sets $vn_gen to the host's generation token ("" without one), never through a symlink. */
+/**
+ * proc_start PID: sets vn_state and vn_start to the process's state and start time (/proc/<pid>/stat fields 3
+ * and 22; the start time tells it apart from a later process with the same pid); fails when it has no stat.
+ * Fields are counted after the last ")", since the command name may hold blanks. The probe and the apply
+ * scripts share it, so that a start time recorded by one matches the other's.
+ */
+export const PROC_START = String.raw`proc_start() {
+  { read -r vn_l < "/proc/$1/stat"; } 2>/dev/null || return 1
+  vn_l=${"$"}{vn_l##*) }
+  set -- $vn_l
+  vn_state=${"$"}{1:-}; vn_start=${"$"}{20:-}
+}`;
+
 export const READ_GENERATION = String.raw`vn_gen=""; [ -f "$stateroot/generation" ] && [ ! -L "$stateroot/generation" ] && read -r vn_gen < "$stateroot/generation"`;
 
 export const PROBE_FUNCTION = [
+  PROC_START,
   // The host's half: the same whichever network asks.
   String.raw`probe_host() {
   echo "@@generation"; ${READ_GENERATION}; echo "$vn_gen"
@@ -69,12 +83,12 @@ export const PROBE_FUNCTION = [
   case "$vn_chains" in *"\"table\": \"$legacytable\","*) echo "@@legacynft"; nft list table inet "$legacytable" 2>/dev/null;; esac
   echo "@@dnsmasq"; pid=""; [ -f "$pidfile" ] && { read -r pid < "$pidfile"; } 2>/dev/null
   case "$pid" in *[!0-9]*|"") ;; *)
-    if { read -r vn_a vn_b vn_state vn_rest < "/proc/$pid/stat"; } 2>/dev/null && [ "$vn_state" != Z ]; then
-      # Its start time (stat's field 22) tells a process apart from a later one with the same pid. If virtnet
-      # started it (the record dnsmasq_start leaves), its binary and command line need no second look.
-      set -- $vn_rest; echo "pid=$pid"; echo "start=${"$"}{19:-}"
+    if proc_start "$pid" && [ "$vn_state" != Z ]; then
+      # If virtnet started it (the record dnsmasq_start leaves: pid and start time), its binary and command
+      # line need no second look.
+      echo "pid=$pid"; echo "start=$vn_start"
       vn_rec=""; { read -r vn_rec < "$pidfile.started"; } 2>/dev/null
-      if [ -n "${"$"}{19:-}" ] && [ "$vn_rec" = "$pid ${"$"}{19}" ] && [ ! -L "$pidfile.started" ]; then echo "started-by=virtnet"
+      if [ -n "$vn_start" ] && [ "$vn_rec" = "$pid $vn_start" ] && [ ! -L "$pidfile.started" ]; then echo "started-by=virtnet"
       else echo "exe=$(readlink "/proc/$pid/exe")"; tr '\0' '\n' < "/proc/$pid/cmdline"; echo
       fi
     fi;;

@@ -4,7 +4,7 @@
 // changed the host and leaves virtnet's state directory in place writes a new token.
 import { quote } from "shell-quote";
 import { HOST_LOCK_PATH } from "../naming";
-import { PROBE_PRELUDE, PROBE_VARS, READ_GENERATION } from "./observe";
+import { PROBE_PRELUDE, PROBE_VARS, PROC_START, READ_GENERATION } from "./observe";
 import { Action } from "./plan";
 
 export const EXIT_HOST_CHANGED = 75;
@@ -18,7 +18,9 @@ export const STOPPED_MARKER = "virtnet-round-stopped: ";
 export const LOCK_WAIT_SECONDS = 60;
 
 // Helpers the actions call. $conf and $pidfile come from the probe's variables.
-const HELPERS = String.raw`
+const HELPERS =
+  PROC_START +
+  String.raw`
 undo_stack=""
 undo_push() { undo_stack="$1
 $undo_stack"; }
@@ -81,10 +83,7 @@ dnsmasq_pid() {
 # Is the probe's dnsmasq (pid, start time) still running? Then it is still ours: the probe checked its binary
 # and command line, which a running process keeps.
 dnsmasq_same() {
-  [ -n "$1" ] && { read -r vn_l < "/proc/$1/stat"; } 2>/dev/null || return 1
-  vn_l=${"$"}{vn_l##*) }
-  set -- "$1" "$2" $vn_l
-  [ "$3" != Z ] && [ "${"$"}{22:-}" = "$2" ]
+  [ -n "$1" ] && proc_start "$1" && [ "$vn_state" != Z ] && [ "$vn_start" = "$2" ]
 }
 # $1 $2: the pid and start time the probe saw (optional).
 dnsmasq_stop() {
@@ -103,7 +102,7 @@ dnsmasq_stopped() {
   [ -n "$vn_stopping" ] || return 0
   # dnsmasq exits within milliseconds of SIGTERM: poll often (the shell's own read, no process), 2 s at most.
   i=0
-  while { read -r vn_a vn_b vn_state vn_rest < "/proc/$vn_stopping/stat"; } 2>/dev/null && [ "$vn_state" != Z ] && [ $i -lt 400 ]; do
+  while proc_start "$vn_stopping" && [ "$vn_state" != Z ] && [ $i -lt 400 ]; do
     sleep 0.005; i=$((i+1))
   done
   vn_stopping=""
@@ -121,10 +120,8 @@ generation_next() {
 dnsmasq_start() {
   dnsmasq_stopped
   dnsmasq --conf-file="$conf" || return 1
-  { read -r vn_p < "$pidfile" && read -r vn_l < "/proc/$vn_p/stat"; } 2>/dev/null || return 0
-  vn_l=${"$"}{vn_l##*) }
-  set -- $vn_l
-  { [ ! -L "$pidfile.started" ] || rm -f "$pidfile.started"; } && echo "$vn_p ${"$"}{20}" > "$pidfile.started" || :
+  { read -r vn_p < "$pidfile"; } 2>/dev/null && proc_start "$vn_p" || return 0
+  { [ ! -L "$pidfile.started" ] || rm -f "$pidfile.started"; } && echo "$vn_p $vn_start" > "$pidfile.started" || :
 }
 dnsmasq_hup() {
   if dnsmasq_same "${"$"}{1:-}" "${"$"}{2:-}"; then p=$1; else p=$(dnsmasq_pid) || return 1; fi
