@@ -28,6 +28,8 @@ export function defaultBridgeName(networkName: string): string {
 /** The one nft table ("inet virtnet") that holds every network's chains. */
 export const NFT_FAMILY = "inet";
 export const NFT_TABLE = "virtnet";
+/** "inet virtnet", as nft commands and listings name the table. */
+export const NFT_TABLE_REF = `${NFT_FAMILY} ${NFT_TABLE}`;
 
 /**
  * Each network's chains in NFT_TABLE are "<id>.input", "<id>.output", "<id>.forward" and "<id>.postrouting".

@@ -2,7 +2,7 @@
 // make that backend's rules match the render, with their undo. The drivers own the syntax
 // (render/nftables.ts, render/iptables.ts); this module only compares what the host has with what is wanted.
 import { quote } from "shell-quote";
-import { iptablesChainPrefix, NFT_FAMILY, NFT_TABLE, STATE_DIR } from "../naming";
+import { iptablesChainPrefix, NFT_FAMILY, NFT_TABLE, NFT_TABLE_REF, STATE_DIR } from "../naming";
 import { IpFamily } from "../render/firewallIntent";
 import {
   emptyFamilyState,
@@ -139,7 +139,7 @@ function nftTableActions(want: string | null, observed: ObservedNetwork): Action
   if (!want || firewallOf(observed).virtnetTable) return [];
   return [
     {
-      name: `create nft table ${NFT_FAMILY} ${NFT_TABLE}`,
+      name: `create nft table ${NFT_TABLE_REF}`,
       run: sh("nft", "add", "table", NFT_FAMILY, NFT_TABLE),
       undo: sh("nft", "delete", "table", NFT_FAMILY, NFT_TABLE),
       shared: true,
@@ -303,7 +303,7 @@ export function firewallSummary(spec: NetworkSpec, observed: ObservedNetwork): R
   const out: Record<string, unknown> = { backend };
   if (spec.mode === "open") return out;
   if (backend === "nftables") {
-    out.table = `${NFT_FAMILY} ${NFT_TABLE}`;
+    out.table = NFT_TABLE_REF;
     out.chains = nftChainsOf(spec);
   }
   if (backend === "iptables") {

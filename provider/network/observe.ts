@@ -1,5 +1,5 @@
 // What a host has for one network, read from the kernel and the host's files in one round trip.
-import { legacyNftTableName, NetworkPaths, NFT_FAMILY, NFT_TABLE, RUN_DIR, STATE_DIR } from "../naming";
+import { legacyNftTableName, NetworkPaths, NFT_TABLE, NFT_TABLE_REF, RUN_DIR, STATE_DIR } from "../naming";
 import { IpFamily } from "../render/firewallIntent";
 import { IptListing, parseIptablesSave } from "../render/iptables";
 import { networkChainsOf } from "../render/nftables";
@@ -51,7 +51,7 @@ export const PROBE_FUNCTION = [
   echo "@@routes6"; ip -j -6 route show table main 2>/dev/null
   echo "@@routerecords"; for f in "$stateroot"/routes/*.json; do [ -f "$f" ] && [ ! -L "$f" ] && { cat "$f"; echo; }; done
   echo "@@chains"; vn_chains=$(nft -j list chains 2>/dev/null); echo "$vn_chains"
-  echo "@@nfttable"; nft list table ${NFT_FAMILY} ${NFT_TABLE} 2>/dev/null
+  echo "@@nfttable"; nft list table ${NFT_TABLE_REF} 2>/dev/null
   # A sysctl file answers a one-byte read(2), which is how the shell's read reads, with its first byte only:
   # enough for these two (0 or 1), not for numbers (cat below). read's status is 1 here, with the value set.
   echo "@@forward"; vn_f=""; read -r vn_f < /proc/sys/net/ipv4/ip_forward; echo "$vn_f"

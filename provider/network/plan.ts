@@ -7,6 +7,7 @@ import {
   NetworkPaths,
   NFT_FAMILY,
   NFT_TABLE,
+  NFT_TABLE_REF,
   nftChainId,
   RUN_DIR,
   STATE_DIR,
@@ -347,7 +348,7 @@ function dnsmasqActions(
 
 /** With the last network, virtnet's nft table goes too, unless it holds chains that are not this network's. */
 function removeNftTableActions(name: string, observed: ObservedNetwork): Action[] {
-  const t = `${NFT_FAMILY} ${NFT_TABLE}`;
+  const t = NFT_TABLE_REF;
   const fw = firewallOf(observed);
   if (!fw.virtnetTable) return [];
   // Chains of this network, and of networks the same script removes before it, are gone by then.

@@ -1,7 +1,7 @@
 // The nftables driver: turns a network's firewall intent into its own chains in virtnet's one table
 // ("inet virtnet", naming.ts). The text is what `nft list table` prints of those chains, so a listing that
 // differs from it is drift.
-import { NFT_FAMILY, NFT_TABLE, nftChainId } from "../naming";
+import { NFT_FAMILY, NFT_TABLE_REF, nftChainId } from "../naming";
 import { NetworkSpec } from "../network/spec";
 import {
   FirewallIntent,
@@ -54,7 +54,7 @@ export function renderNftables(spec: NetworkSpec): string | null {
         intent.nat.map((r) => natRule(intent, r)),
       ),
     );
-  return `table ${NFT_FAMILY} ${NFT_TABLE} {\n${chains.join("\n")}}\n`;
+  return `table ${NFT_TABLE_REF} {\n${chains.join("\n")}}\n`;
 }
 
 // The table is inet: a service rule covers both families, so it carries no family match.
@@ -109,7 +109,7 @@ export function nftReplaceScript(networkName: string, ruleset: string): string {
 
 /** Removes the network's chains (a no-op transaction when it has none); the table stays for the others. */
 export function nftDeleteScript(networkName: string): string {
-  const t = `${NFT_FAMILY} ${NFT_TABLE}`;
+  const t = NFT_TABLE_REF;
   const chains = nftChainNames(networkName);
   return [`add table ${t}`, ...chains.flatMap((c) => [`add chain ${t} ${c}`, `delete chain ${t} ${c}`])]
     .map((l) => l + "\n")
@@ -131,5 +131,5 @@ export function networkChainsOf(tableListing: string | undefined, networkName: s
   const ours = [...tableListing.matchAll(/^\tchain (\S+) \{\n(?:\t\t.*\n)*\t\}$/gm)]
     .filter((m) => m[1].startsWith(`${id}.`))
     .map((m) => m[0] + "\n");
-  return ours.length ? `table ${NFT_FAMILY} ${NFT_TABLE} {\n${ours.join("\n")}}\n` : undefined;
+  return ours.length ? `table ${NFT_TABLE_REF} {\n${ours.join("\n")}}\n` : undefined;
 }
