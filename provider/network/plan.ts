@@ -82,9 +82,20 @@ export function needsForwarding(mode: string): boolean {
   return mode === "nat" || mode === "route" || mode === "open";
 }
 
+// A round's plans compare each new subnet with every subnet on the host (n x n at 200 networks): parse each once.
+const parsedPrefixes = new Map<string, [ipaddr.IPv4 | ipaddr.IPv6, number]>();
+function parsePrefix(cidr: string): [ipaddr.IPv4 | ipaddr.IPv6, number] {
+  let p = parsedPrefixes.get(cidr);
+  if (!p) {
+    if (parsedPrefixes.size >= 4096) parsedPrefixes.clear();
+    parsedPrefixes.set(cidr, (p = ipaddr.parseCIDR(cidr)));
+  }
+  return p;
+}
+
 function overlaps(a: string, b: string): boolean {
-  const [na, pa] = ipaddr.parseCIDR(a);
-  const [nb, pb] = ipaddr.parseCIDR(b);
+  const [na, pa] = parsePrefix(a);
+  const [nb, pb] = parsePrefix(b);
   if (na.kind() !== nb.kind()) return false;
   return pa <= pb ? nb.match(na, pa) : na.match(nb, pb);
 }
