@@ -98,6 +98,8 @@ dnsmasq_stop_begin() {
   kill -TERM "$p" || return 1
   vn_stopping=$p
 }
+# $1 "restart": keep the pid file and record, which the start replaces (dnsmasq unlinks its pid file and makes
+# it anew): one process less per restart.
 dnsmasq_stopped() {
   [ -n "$vn_stopping" ] || return 0
   # dnsmasq exits within milliseconds of SIGTERM: poll often (the shell's own read, no process), 2 s at most.
@@ -106,7 +108,7 @@ dnsmasq_stopped() {
     sleep 0.005; i=$((i+1))
   done
   vn_stopping=""
-  rm -f "$pidfile" "$pidfile.started"
+  [ "${"$"}{1:-}" = restart ] || rm -f "$pidfile" "$pidfile.started"
 }
 # The token the caller chose (so it can plan its next change without probing again), or the kernel's random
 # uuid; skipped when the last network went.
@@ -118,7 +120,7 @@ generation_next() {
 }
 # Starts this network's dnsmasq and records who it is (pid, start time) beside its pid file, for the probe.
 dnsmasq_start() {
-  dnsmasq_stopped
+  dnsmasq_stopped restart
   dnsmasq --conf-file="$conf" || return 1
   { read -r vn_p < "$pidfile"; } 2>/dev/null && proc_start "$vn_p" || return 0
   { [ ! -L "$pidfile.started" ] || rm -f "$pidfile.started"; } && echo "$vn_p $vn_start" > "$pidfile.started" || :
