@@ -54,6 +54,12 @@ export interface Action {
   hostTeardown?: boolean;
   /** A bridge the script deletes together with the other plans' bridges, from its start (script.ts). */
   deletesBridge?: string;
+  /**
+   * A start that takes a while of its own (dnsmasq): a script of several plans runs it in the background and
+   * learns at its end whether it worked, so the plans' starts overlap (script.ts). Only for steps that no later
+   * step of the same plan depends on.
+   */
+  background?: boolean;
 }
 
 const shared = (a: Action): Action => ({ ...a, shared: true });
@@ -317,7 +323,7 @@ function dnsmasqActions(
   };
   // A restart: the stop only signals, the start waits for the old one to be gone.
   const restartStop = { ...stop, run: `dnsmasq_stop_begin ${probedDnsmasq(observed)}` };
-  const start = { name: "start dnsmasq", run: "dnsmasq_start", undo: "dnsmasq_stop" };
+  const start = { name: "start dnsmasq", run: "dnsmasq_start", undo: "dnsmasq_stop", background: true };
   // Files dnsmasq rereads on SIGHUP; a change to them never needs a restart, so leases and pid stay.
   // undefined: the file should not exist.
   const hotFiles: [string, string | undefined, string | undefined][] = [

@@ -26,6 +26,7 @@ undo_push() { undo_stack="$1
 $undo_stack"; }
 rollback() {
   echo "${STEP_FAILED_MARKER}$1" >&2
+  job_wait "$vn_seg" >/dev/null 2>&1 # its own start in the background, before the undo stops it
   eval "$undo_stack"
   vn_stop=$vn_seg
   eval "vn_nft_$vn_stop=''"
@@ -54,6 +55,23 @@ bridges_delete_start() {
     ) 2>/dev/null &
   fi
   vn_bridges_job=$!
+}
+# A step run in the background (Action.background) for segment $vn_seg: its output goes to a file of the
+# round's own, shown only if it fails; finish_segments waits for it. The job waits for the dnsmasq this shell
+# was stopping.
+vn_tmp=""
+in_background() {
+  [ -n "$vn_tmp" ] || { vn_tmp=$(mktemp -d) && trap 'rm -rf "$vn_tmp"' EXIT; } || return 1
+  "$@" > "$vn_tmp/$vn_seg" 2>&1 &
+  eval "vn_job_$vn_seg=$!"
+  vn_stopping=""
+}
+# The exit status of segment $1's background step (0 if it has none).
+job_wait() {
+  eval "vn_j=\${vn_job_$1:-}"
+  [ -n "$vn_j" ] || return 0
+  eval "vn_job_$1=''"
+  wait "$vn_j"
 }
 # After the round's deletion: the bridge is gone, or is deleted alone now (failing with the kernel's reason).
 bridge_deleted() {
@@ -188,6 +206,12 @@ export function renderRoundScript(segments: Segment[]): string {
     for (const a of seg.actions.filter((x) => !x.atRoundEnd)) {
       const name = quote([a.name]);
       const injected = `rollback ${quote([`${a.name} (injected failure)`])}`;
+      if (stage && a.background) {
+        lines.push(`{ in_background ${a.run} ; } || rollback ${name}`);
+        if (seg.undo && a.undo) lines.push(`undo_push ${quote([a.undo])}`);
+        lines.push(`[ "$fail_after" = ${name} ] && ${injected}`);
+        continue;
+      }
       if (stage && a.nft !== undefined) {
         lines.push(`vn_nft_${k}="$vn_nft_${k}"${quote([a.nft])}`);
         if (seg.undo && a.undo) lines.push(`undo_push ${quote([a.undo])}`);
@@ -226,10 +250,17 @@ function finishFunction(segments: Segment[], stage: boolean): string {
     `vn_seg=${k}; ${PROBE_VARS.map((v) => `${v}=$vn_${k}_${v}`).join("; ")}; echo ${quote([`${SEGMENT_MARKER}${k}`])} >&2`;
   const failed = (name: string) =>
     `echo ${quote([`${STEP_FAILED_MARKER}${name}`])} >&2; vn_fail=${EXIT_STEP_FAILED}`;
+  const background = segments.flatMap((seg, i) => {
+    const bg = stage ? seg.actions.filter((a) => a.background && !a.atRoundEnd) : [];
+    return bg.length ? [{ k: i + 1, name: bg[bg.length - 1].name }] : [];
+  });
+  // Every background step first: none of them may still be starting when an undo runs.
+  for (const { k } of background)
+    body.push(`  vn_bgok_${k}=1; [ "$1" -ge ${k} ] && { job_wait ${k} || vn_bgok_${k}=""; }`);
   if (staged.length) {
     const alone = staged.map(
       ({ k, name }) =>
-        `  [ "$1" -ge ${k} ] && [ -n "$vn_nft_${k}" ] && { ${marker(k)}; printf '%s' "$vn_nft_${k}" | nft -f - || { ${failed(name)}; eval "$vn_undo_${k}"; }; }`,
+        `  [ "$1" -ge ${k} ] && [ -n "$vn_nft_${k}" ] && { ${marker(k)}; printf '%s' "$vn_nft_${k}" | nft -f - || { ${failed(name)}; eval "$vn_undo_${k}"; vn_undo_${k}=""; }; }`,
     );
     if (staged.length === 1) body.push(...alone);
     else
@@ -241,6 +272,10 @@ function finishFunction(segments: Segment[], stage: boolean): string {
         "  fi",
       );
   }
+  for (const { k, name } of background)
+    body.push(
+      `  [ -z "$vn_bgok_${k}" ] && { ${marker(k)}; cat "$vn_tmp/${k}" >&2; ${failed(name)}; eval "$vn_undo_${k}"; }`,
+    );
   for (const [i, seg] of segments.entries()) {
     const k = i + 1;
     const late = seg.actions.filter((a) => a.atRoundEnd);

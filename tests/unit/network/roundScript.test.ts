@@ -2,6 +2,7 @@
 // stops the round, bridges deleted together while the segments run, and the generation token. Run for real with sh in a
 // private network and mount namespace (privateHost.ts).
 import { expect } from "chai";
+import { quote } from "shell-quote";
 import { networkPaths, STATE_DIR } from "../../../provider/naming";
 import { probeArgs } from "../../../provider/network/observe";
 import { Action } from "../../../provider/network/plan";
@@ -195,6 +196,92 @@ describe("round script (several plans, one script)", function () {
       "undo firewall vn-b",
       "undo bridge of b vn-b",
     ]);
+  });
+
+  describe("background starts (Action.background)", () => {
+    // A start that takes 0.3 s, logs when it is done, and fails when its network is named "b" and failB is set.
+    const slowStart = (failB: boolean): Action => ({
+      name: "start daemon",
+      run: `sh -c ${quote([
+        `sleep 0.3; ${failB ? `[ "$0" = vn-b ] && { echo "address in use on $0" >&2; exit 2; }; ` : ""}echo "started $0" >> ${log}`,
+      ])} "$br"`,
+      undo: `echo "undo start $br" >> ${log}`,
+      background: true,
+    });
+    const plan = (seg: string, failB = false): Action[] => [
+      step(`bridge of ${seg}`),
+      slowStart(failB),
+      step(`record of ${seg}`),
+    ];
+    const tokenNow = () => host.must(`cat ${STATE_DIR}/generation 2>/dev/null || true`).trim();
+
+    it("overlap, and the script ends only when every one has started", () => {
+      const r = run(
+        [
+          { actions: plan("a"), undo: true },
+          { actions: plan("b"), undo: true },
+          { actions: plan("c"), undo: true },
+        ],
+        ["a", "b", "c"],
+        tokenNow(),
+      );
+      expect(r.status, r.stderr).to.equal(0);
+      const lines = logLines();
+      expect(lines.filter((l) => l.startsWith("started")).sort()).to.deep.equal([
+        "started vn-a",
+        "started vn-b",
+        "started vn-c",
+      ]);
+      // The steps after a start did not wait for it.
+      expect(lines.indexOf("do record of c vn-c")).to.be.lessThan(lines.indexOf("started vn-a"));
+      // Nothing of the round's own left behind (its outputs go to a temporary directory).
+      expect(r.stderr).to.not.match(/started|address in use/);
+    });
+
+    it("one that fails is undone alone at the end, with its output, after every segment ran", () => {
+      const r = run(
+        [
+          { actions: plan("a", true), undo: true },
+          { actions: plan("b", true), undo: true },
+          { actions: plan("c", true), undo: true },
+        ],
+        ["a", "b", "c"],
+        tokenNow(),
+      );
+      expect(r.status).to.equal(70);
+      const out = parseRoundOutput(r.stderr)!;
+      expect(out.stoppedAt).to.equal(undefined);
+      expect([...out.failed]).to.deep.equal([[2, "start daemon"]]);
+      expect(out.stderr.get(2)).to.include("address in use on vn-b");
+      const lines = logLines();
+      expect(lines.filter((l) => l.startsWith("undo"))).to.deep.equal([
+        "undo record of b vn-b",
+        "undo start vn-b",
+        "undo bridge of b vn-b",
+      ]);
+      expect(lines).to.include.members(["started vn-a", "started vn-c", "do record of c vn-c"]);
+    });
+
+    it("a segment that fails after its start waits for the start before undoing it", () => {
+      const boom: Action = { name: "boom", run: "false" };
+      const r = run(
+        [
+          { actions: plan("a"), undo: true },
+          { actions: [step("bridge of b"), slowStart(false), boom], undo: true },
+          { actions: plan("c"), undo: true },
+        ],
+        ["a", "b", "c"],
+        tokenNow(),
+      );
+      expect(r.status).to.equal(70);
+      expect(parseRoundOutput(r.stderr)!.stoppedAt).to.equal(2);
+      const lines = logLines();
+      // b's start finished before its undo ran; a's start was waited for; c never ran.
+      expect(lines.indexOf("started vn-b")).to.be.greaterThan(-1);
+      expect(lines.indexOf("started vn-b")).to.be.lessThan(lines.indexOf("undo start vn-b"));
+      expect(lines).to.include("started vn-a");
+      expect(lines.some((l) => l.includes("vn-c"))).to.equal(false);
+    });
   });
 
   it("runs nothing when the host's token is not the one the plans were made from", () => {
