@@ -61,7 +61,7 @@ bridges_delete_start() {
 # was stopping.
 vn_tmp=""
 in_background() {
-  [ -n "$vn_tmp" ] || { vn_tmp=$(mktemp -d) && trap 'rm -rf "$vn_tmp"' EXIT; } || return 1
+  [ -n "$vn_tmp" ] || { vn_tmp=$(mktemp -d "${"$"}{TMPDIR:-/tmp}/virtnet-round.XXXXXX") && trap 'rm -rf "$vn_tmp"' EXIT; } || return 1
   "$@" > "$vn_tmp/$vn_seg" 2>&1 &
   eval "vn_job_$vn_seg=$!"
   vn_stopping=""

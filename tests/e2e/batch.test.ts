@@ -121,6 +121,35 @@ describe("many changes to one host at once, from one process", function () {
     ]);
   });
 
+  it("a dnsmasq that fails to start is found at the round's end: its network is undone, the others stay", async () => {
+    const h = countingHost();
+    const trio = [12, 13, 14].map((i) => specOf(i, `10.241.${100 + i}.0/24`));
+    // Where hzb13's dnsmasq writes its pid file, a directory: dnsmasq itself refuses to start.
+    const pidPath = networkPaths(trio[1].name).dnsmasqPid;
+    await sh("h1", `mkdir -p ${pidPath}`);
+    try {
+      const settled = await Promise.allSettled(trio.map((s) => applyNetwork(h, s)));
+      expect(settled.map((r) => r.status)).to.deep.equal(["fulfilled", "rejected", "fulfilled"]);
+      expect(h.counts.apply, "one script for the three").to.equal(1);
+      const err = (settled[1] as PromiseRejectedResult).reason as NetworkError;
+      expect(err.message).to.match(
+        new RegExp(`network "${trio[1].name}": start dnsmasq: failed \\(exit 70\\): .*dnsmasq.*pid`, "is"),
+      );
+      expect(err.message).to.include("every change made before it was undone");
+      const links = await sh("h1", "ip -o link show | awk -F': ' '{print $2}'");
+      expect(links).to.not.include(trio[1].bridge.name);
+      for (const s of [trio[0], trio[2]]) {
+        expect(links).to.include(s.bridge.name);
+        expect(
+          isOurDnsmasq(await observe(h, s.name, s.bridge.name), networkPaths(s.name).dnsmasqConf),
+        ).to.equal(true);
+      }
+    } finally {
+      await sh("h1", `rmdir ${pidPath}`);
+      for (const s of trio) await deleteNetwork(h, s.name, s.bridge.name);
+    }
+  });
+
   it("a script cut short mid-round (killed): the network it was at gets the error, the others plan again", async () => {
     const inner = countingHost();
     let cut = false;
