@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { lazyProvider } from "./lazyProvider";
-import { splitConnection } from "../provider/resources/connection";
+import { splitConnection } from "../provider/resources/credentials";
 import { ConnectionInput } from "./connection";
 import { VirtualNetwork } from "./virtualNetwork";
 
