@@ -13,7 +13,7 @@ import {
   probeArgs,
   PROBE_SCRIPT,
 } from "./observe";
-import { Plan, planApply, planDelete, restoreGlobalActions } from "./plan";
+import { Action, Plan, planApply, planDelete, restoreGlobalActions } from "./plan";
 import {
   EXIT_HOST_CHANGED,
   EXIT_STEP_FAILED,
@@ -159,7 +159,9 @@ async function drainReads(host: Host, q: ReadQueue): Promise<void> {
 // change at once (the host's half of the probe once: observe.ts MULTI_PROBE_SCRIPT), plans them in order, each
 // plan seeing the networks the changes before it add or remove, and runs them one after the other in one
 // script (script.ts renderRoundScript) that expects the generation token the probe saw. A plan with a host-wide
-// action (Action.shared) only runs alone, planned from a fresh probe; after a failure the rest plan again.
+// action (Action.shared) runs first in its round, in order as if alone; the plans after it join only when it
+// makes a new network and their own host-wide actions are the same as its (then left to it): the first creates
+// on a host. After a failure the rest plan again.
 // Other processes are kept apart by the host lock and the token check.
 const MAX_BATCH = 32;
 
@@ -264,9 +266,12 @@ async function round(host: Host, queue: Change[]): Promise<void> {
     return;
   }
   // Plan in order; a change whose plan needs the host to itself waits for the next round unless it is first.
-  const group: { c: Change; plan: Plan; observed: ObservedNetwork }[] = [];
+  const group: { c: Change; plan: Plan; observed: ObservedNetwork; inOrder?: boolean }[] = [];
   const probed = observations[0].networks;
   let networks = probed;
+  // The host-wide steps of the round's first plan when it makes a new network (the first on a host prepares
+  // it): the plans after it, made from the same probe, would take the same steps again.
+  let leading: Set<string> | undefined;
   for (const [i, c] of batch.entries()) {
     const goneInRound = probed.filter((p) => !networks.some((n) => n.name === p.name)).map((p) => p.name);
     const observed = { ...observations[i], networks, goneInRound };
@@ -285,7 +290,14 @@ async function round(host: Host, queue: Change[]): Promise<void> {
       settle(queue, c, { ok: { actions: [], warnings: plan.warnings, observed } });
       continue;
     }
-    const hostWide = c.solo || plan.actions.some((a) => a.shared);
+    let hostWide = c.solo || plan.actions.some((a) => a.shared);
+    if (hostWide && leading && !c.solo) {
+      const own = plan.actions.filter((a) => !a.shared);
+      if (plan.actions.every((a) => !a.shared || leading!.has(stepKey(a)))) {
+        plan = { ...plan, actions: own };
+        hostWide = false;
+      }
+    }
     if (hostWide && group.length) {
       // The last network's delete closes a script of deletes: its host-wide teardown runs at the script's end.
       const teardownOnly = plan.actions.every((a) => !a.shared || a.hostTeardown);
@@ -295,13 +307,19 @@ async function round(host: Host, queue: Change[]): Promise<void> {
       }
       break;
     }
-    group.push({ c, plan, observed });
+    group.push({ c, plan, observed, inOrder: hostWide });
     networks = withEffect(networks, c);
-    if (hostWide) break;
+    if (hostWide) {
+      const makesNetwork = c.undo && !c.solo && !probed.some((p) => p.name === c.name);
+      if (!makesNetwork) break;
+      leading = new Set(plan.actions.filter((a) => a.shared).map(stepKey));
+    }
   }
   if (!group.length) return;
   // One script for the group. It goes on stdin: a round's files can be larger than one command line allows.
-  const script = renderRoundScript(group.map(({ c, plan }) => ({ actions: plan.actions, undo: c.undo })));
+  const script = renderRoundScript(
+    group.map(({ c, plan, inOrder }) => ({ actions: plan.actions, undo: c.undo, inOrder })),
+  );
   const args = [
     observations[0].generation,
     randomUUID(),
@@ -359,6 +377,8 @@ async function round(host: Host, queue: Change[]): Promise<void> {
     else settle(queue, c, { error: stepError(host, c, r.code, step, outcome.stderr.get(i + 1) ?? "") });
   }
 }
+
+const stepKey = (a: Action) => `${a.name}\n${a.run}\n${a.undo ?? ""}`;
 
 function applied(plan: Plan, observed: ObservedNetwork): ApplyResult {
   return { actions: plan.actions.map((a) => a.name), warnings: plan.warnings, observed };

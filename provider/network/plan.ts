@@ -37,7 +37,8 @@ export interface Action {
   undo?: string;
   /**
    * Changes host-wide state that other networks' plans read (virtnet's top directories, forwarding, the boot
-   * restore entry, shared firewall chains): a plan with such an action is never made together with others.
+   * restore entry, shared firewall chains): a plan with such an action comes first in its script, and others
+   * join it only as lifecycle.ts allows.
    */
   shared?: boolean;
   /** Runs after every plan of its script (script.ts), e.g. to wait for the bridges' deletion. */

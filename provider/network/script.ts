@@ -159,6 +159,11 @@ export interface Segment {
   actions: Action[];
   /** Undo the segment's done actions when one of its actions fails. */
   undo: boolean;
+  /**
+   * Run every step in its place, as in a script of its own (no nft transaction or dnsmasq start kept for the
+   * end): for a plan with host-wide steps, which may have to follow its rules (forwarding after the firewall).
+   */
+  inOrder?: boolean;
 }
 
 const segmentArgCount = PROBE_VARS.length + 1; // the probe's variables, then fail_after
@@ -178,6 +183,7 @@ export function renderRoundScript(segments: Segment[]): string {
   // With several plans, their nft transactions become one at the end of the script (each nft run reads the
   // table from the kernel: ~15 ms). A plan alone keeps its order: its host-wide steps may follow its rules.
   const stage = segments.length > 1;
+  const staged = (seg: Segment) => stage && !seg.inOrder;
   const lines = [
     "set -u",
     "umask 022",
@@ -191,7 +197,7 @@ export function renderRoundScript(segments: Segment[]): string {
     `[ "$vn_gen" = "$expected" ] || exit ${EXIT_HOST_CHANGED}`,
     'vn_finished=""; vn_bridges_job=""; vn_links=""',
     segments.map((_, i) => `vn_nft_${i + 1}=""; vn_undo_${i + 1}=""`).join("; "),
-    finishFunction(segments, stage),
+    finishFunction(segments, staged),
     `bridges_delete_start ${quote(segments.flatMap((seg) => seg.actions.flatMap((a) => (a.deletesBridge ? [a.deletesBridge] : []))))}`,
   ];
   for (const [i, seg] of segments.entries()) {
@@ -206,13 +212,13 @@ export function renderRoundScript(segments: Segment[]): string {
     for (const a of seg.actions.filter((x) => !x.atRoundEnd)) {
       const name = quote([a.name]);
       const injected = `rollback ${quote([`${a.name} (injected failure)`])}`;
-      if (stage && a.background) {
+      if (staged(seg) && a.background) {
         lines.push(`{ in_background ${a.run} ; } || rollback ${name}`);
         if (seg.undo && a.undo) lines.push(`undo_push ${quote([a.undo])}`);
         lines.push(`[ "$fail_after" = ${name} ] && ${injected}`);
         continue;
       }
-      if (stage && a.nft !== undefined) {
+      if (staged(seg) && a.nft !== undefined) {
         lines.push(`vn_nft_${k}="$vn_nft_${k}"${quote([a.nft])}`);
         if (seg.undo && a.undo) lines.push(`undo_push ${quote([a.undo])}`);
         // Tests of rollback: the transaction goes in first, so that the undo has something to undo.
@@ -239,10 +245,10 @@ export function renderRoundScript(segments: Segment[]): string {
 // finish_segments K: for segments 1..K, their staged nft transactions in one (when that one is refused, each
 // alone, a refused one failing and undoing its segment), then their end-of-round steps, each in its segment's
 // part of stderr. All run; returns 70 if any failed.
-function finishFunction(segments: Segment[], stage: boolean): string {
+function finishFunction(segments: Segment[], staged: (seg: Segment) => boolean): string {
   const body = ["finish_segments() {", "  vn_fail=0"];
-  const staged = segments.flatMap((seg, i) => {
-    const nft = stage ? seg.actions.filter((a) => a.nft !== undefined && !a.atRoundEnd) : [];
+  const transactions = segments.flatMap((seg, i) => {
+    const nft = staged(seg) ? seg.actions.filter((a) => a.nft !== undefined && !a.atRoundEnd) : [];
     return nft.length ? [{ k: i + 1, name: nft[nft.length - 1].name }] : [];
   });
   // The segment's own variables back, and its part of stderr.
@@ -251,22 +257,22 @@ function finishFunction(segments: Segment[], stage: boolean): string {
   const failed = (name: string) =>
     `echo ${quote([`${STEP_FAILED_MARKER}${name}`])} >&2; vn_fail=${EXIT_STEP_FAILED}`;
   const background = segments.flatMap((seg, i) => {
-    const bg = stage ? seg.actions.filter((a) => a.background && !a.atRoundEnd) : [];
+    const bg = staged(seg) ? seg.actions.filter((a) => a.background && !a.atRoundEnd) : [];
     return bg.length ? [{ k: i + 1, name: bg[bg.length - 1].name }] : [];
   });
   // Every background step first: none of them may still be starting when an undo runs.
   for (const { k } of background)
     body.push(`  vn_bgok_${k}=1; [ "$1" -ge ${k} ] && { job_wait ${k} || vn_bgok_${k}=""; }`);
-  if (staged.length) {
-    const alone = staged.map(
+  if (transactions.length) {
+    const alone = transactions.map(
       ({ k, name }) =>
         `  [ "$1" -ge ${k} ] && [ -n "$vn_nft_${k}" ] && { ${marker(k)}; printf '%s' "$vn_nft_${k}" | nft -f - || { ${failed(name)}; eval "$vn_undo_${k}"; vn_undo_${k}=""; }; }`,
     );
-    if (staged.length === 1) body.push(...alone);
+    if (transactions.length === 1) body.push(...alone);
     else
       body.push(
         '  vn_all=""',
-        ...staged.map(({ k }) => `  [ "$1" -ge ${k} ] && vn_all="$vn_all$vn_nft_${k}"`),
+        ...transactions.map(({ k }) => `  [ "$1" -ge ${k} ] && vn_all="$vn_all$vn_nft_${k}"`),
         `  if [ -n "$vn_all" ] && ! printf '%s' "$vn_all" | nft -f - 2>/dev/null; then`,
         ...alone.map((l) => `  ${l}`),
         "  fi",

@@ -198,6 +198,34 @@ describe("round script (several plans, one script)", function () {
     ]);
   });
 
+  it("runs a segment marked inOrder as if alone: its firewall and its start in place, the others' at the end", () => {
+    const token = host.must(`cat ${STATE_DIR}/generation 2>/dev/null || true`).trim();
+    const r = run(
+      [
+        {
+          actions: [
+            { name: "apply firewall", run: `echo "firewall $br" >> ${log}`, nft: "add table inet vnx\n" },
+            { name: "start dnsmasq", run: `echo "start $br" >> ${log}`, background: true },
+            step("forwarding"),
+          ],
+          undo: true,
+          inOrder: true,
+        },
+        {
+          actions: [{ name: "apply firewall", run: "false", nft: "add table inet vnorder\n" }, step("b1")],
+          undo: true,
+        },
+      ],
+      ["a", "b"],
+      token,
+    );
+    expect(r.status, r.stderr).to.equal(0);
+    expect(logLines()).to.deep.equal(["firewall vn-a", "start vn-a", "do forwarding vn-a", "do b1 vn-b"]);
+    expect(
+      host.must("nft list table inet vnorder >/dev/null && echo ok; nft delete table inet vnorder"),
+    ).to.equal("ok\n");
+  });
+
   describe("background starts (Action.background)", () => {
     // A start that takes 0.3 s, logs when it is done, and fails when its network is named "b" and failB is set.
     const slowStart = (failB: boolean): Action => ({
