@@ -157,7 +157,7 @@ function dirActions(observed: ObservedNetwork, paths: NetworkPaths): Action[] {
     .filter((d) => !observed.dirs.includes(d))
     .map((d) => ({
       name: `create directory ${d}`,
-      run: sh("mkdir", "-m", "0755", d),
+      run: sh("make_dir", "0755", d),
       undo: sh("rmdir", d),
       ...(own.includes(d) ? {} : { shared: true }),
     }));
@@ -456,7 +456,7 @@ function rangeRecordActions(
   if (ranges.length && !observed.dirs.includes(paths.rangesDir))
     actions.push({
       name: `create directory ${paths.rangesDir}`,
-      run: sh("mkdir", "-m", "0755", paths.rangesDir),
+      run: sh("make_dir", "0755", paths.rangesDir),
       undo: sh("rmdir", paths.rangesDir),
     });
   for (const r of ranges) {

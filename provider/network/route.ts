@@ -196,7 +196,7 @@ export function planRoute(spec: RouteSpec, o: RouteObservation): Plan {
     if (!o.dirs.includes(d))
       actions.push({
         name: `create directory ${d}`,
-        run: sh("mkdir", "-m", "0755", d),
+        run: sh("make_dir", "0755", d),
         undo: sh("rmdir", d),
       });
   // The old kernel route goes when the key (destination, metric) changed.

@@ -226,6 +226,47 @@ describe("round script (several plans, one script)", function () {
     ).to.equal("ok\n");
   });
 
+  it("writes a new file in a directory it made in place (no mv), any other through a temporary name", () => {
+    const bin = "/var/lib/bin";
+    host.must(
+      `mkdir -p ${bin} && printf '#!/bin/sh\\necho "$*" >> ${bin}/mv.runs\\nexec %s "$@"\\n' "$(command -v mv)" > ${bin}/mv && chmod +x ${bin}/mv && rm -f ${bin}/mv.runs; rm -rf /var/lib/vnw; mkdir -p /var/lib/vnold`,
+    );
+    const write = (path: string, mode: string, text: string): Action => ({
+      name: `write ${path}`,
+      run: `write_file ${path} ${mode} ${quote([text])}`,
+      undo: `rm -f ${path}`,
+    });
+    const actions: Action[] = [
+      { name: "create directory", run: "make_dir 0755 /var/lib/vnw", undo: "rmdir /var/lib/vnw" },
+      write("/var/lib/vnw/a.json", "0644", '{"a": 1}\n'),
+      write("/var/lib/vnw/b.sh", "0700", "echo b\n"),
+      write("/var/lib/vnold/c", "0644", "c\n"),
+    ];
+    const runWith = (failAfter: string) =>
+      host.sh(`export PATH=${bin}:$PATH\n${renderRoundScript([{ actions, undo: true }])}`, [
+        host.must(`cat ${STATE_DIR}/generation 2>/dev/null || true`).trim(),
+        "",
+        ...segArgs("w", failAfter),
+      ]);
+    const r = runWith("");
+    expect(r.status, r.stderr).to.equal(0);
+    expect(host.must("cat /var/lib/vnw/a.json /var/lib/vnw/b.sh /var/lib/vnold/c")).to.equal(
+      '{"a": 1}\necho b\nc\n',
+    );
+    expect(host.must("stat -c '%a %n' /var/lib/vnw/* | sort")).to.equal(
+      "644 /var/lib/vnw/a.json\n700 /var/lib/vnw/b.sh\n",
+    );
+    expect(host.must("ls -A /var/lib/vnw /var/lib/vnold")).to.not.match(/\.vn\d|XXXX/);
+    // Only the file in the directory that was there before went through mv.
+    const moves = host.must(`grep -e /var/lib/vnw -e /var/lib/vnold ${bin}/mv.runs || true`);
+    expect(moves).to.match(/^-f -T \/var\/lib\/vnold\/c\.\S+ \/var\/lib\/vnold\/c\n$/);
+    // Undone: the files written in place go, then their directory.
+    host.must("rm -rf /var/lib/vnw /var/lib/vnold/c");
+    const failed = runWith("write /var/lib/vnold/c");
+    expect(failed.status).to.equal(70);
+    expect(host.must("ls -d /var/lib/vnw 2>/dev/null || echo gone")).to.equal("gone\n");
+  });
+
   describe("background starts (Action.background)", () => {
     // A start that takes 0.3 s, logs when it is done, and fails when its network is named "b" and failB is set.
     const slowStart = (failB: boolean): Action => ({
