@@ -58,9 +58,10 @@ bridges_delete_start() {
 }
 # A step run in the background (Action.background) for segment $vn_seg: its output goes to a file of the
 # round's own, shown only if it fails; finish_segments waits for it. The job waits for the dnsmasq this shell
-# was stopping.
+# was stopping. One job at a time per segment: a second waits for the first.
 vn_tmp=""
 in_background() {
+  job_wait "$vn_seg" || { cat "$vn_tmp/$vn_seg" >&2; return 1; }
   [ -n "$vn_tmp" ] || { vn_tmp=$(mktemp -d "${"$"}{TMPDIR:-/tmp}/virtnet-round.XXXXXX") && trap 'rm -rf "$vn_tmp"' EXIT; } || return 1
   "$@" > "$vn_tmp/$vn_seg" 2>&1 &
   eval "vn_job_$vn_seg=$!"

@@ -331,6 +331,30 @@ describe("round script (several plans, one script)", function () {
       expect(lines).to.include.members(["started vn-a", "started vn-c", "do record of c vn-c"]);
     });
 
+    it("two in one segment take turns: the second waits for the first, whose failure stops the segment", () => {
+      const failing: Action = {
+        name: "first start",
+        run: `sh -c ${quote(["sleep 0.2; echo 'first refused' >&2; exit 3"])}`,
+        undo: `echo "undo first $br" >> ${log}`,
+        background: true,
+      };
+      const r = run(
+        [
+          { actions: plan("a"), undo: true },
+          { actions: [failing, slowStart(false)], undo: true },
+        ],
+        ["a", "b"],
+        tokenNow(),
+      );
+      expect(r.status).to.equal(70);
+      const out = parseRoundOutput(r.stderr)!;
+      expect(out.stoppedAt).to.equal(2);
+      expect([...out.failed]).to.deep.equal([[2, "start daemon"]]);
+      expect(out.stderr.get(2)).to.include("first refused");
+      expect(logLines()).to.include.members(["started vn-a", "undo first vn-b"]);
+      expect(logLines()).to.not.include("started vn-b");
+    });
+
     it("a segment that fails after its start waits for the start before undoing it", () => {
       const boom: Action = { name: "boom", run: "false" };
       const r = run(
