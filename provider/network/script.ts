@@ -207,6 +207,8 @@ export function renderRoundScript(segments: Segment[]): string {
     `flock -w ${LOCK_WAIT_SECONDS} 9 || { echo "timed out after ${LOCK_WAIT_SECONDS} s waiting for ${HOST_LOCK_PATH}" >&2; exit ${EXIT_LOCK_TIMEOUT}; }`,
     READ_GENERATION,
     `[ "$vn_gen" = "$expected" ] || exit ${EXIT_HOST_CHANGED}`,
+    // Under the lock no other round runs: a round directory left now is a killed script's (rm only if one is).
+    `for vn_d in "\${TMPDIR:-/tmp}"/virtnet-round.*; do [ ! -d "$vn_d" ] || rm -rf "\${TMPDIR:-/tmp}"/virtnet-round.*; break; done`,
     'vn_finished=""; vn_bridges_job=""; vn_links=""',
     segments.map((_, i) => `vn_nft_${i + 1}=""; vn_undo_${i + 1}=""`).join("; "),
     finishFunction(segments, staged),
