@@ -55,6 +55,8 @@ export interface Action {
   hostTeardown?: boolean;
   /** A bridge the script deletes together with the other plans' bridges, from its start (script.ts). */
   deletesBridge?: string;
+  /** The file `run` removes: next to each other, such steps share one rm (script.ts). */
+  removes?: string;
   /**
    * A start that takes a while of its own (dnsmasq): a script of several plans runs it in the background and
    * learns at its end whether it worked, so the plans' starts overlap (script.ts). Only for steps that no later
@@ -161,6 +163,16 @@ function dirActions(observed: ObservedNetwork, paths: NetworkPaths): Action[] {
       undo: sh("rmdir", d),
       ...(own.includes(d) ? {} : { shared: true }),
     }));
+}
+
+/** Removes a file virtnet wrote; the undo writes it back as it was. */
+function removeFileAction(path: string, previous: string): Action {
+  return {
+    name: `remove ${path}`,
+    run: sh("rm", "-f", path),
+    undo: sh("write_file", path, FILE_MODE, previous),
+    removes: path,
+  };
 }
 
 export function writeFileAction(
@@ -331,21 +343,16 @@ function dnsmasqActions(
     [paths.addnHosts, renderHostsFile(spec), observed.hosts],
     [paths.dhcpHosts, ranges.length ? renderDhcpHosts(ranges) : undefined, observed.dhcpHosts],
   ];
-  const remove = (path: string, prev: string): Action => ({
-    name: `remove ${path}`,
-    run: sh("rm", "-f", path),
-    undo: sh("write_file", path, FILE_MODE, prev),
-  });
   const hotActions = (after: string) =>
     hotFiles
       .filter(([, want, prev]) => want !== prev)
       .map(([path, want, prev]) =>
-        want === undefined ? remove(path, prev!) : writeFileAction(path, want, prev, after),
+        want === undefined ? removeFileAction(path, prev!) : writeFileAction(path, want, prev, after),
       );
   if (!needsDnsmasq(spec, ranges)) {
     const actions: Action[] = running ? [stop] : [];
     for (const [path, , prev] of [[paths.dnsmasqConf, undefined, observed.conf] as const, ...hotFiles])
-      if (prev !== undefined) actions.push(remove(path, prev));
+      if (prev !== undefined) actions.push(removeFileAction(path, prev));
     return actions;
   }
   const conf = renderDnsmasqConf(spec, paths, ranges);
@@ -356,10 +363,13 @@ function dnsmasqActions(
       actions.push({ name: "reload dnsmasq", run: `dnsmasq_hup ${probedDnsmasq(observed)}` });
     return actions;
   }
-  const actions: Action[] = [];
+  // Removals first: the running dnsmasq rereads those files only on SIGHUP, and they follow a range record's
+  // removal (rangeRecordActions), so the two share one rm.
+  const hot = hotActions("");
+  const actions: Action[] = hot.filter((a) => a.removes);
   if (running) actions.push(restartStop); // the lease file stays: guests keep their addresses on renewal
   if (confChanged) actions.push(writeFileAction(paths.dnsmasqConf, conf, observed.conf));
-  actions.push(...hotActions(""));
+  actions.push(...hot.filter((a) => !a.removes));
   actions.push(start);
   return actions;
 }
@@ -467,12 +477,7 @@ function rangeRecordActions(
   }
   for (const o of observed.ranges)
     if (!ranges.some((r) => r.name === o.name)) {
-      const path = `${paths.rangesDir}/${o.name}.json`;
-      actions.push({
-        name: `remove ${path}`,
-        run: sh("rm", "-f", path),
-        undo: sh("write_file", path, FILE_MODE, JSON.stringify(o) + "\n"),
-      });
+      actions.push(removeFileAction(`${paths.rangesDir}/${o.name}.json`, JSON.stringify(o) + "\n"));
     }
   return actions;
 }

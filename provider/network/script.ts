@@ -223,9 +223,27 @@ export function renderRoundScript(segments: Segment[]): string {
       // Kept for what runs for this segment at the end of the round (its undo, its late steps).
       PROBE_VARS.map((v) => `vn_${k}_${v}=$${v}`).join("; "),
     );
-    for (const a of seg.actions.filter((x) => !x.atRoundEnd)) {
+    const steps = seg.actions.filter((x) => !x.atRoundEnd);
+    for (const [j, a] of steps.entries()) {
       const name = quote([a.name]);
       const injected = `rollback ${quote([`${a.name} (injected failure)`])}`;
+      if (
+        a.removes !== undefined &&
+        (steps[j - 1]?.removes !== undefined || steps[j + 1]?.removes !== undefined)
+      ) {
+        // Removals next to each other: one rm, their undos pushed before it (writing a file back that is still
+        // there changes nothing), so a failure part way through is undone whole.
+        if (steps[j - 1]?.removes !== undefined) continue;
+        const run: Action[] = [];
+        for (let i = j; i < steps.length && steps[i].removes !== undefined; i++) run.push(steps[i]);
+        for (const r of run) if (seg.undo && r.undo) lines.push(`undo_push ${quote([r.undo])}`);
+        lines.push(`{ rm -f -- ${quote(run.map((r) => r.removes!))} ; } || rollback ${name}`);
+        for (const r of run)
+          lines.push(
+            `[ "$fail_after" = ${quote([r.name])} ] && rollback ${quote([`${r.name} (injected failure)`])}`,
+          );
+        continue;
+      }
       if (staged(seg) && a.background) {
         lines.push(`{ in_background ${a.run} ; } || rollback ${name}`);
         if (seg.undo && a.undo) lines.push(`undo_push ${quote([a.undo])}`);

@@ -267,6 +267,33 @@ describe("round script (several plans, one script)", function () {
     expect(host.must("ls -d /var/lib/vnw 2>/dev/null || echo gone")).to.equal("gone\n");
   });
 
+  it("removes files next to each other with one rm; a failure after it writes them all back", () => {
+    const bin = "/var/lib/bin";
+    host.must(
+      `mkdir -p ${bin} /var/lib/vnrm && printf '#!/bin/sh\\necho "$*" >> ${bin}/rm.runs\\nexec %s "$@"\\n' "$(command -v rm)" > ${bin}/rm && chmod +x ${bin}/rm && printf 'one\\n' > /var/lib/vnrm/a && printf 'two\\n' > /var/lib/vnrm/b && : > ${bin}/rm.runs`,
+    );
+    const remove = (path: string, was: string): Action => ({
+      name: `remove ${path}`,
+      run: `rm -f ${path}`,
+      undo: `write_file ${path} 0644 ${quote([was])}`,
+      removes: path,
+    });
+    const actions = [remove("/var/lib/vnrm/a", "one\n"), remove("/var/lib/vnrm/b", "two\n"), step("after")];
+    const runWith = (failAfter: string) =>
+      host.sh(`export PATH=${bin}:$PATH\n${renderRoundScript([{ actions, undo: true }])}`, [
+        host.must(`cat ${STATE_DIR}/generation 2>/dev/null || true`).trim(),
+        "",
+        ...segArgs("rm", failAfter),
+      ]);
+    const failed = runWith("after");
+    expect(failed.status).to.equal(70);
+    expect(host.must("cat /var/lib/vnrm/a /var/lib/vnrm/b")).to.equal("one\ntwo\n");
+    expect(host.must(`grep -c vnrm ${bin}/rm.runs`)).to.equal("1\n");
+    const ok = runWith("");
+    expect(ok.status, ok.stderr).to.equal(0);
+    expect(host.must("ls -A /var/lib/vnrm")).to.equal("");
+  });
+
   describe("background starts (Action.background)", () => {
     // A start that takes 0.3 s, logs when it is done, and fails when its network is named "b" and failB is set.
     const slowStart = (failB: boolean): Action => ({
