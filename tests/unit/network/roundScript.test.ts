@@ -32,6 +32,16 @@ describe("round script (several plans, one script)", function () {
   const run = (segments: Segment[], names: string[], expected = "", next = "") =>
     host.sh(renderRoundScript(segments), [expected, next, ...names.flatMap((n) => segArgs(n))]);
   const logLines = () => host.must(`cat ${log} 2>/dev/null || true`).split("\n").filter(Boolean);
+  // Runs of a tool, counted: a wrapper in BIN logs each run's arguments, then runs the real tool. A script sees
+  // the wrappers when it starts with underCounters.
+  const BIN = "/var/lib/bin";
+  const countRuns = (tool: string): string => {
+    host.must(
+      `mkdir -p ${BIN} && printf '#!/bin/sh\\necho "$*" >> ${BIN}/${tool}.runs\\nexec %s "$@"\\n' "$(command -v ${tool})" > ${BIN}/${tool} && chmod +x ${BIN}/${tool} && : > ${BIN}/${tool}.runs`,
+    );
+    return `${BIN}/${tool}.runs`;
+  };
+  const underCounters = (script: string) => `export PATH=${BIN}:$PATH\n${script}`;
 
   it("runs each segment with its own network's variables, in order, and leaves the token it was given", () => {
     const r = run(
@@ -141,11 +151,7 @@ describe("round script (several plans, one script)", function () {
   });
 
   it("applies the nft transactions of its segments as one; a refused one fails and undoes its segment alone", () => {
-    // nft through a wrapper that counts its runs.
-    const bin = "/var/lib/bin";
-    host.must(
-      `mkdir -p ${bin} && printf '#!/bin/sh\\necho run >> ${bin}/runs\\nexec %s "$@"\\n' "$(command -v nft)" > ${bin}/nft && chmod +x ${bin}/nft && rm -f ${bin}/runs`,
-    );
+    const nftRuns = countRuns("nft");
     const chain = (c: string) => `add table inet vnround\nadd chain inet vnround ${c}\n`;
     const rules = (seg: string, text: string): Action[] => [
       step(`bridge of ${seg}`),
@@ -153,7 +159,7 @@ describe("round script (several plans, one script)", function () {
       step(`dnsmasq of ${seg}`),
     ];
     const runCounted = (segments: Segment[], token: string) =>
-      host.sh(`export PATH=${bin}:$PATH\n${renderRoundScript(segments)}`, [
+      host.sh(underCounters(renderRoundScript(segments)), [
         token,
         "",
         ...["a", "b", "c"].flatMap((n) => segArgs(n)),
@@ -172,11 +178,11 @@ describe("round script (several plans, one script)", function () {
     );
     expect(ok.status, ok.stderr).to.equal(0);
     expect(chains()).to.equal("chain ca\nchain cb\nchain cc\n");
-    expect(host.must(`cat ${bin}/runs`), "one nft run").to.equal("run\n");
+    expect(host.must(`wc -l < ${nftRuns}`), "one nft run").to.equal("1\n");
     // Every step of every segment ran in order; the rules went in after them.
     expect(logLines()).to.have.length(6);
 
-    host.must(`rm -f ${log} ${bin}/runs; nft delete table inet vnround`);
+    host.must(`rm -f ${log}; : > ${nftRuns}; nft delete table inet vnround`);
     const bad = runCounted(
       [
         { actions: rules("a", chain("ca")), undo: true },
@@ -227,10 +233,8 @@ describe("round script (several plans, one script)", function () {
   });
 
   it("writes a new file in a directory it made in place (no mv), any other through a temporary name", () => {
-    const bin = "/var/lib/bin";
-    host.must(
-      `mkdir -p ${bin} && printf '#!/bin/sh\\necho "$*" >> ${bin}/mv.runs\\nexec %s "$@"\\n' "$(command -v mv)" > ${bin}/mv && chmod +x ${bin}/mv && rm -f ${bin}/mv.runs; rm -rf /var/lib/vnw; mkdir -p /var/lib/vnold`,
-    );
+    const mvRuns = countRuns("mv");
+    host.must("rm -rf /var/lib/vnw; mkdir -p /var/lib/vnold");
     const write = (path: string, mode: string, text: string): Action => ({
       name: `write ${path}`,
       run: `write_file ${path} ${mode} ${quote([text])}`,
@@ -243,7 +247,7 @@ describe("round script (several plans, one script)", function () {
       write("/var/lib/vnold/c", "0644", "c\n"),
     ];
     const runWith = (failAfter: string) =>
-      host.sh(`export PATH=${bin}:$PATH\n${renderRoundScript([{ actions, undo: true }])}`, [
+      host.sh(underCounters(renderRoundScript([{ actions, undo: true }])), [
         host.must(`cat ${STATE_DIR}/generation 2>/dev/null || true`).trim(),
         "",
         ...segArgs("w", failAfter),
@@ -258,7 +262,7 @@ describe("round script (several plans, one script)", function () {
     );
     expect(host.must("ls -A /var/lib/vnw /var/lib/vnold")).to.not.match(/\.vn\d|XXXX/);
     // Only the file in the directory that was there before went through mv.
-    const moves = host.must(`grep -e /var/lib/vnw -e /var/lib/vnold ${bin}/mv.runs || true`);
+    const moves = host.must(`grep -e /var/lib/vnw -e /var/lib/vnold ${mvRuns} || true`);
     expect(moves).to.match(/^-f -T \/var\/lib\/vnold\/c\.\S+ \/var\/lib\/vnold\/c\n$/);
     // Undone: the files written in place go, then their directory.
     host.must("rm -rf /var/lib/vnw /var/lib/vnold/c");
@@ -268,9 +272,9 @@ describe("round script (several plans, one script)", function () {
   });
 
   it("removes files next to each other with one rm; a failure after it writes them all back", () => {
-    const bin = "/var/lib/bin";
+    const rmRuns = countRuns("rm");
     host.must(
-      `mkdir -p ${bin} /var/lib/vnrm && printf '#!/bin/sh\\necho "$*" >> ${bin}/rm.runs\\nexec %s "$@"\\n' "$(command -v rm)" > ${bin}/rm && chmod +x ${bin}/rm && printf 'one\\n' > /var/lib/vnrm/a && printf 'two\\n' > /var/lib/vnrm/b && : > ${bin}/rm.runs`,
+      "mkdir -p /var/lib/vnrm && printf 'one\\n' > /var/lib/vnrm/a && printf 'two\\n' > /var/lib/vnrm/b",
     );
     const remove = (path: string, was: string): Action => ({
       name: `remove ${path}`,
@@ -280,7 +284,7 @@ describe("round script (several plans, one script)", function () {
     });
     const actions = [remove("/var/lib/vnrm/a", "one\n"), remove("/var/lib/vnrm/b", "two\n"), step("after")];
     const runWith = (failAfter: string) =>
-      host.sh(`export PATH=${bin}:$PATH\n${renderRoundScript([{ actions, undo: true }])}`, [
+      host.sh(underCounters(renderRoundScript([{ actions, undo: true }])), [
         host.must(`cat ${STATE_DIR}/generation 2>/dev/null || true`).trim(),
         "",
         ...segArgs("rm", failAfter),
@@ -288,7 +292,7 @@ describe("round script (several plans, one script)", function () {
     const failed = runWith("after");
     expect(failed.status).to.equal(70);
     expect(host.must("cat /var/lib/vnrm/a /var/lib/vnrm/b")).to.equal("one\ntwo\n");
-    expect(host.must(`grep -c vnrm ${bin}/rm.runs`)).to.equal("1\n");
+    expect(host.must(`grep -c vnrm ${rmRuns}`)).to.equal("1\n");
     const ok = runWith("");
     expect(ok.status, ok.stderr).to.equal(0);
     expect(host.must("ls -A /var/lib/vnrm")).to.equal("");
