@@ -42,6 +42,14 @@ describe("round script (several plans, one script)", function () {
     return `${BIN}/${tool}.runs`;
   };
   const underCounters = (script: string) => `export PATH=${BIN}:$PATH\n${script}`;
+  const tokenNow = () => host.must(`cat ${STATE_DIR}/generation 2>/dev/null || true`).trim();
+  /** One plan alone, as the host's current token allows, under the counting wrappers. */
+  const runAlone = (actions: Action[], network: string, failAfter = "") =>
+    host.sh(underCounters(renderRoundScript([{ actions, undo: true }])), [
+      tokenNow(),
+      "",
+      ...segArgs(network, failAfter),
+    ]);
 
   it("runs each segment with its own network's variables, in order, and leaves the token it was given", () => {
     const r = run(
@@ -95,7 +103,7 @@ describe("round script (several plans, one script)", function () {
         { actions: [step("b1"), boom], undo: true },
       ],
       ["a", "b"],
-      host.must(`cat ${STATE_DIR}/generation 2>/dev/null || true`).trim(),
+      tokenNow(),
     );
     expect(r.status).to.equal(70);
     expect(parseRoundOutput(r.stderr)!.stoppedAt).to.equal(2);
@@ -164,7 +172,6 @@ describe("round script (several plans, one script)", function () {
         "",
         ...["a", "b", "c"].flatMap((n) => segArgs(n)),
       ]);
-    const tokenNow = () => host.must(`cat ${STATE_DIR}/generation 2>/dev/null || true`).trim();
     const chains = () =>
       host.must("nft list table inet vnround 2>/dev/null | grep -o 'chain [a-z0-9]*' || true");
 
@@ -205,7 +212,7 @@ describe("round script (several plans, one script)", function () {
   });
 
   it("runs a segment marked inOrder as if alone: its firewall and its start in place, the others' at the end", () => {
-    const token = host.must(`cat ${STATE_DIR}/generation 2>/dev/null || true`).trim();
+    const token = tokenNow();
     const r = run(
       [
         {
@@ -246,12 +253,7 @@ describe("round script (several plans, one script)", function () {
       write("/var/lib/vnw/b.sh", "0700", "echo b\n"),
       write("/var/lib/vnold/c", "0644", "c\n"),
     ];
-    const runWith = (failAfter: string) =>
-      host.sh(underCounters(renderRoundScript([{ actions, undo: true }])), [
-        host.must(`cat ${STATE_DIR}/generation 2>/dev/null || true`).trim(),
-        "",
-        ...segArgs("w", failAfter),
-      ]);
+    const runWith = (failAfter: string) => runAlone(actions, "w", failAfter);
     const r = runWith("");
     expect(r.status, r.stderr).to.equal(0);
     expect(host.must("cat /var/lib/vnw/a.json /var/lib/vnw/b.sh /var/lib/vnold/c")).to.equal(
@@ -283,12 +285,7 @@ describe("round script (several plans, one script)", function () {
       removes: path,
     });
     const actions = [remove("/var/lib/vnrm/a", "one\n"), remove("/var/lib/vnrm/b", "two\n"), step("after")];
-    const runWith = (failAfter: string) =>
-      host.sh(underCounters(renderRoundScript([{ actions, undo: true }])), [
-        host.must(`cat ${STATE_DIR}/generation 2>/dev/null || true`).trim(),
-        "",
-        ...segArgs("rm", failAfter),
-      ]);
+    const runWith = (failAfter: string) => runAlone(actions, "rm", failAfter);
     const failed = runWith("after");
     expect(failed.status).to.equal(70);
     expect(host.must("cat /var/lib/vnrm/a /var/lib/vnrm/b")).to.equal("one\ntwo\n");
@@ -313,7 +310,6 @@ describe("round script (several plans, one script)", function () {
       slowStart(failB),
       step(`record of ${seg}`),
     ];
-    const tokenNow = () => host.must(`cat ${STATE_DIR}/generation 2>/dev/null || true`).trim();
 
     it("overlap, and the script ends only when every one has started", () => {
       const r = run(
