@@ -163,7 +163,8 @@ async function drainReads(host: Host, q: ReadQueue): Promise<void> {
 // makes a new network and their own host-wide actions are the same as its (then left to it): the first creates
 // on a host. After a failure the rest plan again.
 // Other processes are kept apart by the host lock and the token check.
-// At most this many changes per round (200 creates + ranges on one host: 32 -> 10.9-11.5 s, 128 -> 9.4-9.7 s, 256 no better).
+// At most this many changes per round (200 creates + ranges on one host: 32 -> 10.9-11.5 s, 128 -> 9.4-9.7 s,
+// 256 no better).
 const MAX_BATCH = 128;
 
 interface Change {
