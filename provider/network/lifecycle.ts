@@ -293,12 +293,10 @@ async function round(host: Host, queue: Change[]): Promise<void> {
       continue;
     }
     let hostWide = c.solo || plan.actions.some((a) => a.shared);
-    if (hostWide && leading && !c.solo) {
-      const own = plan.actions.filter((a) => !a.shared);
-      if (plan.actions.every((a) => !a.shared || leading!.has(stepKey(a)))) {
-        plan = { ...plan, actions: own };
-        hostWide = false;
-      }
+    const known = leading;
+    if (hostWide && known && !c.solo && plan.actions.every((a) => !a.shared || known.has(stepKey(a)))) {
+      plan = { ...plan, actions: plan.actions.filter((a) => !a.shared) };
+      hostWide = false;
     }
     if (hostWide && group.length) {
       // The last network's delete closes a script of deletes: its host-wide teardown runs at the script's end.

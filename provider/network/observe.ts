@@ -21,11 +21,6 @@ export const PROBE_VARS = [
 ] as const;
 
 /**
- * A read-only shell function: everything a plan reads, in one round trip. Its first section is the host's
- * generation token (naming.GENERATION_FILE), which the apply script checks under the host lock.
- */
-/** Sets $vn_gen to the host's generation token ("" without one), never through a symlink. */
-/**
  * proc_start PID: sets vn_state and vn_start to the process's state and start time (/proc/<pid>/stat fields 3
  * and 22; the start time tells it apart from a later process with the same pid); fails when it has no stat.
  * Fields are counted after the last ")", since the command name may hold blanks. The probe and the apply
@@ -38,8 +33,13 @@ export const PROC_START = String.raw`proc_start() {
   vn_state=${"$"}{1:-}; vn_start=${"$"}{20:-}
 }`;
 
+/** Sets $vn_gen to the host's generation token ("" without one), never through a symlink. */
 export const READ_GENERATION = String.raw`vn_gen=""; [ -f "$stateroot/generation" ] && [ ! -L "$stateroot/generation" ] && read -r vn_gen < "$stateroot/generation"`;
 
+/**
+ * A read-only shell function: everything a plan reads, in one round trip. Its first section is the host's
+ * generation token (naming.GENERATION_FILE), which the apply script checks under the host lock.
+ */
 export const PROBE_FUNCTION = [
   PROC_START,
   // The host's half: the same whichever network asks.

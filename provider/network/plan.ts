@@ -322,6 +322,11 @@ function probedDnsmasq(observed: ObservedNetwork): string {
   return d?.start ? sh(String(d.pid), d.start) : "";
 }
 
+/** Stops the network's dnsmasq (the one the probe saw, if it is still that process). */
+function stopDnsmasqAction(observed: ObservedNetwork): Action {
+  return { name: "stop dnsmasq", run: `dnsmasq_stop ${probedDnsmasq(observed)}` };
+}
+
 function dnsmasqActions(
   spec: NetworkSpec,
   ranges: DhcpRangeSpec[],
@@ -329,11 +334,7 @@ function dnsmasqActions(
   paths: NetworkPaths,
 ): Action[] {
   const running = isOurDnsmasq(observed, paths.dnsmasqConf);
-  const stop = {
-    name: "stop dnsmasq",
-    run: `dnsmasq_stop ${probedDnsmasq(observed)}`,
-    undo: "dnsmasq_start",
-  };
+  const stop = { ...stopDnsmasqAction(observed), undo: "dnsmasq_start" };
   // A restart: the stop only signals, the start waits for the old one to be gone.
   const restartStop = { ...stop, run: `dnsmasq_stop_begin ${probedDnsmasq(observed)}` };
   const start = { name: "start dnsmasq", run: "dnsmasq_start", undo: "dnsmasq_stop", background: true };
@@ -530,8 +531,7 @@ export function planDelete(
 ): Plan {
   const actions: Action[] = [];
   const warnings: string[] = [];
-  if (isOurDnsmasq(observed, paths.dnsmasqConf))
-    actions.push({ name: "stop dnsmasq", run: `dnsmasq_stop ${probedDnsmasq(observed)}` });
+  if (isOurDnsmasq(observed, paths.dnsmasqConf)) actions.push(stopDnsmasqAction(observed));
   actions.push(...removeForeignFirewallActions(name, bridge, observed).map(shared));
   let deleting = false;
   if (observed.bridge) {

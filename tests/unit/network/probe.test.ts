@@ -1,6 +1,7 @@
 // The probe against a real kernel, in a private network and mount namespace (PrivateHost): the values it
 // reads with the shell's own `read` (no process per file) must be the kernel's.
 import { expect } from "chai";
+import { quote } from "shell-quote";
 import { networkPaths } from "../../../provider/naming";
 import { MULTI_PROBE_SCRIPT, parseMultiProbe, probeArgs } from "../../../provider/network/observe";
 import { buildNetworkSpec, NetworkSpec } from "../../../provider/network/spec";
@@ -62,10 +63,7 @@ describe("probe on a private namespace", function () {
     ];
     const out = host.must(
       // The multi-network probe as lifecycle.ts runs it: each network's probeArgs one after the other.
-      `set -- ${nets
-        .flatMap((n) => probeArgs(n.name, n.bridge, networkPaths(n.name)))
-        .map((a) => `'${a}'`)
-        .join(" ")}\n${MULTI_PROBE_SCRIPT}`,
+      `set -- ${quote(nets.flatMap((n) => probeArgs(n.name, n.bridge, networkPaths(n.name))))}\n${MULTI_PROBE_SCRIPT}`,
     );
     const [probe, other, none] = parseMultiProbe(out, nets);
     expect(probe.bridge).to.deep.include({
