@@ -84,10 +84,14 @@ export async function nftChainsOf(host: string, network: string): Promise<string
 
 /**
  * Starts tcpdump in the upstream namespace and resolves, after `action`, with what it captured: which source
- * address reached the internet.
+ * address reached the internet. The capture ends at the first packet, or `timeoutS` after it started.
  */
-export function captureUpstream(filter: string, action: () => Promise<unknown>): Promise<string> {
-  return capture(upstreamCommand, filter, action);
+export function captureUpstream(
+  filter: string,
+  action: () => Promise<unknown>,
+  timeoutS = 8,
+): Promise<string> {
+  return capture(upstreamCommand, filter, action, timeoutS);
 }
 
 /** Like captureUpstream, inside a lab host: what arrived there. */
@@ -105,8 +109,9 @@ async function capture(
   wrap: (argv: string[]) => string[],
   filter: string,
   action: () => Promise<unknown>,
+  timeoutS = 8,
 ): Promise<string> {
-  const argv = wrap(["timeout", "8", "tcpdump", "-n", "-l", "-i", "any", "-c", "1", filter]);
+  const argv = wrap(["timeout", String(timeoutS), "tcpdump", "-n", "-l", "-i", "any", "-c", "1", filter]);
   const p = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
