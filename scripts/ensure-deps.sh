@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian_packages=(openssh-server openssh-client dnsmasq-base nftables iptables busybox tcpdump iproute2 procps sudo util-linux kmod isc-dhcp-client libvirt-clients libxml2-utils libvirt-daemon)
+debian_packages=(openssh-server openssh-client dnsmasq-base nftables iptables busybox tcpdump iproute2 procps sudo util-linux kmod isc-dhcp-client libvirt-clients libxml2-utils libvirt-daemon
+  qemu-system-x86 cpio) # the last two for the real VM of tests/e2e/vm.test.ts (scripts/vm-image.sh)
 missing=()
 for p in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

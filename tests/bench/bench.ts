@@ -26,6 +26,7 @@ import {
   libvirtNetworks,
 } from "../lab/libvirt";
 import { ensureDebianPackages } from "./ensure";
+import { vmBootToLeaseRow } from "./vm";
 import { floorCreate, floorDestroy, lifecycleCreate, lifecycleDestroy, removeBenchNetworks } from "./floor";
 import { msStr, ratioStr, renderTable, Row, secs, verdict } from "./report";
 import {
@@ -73,7 +74,7 @@ const USAGE = `usage: npm run bench [-- options]
   --hosts N        hosts for the multi-host row (default 8)
   --per-host N     networks per host for the multi-host row (default 10)
   --lab-rounds N   lab down/up rounds for the lab row, median reported (default 3)
-  --skip LIST      comma-separated: lab, libvirt, floor, lease, scale, multihost (skipping lab reuses a
+  --skip LIST      comma-separated: lab, libvirt, floor, lease, vm, scale, multihost (skipping lab reuses a
                    running 2-host lab instead of timing down/up rounds)
   --keep-lab       leave the lab up at the end (default: lab down)
   --json FILE      also write every figure as JSON`;
@@ -633,6 +634,12 @@ async function main(): Promise<number> {
       ratio: m.leaseVirtnet && m.leaseLibvirt ? ratioStr(m.leaseVirtnet / m.leaseLibvirt) : undefined,
       note: `from net-start returning (define+start ${msStr(m.leaseLibvirtCreate)}): libvirt defaults, STP on (2 s forward delay x2) + dnsmasq ping check; ratio virtnet/libvirt`,
     });
+
+    // ---- a real VM on a TAP: QEMU start to its lease ----
+    if (!o.skip.has("vm"))
+      await b.phase("VM boot to first lease", async () => {
+        b.rows.push(await vmBootToLeaseRow(h1(), b.stack(), o.quick ? 1 : 3));
+      });
 
     // ---- scaling: S networks on one host ----
     let scale: Converged | undefined;

@@ -15,6 +15,9 @@ export const BENCH_PACKAGES = [
   "iproute2",
   "procps",
   "util-linux",
+  // the VM row (tests/bench/vm.ts)
+  "qemu-system-x86",
+  "cpio",
   ...LIBVIRT_PACKAGES,
 ];
 
