@@ -22,24 +22,27 @@ log() { echo "vm-image: $*" >&2; }
 kernel_package() {
   apt-cache depends linux-image-amd64 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }'
 }
-package=$(kernel_package)
-if [ -z "$package" ]; then
-  log "apt has no linux-image-amd64: apt-get update"
-  apt-get update -qq
+resolve() {
   package=$(kernel_package)
-fi
-[ -n "$package" ] || { log "cannot find the kernel package linux-image-amd64 depends on" >&2; exit 1; }
-version=${package#linux-image-}
-
+  version=${package#linux-image-}
+  kernel=$cache/kernel-$version
+}
+apt_update() {
+  log "$1: apt-get update"
+  apt-get update -qq
+}
 download() { # package -> unpacked into $work/$1
-  (cd "$work" && apt-get download -qq -o APT::Sandbox::User=root "$1")
+  (cd "$work" && apt-get download -qq -o APT::Sandbox::User=root "$1") || return 1
   dpkg-deb -x "$work/$1"_*.deb "$work/$1"
 }
 
-kernel=$cache/kernel-$version
+resolve
+[ -n "$package" ] || { apt_update "apt knows no linux-image-amd64"; resolve; }
+[ -n "$package" ] || { log "cannot find the kernel package linux-image-amd64 depends on"; exit 1; }
 if [ ! -f "$kernel/vmlinuz" ]; then
   log "kernel $version: downloading and unpacking $package"
-  download "$package"
+  # Package lists older than the mirror name a kernel it no longer has: refresh them once.
+  download "$package" || { apt_update "$package is not on the mirror"; resolve; download "$package"; }
   depmod -b "$work/$package" "$version"
   mkdir -p "$work/kernel/modules"
   cp "$work/$package/boot/vmlinuz-$version" "$work/kernel/vmlinuz"
@@ -58,7 +61,7 @@ fi
 busybox=$cache/busybox
 if [ ! -x "$busybox" ]; then
   log "busybox: downloading and unpacking busybox-static"
-  download busybox-static
+  download busybox-static || { apt_update "busybox-static is not on the mirror"; download busybox-static; }
   install -m 0755 "$work/busybox-static/bin/busybox" "$busybox.new"
   mv "$busybox.new" "$busybox"
 fi
