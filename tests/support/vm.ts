@@ -4,7 +4,7 @@
 // the serial console as a "VM-..." line and powers off; bootVm reads those lines.
 import { ChildProcess, execFile, spawn } from "node:child_process";
 import * as path from "node:path";
-import { promisify } from "node:util";
+import { promisify, stripVTControlCharacters } from "node:util";
 import { repoRoot } from "../engine/engine";
 import { hostExec } from "../lab/lab";
 
@@ -72,7 +72,7 @@ process.on("exit", () => {
 });
 
 /** The guest's "VM-..." report lines, read from the console as it arrives. */
-class Reports {
+export class ConsoleReports {
   readonly lines: string[] = [];
   log = "";
   private pending = "";
@@ -82,8 +82,10 @@ class Reports {
     this.log += text;
     const lines = (this.pending + text).split("\n");
     this.pending = lines.pop()!;
-    // The firmware's escape sequences come without a newline: a report may sit anywhere in a line.
-    const found = lines.flatMap((l) => /VM-[A-Z-]+(?: \S+)*/.exec(l.replace(/\r/g, "")) ?? []);
+    // The firmware's escape sequences come without a newline: a report may follow them in a line.
+    const found = lines.flatMap(
+      (l) => /\bVM-[A-Z-]+(?: \S+)*/.exec(stripVTControlCharacters(l).replace(/\r/g, "")) ?? [],
+    );
     this.lines.push(...found);
     return found;
   }
@@ -127,7 +129,7 @@ export async function bootVm(o: VmBoot): Promise<VmRun> {
   // `ip netns exec` execs QEMU: the child is QEMU itself.
   const qemu = spawn("ip", argv, { stdio: ["ignore", "pipe", "pipe"] });
   running.add(qemu);
-  const reports = new Reports();
+  const reports = new ConsoleReports();
   let bootToLeaseMs: number | null = null;
   let held: Promise<void> | undefined;
   let heldError: unknown;
