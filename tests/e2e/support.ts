@@ -113,6 +113,8 @@ async function capture(
 ): Promise<string> {
   const argv = wrap(["timeout", String(timeoutS), "tcpdump", "-n", "-l", "-i", "any", "-c", "1", filter]);
   const p = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+  // Listened for from the start: tcpdump may see its packet and exit while a long action still runs.
+  const closed = new Promise((resolve) => p.on("close", resolve));
   let out = "";
   let err = "";
   p.stdout.on("data", (d) => (out += d));
@@ -124,8 +126,13 @@ async function capture(
     setTimeout(resolve, 3000);
   });
   await listening;
-  await action();
-  await new Promise((resolve) => p.on("close", resolve));
+  try {
+    await action();
+  } catch (e) {
+    p.kill();
+    throw e;
+  }
+  await closed;
   return out;
 }
 
