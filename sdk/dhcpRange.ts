@@ -1,24 +1,16 @@
 import * as pulumi from "@pulumi/pulumi";
 import { lazyProvider } from "./lazyProvider";
 import { VirtualNetwork } from "./virtualNetwork";
+import { Inputs, inputProps } from "./inputs";
+import { RANGE_INPUT_KEYS } from "../provider/model/inputs";
+import type { DhcpReservationArgs, RangeArgs } from "../provider/model/inputs";
 
-export interface DhcpReservationInput {
-  mac: pulumi.Input<string>;
-  ip: pulumi.Input<string>;
-  hostname?: pulumi.Input<string>;
-}
+export type DhcpReservationInput = Inputs<DhcpReservationArgs>;
 
-export interface DhcpRangeArgs {
+export type DhcpRangeArgs = Inputs<RangeArgs> & {
   /** The network the range serves; its host connection is reused (and stays secret). */
   network: VirtualNetwork;
-  /** Unique within the network; defaults to the resource name. */
-  name?: pulumi.Input<string>;
-  start: pulumi.Input<string>;
-  end: pulumi.Input<string>;
-  /** dnsmasq lease time: "3600", "30m", "1h", "7d" or "infinite"; default "1h". */
-  leaseTime?: pulumi.Input<string>;
-  hosts?: pulumi.Input<pulumi.Input<DhcpReservationInput>[]>;
-}
+};
 
 const rangeProvider = lazyProvider("pulumi-virtnet/dist/provider/resources/dhcpRange.js");
 
@@ -35,11 +27,8 @@ export class DhcpRange extends pulumi.dynamic.Resource {
   constructor(name: string, args: DhcpRangeArgs, opts?: pulumi.CustomResourceOptions) {
     const net = args.network as any;
     const props: Record<string, any> = {
+      ...inputProps(RANGE_INPUT_KEYS, args),
       name: args.name ?? name,
-      start: args.start,
-      end: args.end,
-      leaseTime: args.leaseTime,
-      hosts: args.hosts,
       network: pulumi
         .all([net.name, net.bridgeName, net.cidr, net.gatewayIp, net.ipv6Cidr, net.ipv6Gateway])
         .apply(([n, bridgeName, cidr, gatewayIp, ipv6Cidr, ipv6Gateway]) => ({

@@ -3,18 +3,15 @@ import { lazyProvider } from "./lazyProvider";
 import { splitConnection } from "../provider/resources/credentials";
 import { ConnectionInput } from "./connection";
 import { VirtualNetwork } from "./virtualNetwork";
+import { Inputs, inputProps } from "./inputs";
+import { ROUTE_INPUT_KEYS } from "../provider/model/inputs";
+import type { RouteArgs } from "../provider/model/inputs";
 
-export interface StaticRouteArgs {
+export type StaticRouteArgs = Inputs<RouteArgs> & {
   /** The host; or give `network` and the route goes via that network's bridge on its host. */
   connection?: pulumi.Input<ConnectionInput>;
   network?: VirtualNetwork;
-  /** Unique per host; defaults to the resource name. */
-  name?: pulumi.Input<string>;
-  destination: pulumi.Input<string>;
-  /** Must be on a directly connected network of the host. */
-  gateway: pulumi.Input<string>;
-  metric?: pulumi.Input<number>;
-}
+};
 
 const routeProvider = lazyProvider("pulumi-virtnet/dist/provider/resources/staticRoute.js");
 
@@ -44,10 +41,8 @@ export class StaticRoute extends pulumi.dynamic.Resource {
       credentials = pulumi.secret(split.apply((s) => s.credentials ?? {}));
     }
     const props: Record<string, any> = {
+      ...inputProps(ROUTE_INPUT_KEYS, args),
       name: args.name ?? name,
-      destination: args.destination,
-      gateway: args.gateway,
-      metric: args.metric,
       network: net
         ? pulumi
             .all([net.name, net.bridgeName, net.cidr, net.gatewayIp])

@@ -2,65 +2,16 @@ import * as pulumi from "@pulumi/pulumi";
 import { lazyProvider } from "./lazyProvider";
 import { splitConnection } from "../provider/resources/credentials";
 import { ConnectionInput } from "./connection";
+import { Inputs, inputProps } from "./inputs";
+import { NETWORK_INPUT_KEYS } from "../provider/model/inputs";
+import type { Mode, NetworkArgs } from "../provider/model/inputs";
 
-export type NetworkMode = "nat" | "route" | "open" | "isolated";
+export type NetworkMode = Mode;
 
-export interface VirtualNetworkArgs {
+export type VirtualNetworkArgs = Inputs<NetworkArgs> & {
   /** How to reach the host. Optional when stack config sets virtnet:host and friends. */
   connection?: pulumi.Input<ConnectionInput>;
-  /** Unique per host; defaults to the resource name. */
-  name?: pulumi.Input<string>;
-  mode: pulumi.Input<NetworkMode>;
-  /** Brought back at boot as last applied (default true, like libvirt's autostart); false: transient. */
-  autostart?: pulumi.Input<boolean>;
-  /**
-   * Which firewall carries the network's rules: "auto" (default: nftables where the host has nft, else
-   * iptables, chosen when first applied and kept), "nftables" (chains "<id>.input" etc. in the table "inet virtnet")
-   * or "iptables" (chains "VN-<hash>-*").
-   */
-  firewallBackend?: pulumi.Input<"auto" | "nftables" | "iptables">;
-  ipv4?: pulumi.Input<{ cidr: pulumi.Input<string>; gateway?: pulumi.Input<string> }>;
-  /** Alone or beside ipv4. Router advertisements (SLAAC) by default; stateful DHCPv6 with an IPv6 DhcpRange. */
-  ipv6?: pulumi.Input<{ cidr: pulumi.Input<string>; gateway?: pulumi.Input<string> }>;
-  /** nat/route only through this uplink. */
-  forwardDevice?: pulumi.Input<string>;
-  nat?: pulumi.Input<{
-    addressRange?: pulumi.Input<{ start: pulumi.Input<string>; end: pulumi.Input<string> }>;
-    portRange?: pulumi.Input<{ start: pulumi.Input<number>; end: pulumi.Input<number> }>;
-    /** Masquerade IPv6 too (libvirt's <nat ipv6='yes'>); by default IPv6 is routed. */
-    ipv6?: pulumi.Input<boolean>;
-  }>;
-  bridge?: pulumi.Input<{
-    name?: pulumi.Input<string>;
-    stp?: pulumi.Input<boolean>;
-    delay?: pulumi.Input<number>;
-    mtu?: pulumi.Input<number>;
-    macAddress?: pulumi.Input<string>;
-    /** firewalld zone to put the bridge in (e.g. "trusted"; libvirt uses "libvirt"); needs firewall-cmd on the host. */
-    zone?: pulumi.Input<string>;
-  }>;
-  domain?: pulumi.Input<{ name: pulumi.Input<string>; localOnly?: pulumi.Input<boolean> }>;
-  dns?: pulumi.Input<{
-    enabled?: pulumi.Input<boolean>;
-    forwarders?: pulumi.Input<
-      pulumi.Input<string | { address: pulumi.Input<string>; domain?: pulumi.Input<string> }>[]
-    >;
-    hosts?: pulumi.Input<pulumi.Input<{ ip: pulumi.Input<string>; hostnames: pulumi.Input<string>[] }>[]>;
-    /** SRV records, like libvirt's <srv>; the domain defaults to the network's domain. */
-    srv?: pulumi.Input<
-      pulumi.Input<{
-        service: pulumi.Input<string>;
-        protocol: pulumi.Input<"tcp" | "udp">;
-        domain?: pulumi.Input<string>;
-        target?: pulumi.Input<string>;
-        port?: pulumi.Input<number>;
-        priority?: pulumi.Input<number>;
-        weight?: pulumi.Input<number>;
-      }>[]
-    >;
-    txt?: pulumi.Input<pulumi.Input<{ name: pulumi.Input<string>; value: pulumi.Input<string> }>[]>;
-  }>;
-}
+};
 
 const networkProvider = lazyProvider("pulumi-virtnet/dist/provider/resources/network.js");
 
@@ -111,17 +62,8 @@ export class VirtualNetwork extends pulumi.dynamic.Resource {
     // Every key is listed, even when undefined: Pulumi makes output properties only for keys present here,
     // and `get` passes no args at all.
     const props: Record<string, any> = {
+      ...inputProps(NETWORK_INPUT_KEYS, args),
       name: args?.name ?? name,
-      mode: args?.mode,
-      autostart: args?.autostart,
-      firewallBackend: args?.firewallBackend,
-      ipv4: args?.ipv4,
-      ipv6: args?.ipv6,
-      forwardDevice: args?.forwardDevice,
-      nat: args?.nat,
-      bridge: args?.bridge,
-      domain: args?.domain,
-      dns: args?.dns,
       connection: pulumi.unsecret(split.apply((s) => s.connection)),
       __credentials: pulumi.secret(split.apply((s) => s.credentials ?? {})),
       bridgeName: undefined,

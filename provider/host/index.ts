@@ -1,5 +1,5 @@
 // The transport: how virtnet reaches a host. `connect` is the entry point for resources.
-import { ValidationError, containsUnknown } from "../validation";
+import { ValidationError, containsUnknown } from "../model/validation";
 import { ConnectionArgs, Host } from "./host";
 import { SshHost } from "./ssh";
 import { validateConnection } from "./validate";

@@ -1,7 +1,7 @@
 // Validation of the `connection` argument. Pure: no I/O. Reasons never repeat a value (a secret could be
 // anywhere a user mistyped it), and Pulumi's preview-unknown value is accepted in every field.
 import { isIP } from "net";
-import { isUnknown, PropertyError, Problems } from "../validation";
+import { isUnknown, PropertyError, Problems } from "../model/validation";
 import { ConnectionArgs } from "./host";
 import { parseHostKey } from "./hostkey";
 

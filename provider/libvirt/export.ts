@@ -2,8 +2,8 @@
 // reservations, DNS records and the static routes that go via it.
 import { XMLBuilder } from "fast-xml-parser";
 import * as ipaddr from "ipaddr.js";
-import { DhcpRangeSpec } from "../network/dhcp";
-import { DEFAULT_NAT_PORTS, NetworkSpec } from "../network/spec";
+import { DhcpRangeSpec } from "../model/dhcpRange";
+import { DEFAULT_NAT_PORTS, NetworkSpec } from "../model/network";
 
 /** A route via the network (a StaticRoute's destination CIDR, gateway and metric). */
 export interface LibvirtRoute {

@@ -2,10 +2,11 @@
 // StaticRoutes. What virtnet cannot represent is reported, one warning per element or attribute; values
 // that virtnet's own validation refuses are errors naming the element they came from.
 import * as ipaddr from "ipaddr.js";
-import { buildRangeSpec, DhcpRangeSpec, rangeOverlaps } from "../network/dhcp";
-import { buildRouteSpec, RouteSpec } from "../network/route";
-import { buildNetworkSpec, Mode, NetworkSpec, SrvRecord } from "../network/spec";
-import { PropertyError } from "../validation";
+import { buildRangeSpec, DhcpRangeSpec, rangeOverlaps } from "../model/dhcpRange";
+import { buildRouteSpec, RouteSpec } from "../model/staticRoute";
+import { Mode } from "../model/modes";
+import { buildNetworkSpec, NetworkSpec, SrvRecord } from "../model/network";
+import { PropertyError } from "../model/validation";
 import {
   attr,
   childrenNamed,

@@ -3,6 +3,7 @@
 // (render/nftables.ts, render/iptables.ts); this module only compares what the host has with what is wanted.
 import { quote } from "shell-quote";
 import { iptablesChainPrefix, NFT_FAMILY, NFT_TABLE, NFT_TABLE_REF, STATE_DIR } from "../naming";
+import { modeHasNoFirewall } from "../model/modes";
 import { IpFamily } from "../render/firewallIntent";
 import {
   emptyFamilyState,
@@ -25,7 +26,7 @@ import {
   renderNftables,
 } from "../render/nftables";
 import { AppliedNetworkRecord, ObservedFirewall, ObservedNetwork } from "./observe";
-import { FirewallBackend, NetworkSpec } from "./spec";
+import { FirewallBackend, NetworkSpec } from "../model/network";
 import type { Action } from "./plan";
 
 const sh = (...argv: string[]) => quote(argv);
@@ -66,7 +67,7 @@ export function chooseFirewallBackend(
   const tools = firewallOf(observed).tools;
   const missing = (needed: string[]) => needed.filter((t) => !tools.includes(t));
   const check = (backend: FirewallBackend) => {
-    if (spec.mode === "open") return { backend }; // no rules: nothing to run
+    if (modeHasNoFirewall(spec.mode)) return { backend }; // no rules: nothing to run
     const lacking = missing(backend === "nftables" ? ["nft"] : IPTABLES_TOOLS);
     if (lacking.length === 0) return { backend };
     const what = lacking.map((t) => `"${t}"`).join(", ");
@@ -301,7 +302,7 @@ function scaffoldChange(
 export function firewallSummary(spec: NetworkSpec, observed: ObservedNetwork): Record<string, unknown> {
   const { backend } = chooseFirewallBackend(spec, observed);
   const out: Record<string, unknown> = { backend };
-  if (spec.mode === "open") return out;
+  if (modeHasNoFirewall(spec.mode)) return out;
   if (backend === "nftables") {
     out.table = NFT_TABLE_REF;
     out.chains = nftChainsOf(spec);

@@ -3,6 +3,7 @@
 // not allow: virtnet puts the bridge in the zone `bridge.zone` names, or says at create what blocks the
 // network and how to fix it. Any other forward chain with policy drop gets a warning.
 import { quote } from "shell-quote";
+import { modeForwards } from "../model/modes";
 import { firewalldZoneCommand } from "../render/firewalld";
 import { IpFamily } from "../render/firewallIntent";
 import {
@@ -17,18 +18,13 @@ import {
 import { firewallOf, recordOf } from "./firewall";
 import { ObservedNetwork } from "./observe";
 import type { Action } from "./plan";
-import { NetworkSpec } from "./spec";
+import { NetworkSpec } from "../model/network";
 
 const FIREWALLD_TABLE = "inet firewalld";
 
-/** Modes whose guests' traffic is forwarded, and so dropped by a forward chain with policy drop. */
-function forwards(mode: string): boolean {
-  return mode === "nat" || mode === "route" || mode === "open";
-}
-
 /** The families in which the network gets accepts in DOCKER-USER. */
 export function dockerUserFamilies(spec: NetworkSpec, observed: ObservedNetwork): IpFamily[] {
-  if (!forwards(spec.mode)) return [];
+  if (!modeForwards(spec.mode)) return [];
   const fw = firewallOf(observed);
   return IPT_FAMILIES.filter((f) => hasDockerUser(fw.iptables[f]));
 }
@@ -53,7 +49,7 @@ export function planForeignFirewalls(spec: NetworkSpec, observed: ObservedNetwor
     actions.push(...dockerActions(family, have, want));
   }
 
-  if (forwards(spec.mode)) {
+  if (modeForwards(spec.mode)) {
     const handled = (chain: string) =>
       (chain === "ip filter FORWARD" && docker.includes("ipv4")) ||
       (chain === "ip6 filter FORWARD" && docker.includes("ipv6"));

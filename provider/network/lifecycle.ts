@@ -23,9 +23,10 @@ import {
   SEGMENT_MARKER,
   STEP_FAILED_MARKER,
 } from "./script";
-import { NetworkSpec } from "./spec";
-import { DhcpRangeSpec } from "./dhcp";
-import { isOurs, KernelRoute, planRoute, planRouteDelete, RouteSpec, sameKey } from "./route";
+import { NetworkSpec } from "../model/network";
+import { DhcpRangeSpec } from "../model/dhcpRange";
+import { isOurs, KernelRoute, planRoute, planRouteDelete, sameKey } from "./route";
+import { RouteSpec } from "../model/staticRoute";
 import { needsDnsmasq } from "../render/dnsmasq";
 
 /** How long an apply keeps planning again while other deployments change the same host. */

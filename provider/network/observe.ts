@@ -3,8 +3,9 @@ import { legacyNftTableName, NetworkPaths, NFT_TABLE, NFT_TABLE_REF, RUN_DIR, ST
 import { IpFamily } from "../render/firewallIntent";
 import { IptListing, parseIptablesSave } from "../render/iptables";
 import { networkChainsOf } from "../render/nftables";
-import { DhcpRangeSpec } from "./dhcp";
-import { KernelRoute, RouteObservation, RouteSpec } from "./route";
+import { DhcpRangeSpec } from "../model/dhcpRange";
+import { KernelRoute, RouteObservation } from "./route";
+import { RouteSpec } from "../model/staticRoute";
 
 /** Shell variables the probe reads; set from positional arguments by probeScript's callers. */
 export const PROBE_VARS = [

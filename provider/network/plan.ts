@@ -13,7 +13,7 @@ import {
   STATE_DIR,
 } from "../naming";
 import { needsDnsmasq, renderDhcpHosts, renderDnsmasqConf, renderHostsFile } from "../render/dnsmasq";
-import { DhcpRangeSpec, rangeInside, rangeOverlaps } from "./dhcp";
+import { DhcpRangeSpec, rangeInside, rangeOverlaps } from "../model/dhcpRange";
 import { removeStateDirAction, routesToRestore } from "./route";
 import {
   renderNetworkRestore,
@@ -28,7 +28,8 @@ import {
 import { bridgeTuning, renderBridgeCreate } from "../render/ip";
 import { chooseFirewallBackend, firewallOf, ownFirewallActions, removeOwnFirewallActions } from "./firewall";
 import { dockerUserFamilies, planForeignFirewalls, removeForeignFirewallActions } from "./foreignFirewalls";
-import { FirewallBackend, NetworkSpec } from "./spec";
+import { modeForwards } from "../model/modes";
+import { FirewallBackend, NetworkSpec } from "../model/network";
 import { AppliedNetworkRecord, isOurDnsmasq, ObservedNetwork } from "./observe";
 
 export interface Action {
@@ -85,10 +86,6 @@ export function appliedRecord(
   r.spec = spec;
   if (backend === "iptables") r.firewallBackend = backend;
   return r;
-}
-
-export function needsForwarding(mode: string): boolean {
-  return mode === "nat" || mode === "route" || mode === "open";
 }
 
 // A round's plans compare each new subnet with every subnet on the host (n x n at 200 networks): parse each once.
@@ -269,7 +266,7 @@ function firewallActions(
 }
 
 function forwardingActions(spec: NetworkSpec, observed: ObservedNetwork): Action[] {
-  if (!needsForwarding(spec.mode)) return [];
+  if (!modeForwards(spec.mode)) return [];
   const actions: Action[] = [];
   const marker = `${STATE_DIR}/ip_forward.virtnet`;
   if (!observed.ipForward)
@@ -561,14 +558,14 @@ export function planDelete(
     if (top.length)
       actions.push({ name: "remove virtnet directories", run: `rmdir ${quote(top)} 2>/dev/null; :` });
   }
-  if (observed.forwardMarker && !others.some((n) => needsForwarding(n.mode))) {
+  if (observed.forwardMarker && !others.some((n) => modeForwards(n.mode))) {
     actions.push({
       name: "restore IPv4 forwarding",
       run: `sysctl -qw net.ipv4.ip_forward=0 && rm -f ${sh(`${STATE_DIR}/ip_forward.virtnet`)}`,
     });
   }
   const othersWithIpv6 = others.some(
-    (n) => needsForwarding(n.mode) && (n.spec as NetworkSpec | undefined)?.ipv6,
+    (n) => modeForwards(n.mode) && (n.spec as NetworkSpec | undefined)?.ipv6,
   );
   if (observed.forward6Marker && !othersWithIpv6) {
     actions.push({

@@ -1,7 +1,8 @@
 // dnsmasq configuration for one network, in the spirit of libvirt's networkDnsmasqConfContents.
+import { modeIsolated } from "../model/modes";
 import { NetworkPaths } from "../naming";
-import { DhcpRangeSpec } from "../network/dhcp";
-import { NetworkSpec } from "../network/spec";
+import { DhcpRangeSpec } from "../model/dhcpRange";
+import { NetworkSpec } from "../model/network";
 
 export const DNSMASQ_USER = "dnsmasq"; // Debian's dnsmasq-base creates it; never root, never an unrelated user
 export const DNSMASQ_GROUP = "nogroup";
@@ -66,7 +67,7 @@ export function renderDnsmasqConf(
       for (const r of sortedRanges(v6))
         lines.push(`dhcp-range=${r.start},${r.end},${spec.ipv6.prefixLength},${r.leaseTime}`);
     else lines.push(`dhcp-range=::,constructor:${spec.bridge.name},ra-only`); // SLAAC
-    if (spec.mode === "isolated") lines.push(`ra-param=${spec.bridge.name},60,0`); // router lifetime 0: no default route
+    if (modeIsolated(spec.mode)) lines.push(`ra-param=${spec.bridge.name},60,0`); // router lifetime 0: no default route
   }
   if (ranges.length) {
     lines.push(
@@ -82,7 +83,7 @@ export function renderDnsmasqConf(
       `dhcp-hostsfile=${paths.dhcpHosts}`,
       "no-ping", // dnsmasq's ping check delays every first lease by ~3 s
     );
-    if (spec.mode === "isolated" && v4.length) lines.push("dhcp-option=3"); // no default gateway: nothing to route through
+    if (modeIsolated(spec.mode) && v4.length) lines.push("dhcp-option=3"); // no default gateway: nothing to route through
   }
   return lines.join("\n") + "\n";
 }

@@ -1,6 +1,7 @@
 // What a network's firewall must do, said once and without any firewall's syntax. The drivers (nftables.ts,
 // iptables.ts) turn this into their own rules; neither decides what is allowed.
-import { NetworkSpec } from "../network/spec";
+import { modeHasNoFirewall, modeMasquerades, modeRoutesThroughFirewall } from "../model/modes";
+import { NetworkSpec } from "../model/network";
 
 export type IpFamily = "ipv4" | "ipv6";
 
@@ -55,7 +56,7 @@ export interface FirewallIntent {
 
 /** The firewall a network needs, or null when its mode wants none ("open"). */
 export function firewallIntent(spec: NetworkSpec): FirewallIntent | null {
-  if (spec.mode === "open") return null;
+  if (modeHasNoFirewall(spec.mode)) return null;
   const both: IpFamily[] = ["ipv4", "ipv6"];
   const fromGuests: ServiceRule[] = [
     { protocols: ["tcp", "udp"], port: 53, families: both, comment: "DNS from guests" },
@@ -70,11 +71,11 @@ export function firewallIntent(spec: NetworkSpec): FirewallIntent | null {
   }
 
   const forward: ForwardRule[] = [{ kind: "guest-to-guest", comment: "guest to guest" }];
-  const forwards = spec.mode === "nat" || spec.mode === "route";
+  const forwards = modeRoutesThroughFirewall(spec.mode);
   // IPv4 follows the mode; IPv6 is routed in nat mode unless nat.ipv6 asks for masquerade, as in libvirt.
   const subnets: [IpFamily, string | undefined, boolean][] = [
-    ["ipv4", spec.ipv4?.cidr, spec.mode === "nat"],
-    ["ipv6", spec.ipv6?.cidr, spec.mode === "nat" && spec.nat.ipv6 === true],
+    ["ipv4", spec.ipv4?.cidr, modeMasquerades(spec.mode)],
+    ["ipv6", spec.ipv6?.cidr, modeMasquerades(spec.mode) && spec.nat.ipv6 === true],
   ];
   for (const [family, subnet, masquerade] of subnets) {
     if (!subnet || !forwards) continue;
@@ -96,7 +97,7 @@ export function firewallIntent(spec: NetworkSpec): FirewallIntent | null {
     fromGuests,
     toGuests,
     forward,
-    nat: spec.mode === "nat" ? natIntent(spec) : [],
+    nat: modeMasquerades(spec.mode) ? natIntent(spec) : [],
   };
   if (spec.forwardDevice) intent.uplink = spec.forwardDevice;
   return intent;

@@ -1,6 +1,6 @@
 // `ip -batch` lines that build and tune a network's bridge.
 import { bridgeAlias } from "../naming";
-import { NetworkSpec } from "../network/spec";
+import { NetworkSpec } from "../model/network";
 
 /** Bridge attributes that can change in place; forward_delay is in hundredths of a second. */
 export function bridgeTuning(spec: NetworkSpec): string {

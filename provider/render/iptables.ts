@@ -4,7 +4,7 @@
 // same lines are valid `iptables-restore` input. IPv4 goes to iptables, IPv6 to ip6tables.
 import { quote } from "shell-quote";
 import { iptablesChainPrefix, iptablesComment, IPTABLES_CHAIN_MARK } from "../naming";
-import { NetworkSpec } from "../network/spec";
+import { NetworkSpec } from "../model/network";
 import {
   FirewallIntent,
   firewallIntent,

@@ -2,7 +2,7 @@
 // ("inet virtnet", naming.ts). The text is what `nft list table` prints of those chains, so a listing that
 // differs from it is drift.
 import { NFT_FAMILY, NFT_TABLE_REF, nftChainId } from "../naming";
-import { NetworkSpec } from "../network/spec";
+import { NetworkSpec } from "../model/network";
 import {
   FirewallIntent,
   firewallIntent,

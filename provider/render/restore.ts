@@ -2,8 +2,9 @@
 // from the same renderers, one entry point, and a systemd unit that runs it at boot.
 import { quote } from "shell-quote";
 import { INOTIFY_MARKER, NetworkPaths, RUN_DIR, STATE_DIR } from "../naming";
-import { DhcpRangeSpec } from "../network/dhcp";
-import { NetworkSpec } from "../network/spec";
+import { DhcpRangeSpec } from "../model/dhcpRange";
+import { NetworkSpec } from "../model/network";
+import { modeForwards } from "../model/modes";
 import { needsDnsmasq } from "./dnsmasq";
 import { firewalldZoneCommand } from "./firewalld";
 import { IpFamily } from "./firewallIntent";
@@ -22,8 +23,6 @@ export const RESTORE_ENTRY = `${STATE_DIR}/restore`;
 export const SYSTEMD_UNIT_NAME = "virtnet-restore.service";
 export const SYSTEMD_UNIT_PATH = `/etc/systemd/system/${SYSTEMD_UNIT_NAME}`;
 export const SYSTEMD_WANTS_LINK = `/etc/systemd/system/multi-user.target.wants/${SYSTEMD_UNIT_NAME}`;
-
-const forwards = (mode: string) => mode === "nat" || mode === "route" || mode === "open";
 
 /** How the network's firewall was applied: its backend, and the families with accepts in DOCKER-USER. */
 export interface RestoreFirewall {
@@ -66,8 +65,8 @@ export function renderNetworkRestore(
     lines.push(
       `${quote(firewalldZoneCommand("change", spec.bridge.zone, spec.bridge.name))} >/dev/null 2>&1`,
     );
-  if (forwards(spec.mode)) lines.push("sysctl -qw net.ipv4.ip_forward=1");
-  if (forwards(spec.mode) && spec.ipv6) lines.push("sysctl -qw net.ipv6.conf.all.forwarding=1");
+  if (modeForwards(spec.mode)) lines.push("sysctl -qw net.ipv4.ip_forward=1");
+  if (modeForwards(spec.mode) && spec.ipv6) lines.push("sysctl -qw net.ipv6.conf.all.forwarding=1");
   if (needsDnsmasq(spec, ranges)) {
     lines.push(`mkdir -p -m 0755 ${quote([RUN_DIR, `${RUN_DIR}/networks`, paths.runDir])}`);
     lines.push(`dnsmasq --conf-file=${quote([paths.dnsmasqConf])}`);

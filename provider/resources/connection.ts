@@ -2,7 +2,7 @@
 // credentials (kept in a separate secret property by the SDK), and the provider's configured defaults.
 import { connect, validateConnection } from "../host";
 import { ConnectionArgs, Host } from "../host/host";
-import { ValidationError } from "../validation";
+import { ValidationError } from "../model/validation";
 import { Credentials, SECRET_FIELDS } from "./credentials";
 
 export { Credentials, SECRET_FIELDS, splitConnection } from "./credentials";

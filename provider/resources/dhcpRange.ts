@@ -1,20 +1,17 @@
 // DhcpRange's provider operations on plain objects.
 import { validateConnection } from "../host";
 import { Host } from "../host/host";
-import { buildRangeSpec, DhcpRangeInputs, DhcpRangeSpec } from "../network/dhcp";
+import { buildRangeSpec, DhcpRangeInputs, DhcpRangeSpec } from "../model/dhcpRange";
 import { applyRange, deleteRange, NetworkRef, readLeases, readRange } from "../network/lifecycle";
 import { renderDhcpHosts } from "../render/dnsmasq";
-import { containsUnknown, ValidationError } from "../validation";
+import { containsUnknown, ValidationError } from "../model/validation";
 import { checkNetworkRef } from "./networkRef";
 import { connectTo, Credentials, resolveConnection } from "./connection";
-
-type Props = Record<string, any>;
-export const RANGE_INPUT_KEYS = ["name", "start", "end", "leaseTime", "hosts"] as const;
+import { changedKeys, pick, Props } from "./props";
+import { RANGE_INPUT_KEYS } from "../model/inputs";
 
 function rangeInputs(props: Props): DhcpRangeInputs {
-  const out: Props = {};
-  for (const k of RANGE_INPUT_KEYS) if (props[k] !== undefined) out[k] = props[k];
-  return out as DhcpRangeInputs;
+  return pick(RANGE_INPUT_KEYS, props);
 }
 
 function specOf(props: Props) {
@@ -65,10 +62,7 @@ function outputs(props: Props, spec: DhcpRangeSpec, host: Host): Props {
 }
 
 export function diff(_id: string, olds: Props, news: Props) {
-  const stable = (v: unknown) => JSON.stringify(v ?? null);
-  const changed = [...RANGE_INPUT_KEYS, "connection", "__credentials", "network"].filter(
-    (k) => stable(olds[k]) !== stable(news[k]),
-  );
+  const changed = changedKeys([...RANGE_INPUT_KEYS, "connection", "__credentials", "network"], olds, news);
   const replaces: string[] = [];
   const target = (p: Props) => {
     const c = resolveConnection(p.connection);

@@ -4,42 +4,27 @@ import { validateConnection } from "../host";
 import { Host } from "../host/host";
 import { networkPaths } from "../naming";
 import { applyNetwork, deleteNetwork, observe, readNetwork } from "../network/lifecycle";
-import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../network/spec";
+import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../model/network";
 import { ObservedNetwork } from "../network/observe";
 import { toLibvirtXml } from "../libvirt/export";
 import { renderDnsmasqConf, renderHostsFile, needsDnsmasq } from "../render/dnsmasq";
 import { renderNftables } from "../render/nftables";
 import { iptablesSaveText, renderIptablesState } from "../render/iptables";
 import { firewallSummary } from "../network/firewall";
-import { containsUnknown, isUnknown, PropertyError, ValidationError } from "../validation";
+import { containsUnknown, isUnknown, PropertyError, ValidationError } from "../model/validation";
 import { connectTo, resolveConnection } from "./connection";
+import { changedKeys, pick, Props } from "./props";
+import { NETWORK_INPUT_KEYS } from "../model/inputs";
 
-/** The input properties a user sets (besides connection); compared by diff. */
-export const NETWORK_INPUT_KEYS = [
-  "name",
-  "mode",
-  "autostart",
-  "firewallBackend",
-  "ipv4",
-  "ipv6",
-  "forwardDevice",
-  "nat",
-  "bridge",
-  "domain",
-  "dns",
-] as const;
+export { NETWORK_INPUT_KEYS } from "../model/inputs";
 
 export interface CheckFailure {
   property: string;
   reason: string;
 }
 
-type Props = Record<string, any>;
-
 function networkInputs(props: Props): NetworkInputs {
-  const out: Props = {};
-  for (const k of NETWORK_INPUT_KEYS) if (props[k] !== undefined) out[k] = props[k];
-  return out as NetworkInputs;
+  return pick(NETWORK_INPUT_KEYS, props);
 }
 
 /** Host artifacts, as `preview --diff` should show them. Absent while inputs are unknown. */
@@ -93,15 +78,9 @@ export function networkId(props: Props, spec: NetworkSpec): string {
   return `${c.host}:${c.port ?? 22}/${spec.name}`;
 }
 
-function stable(v: unknown): string {
-  return JSON.stringify(v ?? null);
-}
-
 export function diff(_id: string, olds: Props, news: Props) {
   const replaces: string[] = [];
-  const changed: string[] = [];
-  for (const k of [...NETWORK_INPUT_KEYS, "connection", "__credentials", "rendered"])
-    if (stable(olds[k]) !== stable(news[k])) changed.push(k);
+  const changed = changedKeys([...NETWORK_INPUT_KEYS, "connection", "__credentials", "rendered"], olds, news);
   if (containsUnknown(news.connection) || !sameTarget(olds.connection, news.connection))
     replaces.push("connection");
   if (isUnknown(news.name) || (news.name ?? olds.name) !== olds.name) replaces.push("name");

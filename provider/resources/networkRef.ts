@@ -8,7 +8,7 @@ import {
   parseStrictIp,
   Problems,
   PropertyError,
-} from "../validation";
+} from "../model/validation";
 
 export function checkNetworkRef(ref: unknown, required: boolean): PropertyError[] {
   const problems = new Problems();

@@ -2,18 +2,19 @@
 import { validateConnection } from "../host";
 import { Host } from "../host/host";
 import { applyRoute, deleteRoute, readRoute } from "../network/lifecycle";
-import { buildRouteSpec, RouteInputs, RouteSpec, routeArgv } from "../network/route";
-import { containsUnknown, ValidationError } from "../validation";
+import { buildRouteSpec, RouteInputs, RouteSpec } from "../model/staticRoute";
+import { routeArgv } from "../network/route";
+import { containsUnknown, ValidationError } from "../model/validation";
 import { checkNetworkRef } from "./networkRef";
 import { connectTo, resolveConnection } from "./connection";
+import { changedKeys, pick, Props } from "./props";
+import { ROUTE_INPUT_KEYS } from "../model/inputs";
 
-type Props = Record<string, any>;
-export const ROUTE_INPUT_KEYS = ["name", "destination", "gateway", "metric", "network"] as const;
+/** The route's own inputs, and the network it goes via (the SDK copies that from a VirtualNetwork). */
+const INPUT_KEYS = [...ROUTE_INPUT_KEYS, "network"] as const;
 
 function routeInputs(props: Props): RouteInputs {
-  const out: Props = {};
-  for (const k of ROUTE_INPUT_KEYS) if (props[k] !== undefined) out[k] = props[k];
-  return out as RouteInputs;
+  return pick(INPUT_KEYS, props);
 }
 
 /** The command virtnet runs, as `preview --diff` shows it. */
@@ -50,10 +51,7 @@ function outputs(props: Props, spec: RouteSpec, host: Host, drift: string[]): Pr
 }
 
 export function diff(_id: string, olds: Props, news: Props) {
-  const stable = (v: unknown) => JSON.stringify(v ?? null);
-  const changed = [...ROUTE_INPUT_KEYS, "connection", "__credentials"].filter(
-    (k) => stable(olds[k]) !== stable(news[k]),
-  );
+  const changed = changedKeys([...INPUT_KEYS, "connection", "__credentials"], olds, news);
   const target = (p: Props) => {
     const c = resolveConnection(p.connection);
     return `${c.host}:${c.port ?? 22}`;

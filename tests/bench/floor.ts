@@ -12,12 +12,12 @@
 //   commands through nsenter instead of SSH: what the engine-path figures cost minus SSH and Pulumi.
 import { RunResult } from "../../provider/host/host";
 import { networkPaths } from "../../provider/naming";
-import { buildRangeSpec, DhcpRangeSpec } from "../../provider/network/dhcp";
+import { buildRangeSpec, DhcpRangeSpec } from "../../provider/model/dhcpRange";
 import { applyNetwork, applyRange, deleteNetwork, deleteRange } from "../../provider/network/lifecycle";
 import { parseProbe, PROBE_SCRIPT, probeArgs } from "../../provider/network/observe";
 import { planApply, planDelete } from "../../provider/network/plan";
 import { renderApplyScript } from "../../provider/network/script";
-import { buildNetworkSpec, NetworkSpec } from "../../provider/network/spec";
+import { buildNetworkSpec, NetworkSpec } from "../../provider/model/network";
 import { hostExec } from "../lab/lab";
 import { nsenterHost } from "../support/countingHost";
 import { BenchNet, subnetBase } from "./stacks";

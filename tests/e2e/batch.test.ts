@@ -11,7 +11,7 @@ import {
   readNetwork,
 } from "../../provider/network/lifecycle";
 import { isOurDnsmasq } from "../../provider/network/observe";
-import { buildNetworkSpec, NetworkSpec } from "../../provider/network/spec";
+import { buildNetworkSpec, NetworkSpec } from "../../provider/model/network";
 import { networkPaths, nftChainId, NFT_TABLE_REF } from "../../provider/naming";
 import { nsenterHost } from "../support/countingHost";
 import { Host } from "../../provider/host/host";

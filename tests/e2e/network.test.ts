@@ -6,7 +6,7 @@ import { connect } from "../../provider/host";
 import { legacyNftTableName, networkPaths, nftChainId } from "../../provider/naming";
 import { applyNetwork, observe } from "../../provider/network/lifecycle";
 import { planApply } from "../../provider/network/plan";
-import { buildNetworkSpec } from "../../provider/network/spec";
+import { buildNetworkSpec } from "../../provider/model/network";
 import { VirtualNetwork, VirtualNetworkArgs } from "../../sdk";
 import { DeploymentError, findOp, findResource, TestStack } from "../engine/engine";
 import { isSecret } from "../engine/plugin";

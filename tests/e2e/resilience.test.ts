@@ -13,7 +13,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { expect } from "chai";
 import { connect } from "../../provider/host";
 import { applyNetwork, deleteNetwork } from "../../provider/network/lifecycle";
-import { buildNetworkSpec } from "../../provider/network/spec";
+import { buildNetworkSpec } from "../../provider/model/network";
 import { nftChainId } from "../../provider/naming";
 import { VirtualNetwork, VirtualNetworkArgs } from "../../sdk";
 import { DeploymentError, findOp, findResource, TestStack } from "../engine/engine";

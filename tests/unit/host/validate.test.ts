@@ -2,7 +2,7 @@ import { expect } from "chai";
 import { utils } from "ssh2";
 import { validateConnection } from "../../../provider/host";
 import { fingerprintOf, parseHostKey } from "../../../provider/host/hostkey";
-import { UNKNOWN } from "../../../provider/validation";
+import { UNKNOWN } from "../../../provider/model/validation";
 
 const hostPair = utils.generateKeyPairSync("ed25519");
 const clientPair = utils.generateKeyPairSync("ed25519");

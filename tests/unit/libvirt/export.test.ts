@@ -1,8 +1,8 @@
 import { expect } from "chai";
 import { toLibvirtXml, LibvirtRoute } from "../../../provider/libvirt/export";
 import { fromLibvirtXml, importLibvirtNetwork } from "../../../provider/libvirt/import";
-import { buildRangeSpec, DhcpRangeInputs, DhcpRangeSpec } from "../../../provider/network/dhcp";
-import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../../../provider/network/spec";
+import { buildRangeSpec, DhcpRangeInputs, DhcpRangeSpec } from "../../../provider/model/dhcpRange";
+import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../../../provider/model/network";
 import { expectGolden } from "../golden";
 import { expectLibvirtValid, meaning, NOT_LIBVIRT, readFixture, validFixtures } from "./support";
 

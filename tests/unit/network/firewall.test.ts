@@ -11,7 +11,7 @@ import {
 } from "../../../provider/network/firewall";
 import { ObservedFirewall, ObservedNetwork } from "../../../provider/network/observe";
 import { appliedRecord, planApply, planDelete } from "../../../provider/network/plan";
-import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../../../provider/network/spec";
+import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../../../provider/model/network";
 import { parseIptablesSave } from "../../../provider/render/iptables";
 import { renderNetworkRestore } from "../../../provider/render/restore";
 import { PrivateHost } from "./privateHost";

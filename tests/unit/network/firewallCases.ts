@@ -1,5 +1,5 @@
 // The networks whose firewall every driver renders (golden files per driver).
-import { NetworkInputs } from "../../../provider/network/spec";
+import { NetworkInputs } from "../../../provider/model/network";
 
 const ipv4 = { cidr: "10.50.1.0/24" };
 const ipv6 = { cidr: "fd00:50:1::/64" };

@@ -3,7 +3,7 @@
 import { expect } from "chai";
 import { GENERATION_FILE, STATE_DIR } from "../../../provider/naming";
 import { removeStateDirAction } from "../../../provider/network/route";
-import { buildNetworkSpec, NetworkSpec } from "../../../provider/network/spec";
+import { buildNetworkSpec, NetworkSpec } from "../../../provider/model/network";
 import { PrivateHost } from "./privateHost";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

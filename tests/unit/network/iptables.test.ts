@@ -11,7 +11,7 @@ import {
   removeForeignFirewallActions,
 } from "../../../provider/network/foreignFirewalls";
 import { appliedRecord } from "../../../provider/network/plan";
-import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../../../provider/network/spec";
+import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../../../provider/model/network";
 import { IpFamily } from "../../../provider/render/firewallIntent";
 import {
   iptablesSaveText,

@@ -4,7 +4,7 @@
 import { expect } from "chai";
 import { legacyNftTableName, nftChainId } from "../../../provider/naming";
 import { ownFirewallActions, removeOwnFirewallActions } from "../../../provider/network/firewall";
-import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../../../provider/network/spec";
+import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../../../provider/model/network";
 import { renderNftables } from "../../../provider/render/nftables";
 import { PrivateHost } from "./privateHost";
 

@@ -15,7 +15,7 @@ import {
   writeFileAction,
 } from "../../../provider/network/plan";
 import { renderApplyScript } from "../../../provider/network/script";
-import { buildNetworkSpec, NetworkSpec } from "../../../provider/network/spec";
+import { buildNetworkSpec, NetworkSpec } from "../../../provider/model/network";
 import { renderDnsmasqConf, renderHostsFile } from "../../../provider/render/dnsmasq";
 import { nftChainNames, renderNftables } from "../../../provider/render/nftables";
 import { firewallOf } from "../../../provider/network/firewall";

@@ -7,7 +7,7 @@ import { NetworkPaths, networkPaths } from "../../../provider/naming";
 import { ObservedNetwork, parseProbe, probeArgs, PROBE_SCRIPT } from "../../../provider/network/observe";
 import { Action } from "../../../provider/network/plan";
 import { renderApplyScript } from "../../../provider/network/script";
-import { NetworkSpec } from "../../../provider/network/spec";
+import { NetworkSpec } from "../../../provider/model/network";
 
 export class PrivateHost {
   private constructor(readonly pid: number) {}

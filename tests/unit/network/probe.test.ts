@@ -4,7 +4,7 @@ import { expect } from "chai";
 import { quote } from "shell-quote";
 import { networkPaths } from "../../../provider/naming";
 import { MULTI_PROBE_SCRIPT, parseMultiProbe, probeArgs } from "../../../provider/network/observe";
-import { buildNetworkSpec, NetworkSpec } from "../../../provider/network/spec";
+import { buildNetworkSpec, NetworkSpec } from "../../../provider/model/network";
 import { PrivateHost } from "./privateHost";
 
 describe("probe on a private namespace", function () {

@@ -1,12 +1,7 @@
 import { expect } from "chai";
-import {
-  buildRouteSpec,
-  planRoute,
-  planRouteDelete,
-  ROUTE_PROTO,
-  RouteObservation,
-} from "../../../provider/network/route";
-import { UNKNOWN } from "../../../provider/validation";
+import { buildRouteSpec } from "../../../provider/model/staticRoute";
+import { planRoute, planRouteDelete, ROUTE_PROTO, RouteObservation } from "../../../provider/network/route";
+import { UNKNOWN } from "../../../provider/model/validation";
 
 const empty = (): RouteObservation => ({
   kernel: [],

@@ -1,6 +1,6 @@
 import { expect } from "chai";
-import { buildNetworkSpec, NetworkInputs } from "../../../provider/network/spec";
-import { UNKNOWN } from "../../../provider/validation";
+import { buildNetworkSpec, NetworkInputs } from "../../../provider/model/network";
+import { UNKNOWN } from "../../../provider/model/validation";
 
 function errorsOf(inputs: NetworkInputs, name = "lab") {
   return buildNetworkSpec(inputs, name).errors;

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { diff, NETWORK_INPUT_KEYS } from "../../../provider/resources/network";
-import { UNKNOWN } from "../../../provider/validation";
+import { UNKNOWN } from "../../../provider/model/validation";
 
 const connection = { host: "198.18.0.11", hostKey: "SHA256:abc" };
 const inputs = { connection, name: "lab", mode: "nat", ipv4: { cidr: "10.50.1.0/24" } };

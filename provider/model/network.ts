@@ -1,5 +1,7 @@
 // A network's inputs, validated and normalized into the desired state that renderers and the apply layer use.
 import * as ipaddr from "ipaddr.js";
+import { FIREWALL_BACKENDS, NetworkArgs, Unchecked } from "./inputs";
+import { Mode, MODES, modeMasquerades, modeRoutesThroughFirewall } from "./modes";
 import { defaultBridgeMac, defaultBridgeName, MAX_IFNAME } from "../naming";
 import {
   checkInteger,
@@ -12,52 +14,12 @@ import {
   parseStrictIp,
   Problems,
   PropertyError,
-} from "../validation";
+} from "./validation";
 
-export const MODES = ["nat", "route", "open", "isolated"] as const;
-export type Mode = (typeof MODES)[number];
-
-/** "auto": nftables when the host has nft, else iptables; decided per host when first applied. */
-export const FIREWALL_BACKENDS = ["auto", "nftables", "iptables"] as const;
 export type FirewallBackend = Exclude<(typeof FIREWALL_BACKENDS)[number], "auto">;
 
 /** What a user writes (after the SDK has split off the connection). Any field may be a preview unknown. */
-export interface NetworkInputs {
-  name?: string;
-  mode?: string;
-  /** Brought back at boot as last applied (default true, like libvirt's autostart). */
-  autostart?: boolean;
-  firewallBackend?: string;
-  ipv4?: { cidr?: string; gateway?: string };
-  ipv6?: { cidr?: string; gateway?: string };
-  forwardDevice?: string;
-  nat?: {
-    addressRange?: { start?: string; end?: string };
-    portRange?: { start?: number; end?: number };
-    /** Masquerade IPv6 too (libvirt's <nat ipv6='yes'>); otherwise IPv6 is routed. */
-    ipv6?: boolean;
-  };
-  bridge?: { name?: string; stp?: boolean; delay?: number; mtu?: number; macAddress?: string; zone?: string };
-  domain?: { name?: string; localOnly?: boolean };
-  dns?: {
-    enabled?: boolean;
-    forwarders?: ({ address?: string; domain?: string } | string)[];
-    hosts?: { ip?: string; hostnames?: string[] }[];
-    srv?: SrvInput[];
-    txt?: { name?: string; value?: string }[];
-  };
-}
-
-/** Like libvirt's <srv service protocol domain target port priority weight/>. */
-export interface SrvInput {
-  service?: string;
-  protocol?: string;
-  domain?: string;
-  target?: string;
-  port?: number;
-  priority?: number;
-  weight?: number;
-}
+export type NetworkInputs = Unchecked<NetworkArgs>;
 
 export interface SrvRecord {
   service: string;
@@ -225,7 +187,8 @@ function checkIfname(value: unknown, path: string, problems: Problems): string |
 function checkNat(raw: NetworkInputs["nat"], mode: Mode | undefined, problems: Problems): NetworkSpec["nat"] {
   const nat: NetworkSpec["nat"] = { portRange: { ...DEFAULT_NAT_PORTS } };
   if (raw === undefined) return nat;
-  if (mode !== undefined && mode !== "nat") problems.add("nat", `applies only to mode "nat", not "${mode}"`);
+  if (mode !== undefined && !modeMasquerades(mode))
+    problems.add("nat", `applies only to mode "nat", not "${mode}"`);
   if (raw.addressRange !== undefined) {
     const { start, end } = raw.addressRange;
     const s = typeof start === "string" ? parseIpv4(start) : undefined;
@@ -378,15 +341,26 @@ export function buildNetworkSpec(raw: NetworkInputs, defaultName: string): SpecR
   if (raw.ipv4 !== undefined && !containsUnknown(raw.ipv4)) ipv4 = checkIpv4(raw.ipv4, problems);
   let ipv6: Ipv6Spec | undefined;
   if (raw.ipv6 !== undefined && !containsUnknown(raw.ipv6)) ipv6 = checkIpv6(raw.ipv6, problems);
-  if (raw.ipv4 === undefined && raw.ipv6 === undefined && (mode === "nat" || mode === "route"))
+  if (
+    raw.ipv4 === undefined &&
+    raw.ipv6 === undefined &&
+    mode !== undefined &&
+    modeRoutesThroughFirewall(mode)
+  )
     problems.add("ipv4", `mode "${mode}" needs an address: set ipv4.cidr or ipv6.cidr`);
-  if (mode === "nat" && raw.ipv4 === undefined && raw.ipv6 !== undefined && raw.nat?.ipv6 !== true)
+  if (
+    mode !== undefined &&
+    modeMasquerades(mode) &&
+    raw.ipv4 === undefined &&
+    raw.ipv6 !== undefined &&
+    raw.nat?.ipv6 !== true
+  )
     problems.add("ipv4", 'mode "nat" with only IPv6 needs nat.ipv6: true, or an ipv4 subnet to masquerade');
 
   let forwardDevice: string | undefined;
   if (known(raw.forwardDevice)) {
     forwardDevice = checkIfname(raw.forwardDevice, "forwardDevice", problems);
-    if (mode === "open" || mode === "isolated")
+    if (mode !== undefined && !modeRoutesThroughFirewall(mode))
       problems.add("forwardDevice", `applies only to modes "nat" and "route", not "${mode}"`);
   }
 

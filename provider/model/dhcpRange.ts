@@ -9,7 +9,7 @@ import {
   parseStrictCidr,
   Problems,
   PropertyError,
-} from "../validation";
+} from "./validation";
 
 export interface DhcpRangeInputs {
   name?: string;

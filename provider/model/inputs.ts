@@ -1,0 +1,132 @@
+// What a user writes for each resource, declared once: the SDK takes these as its argument types (each value
+// wrapped in pulumi.Input) and the provider's resources take the key lists as values. Imports nothing at run
+// time, so the SDK may load it in a Pulumi program.
+import type { Mode } from "./modes";
+
+export type { Mode } from "./modes";
+
+/** "auto": nftables when the host has nft, else iptables; decided per host when first applied. */
+export const FIREWALL_BACKENDS = ["auto", "nftables", "iptables"] as const;
+
+/** A VirtualNetwork's inputs besides its connection. */
+export interface NetworkArgs {
+  /** Unique per host; defaults to the resource name. */
+  name?: string;
+  mode: Mode;
+  /** Brought back at boot as last applied (default true, like libvirt's autostart); false: transient. */
+  autostart?: boolean;
+  /**
+   * Which firewall carries the network's rules: "auto" (default: nftables where the host has nft, else
+   * iptables, chosen when first applied and kept), "nftables" (chains "<id>.input" etc. in the table "inet virtnet")
+   * or "iptables" (chains "VN-<hash>-*").
+   */
+  firewallBackend?: (typeof FIREWALL_BACKENDS)[number];
+  ipv4?: { cidr: string; gateway?: string };
+  /** Alone or beside ipv4. Router advertisements (SLAAC) by default; stateful DHCPv6 with an IPv6 DhcpRange. */
+  ipv6?: { cidr: string; gateway?: string };
+  /** nat/route only through this uplink. */
+  forwardDevice?: string;
+  nat?: {
+    addressRange?: { start: string; end: string };
+    portRange?: { start: number; end: number };
+    /** Masquerade IPv6 too (libvirt's <nat ipv6='yes'>); by default IPv6 is routed. */
+    ipv6?: boolean;
+  };
+  bridge?: {
+    name?: string;
+    stp?: boolean;
+    delay?: number;
+    mtu?: number;
+    macAddress?: string;
+    /** firewalld zone to put the bridge in (e.g. "trusted"; libvirt uses "libvirt"); needs firewall-cmd on the host. */
+    zone?: string;
+  };
+  domain?: { name: string; localOnly?: boolean };
+  dns?: {
+    enabled?: boolean;
+    forwarders?: (string | { address: string; domain?: string })[];
+    hosts?: { ip: string; hostnames: string[] }[];
+    /** SRV records, like libvirt's <srv>; the domain defaults to the network's domain. */
+    srv?: SrvArgs[];
+    txt?: { name: string; value: string }[];
+  };
+}
+
+/** Like libvirt's <srv service protocol domain target port priority weight/>. */
+export interface SrvArgs {
+  service: string;
+  protocol: "tcp" | "udp";
+  domain?: string;
+  target?: string;
+  port?: number;
+  priority?: number;
+  weight?: number;
+}
+
+/** The input properties of a VirtualNetwork (besides connection), in the order the SDK lists them. */
+export const NETWORK_INPUT_KEYS = [
+  "name",
+  "mode",
+  "autostart",
+  "firewallBackend",
+  "ipv4",
+  "ipv6",
+  "forwardDevice",
+  "nat",
+  "bridge",
+  "domain",
+  "dns",
+] as const;
+
+export interface DhcpReservationArgs {
+  mac: string;
+  ip: string;
+  hostname?: string;
+}
+
+/** A DhcpRange's inputs besides its network. */
+export interface RangeArgs {
+  /** Unique within the network; defaults to the resource name. */
+  name?: string;
+  start: string;
+  end: string;
+  /** dnsmasq lease time: "3600", "30m", "1h", "7d" or "infinite"; default "1h". */
+  leaseTime?: string;
+  hosts?: DhcpReservationArgs[];
+}
+
+export const RANGE_INPUT_KEYS = ["name", "start", "end", "leaseTime", "hosts"] as const;
+
+/** A StaticRoute's inputs besides its connection or network. */
+export interface RouteArgs {
+  /** Unique per host; defaults to the resource name. */
+  name?: string;
+  destination: string;
+  /** Must be on a directly connected network of the host. */
+  gateway: string;
+  metric?: number;
+}
+
+export const ROUTE_INPUT_KEYS = ["name", "destination", "gateway", "metric"] as const;
+
+/**
+ * What arrives for the inputs `T` before validation: every field optional, strings of any value (a
+ * preview's unknowns among them).
+ */
+export type Unchecked<T> = [T] extends [string]
+  ? string
+  : [T] extends [number]
+    ? number
+    : [T] extends [boolean]
+      ? boolean
+      : T extends readonly (infer U)[]
+        ? Unchecked<U>[]
+        : T extends object
+          ? { [K in keyof T]?: Unchecked<NonNullable<T[K]>> }
+          : T;
+
+// Each key list names exactly its interface's keys.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _networkKeys: Same<(typeof NETWORK_INPUT_KEYS)[number], keyof NetworkArgs> = true;
+const _rangeKeys: Same<(typeof RANGE_INPUT_KEYS)[number], keyof RangeArgs> = true;
+const _routeKeys: Same<(typeof ROUTE_INPUT_KEYS)[number], keyof RouteArgs> = true;
