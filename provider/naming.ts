@@ -1,8 +1,11 @@
-// The one module that decides what virtnet's things are called on a host.
+// The one module that decides what virtnet's things are called on a host: every name and every path.
 import { createHash } from "node:crypto";
 
 export const STATE_DIR = "/var/lib/virtnet";
 export const RUN_DIR = "/run/virtnet";
+/** Each network's own directories are "<name>" in these two. */
+export const NETWORKS_STATE_DIR = `${STATE_DIR}/networks`;
+export const NETWORKS_RUN_DIR = `${RUN_DIR}/networks`;
 /** flock(2) on a directory that always exists: no lock file is created, so teardown leaves nothing behind. */
 export const HOST_LOCK_PATH = "/run";
 /**
@@ -12,6 +15,53 @@ export const HOST_LOCK_PATH = "/run";
 export const GENERATION_FILE = `${STATE_DIR}/generation`;
 /** virtnet's record of raising fs.inotify.max_user_instances: "<original> <raised to>". */
 export const INOTIFY_MARKER = `${STATE_DIR}/inotify.virtnet`;
+/** virtnet's records of turning forwarding on (empty files): the last network that needs it turns it off. */
+export const FORWARDING_MARKERS = {
+  ipv4: `${STATE_DIR}/ip_forward.virtnet`,
+  ipv6: `${STATE_DIR}/ip6_forward.virtnet`,
+} as const;
+/** virtnet's record of the iptables-nft tables and built-in chains it made: "ip filter", "ip filter INPUT". */
+export const IPTABLES_SCAFFOLD = `${STATE_DIR}/iptables-scaffold`;
+
+/** Kernel settings virtnet changes (sysctl names). */
+export const SYSCTL = {
+  ipv4Forwarding: "net.ipv4.ip_forward",
+  ipv6Forwarding: "net.ipv6.conf.all.forwarding",
+  inotifyInstances: "fs.inotify.max_user_instances",
+  /** Read only: a new random uuid at every read. */
+  randomUuid: "kernel.random.uuid",
+} as const;
+
+/** Where a sysctl is read: /proc/sys/net/ipv4/ip_forward for net.ipv4.ip_forward. */
+export function sysctlPath(name: string): string {
+  return `/proc/sys/${name.replace(/\./g, "/")}`;
+}
+
+/** Static routes: virtnet's route protocol number (unassigned in iproute2's rt_protos) and its records. */
+export const ROUTE_PROTO = 242;
+export const ROUTES_DIR = `${STATE_DIR}/routes`;
+
+export function routeRecordPath(routeName: string): string {
+  return `${ROUTES_DIR}/${routeName}.json`;
+}
+
+/** What the boot-time restore runs for one route. */
+export function routeRestorePath(routeName: string): string {
+  return `${ROUTES_DIR}/${routeName}.restore`;
+}
+
+/** Boot-time restore: one entry point, run by a systemd unit on hosts that run systemd. */
+export const RESTORE_ENTRY = `${STATE_DIR}/restore`;
+/** Exists on a host that runs systemd. */
+export const SYSTEMD_RUNTIME_DIR = "/run/systemd/system";
+export const SYSTEMD_UNIT_NAME = "virtnet-restore.service";
+export const SYSTEMD_UNIT_PATH = `/etc/systemd/system/${SYSTEMD_UNIT_NAME}`;
+export const SYSTEMD_WANTS_DIR = "/etc/systemd/system/multi-user.target.wants";
+export const SYSTEMD_WANTS_LINK = `${SYSTEMD_WANTS_DIR}/${SYSTEMD_UNIT_NAME}`;
+
+/** A round script's own temporary directory: "<TMPDIR>/virtnet-round.XXXXXX". */
+export const ROUND_TMP_PREFIX = "virtnet-round.";
+
 export const MAX_IFNAME = 15; // IFNAMSIZ - 1
 
 function digest(text: string): string {
@@ -91,9 +141,13 @@ export interface NetworkPaths {
   restoreScript: string;
 }
 
+/** A network's record and restore script, in its state directory. */
+export const NETWORK_RECORD_FILE = "network.json";
+export const NETWORK_RESTORE_FILE = "restore.sh";
+
 export function networkPaths(networkName: string): NetworkPaths {
-  const stateDir = `${STATE_DIR}/networks/${networkName}`;
-  const runDir = `${RUN_DIR}/networks/${networkName}`;
+  const stateDir = `${NETWORKS_STATE_DIR}/${networkName}`;
+  const runDir = `${NETWORKS_RUN_DIR}/${networkName}`;
   return {
     stateDir,
     runDir,
@@ -101,13 +155,18 @@ export function networkPaths(networkName: string): NetworkPaths {
     dnsmasqPid: `${runDir}/dnsmasq.pid`,
     addnHosts: `${stateDir}/hosts`,
     leases: `${stateDir}/dnsmasq.leases`,
-    appliedSpec: `${stateDir}/network.json`,
+    appliedSpec: `${stateDir}/${NETWORK_RECORD_FILE}`,
     dhcpHosts: `${stateDir}/dhcp-hosts`,
     rangesDir: `${stateDir}/ranges`,
-    restoreScript: `${stateDir}/restore.sh`,
+    restoreScript: `${stateDir}/${NETWORK_RESTORE_FILE}`,
   };
 }
 
 export function rangeRecordPath(networkName: string, rangeName: string): string {
   return `${networkPaths(networkName).rangesDir}/${rangeName}.json`;
+}
+
+/** Paths in one network's own directories; everything else of virtnet's on a host is shared by its networks. */
+export function isNetworkPath(path: string): boolean {
+  return path.startsWith(`${NETWORKS_STATE_DIR}/`) || path.startsWith(`${NETWORKS_RUN_DIR}/`);
 }

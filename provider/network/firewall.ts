@@ -2,7 +2,7 @@
 // make that backend's rules match the render, with their undo. The drivers own the syntax
 // (render/nftables.ts, render/iptables.ts); this module only compares what the host has with what is wanted.
 import { quote } from "shell-quote";
-import { iptablesChainPrefix, NFT_FAMILY, NFT_TABLE, NFT_TABLE_REF, STATE_DIR } from "../naming";
+import { IPTABLES_SCAFFOLD, iptablesChainPrefix, NFT_FAMILY, NFT_TABLE, NFT_TABLE_REF } from "../naming";
 import { modeHasNoFirewall } from "../model/modes";
 import { IpFamily } from "../render/firewallIntent";
 import {
@@ -30,9 +30,6 @@ import { FirewallBackend, NetworkSpec } from "../model/network";
 import type { Action } from "./plan";
 
 const sh = (...argv: string[]) => quote(argv);
-
-/** virtnet's record of the iptables-nft tables and built-in chains it made: "ip filter", "ip filter INPUT". */
-export const IPTABLES_SCAFFOLD = `${STATE_DIR}/iptables-scaffold`;
 
 const IPTABLES_TOOLS = ["iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save"];
 const NFT_FAMILY_OF: Record<IpFamily, string> = { ipv4: "ip", ipv6: "ip6" };

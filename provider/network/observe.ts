@@ -1,5 +1,28 @@
 // What a host has for one network, read from the kernel and the host's files in one round trip.
-import { legacyNftTableName, NetworkPaths, NFT_TABLE, NFT_TABLE_REF, RUN_DIR, STATE_DIR } from "../naming";
+import { quote } from "shell-quote";
+import {
+  FORWARDING_MARKERS,
+  GENERATION_FILE,
+  INOTIFY_MARKER,
+  IPTABLES_SCAFFOLD,
+  legacyNftTableName,
+  NETWORK_RECORD_FILE,
+  NetworkPaths,
+  NETWORKS_RUN_DIR,
+  NETWORKS_STATE_DIR,
+  NFT_TABLE,
+  NFT_TABLE_REF,
+  RESTORE_ENTRY,
+  ROUTES_DIR,
+  RUN_DIR,
+  STATE_DIR,
+  SYSCTL,
+  sysctlPath,
+  SYSTEMD_RUNTIME_DIR,
+  SYSTEMD_UNIT_PATH,
+  SYSTEMD_WANTS_DIR,
+  SYSTEMD_WANTS_LINK,
+} from "../naming";
 import { IpFamily } from "../render/firewallIntent";
 import { IptListing, parseIptablesSave } from "../render/iptables";
 import { networkChainsOf } from "../render/nftables";
@@ -14,12 +37,16 @@ export const PROBE_VARS = [
   "pidfile",
   "conf",
   "hostsfile",
-  "stateroot",
+  "dhcphosts",
+  "rangesdir",
+  "restorenet",
   "gw",
   "netdir",
   "rundir",
-  "runroot",
 ] as const;
+
+/** A path of naming.ts in shell text. */
+const q = (path: string) => quote([path]);
 
 /**
  * proc_start PID: sets vn_state and vn_start to the process's state and start time (/proc/<pid>/stat fields 3
@@ -35,7 +62,7 @@ export const PROC_START = String.raw`proc_start() {
 }`;
 
 /** Sets $vn_gen to the host's generation token ("" without one), never through a symlink. */
-export const READ_GENERATION = String.raw`vn_gen=""; [ -f "$stateroot/generation" ] && [ ! -L "$stateroot/generation" ] && read -r vn_gen < "$stateroot/generation"`;
+export const READ_GENERATION = `vn_gen=""; [ -f ${q(GENERATION_FILE)} ] && [ ! -L ${q(GENERATION_FILE)} ] && read -r vn_gen < ${q(GENERATION_FILE)}`;
 
 /**
  * A read-only shell function: everything a plan reads, in one round trip. Its first section is the host's
@@ -50,30 +77,30 @@ export const PROBE_FUNCTION = [
   echo "@@addrs"; ip -j -d addr show 2>/dev/null
   echo "@@routes4"; ip -j -4 route show table main 2>/dev/null
   echo "@@routes6"; ip -j -6 route show table main 2>/dev/null
-  echo "@@routerecords"; for f in "$stateroot"/routes/*.json; do [ -f "$f" ] && [ ! -L "$f" ] && { cat "$f"; echo; }; done
+  echo "@@routerecords"; for f in ${q(ROUTES_DIR)}/*.json; do [ -f "$f" ] && [ ! -L "$f" ] && { cat "$f"; echo; }; done
   echo "@@chains"; vn_chains=$(nft -j list chains 2>/dev/null); echo "$vn_chains"
   echo "@@nfttable"; nft list table ${NFT_TABLE_REF} 2>/dev/null
   # A sysctl file answers a one-byte read(2), which is how the shell's read reads, with its first byte only:
   # enough for these two (0 or 1), not for numbers (cat below). read's status is 1 here, with the value set.
-  echo "@@forward"; vn_f=""; read -r vn_f < /proc/sys/net/ipv4/ip_forward; echo "$vn_f"
-  echo "@@forwardmarker"; [ -e "$stateroot/ip_forward.virtnet" ] && echo yes
-  echo "@@forward6"; vn_f=""; { read -r vn_f < /proc/sys/net/ipv6/conf/all/forwarding; } 2>/dev/null; echo "$vn_f"
-  echo "@@forward6marker"; [ -e "$stateroot/ip6_forward.virtnet" ] && echo yes
-  echo "@@inotify"; cat /proc/sys/fs/inotify/max_user_instances
-  [ -f "$stateroot/inotify.virtnet" ] && [ ! -L "$stateroot/inotify.virtnet" ] && read -r vn_f < "$stateroot/inotify.virtnet" && echo "$vn_f"
-  [ -d /run/systemd/system ] && echo "@@systemd"
-  [ -f "$stateroot/restore" ] && [ ! -L "$stateroot/restore" ] && { echo "@@restoreentry"; cat "$stateroot/restore"; }
-  [ -f /etc/systemd/system/virtnet-restore.service ] && [ ! -L /etc/systemd/system/virtnet-restore.service ] && { echo "@@unit"; cat /etc/systemd/system/virtnet-restore.service; }
-  [ -L /etc/systemd/system/multi-user.target.wants/virtnet-restore.service ] && echo "@@unitenabled"
-  [ -d /etc/systemd/system/multi-user.target.wants ] && echo "@@wantsdir"
-  echo "@@networks"; [ -d "$stateroot/networks" ] && find "$stateroot/networks" -mindepth 2 -maxdepth 2 -name network.json -type f -exec awk 1 {} + 2>/dev/null
+  echo "@@forward"; vn_f=""; read -r vn_f < ${q(sysctlPath(SYSCTL.ipv4Forwarding))}; echo "$vn_f"
+  echo "@@forwardmarker"; [ -e ${q(FORWARDING_MARKERS.ipv4)} ] && echo yes
+  echo "@@forward6"; vn_f=""; { read -r vn_f < ${q(sysctlPath(SYSCTL.ipv6Forwarding))}; } 2>/dev/null; echo "$vn_f"
+  echo "@@forward6marker"; [ -e ${q(FORWARDING_MARKERS.ipv6)} ] && echo yes
+  echo "@@inotify"; cat ${q(sysctlPath(SYSCTL.inotifyInstances))}
+  [ -f ${q(INOTIFY_MARKER)} ] && [ ! -L ${q(INOTIFY_MARKER)} ] && read -r vn_f < ${q(INOTIFY_MARKER)} && echo "$vn_f"
+  [ -d ${q(SYSTEMD_RUNTIME_DIR)} ] && echo "@@systemd"
+  [ -f ${q(RESTORE_ENTRY)} ] && [ ! -L ${q(RESTORE_ENTRY)} ] && { echo "@@restoreentry"; cat ${q(RESTORE_ENTRY)}; }
+  [ -f ${q(SYSTEMD_UNIT_PATH)} ] && [ ! -L ${q(SYSTEMD_UNIT_PATH)} ] && { echo "@@unit"; cat ${q(SYSTEMD_UNIT_PATH)}; }
+  [ -L ${q(SYSTEMD_WANTS_LINK)} ] && echo "@@unitenabled"
+  [ -d ${q(SYSTEMD_WANTS_DIR)} ] && echo "@@wantsdir"
+  echo "@@networks"; [ -d ${q(NETWORKS_STATE_DIR)} ] && find ${q(NETWORKS_STATE_DIR)} -mindepth 2 -maxdepth 2 -name ${q(NETWORK_RECORD_FILE)} -type f -exec awk 1 {} + 2>/dev/null
   echo "@@fwtools"; for t in nft iptables-restore ip6tables-restore iptables-save ip6tables-save firewall-cmd; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done; iptables -V 2>/dev/null
   echo "@@ipt4"; iptables-save 2>/dev/null | sed -n -E '/^\*|^:(VN-|DOCKER-USER |FORWARD )|VN-|^-A DOCKER-USER .*virtnet/{s/ \[[0-9]+:[0-9]+\]$//;p}'
   echo "@@ipt6"; ip6tables-save 2>/dev/null | sed -n -E '/^\*|^:(VN-|DOCKER-USER |FORWARD )|VN-|^-A DOCKER-USER .*virtnet/{s/ \[[0-9]+:[0-9]+\]$//;p}'
-  echo "@@iptscaffold"; [ -f "$stateroot/iptables-scaffold" ] && [ ! -L "$stateroot/iptables-scaffold" ] && while read -r f t c; do
+  echo "@@iptscaffold"; [ -f ${q(IPTABLES_SCAFFOLD)} ] && [ ! -L ${q(IPTABLES_SCAFFOLD)} ] && while read -r f t c; do
     echo "= $f $t $c"; [ -n "$c" ] || continue
     if [ "$f" = ip6 ]; then ip6tables -w -t "$t" -S "$c" 2>/dev/null; else iptables -w -t "$t" -S "$c" 2>/dev/null; fi
-  done < "$stateroot/iptables-scaffold"
+  done < ${q(IPTABLES_SCAFFOLD)}
   echo "@@tools"; for t in ip dnsmasq flock find awk; do command -v "$t" >/dev/null 2>&1 || echo "missing-tool $t"; done
   id -u dnsmasq >/dev/null 2>&1 || echo "missing-user dnsmasq"
 }`,
@@ -95,12 +122,12 @@ export const PROBE_FUNCTION = [
     fi;;
   esac
   # The network's files: listed here, read for the whole probe by one awk (files_out).
-  vn_add conf "$conf"; vn_add hosts "$hostsfile"; vn_add dhcphosts "$netdir/dhcp-hosts"
+  vn_add conf "$conf"; vn_add hosts "$hostsfile"; vn_add dhcphosts "$dhcphosts"
   vn_files="$vn_files$vn_k ranges -
 "
-  for f in "$netdir"/ranges/*.json; do vn_add ranges "$f"; done
-  vn_add restorenet "$netdir/restore.sh"
-  echo "@@dirs"; for d in "$stateroot" "$stateroot/networks" "$stateroot/routes" "$netdir" "$netdir/ranges" "$rundir" "$runroot/networks" "$runroot"; do [ -d "$d" ] && echo "$d"; done
+  for f in "$rangesdir"/*.json; do vn_add ranges "$f"; done
+  vn_add restorenet "$restorenet"
+  echo "@@dirs"; for d in ${[STATE_DIR, NETWORKS_STATE_DIR, ROUTES_DIR].map(q).join(" ")} "$netdir" "$rangesdir" "$rundir" ${[NETWORKS_RUN_DIR, RUN_DIR].map(q).join(" ")}; do [ -d "$d" ] && echo "$d"; done
   [ -n "$br" ] && command -v firewall-cmd >/dev/null 2>&1 && { echo "@@fwzone"; firewall-cmd --get-zone-of-interface="$br" 2>&1; echo "exit=$?"; }
 }`,
   // Files to read, a line each: network number, section, path ("-": the section alone). Names are validated,
@@ -128,11 +155,12 @@ export function probeArgs(name: string, bridge: string, paths: NetworkPaths, gat
     paths.dnsmasqPid,
     paths.dnsmasqConf,
     paths.addnHosts,
-    STATE_DIR,
+    paths.dhcpHosts,
+    paths.rangesDir,
+    paths.restoreScript,
     gateway,
     paths.stateDir,
     paths.runDir,
-    RUN_DIR,
   ];
 }
 

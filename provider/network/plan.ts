@@ -3,8 +3,17 @@ import * as ipaddr from "ipaddr.js";
 import { quote } from "shell-quote";
 import {
   bridgeAlias,
+  FORWARDING_MARKERS,
   INOTIFY_MARKER,
   NetworkPaths,
+  NETWORKS_RUN_DIR,
+  NETWORKS_STATE_DIR,
+  rangeRecordPath,
+  RESTORE_ENTRY,
+  SYSCTL,
+  SYSTEMD_UNIT_NAME,
+  SYSTEMD_UNIT_PATH,
+  SYSTEMD_WANTS_LINK,
   NFT_FAMILY,
   NFT_TABLE,
   NFT_TABLE_REF,
@@ -20,10 +29,6 @@ import {
   renderRestoreEntry,
   RestoreFirewall,
   renderSystemdUnit,
-  RESTORE_ENTRY,
-  SYSTEMD_UNIT_NAME,
-  SYSTEMD_UNIT_PATH,
-  SYSTEMD_WANTS_LINK,
 } from "../render/restore";
 import { bridgeTuning, renderBridgeCreate } from "../render/ip";
 import { chooseFirewallBackend, firewallOf, ownFirewallActions, removeOwnFirewallActions } from "./firewall";
@@ -143,14 +148,7 @@ function hostConflicts(spec: NetworkSpec, observed: ObservedNetwork): string[] {
 }
 
 function dirActions(observed: ObservedNetwork, paths: NetworkPaths): Action[] {
-  const wanted = [
-    STATE_DIR,
-    `${STATE_DIR}/networks`,
-    paths.stateDir,
-    RUN_DIR,
-    `${RUN_DIR}/networks`,
-    paths.runDir,
-  ];
+  const wanted = [STATE_DIR, NETWORKS_STATE_DIR, paths.stateDir, RUN_DIR, NETWORKS_RUN_DIR, paths.runDir];
   const own = [paths.stateDir, paths.runDir];
   return wanted
     .filter((d) => !observed.dirs.includes(d))
@@ -268,19 +266,19 @@ function firewallActions(
 function forwardingActions(spec: NetworkSpec, observed: ObservedNetwork): Action[] {
   if (!modeForwards(spec.mode)) return [];
   const actions: Action[] = [];
-  const marker = `${STATE_DIR}/ip_forward.virtnet`;
+  const marker = FORWARDING_MARKERS.ipv4;
   if (!observed.ipForward)
     actions.push({
       name: "enable IPv4 forwarding",
-      run: `sysctl -qw net.ipv4.ip_forward=1 && : > ${sh(marker)}`,
-      undo: `sysctl -qw net.ipv4.ip_forward=0; rm -f ${sh(marker)}`,
+      run: `sysctl -qw ${SYSCTL.ipv4Forwarding}=1 && : > ${sh(marker)}`,
+      undo: `sysctl -qw ${SYSCTL.ipv4Forwarding}=0; rm -f ${sh(marker)}`,
     });
-  const marker6 = `${STATE_DIR}/ip6_forward.virtnet`;
+  const marker6 = FORWARDING_MARKERS.ipv6;
   if (spec.ipv6 && !observed.ip6Forward)
     actions.push({
       name: "enable IPv6 forwarding",
-      run: `sysctl -qw net.ipv6.conf.all.forwarding=1 && : > ${sh(marker6)}`,
-      undo: `sysctl -qw net.ipv6.conf.all.forwarding=0; rm -f ${sh(marker6)}`,
+      run: `sysctl -qw ${SYSCTL.ipv6Forwarding}=1 && : > ${sh(marker6)}`,
+      undo: `sysctl -qw ${SYSCTL.ipv6Forwarding}=0; rm -f ${sh(marker6)}`,
     });
   return actions;
 }
@@ -307,8 +305,8 @@ function inotifyActions(spec: NetworkSpec, ranges: DhcpRangeSpec[], observed: Ob
   return [
     {
       name: `raise fs.inotify.max_user_instances to ${wanted}`,
-      run: `sysctl -qw fs.inotify.max_user_instances=${wanted} && ${marker.run}`,
-      undo: `sysctl -qw fs.inotify.max_user_instances=${i.limit}; ${marker.undo}`,
+      run: `sysctl -qw ${SYSCTL.inotifyInstances}=${wanted} && ${marker.run}`,
+      undo: `sysctl -qw ${SYSCTL.inotifyInstances}=${i.limit}; ${marker.undo}`,
     },
   ];
 }
@@ -456,6 +454,7 @@ function rangeErrors(spec: NetworkSpec, ranges: DhcpRangeSpec[]): string[] {
 }
 
 function rangeRecordActions(
+  network: string,
   ranges: DhcpRangeSpec[],
   observed: ObservedNetwork,
   paths: NetworkPaths,
@@ -471,11 +470,11 @@ function rangeRecordActions(
     const prev = observed.ranges.find((o) => o.name === r.name);
     const text = JSON.stringify(r) + "\n";
     const prevText = prev ? JSON.stringify(prev) + "\n" : undefined;
-    if (text !== prevText) actions.push(writeFileAction(`${paths.rangesDir}/${r.name}.json`, text, prevText));
+    if (text !== prevText) actions.push(writeFileAction(rangeRecordPath(network, r.name), text, prevText));
   }
   for (const o of observed.ranges)
     if (!ranges.some((r) => r.name === o.name)) {
-      actions.push(removeFileAction(`${paths.rangesDir}/${o.name}.json`, JSON.stringify(o) + "\n"));
+      actions.push(removeFileAction(rangeRecordPath(network, o.name), JSON.stringify(o) + "\n"));
     }
   return actions;
 }
@@ -510,7 +509,7 @@ export function planApply(
     ...firewallActions(spec, observed, backend, foreign.actions),
     ...forwardingActions(spec, observed).map(shared),
     ...inotifyActions(spec, ranges, observed).map(shared),
-    ...rangeRecordActions(ranges, observed, paths),
+    ...rangeRecordActions(spec.name, ranges, observed, paths),
     ...dnsmasqActions(spec, ranges, observed, paths),
     ...networkRestoreActions(spec, ranges, observed, paths, restoreFirewall),
     ...restoreGlobalActions(observed, true).map(shared),
@@ -552,16 +551,14 @@ export function planDelete(
   const others = observed.networks.filter((n) => n.name !== name);
   // Remove virtnet's top directories when this was the last network, so the host is as it was before.
   if (others.length === 0) {
-    const top = [`${STATE_DIR}/networks`, `${RUN_DIR}/networks`, RUN_DIR].filter((d) =>
-      observed.dirs.includes(d),
-    );
+    const top = [NETWORKS_STATE_DIR, NETWORKS_RUN_DIR, RUN_DIR].filter((d) => observed.dirs.includes(d));
     if (top.length)
       actions.push({ name: "remove virtnet directories", run: `rmdir ${quote(top)} 2>/dev/null; :` });
   }
   if (observed.forwardMarker && !others.some((n) => modeForwards(n.mode))) {
     actions.push({
       name: "restore IPv4 forwarding",
-      run: `sysctl -qw net.ipv4.ip_forward=0 && rm -f ${sh(`${STATE_DIR}/ip_forward.virtnet`)}`,
+      run: `sysctl -qw ${SYSCTL.ipv4Forwarding}=0 && rm -f ${sh(FORWARDING_MARKERS.ipv4)}`,
     });
   }
   const othersWithIpv6 = others.some(
@@ -570,7 +567,7 @@ export function planDelete(
   if (observed.forward6Marker && !othersWithIpv6) {
     actions.push({
       name: "restore IPv6 forwarding",
-      run: `sysctl -qw net.ipv6.conf.all.forwarding=0 && rm -f ${sh(`${STATE_DIR}/ip6_forward.virtnet`)}`,
+      run: `sysctl -qw ${SYSCTL.ipv6Forwarding}=0 && rm -f ${sh(FORWARDING_MARKERS.ipv6)}`,
     });
   }
   const inotify = observed.inotify;
@@ -578,7 +575,7 @@ export function planDelete(
     // Put the original back, unless someone changed the limit since virtnet raised it.
     const back =
       inotify.limit === inotify.marker.raised
-        ? `sysctl -qw fs.inotify.max_user_instances=${inotify.marker.original} && `
+        ? `sysctl -qw ${SYSCTL.inotifyInstances}=${inotify.marker.original} && `
         : "";
     actions.push({
       name: "restore fs.inotify.max_user_instances",

@@ -1,13 +1,16 @@
 // Static routes: validation, and the pure planner for one route. virtnet marks its kernel routes with its own
 // route protocol number, so the kernel itself tells which routes are virtnet's.
 import { quote } from "shell-quote";
-import { GENERATION_FILE, STATE_DIR } from "../naming";
+import {
+  GENERATION_FILE,
+  ROUTE_PROTO,
+  routeRecordPath,
+  routeRestorePath,
+  ROUTES_DIR,
+  STATE_DIR,
+} from "../naming";
 import { RouteSpec } from "../model/staticRoute";
 import type { Action, Plan } from "./plan";
-
-/** Route protocol number of virtnet's routes (unassigned in iproute2's rt_protos). */
-export const ROUTE_PROTO = 242;
-export const ROUTES_DIR = `${STATE_DIR}/routes`;
 
 /** The last teardown on a host: virtnet's state directory goes, with its generation token. */
 export function removeStateDirAction(): Action {
@@ -24,10 +27,6 @@ export interface KernelRoute {
   dev?: string;
   metric?: number;
   protocol?: string | number;
-}
-
-export function routeRecordPath(name: string): string {
-  return `${ROUTES_DIR}/${name}.json`;
 }
 
 /** The kernel's name for a destination: "default" and bare host addresses are listed differently. */
@@ -153,11 +152,6 @@ export function planRoute(spec: RouteSpec, o: RouteObservation): Plan {
     });
   }
   return { errors: [], warnings: [], actions };
-}
-
-/** Removes only virtnet's route and its record; success when already gone. */
-export function routeRestorePath(name: string): string {
-  return `${ROUTES_DIR}/${name}.restore`;
 }
 
 /** `lastTeardown`: actions to run before virtnet's state directory goes, when nothing else is left. */

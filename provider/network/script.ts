@@ -3,7 +3,7 @@
 // every action of that segment already done, newest first; the segments after it do not run. A script that
 // changed the host and leaves virtnet's state directory in place writes a new token.
 import { quote } from "shell-quote";
-import { HOST_LOCK_PATH } from "../naming";
+import { GENERATION_FILE, HOST_LOCK_PATH, ROUND_TMP_PREFIX, STATE_DIR, SYSCTL, sysctlPath } from "../naming";
 import { PROBE_PRELUDE, PROBE_VARS, PROC_START, READ_GENERATION } from "./observe";
 import { Action } from "./plan";
 
@@ -16,6 +16,10 @@ export const SEGMENT_MARKER = "virtnet-segment: ";
 /** On stderr when a segment failed and the ones after it did not run. */
 export const STOPPED_MARKER = "virtnet-round-stopped: ";
 export const LOCK_WAIT_SECONDS = 60;
+
+/** A path of naming.ts in shell text. */
+const q = (path: string) => quote([path]);
+const UUID = q(sysctlPath(SYSCTL.randomUuid));
 
 // Helpers the actions call. $conf and $pidfile come from the probe's variables.
 const HELPERS =
@@ -46,7 +50,7 @@ bridges_delete_start() {
   if [ $# = 1 ]; then
     ip link del dev "$1" 2>/dev/null &
   else
-    IFS=- read -r vn_h vn_rest < /proc/sys/kernel/random/uuid
+    IFS=- read -r vn_h vn_rest < ${UUID}
     vn_group=$(( 0x$vn_h % 268435456 + 268435456 ))
     (
       for b in "$@"; do echo "link set dev $b group $vn_group"; done | ip -force -batch - || exit 1
@@ -62,7 +66,7 @@ bridges_delete_start() {
 vn_tmp=""
 in_background() {
   job_wait "$vn_seg" || { cat "$vn_tmp/$vn_seg" >&2; return 1; }
-  [ -n "$vn_tmp" ] || { vn_tmp=$(mktemp -d "${"$"}{TMPDIR:-/tmp}/virtnet-round.XXXXXX") && trap 'rm -rf "$vn_tmp"' EXIT; } || return 1
+  [ -n "$vn_tmp" ] || { vn_tmp=$(mktemp -d "${"$"}{TMPDIR:-/tmp}/${ROUND_TMP_PREFIX}XXXXXX") && trap 'rm -rf "$vn_tmp"' EXIT; } || return 1
   "$@" > "$vn_tmp/$vn_seg" 2>&1 &
   eval "vn_job_$vn_seg=$!"
   vn_stopping=""
@@ -143,9 +147,9 @@ dnsmasq_stopped() {
 # The token the caller chose (so it can plan its next change without probing again), or the kernel's random
 # uuid; skipped when the last network went.
 generation_next() {
-  [ -d "$stateroot" ] && [ ! -L "$stateroot" ] || return 0
-  [ -n "$next_gen" ] || read -r next_gen < /proc/sys/kernel/random/uuid || return 1
-  write_file "$stateroot/generation" 0644 "$next_gen
+  [ -d ${q(STATE_DIR)} ] && [ ! -L ${q(STATE_DIR)} ] || return 0
+  [ -n "$next_gen" ] || read -r next_gen < ${UUID} || return 1
+  write_file ${q(GENERATION_FILE)} 0644 "$next_gen
 "
 }
 # Starts this network's dnsmasq and records who it is (pid, start time) beside its pid file, for the probe.
@@ -201,14 +205,14 @@ export function renderRoundScript(segments: Segment[]): string {
     "umask 022",
     "trap '' HUP PIPE", // a dropped SSH connection must not stop the script half way
     "expected=$1; next_gen=$2; shift 2",
-    PROBE_PRELUDE, // the first segment's: $stateroot is the same for every network
+    PROBE_PRELUDE, // the first segment's variables, until each segment sets its own
     HELPERS,
     `exec 9<${quote([HOST_LOCK_PATH])} || exit 1`,
     `flock -w ${LOCK_WAIT_SECONDS} 9 || { echo "timed out after ${LOCK_WAIT_SECONDS} s waiting for ${HOST_LOCK_PATH}" >&2; exit ${EXIT_LOCK_TIMEOUT}; }`,
     READ_GENERATION,
     `[ "$vn_gen" = "$expected" ] || exit ${EXIT_HOST_CHANGED}`,
     // Under the lock no other round runs: a round directory left now is a killed script's (rm only if one is).
-    `for vn_d in "\${TMPDIR:-/tmp}"/virtnet-round.*; do [ ! -d "$vn_d" ] || rm -rf "\${TMPDIR:-/tmp}"/virtnet-round.*; break; done`,
+    `for vn_d in "\${TMPDIR:-/tmp}"/${ROUND_TMP_PREFIX}*; do [ ! -d "$vn_d" ] || rm -rf "\${TMPDIR:-/tmp}"/${ROUND_TMP_PREFIX}*; break; done`,
     'vn_finished=""; vn_bridges_job=""; vn_links=""',
     segments.map((_, i) => `vn_nft_${i + 1}=""; vn_undo_${i + 1}=""`).join("; "),
     finishFunction(segments, staged),

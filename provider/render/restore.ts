@@ -1,7 +1,19 @@
 // What brings networks and routes back after a reboot: per-network restore scripts, written at every apply
 // from the same renderers, one entry point, and a systemd unit that runs it at boot.
 import { quote } from "shell-quote";
-import { INOTIFY_MARKER, NetworkPaths, RUN_DIR, STATE_DIR } from "../naming";
+import {
+  INOTIFY_MARKER,
+  NETWORK_RECORD_FILE,
+  NETWORK_RESTORE_FILE,
+  NetworkPaths,
+  NETWORKS_RUN_DIR,
+  NETWORKS_STATE_DIR,
+  RESTORE_ENTRY,
+  ROUTES_DIR,
+  RUN_DIR,
+  SYSCTL,
+  sysctlPath,
+} from "../naming";
 import { DhcpRangeSpec } from "../model/dhcpRange";
 import { NetworkSpec } from "../model/network";
 import { modeForwards } from "../model/modes";
@@ -18,11 +30,6 @@ import {
   renderIptablesState,
 } from "./iptables";
 import { nftReplaceScript, renderNftables } from "./nftables";
-
-export const RESTORE_ENTRY = `${STATE_DIR}/restore`;
-export const SYSTEMD_UNIT_NAME = "virtnet-restore.service";
-export const SYSTEMD_UNIT_PATH = `/etc/systemd/system/${SYSTEMD_UNIT_NAME}`;
-export const SYSTEMD_WANTS_LINK = `/etc/systemd/system/multi-user.target.wants/${SYSTEMD_UNIT_NAME}`;
 
 /** How the network's firewall was applied: its backend, and the families with accepts in DOCKER-USER. */
 export interface RestoreFirewall {
@@ -65,10 +72,10 @@ export function renderNetworkRestore(
     lines.push(
       `${quote(firewalldZoneCommand("change", spec.bridge.zone, spec.bridge.name))} >/dev/null 2>&1`,
     );
-  if (modeForwards(spec.mode)) lines.push("sysctl -qw net.ipv4.ip_forward=1");
-  if (modeForwards(spec.mode) && spec.ipv6) lines.push("sysctl -qw net.ipv6.conf.all.forwarding=1");
+  if (modeForwards(spec.mode)) lines.push(`sysctl -qw ${SYSCTL.ipv4Forwarding}=1`);
+  if (modeForwards(spec.mode) && spec.ipv6) lines.push(`sysctl -qw ${SYSCTL.ipv6Forwarding}=1`);
   if (needsDnsmasq(spec, ranges)) {
-    lines.push(`mkdir -p -m 0755 ${quote([RUN_DIR, `${RUN_DIR}/networks`, paths.runDir])}`);
+    lines.push(`mkdir -p -m 0755 ${quote([RUN_DIR, NETWORKS_RUN_DIR, paths.runDir])}`);
     lines.push(`dnsmasq --conf-file=${quote([paths.dnsmasqConf])}`);
   }
   return lines.join("\n") + "\n";
@@ -80,11 +87,11 @@ export function renderRestoreEntry(): string {
     "#!/bin/sh",
     "# virtnet: brings every autostart network, its DHCP ranges and every static route back as last applied.",
     "# A network without restore.sh is transient (autostart: false): like libvirt, it does not outlive a boot.",
-    `for d in ${STATE_DIR}/networks/*/; do [ -f "$d/network.json" ] && [ ! -f "$d/restore.sh" ] && rm -rf -- "$d"; done`,
+    `for d in ${NETWORKS_STATE_DIR}/*/; do [ -f "$d/${NETWORK_RECORD_FILE}" ] && [ ! -f "$d/${NETWORK_RESTORE_FILE}" ] && rm -rf -- "$d"; done`,
     // Many dnsmasqs need more inotify instances than the kernel's default (plan.ts, inotifyActions).
-    `[ -f ${INOTIFY_MARKER} ] && read -r vn_orig vn_raised < ${INOTIFY_MARKER} && vn_now=$(cat /proc/sys/fs/inotify/max_user_instances); [ "\${vn_now:-0}" -lt "\${vn_raised:-0}" ] && sysctl -qw fs.inotify.max_user_instances="$vn_raised"`,
-    `for f in ${STATE_DIR}/networks/*/restore.sh; do [ -f "$f" ] && sh "$f"; done`,
-    `for f in ${STATE_DIR}/routes/*.restore; do [ -f "$f" ] && sh "$f"; done`,
+    `[ -f ${INOTIFY_MARKER} ] && read -r vn_orig vn_raised < ${INOTIFY_MARKER} && vn_now=$(cat ${sysctlPath(SYSCTL.inotifyInstances)}); [ "\${vn_now:-0}" -lt "\${vn_raised:-0}" ] && sysctl -qw ${SYSCTL.inotifyInstances}="$vn_raised"`,
+    `for f in ${NETWORKS_STATE_DIR}/*/${NETWORK_RESTORE_FILE}; do [ -f "$f" ] && sh "$f"; done`,
+    `for f in ${ROUTES_DIR}/*.restore; do [ -f "$f" ] && sh "$f"; done`,
     "exit 0",
     "",
   ].join("\n");
