@@ -3,29 +3,19 @@
 import { Host, RunResult, tail } from "../host/host";
 import { networkPaths } from "../naming";
 import { randomUUID } from "node:crypto";
-import {
-  AppliedNetworkRecord,
-  isOurDnsmasq,
-  MULTI_PROBE_SCRIPT,
-  ObservedNetwork,
-  parseMultiProbe,
-  parseProbe,
-  probeArgs,
-  PROBE_SCRIPT,
-} from "./observe";
-import { Action, Plan, planApply, planDelete, restoreGlobalActions } from "./plan";
-import {
-  EXIT_HOST_CHANGED,
-  EXIT_STEP_FAILED,
-  parseRoundOutput,
-  renderRoundScript,
-  RUN_STDIN_SCRIPT,
-  SEGMENT_MARKER,
-  STEP_FAILED_MARKER,
-} from "./script";
+import { AppliedNetworkRecord, isOurDnsmasq, ObservedNetwork } from "../observe/observed";
+import { MULTI_PROBE_SCRIPT, probeArgs, PROBE_SCRIPT } from "../ops/probe";
+import { parseMultiProbe, parseProbe } from "../observe/parse";
+import { Action } from "../ops/action";
+import { Plan } from "../plan/plan";
+import { planApply, planDelete } from "../plan/network";
+import { restoreGlobalActions } from "../plan/restore";
+import { parseRoundOutput, renderRoundScript, RUN_STDIN_SCRIPT } from "../ops/script";
+import { EXIT_HOST_CHANGED, EXIT_STEP_FAILED, SEGMENT_MARKER, STEP_FAILED_MARKER } from "../ops/helpers";
 import { NetworkSpec } from "../model/network";
 import { DhcpRangeSpec } from "../model/dhcpRange";
-import { isOurs, KernelRoute, planRoute, planRouteDelete, sameKey } from "./route";
+import { isOurs, planRoute, planRouteDelete, sameKey } from "../plan/route";
+import { KernelRoute } from "../observe/observed";
 import { RouteSpec } from "../model/staticRoute";
 import { needsDnsmasq } from "../render/dnsmasq";
 

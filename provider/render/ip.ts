@@ -3,15 +3,14 @@ import { bridgeAlias } from "../naming";
 import { NetworkSpec } from "../model/network";
 
 /** Bridge attributes that can change in place; forward_delay is in hundredths of a second. */
-export function bridgeTuning(spec: NetworkSpec): string {
-  const b = spec.bridge;
-  return `stp_state ${b.stp ? 1 : 0} forward_delay ${b.delay * 100}`;
+export function bridgeTuning(stp: boolean, forwardDelay: number): string[] {
+  return ["stp_state", stp ? "1" : "0", "forward_delay", String(forwardDelay)];
 }
 
 export function renderBridgeCreate(spec: NetworkSpec): string[] {
   const b = spec.bridge;
   const lines = [
-    `link add name ${b.name} type bridge ${bridgeTuning(spec)}`,
+    `link add name ${b.name} type bridge ${bridgeTuning(b.stp, b.delay * 100).join(" ")}`,
     `link set dev ${b.name} address ${b.macAddress}${b.mtu ? ` mtu ${b.mtu}` : ""} alias ${bridgeAlias(spec.name)}`,
   ];
   if (spec.ipv4)

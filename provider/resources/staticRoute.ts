@@ -3,7 +3,7 @@ import { validateConnection } from "../host";
 import { Host } from "../host/host";
 import { applyRoute, deleteRoute, readRoute } from "../network/lifecycle";
 import { buildRouteSpec, RouteInputs, RouteSpec } from "../model/staticRoute";
-import { routeArgv } from "../network/route";
+import { routeCommand } from "../render/route";
 import { containsUnknown, ValidationError } from "../model/validation";
 import { checkNetworkRef } from "./networkRef";
 import { connectTo, resolveConnection } from "./connection";
@@ -19,7 +19,7 @@ function routeInputs(props: Props): RouteInputs {
 
 /** The command virtnet runs, as `preview --diff` shows it. */
 function rendered(spec: RouteSpec): string {
-  return routeArgv("replace", spec).join(" ");
+  return routeCommand(spec);
 }
 
 export function check(_olds: Props, news: Props) {

@@ -10,7 +10,7 @@ import {
   observe,
   readNetwork,
 } from "../../provider/network/lifecycle";
-import { isOurDnsmasq } from "../../provider/network/observe";
+import { isOurDnsmasq } from "../../provider/observe/observed";
 import { buildNetworkSpec, NetworkSpec } from "../../provider/model/network";
 import { networkPaths, nftChainId, NFT_TABLE_REF } from "../../provider/naming";
 import { nsenterHost } from "../support/countingHost";

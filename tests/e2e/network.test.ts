@@ -5,7 +5,7 @@ import { expect } from "chai";
 import { connect } from "../../provider/host";
 import { legacyNftTableName, networkPaths, nftChainId } from "../../provider/naming";
 import { applyNetwork, observe } from "../../provider/network/lifecycle";
-import { planApply } from "../../provider/network/plan";
+import { planApply } from "../../provider/plan/network";
 import { buildNetworkSpec } from "../../provider/model/network";
 import { VirtualNetwork, VirtualNetworkArgs } from "../../sdk";
 import { DeploymentError, findOp, findResource, TestStack } from "../engine/engine";

@@ -7,9 +7,11 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { expect } from "chai";
 import { NetworkPaths, networkPaths } from "../../../provider/naming";
-import { parseProbe, probeArgs, PROBE_SCRIPT } from "../../../provider/network/observe";
-import { Action, writeFileAction } from "../../../provider/network/plan";
-import { renderApplyScript } from "../../../provider/network/script";
+import { parseProbe } from "../../../provider/observe/parse";
+import { probeArgs, PROBE_SCRIPT } from "../../../provider/ops/probe";
+import { Action } from "../../../provider/ops/action";
+import * as ops from "../../../provider/ops/ops";
+import { renderApplyScript } from "../../../provider/ops/script";
 
 const sh = (script: string, args: string[]) =>
   spawnSync("unshare", ["--net", "/bin/sh", "-c", script, "virtnet", ...args], { encoding: "utf8" });
@@ -69,7 +71,7 @@ describe("files virtnet writes, with a symlink planted in their place", () => {
       const target = path.join(state, file);
       fs.symlinkSync(victim, target);
       const before = fs.statSync(victim);
-      const r = apply([writeFileAction(target, "new content\n", undefined)], pathsIn(state));
+      const r = apply([ops.writeFile(target, "new content\n", undefined)], pathsIn(state));
       expect(r.status, r.stderr).to.equal(0);
       expect(fs.readFileSync(victim, "utf8")).to.equal(secret);
       expect(fs.statSync(victim).mtimeMs).to.equal(before.mtimeMs);
@@ -85,7 +87,7 @@ describe("files virtnet writes, with a symlink planted in their place", () => {
   it("a symlink to a victim directory at dnsmasq.conf: nothing is written into that directory", () => {
     const target = path.join(state, "dnsmasq.conf");
     fs.symlinkSync(victimDir, target);
-    const r = apply([writeFileAction(target, "interface=vn-hzsym\n", undefined)], pathsIn(state));
+    const r = apply([ops.writeFile(target, "interface=vn-hzsym\n", undefined)], pathsIn(state));
     // `mv -f tmp link` moves the temp file INTO the directory the link points at (mv without -T).
     expect(listing(victimDir), `exit ${r.status}; victim directory`).to.deep.equal(["shadow"]);
     expect(fs.lstatSync(target).isSymbolicLink() ? "still a symlink" : "replaced").to.equal("replaced");
@@ -102,7 +104,7 @@ describe("files virtnet writes, with a symlink planted in their place", () => {
     // What the planner does with it: the "previous content" of the file is the victim's, and the undo of the
     // write puts it back, as a world-readable regular file, if a later step fails.
     const actions = [
-      writeFileAction(paths.dnsmasqConf, "interface=vn-hzsym\n", observed.conf),
+      ops.writeFile(paths.dnsmasqConf, "interface=vn-hzsym\n", observed.conf),
       { name: "start dnsmasq", run: "false" },
     ];
     const r = apply(actions, paths);

@@ -4,13 +4,9 @@ import { emptyObserved } from "./observed";
 import { quote } from "shell-quote";
 import { networkPaths } from "../../../provider/naming";
 import { nftChainNames } from "../../../provider/render/nftables";
-import {
-  chooseFirewallBackend,
-  firewallSummary,
-  ownFirewallActions,
-} from "../../../provider/network/firewall";
-import { ObservedFirewall, ObservedNetwork } from "../../../provider/network/observe";
-import { appliedRecord, planApply, planDelete } from "../../../provider/network/plan";
+import { chooseFirewallBackend, firewallSummary, ownFirewallActions } from "../../../provider/plan/firewall";
+import { ObservedFirewall, ObservedNetwork } from "../../../provider/observe/observed";
+import { appliedRecord, planApply, planDelete } from "../../../provider/plan/network";
 import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../../../provider/model/network";
 import { parseIptablesSave } from "../../../provider/render/iptables";
 import { renderNetworkRestore } from "../../../provider/render/restore";

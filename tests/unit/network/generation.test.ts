@@ -2,7 +2,7 @@
 // the host lock. Real probes and apply scripts, in a private network and mount namespace (PrivateHost).
 import { expect } from "chai";
 import { GENERATION_FILE, STATE_DIR } from "../../../provider/naming";
-import { removeStateDirAction } from "../../../provider/network/route";
+import * as ops from "../../../provider/ops/ops";
 import { buildNetworkSpec, NetworkSpec } from "../../../provider/model/network";
 import { PrivateHost } from "./privateHost";
 
@@ -56,7 +56,7 @@ describe("generation token", function () {
   it("goes with virtnet's state directory in the last teardown, leaving nothing", () => {
     expect(host.apply(spec, [touch("a")]).status).to.equal(0);
     expect(host.must(`cat ${GENERATION_FILE}`)).to.match(/^[0-9a-f-]{36}\n$/);
-    const r = host.apply(spec, [{ name: "rm a", run: `rm -f ${STATE_DIR}/a` }, removeStateDirAction()]);
+    const r = host.apply(spec, [{ name: "rm a", run: `rm -f ${STATE_DIR}/a` }, ops.removeStateDir()]);
     expect(r.status, r.stderr).to.equal(0);
     expect(host.sh(`[ -e ${STATE_DIR} ]`).status, "state directory gone").to.equal(1);
     expect(host.observe(spec).generation).to.equal("");

@@ -5,12 +5,9 @@ import { DOCKER_SETUP } from "../../support/docker";
 import { expect } from "chai";
 import { spawnSync } from "node:child_process";
 import { iptablesChainPrefix, nftChainId } from "../../../provider/naming";
-import { ownFirewallActions, removeOwnFirewallActions } from "../../../provider/network/firewall";
-import {
-  planForeignFirewalls,
-  removeForeignFirewallActions,
-} from "../../../provider/network/foreignFirewalls";
-import { appliedRecord } from "../../../provider/network/plan";
+import { ownFirewallActions, removeOwnFirewallActions } from "../../../provider/plan/firewall";
+import { planForeignFirewalls, removeForeignFirewallActions } from "../../../provider/plan/foreignFirewalls";
+import { appliedRecord } from "../../../provider/plan/network";
 import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../../../provider/model/network";
 import { IpFamily } from "../../../provider/render/firewallIntent";
 import {

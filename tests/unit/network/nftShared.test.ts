@@ -3,7 +3,7 @@
 // exactly what was there.
 import { expect } from "chai";
 import { legacyNftTableName, nftChainId } from "../../../provider/naming";
-import { ownFirewallActions, removeOwnFirewallActions } from "../../../provider/network/firewall";
+import { ownFirewallActions, removeOwnFirewallActions } from "../../../provider/plan/firewall";
 import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../../../provider/model/network";
 import { renderNftables } from "../../../provider/render/nftables";
 import { PrivateHost } from "./privateHost";

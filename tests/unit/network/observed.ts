@@ -1,5 +1,5 @@
 // What the probe would report for a host with nothing of virtnet on it: the base the planner tests change.
-import { ObservedNetwork } from "../../../provider/network/observe";
+import { ObservedNetwork } from "../../../provider/observe/observed";
 
 export function emptyObserved(over: Partial<ObservedNetwork> = {}): ObservedNetwork {
   return {

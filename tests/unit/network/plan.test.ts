@@ -5,20 +5,17 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { bridgeAlias, networkPaths, RUN_DIR, STATE_DIR } from "../../../provider/naming";
-import { ObservedNetwork, parseProbe, probeArgs, PROBE_SCRIPT } from "../../../provider/network/observe";
-import {
-  appliedRecord,
-  INOTIFY_RESERVE,
-  INOTIFY_STEP,
-  planApply,
-  planDelete,
-  writeFileAction,
-} from "../../../provider/network/plan";
-import { renderApplyScript } from "../../../provider/network/script";
+import { ObservedNetwork } from "../../../provider/observe/observed";
+import { parseProbe } from "../../../provider/observe/parse";
+import { probeArgs, PROBE_SCRIPT } from "../../../provider/ops/probe";
+import { appliedRecord, planApply, planDelete } from "../../../provider/plan/network";
+import { INOTIFY_RESERVE, INOTIFY_STEP } from "../../../provider/plan/hostState";
+import * as ops from "../../../provider/ops/ops";
+import { renderApplyScript } from "../../../provider/ops/script";
 import { buildNetworkSpec, NetworkSpec } from "../../../provider/model/network";
 import { renderDnsmasqConf, renderHostsFile } from "../../../provider/render/dnsmasq";
 import { nftChainNames, renderNftables } from "../../../provider/render/nftables";
-import { firewallOf } from "../../../provider/network/firewall";
+import { firewallOf } from "../../../provider/observe/observed";
 import { renderNetworkRestore, renderRestoreEntry } from "../../../provider/render/restore";
 
 const spec: NetworkSpec = buildNetworkSpec({ mode: "nat", ipv4: { cidr: "10.50.1.0/24" } }, "lab").spec!;
@@ -421,9 +418,9 @@ describe("apply script", () => {
       // c's usual temporary name is taken (a file left by a killed run): write_file falls back to mktemp.
       const actions = [
         { name: "leave a file where c's temporary file goes", run: `: > ${c}.vn$$`, undo: `rm -f ${c}.vn$$` },
-        writeFileAction(a, "a\n", undefined),
-        writeFileAction(b, "b\n", undefined, "", "0755"),
-        writeFileAction(c, "c\n", undefined),
+        ops.writeFile(a, "a\n", undefined),
+        ops.writeFile(b, "b\n", undefined, { mode: "0755" }),
+        ops.writeFile(c, "c\n", undefined),
       ];
       const r = sh(`umask 077\n${renderApplyScript(actions, true)}`, [...args, gen, ""]);
       expect(r.status, r.stderr).to.equal(0);
@@ -449,7 +446,7 @@ describe("apply script", () => {
       const args = probeArgs("none", "vn-none", networkPaths("none"));
       const probe = sh(PROBE_SCRIPT, args);
       // The content is embedded in the script text by the planner's quoting, exactly as on a real host.
-      const script = renderApplyScript([writeFileAction(target, hostile, undefined)], true);
+      const script = renderApplyScript([ops.writeFile(target, hostile, undefined)], true);
       const r = sh(script, [...args, parseProbe(probe.stdout, "none", "vn-none").generation, ""]);
       expect(r.status, r.stderr).to.equal(0);
       expect(fs.readFileSync(target, "utf8")).to.equal(hostile);

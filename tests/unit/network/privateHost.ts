@@ -4,9 +4,11 @@
 import { spawn, spawnSync, SpawnSyncReturns } from "node:child_process";
 import * as fs from "node:fs";
 import { NetworkPaths, networkPaths } from "../../../provider/naming";
-import { ObservedNetwork, parseProbe, probeArgs, PROBE_SCRIPT } from "../../../provider/network/observe";
-import { Action } from "../../../provider/network/plan";
-import { renderApplyScript } from "../../../provider/network/script";
+import { ObservedNetwork } from "../../../provider/observe/observed";
+import { parseProbe } from "../../../provider/observe/parse";
+import { probeArgs, PROBE_SCRIPT } from "../../../provider/ops/probe";
+import { Action } from "../../../provider/ops/action";
+import { renderApplyScript } from "../../../provider/ops/script";
 import { NetworkSpec } from "../../../provider/model/network";
 
 export class PrivateHost {

@@ -3,7 +3,8 @@
 import { expect } from "chai";
 import { quote } from "shell-quote";
 import { networkPaths } from "../../../provider/naming";
-import { MULTI_PROBE_SCRIPT, parseMultiProbe, probeArgs } from "../../../provider/network/observe";
+import { MULTI_PROBE_SCRIPT, probeArgs } from "../../../provider/ops/probe";
+import { parseMultiProbe } from "../../../provider/observe/parse";
 import { buildNetworkSpec, NetworkSpec } from "../../../provider/model/network";
 import { PrivateHost } from "./privateHost";
 

@@ -4,9 +4,9 @@
 import { expect } from "chai";
 import { quote } from "shell-quote";
 import { networkPaths, STATE_DIR } from "../../../provider/naming";
-import { probeArgs } from "../../../provider/network/observe";
-import { Action } from "../../../provider/network/plan";
-import { parseRoundOutput, renderRoundScript, Segment } from "../../../provider/network/script";
+import { probeArgs } from "../../../provider/ops/probe";
+import { Action } from "../../../provider/ops/action";
+import { parseRoundOutput, renderRoundScript, Segment } from "../../../provider/ops/script";
 import { PrivateHost } from "./privateHost";
 
 describe("round script (several plans, one script)", function () {

@@ -1,6 +1,7 @@
 import { expect } from "chai";
 import { buildRouteSpec } from "../../../provider/model/staticRoute";
-import { planRoute, planRouteDelete, RouteObservation } from "../../../provider/network/route";
+import { planRoute, planRouteDelete } from "../../../provider/plan/route";
+import { RouteObservation } from "../../../provider/observe/observed";
 import { ROUTE_PROTO } from "../../../provider/naming";
 import { UNKNOWN } from "../../../provider/model/validation";
 

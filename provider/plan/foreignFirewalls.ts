@@ -2,9 +2,7 @@
 // for the bridge in Docker's DOCKER-USER chain, removed with the network. firewalld rejects what its zones do
 // not allow: virtnet puts the bridge in the zone `bridge.zone` names, or says at create what blocks the
 // network and how to fix it. Any other forward chain with policy drop gets a warning.
-import { quote } from "shell-quote";
 import { modeForwards } from "../model/modes";
-import { firewalldZoneCommand } from "../render/firewalld";
 import { IpFamily } from "../render/firewallIntent";
 import {
   dockerUserAccepts,
@@ -12,12 +10,11 @@ import {
   IPT_COMMAND,
   IPT_FAMILIES,
   observedDockerUserAccepts,
-  restoreCommand,
   tableTransition,
 } from "../render/iptables";
-import { firewallOf, recordOf } from "./firewall";
-import { ObservedNetwork } from "./observe";
-import type { Action } from "./plan";
+import { firewallOf, ObservedNetwork, recordOf } from "../observe/observed";
+import { Action } from "../ops/action";
+import * as ops from "../ops/ops";
 import { NetworkSpec } from "../model/network";
 
 const FIREWALLD_TABLE = "inet firewalld";
@@ -94,32 +91,28 @@ function dockerActions(family: IpFamily, have: string[], want: string[]): Action
   if (!run) return [];
   const undo = tableTransition("filter", { chains: {}, foreign: want }, { chains: {}, foreign: have });
   const where = `${IPT_COMMAND[family]} DOCKER-USER`;
-  return [
-    {
-      name: want.length ? `accept bridge in ${where}` : `remove accepts from ${where}`,
-      run: restoreCommand(family, run),
-      undo: undo ? restoreCommand(family, undo) : undefined,
-    },
-  ];
+  const name = want.length ? `accept bridge in ${where}` : `remove accepts from ${where}`;
+  return [ops.iptablesRestore(name, family, { input: run }, undo ? { input: undo } : undefined)];
 }
 
 function zoneActions(bridge: string, want?: string, previous?: string, have?: string): Action[] {
-  const cmd = (op: "add" | "change" | "remove", z: string) => quote(firewalldZoneCommand(op, z, bridge));
   if (want && have !== want)
     return [
-      {
-        name: `put bridge in firewalld zone ${want}`,
-        run: cmd(have ? "change" : "add", want),
-        undo: have ? cmd("change", have) : cmd("remove", want),
-      },
+      ops.firewalldZone(
+        `put bridge in firewalld zone ${want}`,
+        bridge,
+        { op: have ? "change" : "add", zone: want },
+        have ? { op: "change", zone: have } : { op: "remove", zone: want },
+      ),
     ];
   if (!want && previous && have === previous)
     return [
-      {
-        name: `take bridge out of firewalld zone ${previous}`,
-        run: cmd("remove", previous),
-        undo: cmd("add", previous),
-      },
+      ops.firewalldZone(
+        `take bridge out of firewalld zone ${previous}`,
+        bridge,
+        { op: "remove", zone: previous },
+        { op: "add", zone: previous },
+      ),
     ];
   return [];
 }
@@ -137,5 +130,5 @@ export function removeForeignFirewallActions(
   const zone = (recordOf(observed, name)?.spec as NetworkSpec | undefined)?.bridge?.zone;
   if (zone && fw.zone?.running && fw.zone.zone === zone)
     actions.push(...zoneActions(bridge, undefined, zone, zone));
-  return actions.map(({ name: n, run }) => ({ name: n, run }));
+  return actions.map(({ undo: _undo, ...a }) => a); // a delete: no undo
 }

@@ -1,7 +1,6 @@
 // A network's own firewall on a host: which backend carries it (nftables or iptables), and the actions that
 // make that backend's rules match the render, with their undo. The drivers own the syntax
 // (render/nftables.ts, render/iptables.ts); this module only compares what the host has with what is wanted.
-import { quote } from "shell-quote";
 import { IPTABLES_SCAFFOLD, iptablesChainPrefix, NFT_FAMILY, NFT_TABLE, NFT_TABLE_REF } from "../naming";
 import { modeHasNoFirewall } from "../model/modes";
 import { IpFamily } from "../render/firewallIntent";
@@ -15,7 +14,6 @@ import {
   IptTableState,
   ownedState,
   renderIptablesState,
-  restoreCommand,
   tableTransition,
 } from "../render/iptables";
 import {
@@ -25,33 +23,13 @@ import {
   nftTableScript,
   renderNftables,
 } from "../render/nftables";
-import { AppliedNetworkRecord, ObservedFirewall, ObservedNetwork } from "./observe";
+import { firewallOf, ObservedFirewall, ObservedNetwork, recordOf } from "../observe/observed";
+import { Action } from "../ops/action";
+import * as ops from "../ops/ops";
 import { FirewallBackend, NetworkSpec } from "../model/network";
-import type { Action } from "./plan";
-
-const sh = (...argv: string[]) => quote(argv);
 
 const IPTABLES_TOOLS = ["iptables-restore", "ip6tables-restore", "iptables-save", "ip6tables-save"];
 const NFT_FAMILY_OF: Record<IpFamily, string> = { ipv4: "ip", ipv6: "ip6" };
-
-/** Hand-made observations (unit tests) carry no firewall section: a host with nft and nothing else. */
-export function firewallOf(observed: ObservedNetwork): ObservedFirewall {
-  return (
-    observed.firewall ?? {
-      tools: ["nft"],
-      iptablesNft: false,
-      iptables: { ipv4: { tables: {} }, ipv6: { tables: {} } },
-      nftChains: [],
-      nftTables: [],
-      virtnetTable: false,
-      scaffold: [],
-    }
-  );
-}
-
-export function recordOf(observed: ObservedNetwork, name: string): AppliedNetworkRecord | undefined {
-  return observed.networks.find((n) => n.name === name);
-}
 
 /**
  * The backend that carries the network's rules on this host. An explicit choice is checked against the
@@ -111,7 +89,7 @@ export function ownFirewallActions(
       ? renderIptablesState(spec)
       : { ipv4: emptyFamilyState(), ipv6: emptyFamilyState() };
   const nft = nftActions(spec.name, wantNft, h, observed);
-  const ipt = iptablesActions(observed, h.iptables, wantIpt, true).map(sharedChains);
+  const ipt = iptablesActions(observed, h.iptables, wantIpt, true);
   // The new backend's rules go in before the old one's come out: no moment without a firewall.
   return backend === "nftables" ? [...nft, ...ipt] : [...ipt, ...nft];
 }
@@ -120,29 +98,15 @@ export function ownFirewallActions(
 export function removeOwnFirewallActions(name: string, observed: ObservedNetwork): Action[] {
   const h = have(observed, name);
   const none = { ipv4: emptyFamilyState(), ipv6: emptyFamilyState() };
-  return [
-    ...nftActions(name, null, h, observed),
-    ...iptablesActions(observed, h.iptables, none, false).map(sharedChains),
-  ].map(({ undo: _undo, ...a }) => a);
+  return [...nftActions(name, null, h, observed), ...iptablesActions(observed, h.iptables, none, false)].map(
+    ({ undo: _undo, ...a }) => a,
+  );
 }
-
-// iptables rules live in chains every network's jumps share (and in virtnet's scaffold record); a network's
-// nft chains are its own, in a table that only the first network makes and the last one removes.
-const sharedChains = (a: Action): Action => ({ ...a, shared: true });
-
-const nft = (script: string) => `printf '%s' ${sh(script)} | nft -f -`;
 
 /** The shared table itself: made by the first network that needs it, so that a rollback can remove it. */
 function nftTableActions(want: string | null, observed: ObservedNetwork): Action[] {
   if (!want || firewallOf(observed).virtnetTable) return [];
-  return [
-    {
-      name: `create nft table ${NFT_TABLE_REF}`,
-      run: sh("nft", "add", "table", NFT_FAMILY, NFT_TABLE),
-      undo: sh("nft", "delete", "table", NFT_FAMILY, NFT_TABLE),
-      shared: true,
-    },
-  ];
+  return [ops.nftAddTable(NFT_FAMILY, NFT_TABLE)];
 }
 
 /**
@@ -161,7 +125,7 @@ function nftActions(network: string, want: string | null, h: Have, observed: Obs
   const putBack = chains(h.nftListing) + (legacy ? nftTableScript(legacy.name, legacy.listing) : "");
   return [
     ...nftTableActions(want, observed),
-    { name: want ? "apply firewall" : "remove firewall", run: nft(script), undo: nft(putBack), nft: script },
+    ops.nftApply(want ? "apply firewall" : "remove firewall", script, putBack),
   ];
 }
 
@@ -196,30 +160,24 @@ function iptablesActions(
       if (!run && !scaffold?.dropChains.length && !scaffold?.dropTable) continue;
       const undo = tableTransition(table, b, a, scaffold?.createdChains);
       const nftTable = `${NFT_FAMILY_OF[family]} ${table}`;
-      const delTable = (yes?: boolean) => (yes ? ` && nft delete table ${nftTable}` : "");
       const empty = Object.keys(b.chains).length === 0 && b.foreign.length === 0;
-      actions.push({
-        name: `${empty ? "remove" : "apply"} firewall: ${IPT_COMMAND[family]} ${table}`,
-        run: `${run ? restoreCommand(family, run) : ":"}${delTable(scaffold?.dropTable)}`,
-        undo: `${undo ? restoreCommand(family, undo) : ":"}${delTable(scaffold?.createdTable)}`,
-      });
+      actions.push(
+        ops.iptablesRestore(
+          `${empty ? "remove" : "apply"} firewall: ${IPT_COMMAND[family]} ${table}`,
+          family,
+          { input: run, dropTable: scaffold?.dropTable ? nftTable : undefined },
+          { input: undo, dropTable: scaffold?.createdTable ? nftTable : undefined },
+        ),
+      );
       for (const e of scaffold?.forget ?? []) entries.delete(e);
       for (const e of scaffold?.remember ?? []) entries.add(e);
     }
   const after = [...entries].sort().join("\n");
   if (after !== before) {
     const prev = before ? `${before}\n` : undefined;
-    const record: Action = after
-      ? {
-          name: `write ${IPTABLES_SCAFFOLD}`,
-          run: sh("write_file", IPTABLES_SCAFFOLD, "0644", `${after}\n`),
-          undo: prev ? sh("write_file", IPTABLES_SCAFFOLD, "0644", prev) : sh("rm", "-f", IPTABLES_SCAFFOLD),
-        }
-      : {
-          name: `remove ${IPTABLES_SCAFFOLD}`,
-          run: sh("rm", "-f", IPTABLES_SCAFFOLD),
-          undo: sh("write_file", IPTABLES_SCAFFOLD, "0644", prev!),
-        };
+    const record = after
+      ? ops.writeFile(IPTABLES_SCAFFOLD, `${after}\n`, prev)
+      : ops.removeFile(IPTABLES_SCAFFOLD, prev!);
     // When applying, recorded before anything is made; when deleting, forgotten once it is gone.
     if (recordFirst) actions.unshift(record);
     else actions.push(record);

@@ -1,0 +1,143 @@
+// What a host has, as the probe (ops/probe.ts) reports it: the input of every planner.
+import { DhcpRangeSpec } from "../model/dhcpRange";
+import { RouteSpec } from "../model/staticRoute";
+import { IpFamily } from "../render/firewallIntent";
+import { IptListing } from "../render/iptables";
+
+/** A route as the kernel lists it (ip -j route). */
+export interface KernelRoute {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  metric?: number;
+  protocol?: string | number;
+}
+
+export interface RouteObservation {
+  kernel: KernelRoute[]; // every route of the family in the main table
+  records: RouteSpec[];
+  /** `ip route get <gateway>` as JSON, when a gateway was asked about. */
+  gatewayLookup?: { gateway?: string; dev?: string };
+  dirs: string[];
+}
+
+export interface ObservedBridge {
+  kind: string;
+  alias?: string;
+  mac: string;
+  mtu: number;
+  up: boolean;
+  stp: boolean;
+  forwardDelay: number; // hundredths of a second
+  ports: string[];
+}
+
+/** What virtnet keeps on a host per network (network.json): enough to find, restore and remove it. */
+export interface AppliedNetworkRecord {
+  name: string;
+  mode: string;
+  bridge: string;
+  cidr?: string;
+  /** Records written before the shared table: the network's own nft table. */
+  table?: string;
+  /** The normalized desired state last applied: what a restore or an import rebuilds from. */
+  spec?: unknown;
+  /** The firewall backend chosen when it was applied; absent: nftables (records from before the choice). */
+  firewallBackend?: "iptables";
+}
+
+/** The host's firewalls as far as virtnet cares: its tools, its own iptables lines, Docker's and firewalld's. */
+export interface ObservedFirewall {
+  /** Firewall commands present: nft, iptables-restore, ip6tables-restore, iptables-save, ip6tables-save, firewall-cmd. */
+  tools: string[];
+  /** iptables is the nf_tables variant: its tables are nft tables that nft lists and deletes. */
+  iptablesNft: boolean;
+  /** Per family, the lines of iptables-save about virtnet's chains, DOCKER-USER and the FORWARD policy. */
+  iptables: Record<IpFamily, IptListing>;
+  /** Every nft chain as "family table name", and every nft table as "family name". */
+  nftChains: string[];
+  nftTables: string[];
+  /** virtnet's own table exists (it may be empty). */
+  virtnetTable: boolean;
+  /** virtnet's record of the iptables-nft tables and built-in chains it created, with `iptables -S` of each chain. */
+  scaffold: { entry: string; rules: string[] }[];
+  /** firewalld's zone of the bridge, when firewall-cmd is installed. */
+  zone?: { running: boolean; zone?: string };
+}
+
+export interface ObservedNetwork {
+  /** The generation token the probe saw; "" when the host has none (nothing of virtnet yet). */
+  generation: string;
+  bridge?: ObservedBridge;
+  bridgeIpv4: string[]; // "10.50.1.1/24"
+  bridgeIpv6: string[]; // global addresses only, "fd00:50:1::1/64"
+  /** IPv4 prefixes on other interfaces (addresses and routes), for overlap checks. */
+  foreignIpv4: { cidr: string; dev: string }[];
+  /** The network's chains in virtnet's table, as renderNftables prints them. */
+  nftListing?: string;
+  /** The network's own table from an earlier virtnet, when the host still has it. */
+  legacyNftTable?: { name: string; listing: string };
+  forwardChainsWithDrop: string[]; // "ip filter FORWARD" of other tables
+  ipForward: boolean;
+  forwardMarker: boolean;
+  ip6Forward: boolean;
+  forward6Marker: boolean;
+  /**
+   * fs.inotify.max_user_instances, and virtnet's record of raising it ("<original> <raised to>"): every
+   * dnsmasq that forwards DNS takes one instance (it watches resolv.conf). Absent in hand-made observations.
+   */
+  inotify?: { limit: number; marker?: { original: number; raised: number } };
+  /** `start`: the process's start time in clock ticks since boot (/proc/<pid>/stat field 22). */
+  dnsmasq?: { pid: number; start?: string; exe: string; argv: string[]; startedByVirtnet?: boolean };
+  conf?: string;
+  hosts?: string;
+  dhcpHosts?: string;
+  /** The DHCP ranges recorded for this network. */
+  ranges: DhcpRangeSpec[];
+  networks: AppliedNetworkRecord[];
+  /** Networks the probe saw that plans before this one in the same script remove (lifecycle.ts rounds). */
+  goneInRound?: string[];
+  /** Kernel routes, virtnet's route records, and the gateway lookup when one was asked. */
+  route: RouteObservation;
+  /** Boot-time restore: the host runs systemd; virtnet's entry point, unit and this network's script. */
+  restore: {
+    systemd: boolean;
+    entry?: string;
+    unit?: string;
+    unitEnabled: boolean;
+    wantsDir: boolean;
+    network?: string;
+  };
+  /** Which of virtnet's directories exist. */
+  dirs: string[];
+  missing: string[];
+  /** Absent in hand-made observations: taken as a host with nft and no other firewall. */
+  firewall?: ObservedFirewall;
+}
+
+/** Hand-made observations (unit tests) carry no firewall section: a host with nft and nothing else. */
+export function firewallOf(observed: ObservedNetwork): ObservedFirewall {
+  return (
+    observed.firewall ?? {
+      tools: ["nft"],
+      iptablesNft: false,
+      iptables: { ipv4: { tables: {} }, ipv6: { tables: {} } },
+      nftChains: [],
+      nftTables: [],
+      virtnetTable: false,
+      scaffold: [],
+    }
+  );
+}
+
+/** The host's record of a network, when it has one. */
+export function recordOf(observed: ObservedNetwork, name: string): AppliedNetworkRecord | undefined {
+  return observed.networks.find((n) => n.name === name);
+}
+
+/** Is this dnsmasq ours for this config file? A pid file alone never proves it. */
+export function isOurDnsmasq(observed: ObservedNetwork, confPath: string): boolean {
+  const d = observed.dnsmasq;
+  if (d?.startedByVirtnet) return true; // this network's record: started with its config by virtnet
+  return !!d && /\/dnsmasq( \(deleted\))?$/.test(d.exe) && d.argv.includes(`--conf-file=${confPath}`);
+}

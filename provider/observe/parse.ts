@@ -1,0 +1,242 @@
+// Reads the probe's output (ops/probe.ts) into what the host has for each network.
+import { legacyNftTableName, NFT_TABLE } from "../naming";
+import { parseIptablesSave } from "../render/iptables";
+import { networkChainsOf } from "../render/nftables";
+import { DhcpRangeSpec } from "../model/dhcpRange";
+import { RouteSpec } from "../model/staticRoute";
+import {
+  AppliedNetworkRecord,
+  KernelRoute,
+  ObservedBridge,
+  ObservedFirewall,
+  ObservedNetwork,
+  RouteObservation,
+} from "./observed";
+
+/** Takes the "@@@files <n>" blocks off a probe's output: what is left, and each network's files. */
+function splitFiles(output: string): { rest: string; files: Map<number, string> } {
+  const [rest, ...parts] = output.split(/\n@@@files (\d+)\n/);
+  const files = new Map<number, string>();
+  for (let i = 0; i + 1 < parts.length; i += 2) files.set(Number(parts[i]), parts[i + 1]);
+  return { rest, files };
+}
+
+/** The observations of a MULTI_PROBE_SCRIPT run, one per network in argument order. */
+export function parseMultiProbe(
+  output: string,
+  networks: { name: string; bridge: string }[],
+): ObservedNetwork[] {
+  if (!/\n@@@done\n?$/.test(output)) throw new Error("host probe output was cut short");
+  const { rest, files } = splitFiles(output.replace(/\n@@@done\n?$/, ""));
+  const [hostPart, ...netParts] = rest.split("\n@@@net\n");
+  if (netParts.length !== networks.length) throw new Error("host probe output was cut short");
+  const host = sections(`${hostPart}\n@@end`);
+  const interfaces = json<any[]>(host.get("addrs"), []); // read once: every network's half uses it
+  return networks.map((n, i) => {
+    const own = sections(`${netParts[i]}\n${files.get(i + 1) ?? ""}\n@@end`);
+    return observedFrom(new Map([...host, ...own]), n.name, n.bridge, interfaces);
+  });
+}
+
+function sections(output: string): Map<string, string> {
+  const map = new Map<string, string>();
+  let current = "";
+  let buf: string[] = [];
+  for (const line of output.split("\n")) {
+    const m = /^@@([a-z0-9]+)$/.exec(line);
+    if (m) {
+      if (current) map.set(current, buf.join("\n"));
+      current = m[1];
+      buf = [];
+    } else buf.push(line);
+  }
+  if (current) map.set(current, buf.join("\n"));
+  if (!map.has("end")) throw new Error("host probe output was cut short");
+  return map;
+}
+
+function json<T>(text: string | undefined, fallback: T): T {
+  if (!text || !text.trim()) return fallback;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return fallback;
+  }
+}
+
+function jsonLines<T>(text: string | undefined): T[] {
+  return (text ?? "")
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l) => json<T | null>(l, null))
+    .filter((v): v is T => v !== null);
+}
+
+export function parseProbe(output: string, name: string, bridgeName: string): ObservedNetwork {
+  const s = sections(output.replace(/\n@@@files 1\n/, "\n"));
+  return observedFrom(s, name, bridgeName, json<any[]>(s.get("addrs"), []));
+}
+
+function observedFrom(
+  s: Map<string, string>,
+  name: string,
+  bridgeName: string,
+  interfaces: any[],
+): ObservedNetwork {
+  const legacyTable = legacyNftTableName(name);
+  const ownTable = (t: string) => t === NFT_TABLE || t === legacyTable;
+  const link = interfaces.find((i) => i.ifname === bridgeName);
+  let bridge: ObservedBridge | undefined;
+  if (link) {
+    const info = link.linkinfo ?? {};
+    bridge = {
+      kind: info.info_kind ?? "unknown",
+      alias: link.ifalias,
+      mac: link.address,
+      mtu: link.mtu,
+      up: (link.flags ?? []).includes("UP"),
+      stp: (info.info_data?.stp_state ?? 0) !== 0,
+      forwardDelay: info.info_data?.forward_delay ?? 0,
+      ports: interfaces.filter((i) => i.master === bridgeName).map((p) => p.ifname),
+    };
+  }
+  const bridgeIpv4: string[] = [];
+  const foreignIpv4: { cidr: string; dev: string }[] = [];
+  for (const iface of interfaces) {
+    for (const a of iface.addr_info ?? []) {
+      if (a.family !== "inet") continue;
+      if (iface.ifname === bridgeName) bridgeIpv4.push(`${a.local}/${a.prefixlen}`);
+      else foreignIpv4.push({ cidr: `${a.local}/${a.prefixlen}`, dev: iface.ifname });
+    }
+  }
+  const routes4 = json<KernelRoute[]>(s.get("routes4"), []);
+  const routes6 = json<KernelRoute[]>(s.get("routes6"), []);
+  const lookup = json<any[]>(s.get("routeget"), []);
+  const dirs = (s.get("dirs") ?? "").split("\n").filter((l) => l !== "");
+  const route: RouteObservation = {
+    kernel: [...routes4, ...routes6],
+    records: jsonLines<RouteSpec>(s.get("routerecords")),
+    dirs,
+  };
+  if (s.has("routeget")) route.gatewayLookup = lookup[0] ?? {};
+  for (const r of json<any[]>(s.get("routes4"), [])) {
+    if (r.dst && r.dst !== "default" && r.dev !== bridgeName)
+      foreignIpv4.push({ cidr: r.dst.includes("/") ? r.dst : `${r.dst}/32`, dev: r.dev ?? "?" });
+  }
+  const chains = json<any>(s.get("chains"), { nftables: [] }).nftables ?? [];
+  const forwardChainsWithDrop = chains
+    .map((c: any) => c.chain)
+    .filter((c: any) => c && c.hook === "forward" && c.policy === "drop" && !ownTable(c.table))
+    .map((c: any) => `${c.family} ${c.table} ${c.name}`);
+  let dnsmasq: ObservedNetwork["dnsmasq"];
+  const d = (s.get("dnsmasq") ?? "").split("\n").filter((l) => l !== "");
+  if (d[0]?.startsWith("pid=")) {
+    const start = d[1]?.startsWith("start=") ? d[1].slice(6) : undefined;
+    const rest = start === undefined ? d.slice(1) : d.slice(2);
+    dnsmasq = { pid: Number(d[0].slice(4)), exe: (rest[0] ?? "").replace(/^exe=/, ""), argv: rest.slice(1) };
+    if (start && /^\d+$/.test(start)) dnsmasq.start = start;
+    if (rest[0] === "started-by=virtnet" && dnsmasq.start)
+      dnsmasq = { ...dnsmasq, exe: "", argv: [], startedByVirtnet: true };
+  }
+  const text = (name: string) => {
+    const v = s.get(name);
+    return v === undefined || v === "" ? undefined : v;
+  };
+  const legacy = text("legacynft");
+  // find lists directories in no set order; sorted, the observation does not depend on it.
+  const networks = jsonLines<AppliedNetworkRecord>(s.get("networks")).sort((a, b) =>
+    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+  );
+  return {
+    generation: (s.get("generation") ?? "").trim(),
+    bridge,
+    bridgeIpv4,
+    foreignIpv4,
+    nftListing: networkChainsOf(text("nfttable"), name),
+    ...(legacy === undefined ? {} : { legacyNftTable: { name: legacyTable, listing: legacy + "\n" } }),
+    forwardChainsWithDrop,
+    ipForward: (s.get("forward") ?? "").trim() === "1",
+    forwardMarker: (s.get("forwardmarker") ?? "").trim() === "yes",
+    ip6Forward: (s.get("forward6") ?? "").trim() === "1",
+    forward6Marker: (s.get("forward6marker") ?? "").trim() === "yes",
+    inotify: parseInotify(s.get("inotify")),
+    bridgeIpv6: ((link?.addr_info ?? []) as any[])
+      .filter((a) => a.family === "inet6" && a.scope === "global")
+      .map((a) => `${a.local}/${a.prefixlen}`),
+    dnsmasq,
+    conf: fileContent(s.get("conf")),
+    hosts: fileContent(s.get("hosts")),
+    dhcpHosts: fileContent(s.get("dhcphosts")),
+    ranges: jsonLines<DhcpRangeSpec>(s.get("ranges")),
+    networks,
+    route,
+    restore: {
+      systemd: s.has("systemd"),
+      entry: fileContent(s.get("restoreentry")),
+      unit: fileContent(s.get("unit")),
+      unitEnabled: s.has("unitenabled"),
+      wantsDir: s.has("wantsdir"),
+      network: fileContent(s.get("restorenet")),
+    },
+    dirs,
+    missing: (s.get("tools") ?? "").split("\n").filter((l) => l.startsWith("missing-")),
+    firewall: parseFirewall(s, chains),
+  };
+}
+
+function parseFirewall(s: Map<string, string>, chains: any[]): ObservedFirewall {
+  const lines = (name: string) => (s.get(name) ?? "").split("\n").filter((l) => l !== "");
+  const tools = lines("fwtools");
+  const scaffold: ObservedFirewall["scaffold"] = [];
+  // Entries are virtnet's own words ("ip filter", "ip6 nat POSTROUTING"); anything else is not virtnet's record.
+  for (const l of lines("iptscaffold")) {
+    if (l.startsWith("= ")) scaffold.push({ entry: l.slice(2).trim(), rules: [] });
+    else scaffold[scaffold.length - 1]?.rules.push(l);
+  }
+  const scaffoldEntry = /^ip6? (filter|nat)( [A-Z]+)?$/;
+  const fw: ObservedFirewall = {
+    tools: tools.filter((t) => !t.includes(" ")),
+    iptablesNft: tools.some((t) => t.startsWith("iptables v") && t.includes("(nf_tables)")),
+    iptables: { ipv4: parseIptablesSave(s.get("ipt4") ?? ""), ipv6: parseIptablesSave(s.get("ipt6") ?? "") },
+    nftChains: chains
+      .map((c: any) => c.chain)
+      .filter((c: any) => c)
+      .map((c: any) => `${c.family} ${c.table} ${c.name}`),
+    // Tables with at least one chain. `nft list tables` costs 3x `list chains` (nft 1.0.6 fetches every rule
+    // for it); a table without chains has no effect on traffic, and virtnet's iptables tables always have some.
+    nftTables: [
+      ...new Set(
+        chains
+          .map((c: any) => c.chain)
+          .filter((c: any) => c)
+          .map((c: any) => `${c.family} ${c.table}`),
+      ),
+    ],
+    virtnetTable: (s.get("nfttable") ?? "").trim() !== "",
+    scaffold: scaffold.filter((e) => scaffoldEntry.test(e.entry)),
+  };
+  const zone = s.get("fwzone");
+  if (zone !== undefined) {
+    const out = zone.split("\n").filter((l) => l !== "");
+    const exit = out.pop();
+    // firewall-cmd exits 252 when firewalld is not running, 0 with the zone, another code for "no zone".
+    fw.zone = { running: exit !== "exit=252" && !/not running/i.test(out.join(" ")) };
+    if (exit === "exit=0" && out[0]) fw.zone.zone = out[0].trim();
+  }
+  return fw;
+}
+
+function parseInotify(section: string | undefined): ObservedNetwork["inotify"] {
+  const [limit, marker] = (section ?? "").split("\n");
+  if (!/^\d+$/.test(limit ?? "")) return undefined;
+  const m = /^(\d+) (\d+)$/.exec(marker ?? "");
+  return m
+    ? { limit: Number(limit), marker: { original: Number(m[1]), raised: Number(m[2]) } }
+    : { limit: Number(limit) };
+}
+
+// A section loses its file's last newline when split; files virtnet writes are empty or end with one.
+function fileContent(section: string | undefined): string | undefined {
+  if (section === undefined) return undefined;
+  return section === "" ? "" : section + "\n";
+}

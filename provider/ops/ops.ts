@@ -1,0 +1,245 @@
+// The vocabulary of host operations. Each op returns its shell text, the text that undoes it, and what it
+// touches (action.ts); planners state intent by calling these, and never write shell text of their own. The
+// shell functions called here (write_file, make_dir, dnsmasq_start, ...) are defined in helpers.ts.
+import { firewalldZoneCommand } from "../render/firewalld";
+import { IpFamily } from "../render/firewallIntent";
+import { restoreCommand } from "../render/iptables";
+import { GENERATION_FILE, isNetworkPath, STATE_DIR } from "../naming";
+import { Action } from "./action";
+import { sh } from "./shell";
+
+const FILE_MODE = "0644";
+
+/** Host-wide unless the path is in one network's own directories. */
+const sharedIf = (...paths: string[]) => (paths.some((p) => !isNetworkPath(p)) ? { shared: true } : {});
+const hostTeardown = { shared: true, hostTeardown: true };
+
+// ---------------------------------------------------------------------------------------------------------
+// Files and directories
+
+export function makeDir(path: string): Action {
+  return {
+    name: `create directory ${path}`,
+    run: sh("make_dir", "0755", path),
+    undo: sh("rmdir", path),
+    ...sharedIf(path),
+  };
+}
+
+export interface WriteOptions {
+  mode?: string;
+  /** The running dnsmasq rereads the file on SIGHUP: the undo signals it after putting the file back. */
+  dnsmasqReads?: boolean;
+}
+
+/** Writes a file whole (atomically where it replaces one); the undo puts `previous` back, or removes it. */
+export function writeFile(
+  path: string,
+  content: string,
+  previous: string | undefined,
+  opts: WriteOptions = {},
+): Action {
+  const mode = opts.mode ?? FILE_MODE;
+  const restore = previous === undefined ? sh("rm", "-f", path) : sh("write_file", path, mode, previous);
+  return {
+    name: `write ${path}`,
+    run: sh("write_file", path, mode, content),
+    undo: restore + (opts.dnsmasqReads ? " && dnsmasq_hup" : ""),
+    ...sharedIf(path),
+  };
+}
+
+/** Removes a file virtnet wrote; the undo writes it back as it was. */
+export function removeFile(path: string, previous: string): Action {
+  return {
+    name: `remove ${path}`,
+    run: sh("rm", "-f", path),
+    undo: sh("write_file", path, FILE_MODE, previous),
+    removes: path,
+    ...sharedIf(path),
+  };
+}
+
+/**
+ * Removes files for good (a delete: no undo). Host-wide ones (the boot entry, the unit) go only with the last
+ * of what needs them: their removal is host teardown.
+ */
+export function discardFiles(name: string, ...paths: string[]): Action {
+  return { name, run: sh("rm", "-f", ...paths), ...(sharedIf(...paths).shared ? hostTeardown : {}) };
+}
+
+/** Removes one network's own directories with everything in them (names are validated: never "" or ".."). */
+export function removeTrees(name: string, dirs: string[]): Action {
+  return { name, run: `rm -rf -- ${sh(...dirs)}` };
+}
+
+/** Removes virtnet's shared directories that are empty; a directory something is still in stays. */
+export function removeEmptyDirs(name: string, dirs: string[]): Action {
+  return { name, run: `rmdir ${sh(...dirs)} 2>/dev/null; :`, ...hostTeardown };
+}
+
+/** The last teardown on a host: virtnet's state directory goes, with its generation token. */
+export function removeStateDir(): Action {
+  return {
+    name: `remove directory ${STATE_DIR}`,
+    run: `rm -f -- ${sh(GENERATION_FILE)}; rmdir ${sh(STATE_DIR)} 2>/dev/null; :`,
+    ...hostTeardown,
+  };
+}
+
+export function symlink(name: string, target: string, link: string): Action {
+  return { name, run: sh("ln", "-sfn", target, link), undo: sh("rm", "-f", link), ...sharedIf(link) };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Links, addresses, routes
+
+/** One `ip` command; `undoArgs` are the arguments of the one that takes it back. */
+export function ip(name: string, args: string[], undoArgs?: string[]): Action {
+  const a: Action = { name, run: sh("ip", ...args) };
+  if (undoArgs) a.undo = sh("ip", ...undoArgs);
+  return a;
+}
+
+/** Several `ip` commands in one process (`ip -batch`). */
+export function ipBatch(name: string, lines: string[], undoArgs: string[]): Action {
+  return { name, run: `printf '%s\\n' ${sh(...lines)} | ip -batch -`, undo: sh("ip", ...undoArgs) };
+}
+
+/**
+ * A bridge the round deletes, with the round's other bridges, from its start (the deletion itself is the
+ * round's: this step only names the bridge). bridgeDeleted checks it at the round's end.
+ */
+export function bridgeDelete(bridge: string): Action {
+  return { name: "delete bridge", run: ":", deletesBridge: bridge };
+}
+
+/** The bridge is gone once the round's deletion is done, or is deleted alone now (with the kernel's reason). */
+export function bridgeDeleted(bridge: string): Action {
+  return { name: "bridge deleted", run: `bridge_deleted ${sh(bridge)}`, atRoundEnd: true };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Firewalls
+
+const nftRun = (script: string) => `printf '%s' ${sh(script)} | nft -f -`;
+
+/** One nft transaction; the undo is the transaction that puts back what it replaced. */
+export function nftApply(name: string, script: string, putBack: string): Action {
+  return { name, run: nftRun(script), undo: nftRun(putBack), nft: script };
+}
+
+export function nftAddTable(family: string, table: string): Action {
+  return {
+    name: `create nft table ${family} ${table}`,
+    run: sh("nft", "add", "table", family, table),
+    undo: sh("nft", "delete", "table", family, table),
+    shared: true,
+  };
+}
+
+/** virtnet's shared table, with the last network that has chains in it. */
+export function nftDeleteTable(family: string, table: string): Action {
+  return {
+    name: `remove nft table ${family} ${table}`,
+    run: sh("nft", "delete", "table", family, table),
+    ...hostTeardown,
+  };
+}
+
+/** One side of an iptables-restore step: its input (none: nothing to restore), then an nft table to delete. */
+export interface IptablesChange {
+  input: string | null;
+  /** An iptables-nft table ("ip filter") to delete after, when virtnet made it and it is empty now. */
+  dropTable?: string;
+}
+
+const iptablesText = (family: IpFamily, c: IptablesChange) =>
+  `${c.input ? restoreCommand(family, c.input) : ":"}${c.dropTable ? ` && ${sh("nft", "delete", "table", ...c.dropTable.split(" "))}` : ""}`;
+
+/** One iptables-restore transaction (--noflush) in chains every network shares. */
+export function iptablesRestore(
+  name: string,
+  family: IpFamily,
+  change: IptablesChange,
+  undo?: IptablesChange,
+): Action {
+  const a: Action = { name, run: iptablesText(family, change), shared: true };
+  if (undo) a.undo = iptablesText(family, undo);
+  return a;
+}
+
+/** The bridge into, out of or between firewalld zones (runtime configuration). */
+export function firewalldZone(
+  name: string,
+  bridge: string,
+  change: { op: "add" | "change" | "remove"; zone: string },
+  undo?: { op: "add" | "change" | "remove"; zone: string },
+): Action {
+  const a: Action = { name, run: sh(...firewalldZoneCommand(change.op, change.zone, bridge)), shared: true };
+  if (undo) a.undo = sh(...firewalldZoneCommand(undo.op, undo.zone, bridge));
+  return a;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Kernel settings
+
+const setting = (key: string, value: number) => {
+  if (!/^[a-z0-9_.]+$/.test(key) || !Number.isInteger(value)) throw new Error(`bad sysctl ${key}=${value}`);
+  return `sysctl -qw ${key}=${value}`;
+};
+
+/** What records virtnet's change of a setting: an empty marker file, or a file with content. */
+export type SettingRecord = { marker: string } | { file: Action };
+
+/** Sets a kernel setting and records that virtnet did; the undo puts `was` back and the record away. */
+export function sysctl(name: string, key: string, value: number, was: number, record: SettingRecord): Action {
+  const [run, undo] =
+    "marker" in record
+      ? [`: > ${sh(record.marker)}`, `rm -f ${sh(record.marker)}`]
+      : [record.file.run, record.file.undo];
+  return {
+    name,
+    run: `${setting(key, value)} && ${run}`,
+    undo: `${setting(key, was)}; ${undo}`,
+    shared: true,
+  };
+}
+
+/** Puts a setting back (unless `value` is undefined: then only the record goes) with the last network. */
+export function sysctlRestore(name: string, key: string, value: number | undefined, record: string): Action {
+  const back = value === undefined ? "" : `${setting(key, value)} && `;
+  return { name, run: `${back}rm -f ${sh(record)}`, ...hostTeardown };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// dnsmasq ($conf and $pidfile are the probe's variables of the step's network)
+
+/** The dnsmasq the probe saw (pid and start time), so a stop or reload reaches that process only. */
+export interface ProbedProcess {
+  pid: number;
+  start?: string;
+}
+
+const probed = (p?: ProbedProcess) => (p?.start ? sh(String(p.pid), p.start) : "");
+
+export function dnsmasqStart(): Action {
+  return { name: "start dnsmasq", run: "dnsmasq_start", undo: "dnsmasq_stop", background: true };
+}
+
+/** Stops the network's dnsmasq (the one the probe saw, if it is still that process); `undo`: start it again. */
+export function dnsmasqStop(p: ProbedProcess | undefined, undo = false): Action {
+  const a: Action = { name: "stop dnsmasq", run: `dnsmasq_stop ${probed(p)}` };
+  if (undo) a.undo = "dnsmasq_start";
+  return a;
+}
+
+/** A restart's stop: only signals it; the start that follows waits for it to be gone. */
+export function dnsmasqStopForRestart(p: ProbedProcess | undefined): Action {
+  return { name: "stop dnsmasq", run: `dnsmasq_stop_begin ${probed(p)}`, undo: "dnsmasq_start" };
+}
+
+/** dnsmasq rereads its hosts files: leases and pid stay. */
+export function dnsmasqHup(p: ProbedProcess | undefined): Action {
+  return { name: "reload dnsmasq", run: `dnsmasq_hup ${probed(p)}` };
+}

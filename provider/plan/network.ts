@@ -1,0 +1,155 @@
+// The pure planner of a network: desired state + what the host has -> the actions that make them equal, each
+// with its undo. Each part of the network has its planner beside this one; they state intent through ops.
+import * as ipaddr from "ipaddr.js";
+import { DhcpRangeSpec } from "../model/dhcpRange";
+import { FirewallBackend, NetworkSpec } from "../model/network";
+import { bridgeAlias, NetworkPaths } from "../naming";
+import { AppliedNetworkRecord, ObservedNetwork } from "../observe/observed";
+import { Action } from "../ops/action";
+import * as ops from "../ops/ops";
+import { bridgeActions } from "./bridge";
+import { dnsmasqActions, stopDnsmasqActions } from "./dnsmasq";
+import { chooseFirewallBackend, ownFirewallActions, removeOwnFirewallActions } from "./firewall";
+import { dockerUserFamilies, planForeignFirewalls, removeForeignFirewallActions } from "./foreignFirewalls";
+import { dirActions, forwardingActions, hostTeardownActions, inotifyActions } from "./hostState";
+import { Plan, refused } from "./plan";
+import { rangeErrors, rangeRecordActions } from "./range";
+import { networkRestoreActions, restoreGlobalActions } from "./restore";
+import { routesToRestore } from "./route";
+
+export function appliedRecord(
+  spec: NetworkSpec,
+  backend: FirewallBackend = "nftables",
+): AppliedNetworkRecord {
+  const r: AppliedNetworkRecord = { name: spec.name, mode: spec.mode, bridge: spec.bridge.name };
+  if (spec.ipv4) r.cidr = spec.ipv4.cidr;
+  r.spec = spec;
+  if (backend === "iptables") r.firewallBackend = backend;
+  return r;
+}
+
+// A round's plans compare each new subnet with every subnet on the host (n x n at 200 networks): parse each once.
+const parsedPrefixes = new Map<string, [ipaddr.IPv4 | ipaddr.IPv6, number]>();
+function parsePrefix(cidr: string): [ipaddr.IPv4 | ipaddr.IPv6, number] {
+  let p = parsedPrefixes.get(cidr);
+  if (!p) {
+    if (parsedPrefixes.size >= 4096) parsedPrefixes.clear();
+    parsedPrefixes.set(cidr, (p = ipaddr.parseCIDR(cidr)));
+  }
+  return p;
+}
+
+function overlaps(a: string, b: string): boolean {
+  const [na, pa] = parsePrefix(a);
+  const [nb, pb] = parsePrefix(b);
+  if (na.kind() !== nb.kind()) return false;
+  return pa <= pb ? nb.match(na, pa) : na.match(nb, pb);
+}
+
+/** Problems only the host can reveal; found before anything changes. */
+function hostConflicts(spec: NetworkSpec, observed: ObservedNetwork): string[] {
+  const errors = observed.missing.map((m) =>
+    m.startsWith("missing-user")
+      ? `user "dnsmasq" does not exist (install Debian's dnsmasq-base, which creates it)`
+      : `command "${m.split(" ")[1]}" is not installed`,
+  );
+  const b = observed.bridge;
+  if (b && b.alias !== bridgeAlias(spec.name)) {
+    errors.push(
+      b.alias?.startsWith("virtnet:")
+        ? `bridge ${spec.bridge.name} belongs to virtnet network "${b.alias.slice(8)}"`
+        : `interface ${spec.bridge.name} already exists and is not managed by virtnet; choose another bridge.name`,
+    );
+  } else if (b && b.kind !== "bridge")
+    errors.push(`interface ${spec.bridge.name} exists and is not a bridge`);
+  for (const other of observed.networks) {
+    if (other.name === spec.name) continue;
+    if (other.bridge === spec.bridge.name)
+      errors.push(`bridge ${spec.bridge.name} is already used by virtnet network "${other.name}"`);
+    if (spec.ipv4 && other.cidr && overlaps(spec.ipv4.cidr, other.cidr))
+      errors.push(`subnet ${spec.ipv4.cidr} overlaps virtnet network "${other.name}" (${other.cidr})`);
+  }
+  if (spec.ipv4) {
+    const ownDevs = new Set(observed.networks.filter((n) => n.name !== spec.name).map((n) => n.bridge));
+    for (const f of observed.foreignIpv4) {
+      if (ownDevs.has(f.dev)) continue; // reported above as a virtnet network
+      if (overlaps(spec.ipv4.cidr, f.cidr)) {
+        errors.push(`subnet ${spec.ipv4.cidr} overlaps ${f.cidr} on ${f.dev}`);
+        break;
+      }
+    }
+  }
+  return errors;
+}
+
+/** Actions that make the host match `spec`, or errors when the host forbids it. Empty when in sync. */
+export function planApply(
+  spec: NetworkSpec,
+  observed: ObservedNetwork,
+  paths: NetworkPaths,
+  options: { ranges?: DhcpRangeSpec[] } = {},
+): Plan {
+  const ranges = options.ranges ?? observed.ranges;
+  const firewall = chooseFirewallBackend(spec, observed);
+  const foreign = planForeignFirewalls(spec, observed);
+  const errors = [
+    ...hostConflicts(spec, observed),
+    ...rangeErrors(spec, ranges),
+    ...(firewall.error ? [firewall.error] : []),
+    ...foreign.errors,
+  ];
+  const warnings = foreign.warnings;
+  if (errors.length) return refused(errors, warnings);
+  const backend = firewall.backend;
+  const restoreFirewall = { backend, dockerUser: dockerUserFamilies(spec, observed) };
+  const record = JSON.stringify(appliedRecord(spec, backend)) + "\n";
+  const prevRecord = observed.networks.find((n) => n.name === spec.name);
+  const prevRecordText = prevRecord ? JSON.stringify(prevRecord) + "\n" : undefined;
+  const actions = [
+    ...dirActions(observed, paths),
+    ...bridgeActions(spec, observed),
+    ...routesToRestore(spec.bridge.name, observed.route),
+    // The network's own rules in its backend, then what Docker and firewalld need.
+    ...ownFirewallActions(spec, observed, backend),
+    ...foreign.actions,
+    ...forwardingActions(spec, observed),
+    ...inotifyActions(spec, ranges, observed),
+    ...rangeRecordActions(spec.name, ranges, observed, paths),
+    ...dnsmasqActions(spec, ranges, observed, paths),
+    ...networkRestoreActions(spec, ranges, observed, paths, restoreFirewall),
+    ...restoreGlobalActions(observed, true),
+  ];
+  if (record !== prevRecordText) actions.push(ops.writeFile(paths.appliedSpec, record, prevRecordText));
+  return { errors, warnings, actions };
+}
+
+/** Actions that remove a network and everything virtnet made for it; idempotent, so no undo. */
+export function planDelete(
+  name: string,
+  bridge: string,
+  observed: ObservedNetwork,
+  paths: NetworkPaths,
+): Plan {
+  const actions: Action[] = [...stopDnsmasqActions(observed, paths)];
+  const warnings: string[] = [];
+  actions.push(...removeForeignFirewallActions(name, bridge, observed));
+  let deleting = false;
+  if (observed.bridge) {
+    if (observed.bridge.alias === bridgeAlias(name)) {
+      // Deleted from the start of the script, with the bridges of the other deletes in the same script, while
+      // the rules and files go; the step after the round checks that it is gone.
+      actions.push(ops.bridgeDelete(bridge));
+      deleting = true;
+    } else
+      warnings.push(
+        `interface ${bridge} is not virtnet's (alias "${observed.bridge.alias ?? ""}"): left alone`,
+      );
+  }
+  actions.push(...removeOwnFirewallActions(name, observed));
+  // The per-network directories hold only virtnet's files.
+  const dirs = [paths.stateDir, paths.runDir].filter((d) => observed.dirs.includes(d));
+  if (dirs.length) actions.push(ops.removeTrees("remove files", dirs));
+  if (deleting) actions.push(ops.bridgeDeleted(bridge));
+  actions.push(...hostTeardownActions(name, observed));
+  return { errors: [], warnings, actions };
+}
