@@ -65,8 +65,8 @@ export class DhcpRange extends pulumi.dynamic.Resource {
 }
 
 // A type only: erased at compile time, so the SDK still loads the provider lazily.
-export type { Lease } from "../provider/network/lifecycle";
-import type { Lease } from "../provider/network/lifecycle";
+export type { Lease } from "../provider/orchestration/leases";
+import type { Lease } from "../provider/orchestration/leases";
 
 /** The network's current DHCP leases, read from the host like `virsh net-dhcp-leases`. */
 export function getLeases(args: { network: VirtualNetwork }): Promise<Lease[]> {

@@ -2,7 +2,8 @@
 import { validateConnection } from "../host";
 import { Host } from "../host/host";
 import { buildRangeSpec, DhcpRangeInputs, DhcpRangeSpec } from "../model/dhcpRange";
-import { applyRange, deleteRange, NetworkRef, readLeases, readRange } from "../network/lifecycle";
+import { applyRange, deleteRange, NetworkRef, readRange } from "../orchestration/range";
+import { readLeases } from "../orchestration/leases";
 import { renderDhcpHosts } from "../render/dnsmasq";
 import { containsUnknown, ValidationError } from "../model/validation";
 import { checkNetworkRef } from "./networkRef";

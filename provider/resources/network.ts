@@ -3,7 +3,8 @@
 import { validateConnection } from "../host";
 import { Host } from "../host/host";
 import { networkPaths } from "../naming";
-import { applyNetwork, deleteNetwork, observe, readNetwork } from "../network/lifecycle";
+import { applyNetwork, deleteNetwork, readNetwork } from "../orchestration/network";
+import { observe } from "../orchestration/probe";
 import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../model/network";
 import { ObservedNetwork } from "../observe/observed";
 import { toLibvirtXml } from "../libvirt/export";

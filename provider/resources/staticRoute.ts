@@ -1,7 +1,7 @@
 // StaticRoute's provider operations on plain objects.
 import { validateConnection } from "../host";
 import { Host } from "../host/host";
-import { applyRoute, deleteRoute, readRoute } from "../network/lifecycle";
+import { applyRoute, deleteRoute, readRoute } from "../orchestration/route";
 import { buildRouteSpec, RouteInputs, RouteSpec } from "../model/staticRoute";
 import { routeCommand } from "../render/route";
 import { containsUnknown, ValidationError } from "../model/validation";

@@ -13,7 +13,8 @@
 import { RunResult } from "../../provider/host/host";
 import { networkPaths } from "../../provider/naming";
 import { buildRangeSpec, DhcpRangeSpec } from "../../provider/model/dhcpRange";
-import { applyNetwork, applyRange, deleteNetwork, deleteRange } from "../../provider/network/lifecycle";
+import { applyNetwork, deleteNetwork } from "../../provider/orchestration/network";
+import { applyRange, deleteRange } from "../../provider/orchestration/range";
 import { parseProbe } from "../../provider/observe/parse";
 import { PROBE_SCRIPT, probeArgs } from "../../provider/ops/probe";
 import { planApply, planDelete } from "../../provider/plan/network";

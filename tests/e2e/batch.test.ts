@@ -2,14 +2,10 @@
 // together and runs them one after the other in one script. Real probes and apply scripts on a lab host, through a Host that
 // runs commands with nsenter and counts them.
 import { expect } from "chai";
-import {
-  ApplyResult,
-  applyNetwork,
-  deleteNetwork,
-  NetworkError,
-  observe,
-  readNetwork,
-} from "../../provider/network/lifecycle";
+import { ApplyResult } from "../../provider/orchestration/round";
+import { applyNetwork, deleteNetwork, readNetwork } from "../../provider/orchestration/network";
+import { NetworkError } from "../../provider/orchestration/errors";
+import { observe } from "../../provider/orchestration/probe";
 import { isOurDnsmasq } from "../../provider/observe/observed";
 import { buildNetworkSpec, NetworkSpec } from "../../provider/model/network";
 import { networkPaths, nftChainId, NFT_TABLE_REF } from "../../provider/naming";

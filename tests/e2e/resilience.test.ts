@@ -12,7 +12,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { expect } from "chai";
 import { connect } from "../../provider/host";
-import { applyNetwork, deleteNetwork } from "../../provider/network/lifecycle";
+import { applyNetwork, deleteNetwork } from "../../provider/orchestration/network";
 import { buildNetworkSpec } from "../../provider/model/network";
 import { nftChainId } from "../../provider/naming";
 import { VirtualNetwork, VirtualNetworkArgs } from "../../sdk";

@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { expect } from "chai";
 import { LocalHost } from "../../../provider/host";
 import { legacyNftTableName } from "../../../provider/naming";
-import { readRange } from "../../../provider/network/lifecycle";
+import { readRange } from "../../../provider/orchestration/range";
 import { check as checkRange } from "../../../provider/resources/dhcpRange";
 import { rangeInputs } from "./corpus";
 
