@@ -5,7 +5,8 @@ import * as ipaddr from "ipaddr.js";
 import { buildRangeSpec, DhcpRangeSpec, rangeOverlaps } from "../model/dhcpRange";
 import { buildRouteSpec, RouteSpec } from "../model/staticRoute";
 import { Mode } from "../model/modes";
-import { buildNetworkSpec, NetworkSpec, SrvRecord } from "../model/network";
+import { buildNetworkSpec, NetworkSpec } from "../model/network";
+import { SrvRecord } from "../model/networkDns";
 import { PropertyError } from "../model/validation";
 import {
   attr,

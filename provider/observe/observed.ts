@@ -95,7 +95,7 @@ export interface ObservedNetwork {
   /** The DHCP ranges recorded for this network. */
   ranges: DhcpRangeSpec[];
   networks: AppliedNetworkRecord[];
-  /** Networks the probe saw that plans before this one in the same script remove (lifecycle.ts rounds). */
+  /** Networks the probe saw that plans before this one in the same script remove (orchestration/round.ts). */
   goneInRound?: string[];
   /** Kernel routes, virtnet's route records, and the gateway lookup when one was asked. */
   route: RouteObservation;

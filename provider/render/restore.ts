@@ -88,7 +88,7 @@ export function renderRestoreEntry(): string {
     "# virtnet: brings every autostart network, its DHCP ranges and every static route back as last applied.",
     "# A network without restore.sh is transient (autostart: false): like libvirt, it does not outlive a boot.",
     `for d in ${NETWORKS_STATE_DIR}/*/; do [ -f "$d/${NETWORK_RECORD_FILE}" ] && [ ! -f "$d/${NETWORK_RESTORE_FILE}" ] && rm -rf -- "$d"; done`,
-    // Many dnsmasqs need more inotify instances than the kernel's default (plan.ts, inotifyActions).
+    // Many dnsmasqs need more inotify instances than the kernel's default (plan/hostState.ts, inotifyActions).
     `[ -f ${INOTIFY_MARKER} ] && read -r vn_orig vn_raised < ${INOTIFY_MARKER} && vn_now=$(cat ${sysctlPath(SYSCTL.inotifyInstances)}); [ "\${vn_now:-0}" -lt "\${vn_raised:-0}" ] && sysctl -qw ${SYSCTL.inotifyInstances}="$vn_raised"`,
     `for f in ${NETWORKS_STATE_DIR}/*/${NETWORK_RESTORE_FILE}; do [ -f "$f" ] && sh "$f"; done`,
     `for f in ${ROUTES_DIR}/*.restore; do [ -f "$f" ] && sh "$f"; done`,

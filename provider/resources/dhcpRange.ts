@@ -5,10 +5,10 @@ import { buildRangeSpec, DhcpRangeInputs, DhcpRangeSpec } from "../model/dhcpRan
 import { applyRange, deleteRange, NetworkRef, readRange } from "../orchestration/range";
 import { readLeases } from "../orchestration/leases";
 import { renderDhcpHosts } from "../render/dnsmasq";
-import { containsUnknown, ValidationError } from "../model/validation";
+import { containsUnknown } from "../model/validation";
 import { checkNetworkRef } from "./networkRef";
 import { connectTo, Credentials, resolveConnection } from "./connection";
-import { changedKeys, pick, Props } from "./props";
+import { changedKeys, checked, pick, Props, required } from "./props";
 import { RANGE_INPUT_KEYS } from "../model/inputs";
 
 function rangeInputs(props: Props): DhcpRangeInputs {
@@ -36,21 +36,12 @@ export function check(_olds: Props, news: Props) {
   failures.push(...checkNetworkRef(news.network, true));
   const r = specOf(news);
   failures.push(...r.errors);
-  const inputs: Props = { ...news };
-  delete inputs.rendered;
-  if (r.spec && failures.length === 0) inputs.rendered = rendered(r.spec);
-  return { inputs, failures };
+  return checked(news, failures, r.spec, rendered);
 }
 
 function refOf(props: Props): NetworkRef {
   const n = props.network;
   return { name: n.name, bridge: n.bridgeName };
-}
-
-function required(props: Props): DhcpRangeSpec {
-  const r = specOf(props);
-  if (!r.spec) throw new ValidationError(r.errors);
-  return r.spec;
 }
 
 function outputs(props: Props, spec: DhcpRangeSpec, host: Host): Props {
@@ -80,14 +71,14 @@ export function diff(_id: string, olds: Props, news: Props) {
 }
 
 export async function create(inputs: Props, opts: { failAfter?: string } = {}) {
-  const spec = required(inputs);
+  const spec = required(specOf(inputs));
   const host = await connectTo(inputs);
   await applyRange(host, refOf(inputs), spec, opts);
   return { id: `${refOf(inputs).name}/${spec.name}`, outs: outputs(inputs, spec, host) };
 }
 
 export async function update(_id: string, _olds: Props, news: Props) {
-  const spec = required(news);
+  const spec = required(specOf(news));
   const host = await connectTo(news);
   await applyRange(host, refOf(news), spec);
   return { outs: outputs(news, spec, host) };
@@ -102,7 +93,7 @@ export async function read(id: string, props: Props) {
   const recorded = await readRange(host, refOf(props), props.name);
   if (!recorded) return { id: "", props: {} };
   const inputs = { ...rangeInputs(props) } as Props;
-  const spec = required(props);
+  const spec = required(specOf(props));
   const outs = outputs(props, spec, host);
   // A range changed on the host shows as a diff of its inputs on the next preview.
   if (JSON.stringify(recorded) !== JSON.stringify(spec)) {

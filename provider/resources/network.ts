@@ -12,17 +12,10 @@ import { renderDnsmasqConf, renderHostsFile, needsDnsmasq } from "../render/dnsm
 import { renderNftables } from "../render/nftables";
 import { iptablesSaveText, renderIptablesState } from "../render/iptables";
 import { firewallSummary } from "../plan/firewall";
-import { containsUnknown, isUnknown, PropertyError, ValidationError } from "../model/validation";
+import { containsUnknown, isUnknown, PropertyError } from "../model/validation";
 import { connectTo, resolveConnection } from "./connection";
-import { changedKeys, pick, Props } from "./props";
+import { changedKeys, checked, pick, Props, required } from "./props";
 import { NETWORK_INPUT_KEYS } from "../model/inputs";
-
-export { NETWORK_INPUT_KEYS } from "../model/inputs";
-
-export interface CheckFailure {
-  property: string;
-  reason: string;
-}
 
 function networkInputs(props: Props): NetworkInputs {
   return pick(NETWORK_INPUT_KEYS, props);
@@ -49,23 +42,18 @@ export function renderedArtifacts(spec: NetworkSpec): Props {
   return r;
 }
 
-export function check(_olds: Props, news: Props): { inputs: Props; failures: CheckFailure[] } {
-  const failures: CheckFailure[] = [];
+export function check(_olds: Props, news: Props): { inputs: Props; failures: PropertyError[] } {
+  const failures: PropertyError[] = [];
   const conn = resolveConnection(news.connection, news.__credentials);
   const connResult = validateConnection(conn);
   failures.push(...connResult.errors.map((e: PropertyError) => ({ property: e.property, reason: e.reason })));
   const result = buildNetworkSpec(networkInputs(news), news.name);
   failures.push(...result.errors);
-  const inputs: Props = { ...news };
-  delete inputs.rendered;
-  if (result.spec && failures.length === 0) inputs.rendered = renderedArtifacts(result.spec);
-  return { inputs, failures };
+  return checked(news, failures, result.spec, renderedArtifacts);
 }
 
 function specOf(props: Props): NetworkSpec {
-  const result = buildNetworkSpec(networkInputs(props), props.name);
-  if (!result.spec) throw new ValidationError(result.errors);
-  return result.spec;
+  return required(buildNetworkSpec(networkInputs(props), props.name));
 }
 
 function sameTarget(a: Props | undefined, b: Props | undefined): boolean {

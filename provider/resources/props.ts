@@ -1,4 +1,5 @@
 // What the resources share about the plain property objects the SDK's dynamic providers pass.
+import { PropertyError, ValidationError } from "../model/validation";
 
 export type Props = Record<string, any>;
 
@@ -13,4 +14,23 @@ export function pick(keys: readonly string[], props: Props): Props {
 export function changedKeys(keys: readonly string[], olds: Props, news: Props): string[] {
   const stable = (v: unknown) => JSON.stringify(v ?? null);
   return keys.filter((k) => stable(olds[k]) !== stable(news[k]));
+}
+
+/** check's answer: the inputs as given, with `rendered` made anew from the spec when nothing failed. */
+export function checked<S>(
+  news: Props,
+  failures: PropertyError[],
+  spec: S | undefined,
+  render: (spec: S) => unknown,
+) {
+  const inputs: Props = { ...news };
+  delete inputs.rendered;
+  if (spec && failures.length === 0) inputs.rendered = render(spec);
+  return { inputs, failures };
+}
+
+/** The spec a validation built, or its errors thrown (create, update and read need a valid spec). */
+export function required<S>(result: { spec?: S; errors: PropertyError[] }): S {
+  if (!result.spec) throw new ValidationError(result.errors);
+  return result.spec;
 }

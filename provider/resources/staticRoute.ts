@@ -4,10 +4,10 @@ import { Host } from "../host/host";
 import { applyRoute, deleteRoute, readRoute } from "../orchestration/route";
 import { buildRouteSpec, RouteInputs, RouteSpec } from "../model/staticRoute";
 import { routeCommand } from "../render/route";
-import { containsUnknown, ValidationError } from "../model/validation";
+import { containsUnknown } from "../model/validation";
 import { checkNetworkRef } from "./networkRef";
 import { connectTo, resolveConnection } from "./connection";
-import { changedKeys, pick, Props } from "./props";
+import { changedKeys, checked, pick, Props, required } from "./props";
 import { ROUTE_INPUT_KEYS } from "../model/inputs";
 
 /** The route's own inputs, and the network it goes via (the SDK copies that from a VirtualNetwork). */
@@ -27,16 +27,11 @@ export function check(_olds: Props, news: Props) {
   failures.push(...checkNetworkRef(news.network, false));
   const r = buildRouteSpec(routeInputs(news), news.name);
   failures.push(...r.errors);
-  const inputs: Props = { ...news };
-  delete inputs.rendered;
-  if (r.spec && failures.length === 0) inputs.rendered = rendered(r.spec);
-  return { inputs, failures };
+  return checked(news, failures, r.spec, rendered);
 }
 
-function required(props: Props): RouteSpec {
-  const r = buildRouteSpec(routeInputs(props), props.name);
-  if (!r.spec) throw new ValidationError(r.errors);
-  return r.spec;
+function specOf(props: Props): RouteSpec {
+  return required(buildRouteSpec(routeInputs(props), props.name));
 }
 
 function outputs(props: Props, spec: RouteSpec, host: Host, drift: string[]): Props {
@@ -64,7 +59,7 @@ export function diff(_id: string, olds: Props, news: Props) {
 }
 
 export async function create(inputs: Props) {
-  const spec = required(inputs);
+  const spec = specOf(inputs);
   const host = await connectTo(inputs);
   await applyRoute(host, spec);
   const c = resolveConnection(inputs.connection);
@@ -72,7 +67,7 @@ export async function create(inputs: Props) {
 }
 
 export async function update(_id: string, _olds: Props, news: Props) {
-  const spec = required(news);
+  const spec = specOf(news);
   const host = await connectTo(news);
   await applyRoute(host, spec);
   return { outs: outputs(news, spec, host, []) };
@@ -83,7 +78,7 @@ export async function remove(_id: string, props: Props): Promise<void> {
 }
 
 export async function read(id: string, props: Props) {
-  const spec = required(props);
+  const spec = specOf(props);
   const host = await connectTo(props);
   const status = await readRoute(host, spec.name);
   if (!status.recorded && !status.kernel) return { id: "", props: {} };

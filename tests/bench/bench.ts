@@ -507,7 +507,7 @@ async function main(): Promise<number> {
         b.rows.push({
           what: `one script per network: create ${N}`,
           figure: secs(fc.applyMs),
-          note: `${fc.scripts} apply scripts (${fc.actions} actions) from plan.ts for the host as probed, net+range in one plan, run via nsenter one after another; probes not timed (${secs(fc.probeMs)}; one probe ${probeStr(fc.probes[0])} on the empty host, ${probeStr(fc.probes[fc.probes.length - 1])} with ${N - 1} networks)`,
+          note: `${fc.scripts} apply scripts (${fc.actions} actions) from provider/plan/ for the host as probed, net+range in one plan, run via nsenter one after another; probes not timed (${secs(fc.probeMs)}; one probe ${probeStr(fc.probes[0])} on the empty host, ${probeStr(fc.probes[fc.probes.length - 1])} with ${N - 1} networks)`,
         });
         b.rows.push({
           what: `one script per network: destroy ${N}`,
@@ -556,7 +556,7 @@ async function main(): Promise<number> {
       note: "virtnet: engine destroy of nets+ranges; libvirt: net-destroy+net-undefine",
     });
     // The issue's floor: "the same host commands virtnet generates, run directly inside the host's namespaces
-    // with no SSH and no Pulumi": the probes and apply scripts lifecycle.ts ran via nsenter, timed alone.
+    // with no SSH and no Pulumi": the probes and apply scripts provider/orchestration/ ran via nsenter, timed alone.
     const rOwn = c && m.ownCreate ? c / m.ownCreate : undefined;
     b.rows.push({
       what: "create: virtnet / raw floor",
@@ -691,7 +691,7 @@ async function main(): Promise<number> {
         b.fig("manyHostLogins", r2.first.logins);
         const dr = await b.destroyStack(`destroy ${o.hosts}x${o.perHost}`, s2, names);
         m.manyDestroy = dr.wallMs;
-        // The same networks' host commands alone (lifecycle.ts via nsenter: no SSH, no Pulumi), H hosts at once
+        // The same networks' host commands alone (provider/orchestration/ via nsenter: no SSH, no Pulumi), H hosts at once
         // vs one: what this machine allows, since every lab host shares its cores.
         const floorOne = benchNets("bnf1", hostOf("h1"), 130, o.perHost);
         const lc1 = await lifecycleCreate("h1", floorOne);
@@ -709,7 +709,7 @@ async function main(): Promise<number> {
           what: `${o.hosts} hosts x ${o.perHost} vs 1 host, host commands alone`,
           figure: `${secs(manyFloor)} / ${secs(oneFloor)}`,
           ratio: ratioStr(manyFloor / oneFloor),
-          note: `the next row's networks via lifecycle.ts over nsenter (no SSH, no Pulumi), all hosts at once vs h1 alone: the ratio this ${require("node:os").cpus().length}-core machine allows, its lab hosts sharing the cores`,
+          note: `the next row's networks via provider/orchestration/ over nsenter (no SSH, no Pulumi), all hosts at once vs h1 alone: the ratio this ${require("node:os").cpus().length}-core machine allows, its lab hosts sharing the cores`,
         });
         b.rows.push({
           what: `${o.hosts} hosts x ${o.perHost} vs 1 host x ${o.perHost}`,

@@ -2,12 +2,12 @@
 // with no SSH and no Pulumi.
 //
 // - `floorCreate`: per network, the plan for the host as it is (a read-only probe, not timed) of the network
-//   WITH its DHCP range, rendered by provider/network/plan.ts + provider/render/* into the one apply script
-//   virtnet would send (provider/network/script.ts: host lock, state check, `ip -batch`, one `nft -f`, files,
+//   WITH its DHCP range, rendered by provider/plan/ + provider/render/* into the one apply script
+//   virtnet would send (provider/ops/script.ts: host lock, state check, `ip -batch`, one `nft -f`, files,
 //   one dnsmasq start), run with `sh -c` exactly as the SSH transport's command line does. Only the apply
 //   scripts are timed, one after the other.
 // - `floorDestroy`: the same for planDelete.
-// - `lifecycleCreate`/`lifecycleDestroy`: virtnet's own lifecycle (provider/network/lifecycle.ts: probe, plan,
+// - `lifecycleCreate`/`lifecycleDestroy`: virtnet's own lifecycle (provider/orchestration/: probe, plan,
 //   apply, retry when the host changed in between) for the network, then for its range, over a Host that runs
 //   commands through nsenter instead of SSH: what the engine-path figures cost minus SSH and Pulumi.
 import { RunResult } from "../../provider/host/host";

@@ -1,4 +1,4 @@
-// Changes to one host from one process, many at once (as the engine issues them): lifecycle.ts probes them
+// Changes to one host from one process, many at once (as the engine issues them): provider/orchestration/ probes them
 // together and runs them one after the other in one script. Real probes and apply scripts on a lab host, through a Host that
 // runs commands with nsenter and counts them.
 import { expect } from "chai";

@@ -1086,7 +1086,7 @@ function labPiecesPresent(): boolean {
 /** Removes everything the lab made (found by prefix, with or without state files), then checks.
  * Returns the leftovers (empty when clean). Safe to run twice. */
 // Sysctls that are one value for the whole machine, not per network namespace, which virtnet may change
-// inside a lab host (plan.ts raises the inotify limit for many dnsmasqs). Recorded at up, put back at down,
+// inside a lab host (provider/plan/hostState.ts raises the inotify limit for many dnsmasqs). Recorded at up, put back at down,
 // so that a run stopped half way does not leave this machine changed.
 const SHARED_SYSCTLS = ["/proc/sys/fs/inotify/max_user_instances"];
 const SHARED_SYSCTLS_FILE = path.join(STATE_DIR, "shared-sysctls.json");

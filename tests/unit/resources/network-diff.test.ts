@@ -1,5 +1,6 @@
 import { expect } from "chai";
-import { diff, NETWORK_INPUT_KEYS } from "../../../provider/resources/network";
+import { diff } from "../../../provider/resources/network";
+import { NETWORK_INPUT_KEYS } from "../../../provider/model/inputs";
 import { UNKNOWN } from "../../../provider/model/validation";
 
 const connection = { host: "198.18.0.11", hostKey: "SHA256:abc" };

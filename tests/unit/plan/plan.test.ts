@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { emptyObserved } from "./observed";
+import { emptyObserved } from "../support/observed";
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";

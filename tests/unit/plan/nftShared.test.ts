@@ -6,7 +6,7 @@ import { legacyNftTableName, nftChainId } from "../../../provider/naming";
 import { ownFirewallActions, removeOwnFirewallActions } from "../../../provider/plan/firewall";
 import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../../../provider/model/network";
 import { renderNftables } from "../../../provider/render/nftables";
-import { PrivateHost } from "./privateHost";
+import { PrivateHost } from "../support/privateHost";
 
 function spec(inputs: NetworkInputs, name: string): NetworkSpec {
   const r = buildNetworkSpec(inputs, name);

@@ -6,7 +6,7 @@ import { networkPaths } from "../../../provider/naming";
 import { MULTI_PROBE_SCRIPT, probeArgs } from "../../../provider/ops/probe";
 import { parseMultiProbe } from "../../../provider/observe/parse";
 import { buildNetworkSpec, NetworkSpec } from "../../../provider/model/network";
-import { PrivateHost } from "./privateHost";
+import { PrivateHost } from "../support/privateHost";
 
 describe("probe on a private namespace", function () {
   this.timeout(30_000);
@@ -63,7 +63,7 @@ describe("probe on a private namespace", function () {
       { name: "none", bridge: "vn-none" },
     ];
     const out = host.must(
-      // The multi-network probe as lifecycle.ts runs it: each network's probeArgs one after the other.
+      // The multi-network probe as orchestration/probe.ts runs it: each network's probeArgs one after the other.
       `set -- ${quote(nets.flatMap((n) => probeArgs(n.name, n.bridge, networkPaths(n.name))))}\n${MULTI_PROBE_SCRIPT}`,
     );
     const [probe, other, none] = parseMultiProbe(out, nets);

@@ -1,6 +1,6 @@
 // Choosing the firewall backend, living beside Docker and firewalld, and bringing it all back at boot.
 import { expect } from "chai";
-import { emptyObserved } from "./observed";
+import { emptyObserved } from "../support/observed";
 import { quote } from "shell-quote";
 import { networkPaths } from "../../../provider/naming";
 import { nftChainNames } from "../../../provider/render/nftables";
@@ -10,7 +10,7 @@ import { appliedRecord, planApply, planDelete } from "../../../provider/plan/net
 import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../../../provider/model/network";
 import { parseIptablesSave } from "../../../provider/render/iptables";
 import { renderNetworkRestore } from "../../../provider/render/restore";
-import { PrivateHost } from "./privateHost";
+import { PrivateHost } from "../support/privateHost";
 
 const fwcmd = (...args: string[]) => quote(["firewall-cmd", ...args]);
 

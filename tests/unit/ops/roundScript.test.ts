@@ -7,7 +7,7 @@ import { networkPaths, STATE_DIR } from "../../../provider/naming";
 import { probeArgs } from "../../../provider/ops/probe";
 import { Action } from "../../../provider/ops/action";
 import { parseRoundOutput, renderRoundScript, Segment } from "../../../provider/ops/script";
-import { PrivateHost } from "./privateHost";
+import { PrivateHost } from "../support/privateHost";
 
 describe("round script (several plans, one script)", function () {
   this.timeout(20_000);

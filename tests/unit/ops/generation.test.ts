@@ -4,7 +4,7 @@ import { expect } from "chai";
 import { GENERATION_FILE, STATE_DIR } from "../../../provider/naming";
 import * as ops from "../../../provider/ops/ops";
 import { buildNetworkSpec, NetworkSpec } from "../../../provider/model/network";
-import { PrivateHost } from "./privateHost";
+import { PrivateHost } from "../support/privateHost";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 

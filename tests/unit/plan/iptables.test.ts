@@ -20,8 +20,8 @@ import {
 } from "../../../provider/render/iptables";
 import { renderNftables } from "../../../provider/render/nftables";
 import { expectGolden } from "../golden";
-import { firewallCases } from "./firewallCases";
-import { PrivateHost } from "./privateHost";
+import { firewallCases } from "../support/firewallCases";
+import { PrivateHost } from "../support/privateHost";
 
 function spec(inputs: NetworkInputs, name = "lab"): NetworkSpec {
   const r = buildNetworkSpec(inputs, name);

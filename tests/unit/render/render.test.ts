@@ -10,7 +10,7 @@ import { renderDnsmasqConf, renderHostsFile } from "../../../provider/render/dns
 import { renderBridgeCreate } from "../../../provider/render/ip";
 import { networkChainsOf, nftChainNames, renderNftables } from "../../../provider/render/nftables";
 import { expectGolden } from "../golden";
-import { firewallCases } from "./firewallCases";
+import { firewallCases } from "../support/firewallCases";
 
 function spec(inputs: NetworkInputs, name = "lab"): NetworkSpec {
   const r = buildNetworkSpec(inputs, name);
