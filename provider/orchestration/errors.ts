@@ -1,6 +1,10 @@
 // The error of a failure on a host.
 
-/** A failure on a host, naming the host, the network (or "route <name>") and the step; never a secret. */
+/**
+ * A failure on a host, naming the host, what it was about and the step; never a secret. `network` is a
+ * network's name, or the scope of another kind of host state, "<kind> <name>" (e.g. "route r1"): names are
+ * validated and hold no blank, so a scope reads as it is.
+ */
 export class NetworkError extends Error {
   constructor(
     readonly hostLabel: string,
@@ -9,7 +13,7 @@ export class NetworkError extends Error {
     readonly detail: string,
   ) {
     super(
-      `host ${hostLabel}, ${network.startsWith("route ") ? network : `network "${network}"`}: ${step}: ${detail}`,
+      `host ${hostLabel}, ${network.includes(" ") ? network : `network "${network}"`}: ${step}: ${detail}`,
     );
     this.name = "NetworkError";
   }
