@@ -52,10 +52,19 @@ function toNumber(a: ipaddr.IPv4): number {
   return a.octets.reduce((n, o) => n * 256 + o, 0);
 }
 
-function parseV4(value: unknown, path: string, problems: Problems): ipaddr.IPv4 | undefined {
+const MIXED_FAMILIES = "start and end of a range are both IPv4 or both IPv6";
+const RESERVATIONS_IPV4 = "reservations are supported on IPv4 ranges only";
+
+/** An IPv4 address; `ipv6Reason` says why an IPv6 one does not fit where this one is read. */
+function parseV4(
+  value: unknown,
+  path: string,
+  problems: Problems,
+  ipv6Reason: string,
+): ipaddr.IPv4 | undefined {
   if (typeof value !== "string" || !ipaddr.IPv4.isValidFourPartDecimal(value)) {
     if (typeof value === "string" && ipaddr.IPv6.isValid(value))
-      problems.add(path, "IPv6 ranges need an IPv6 network, which virtnet does not support yet");
+      problems.add(path, `"${value}" is an IPv6 address: ${ipv6Reason}`);
     else problems.add(path, `"${value}" is not an IPv4 address`);
     return undefined;
   }
@@ -74,8 +83,8 @@ export function buildRangeSpec(
   if (isUnknown(name) || isUnknown(raw.start) || isUnknown(raw.end)) return { errors: [] };
   checkSafeName(name, "name", problems, 64);
   if (typeof raw.start === "string" && raw.start.includes(":")) return buildRange6(raw, name, net, problems);
-  const start = parseV4(raw.start, "start", problems);
-  const end = parseV4(raw.end, "end", problems);
+  const start = parseV4(raw.start, "start", problems, MIXED_FAMILIES);
+  const end = parseV4(raw.end, "end", problems, MIXED_FAMILIES);
   let leaseTime = DEFAULT_LEASE;
   if (raw.leaseTime !== undefined && !isUnknown(raw.leaseTime)) {
     const m = typeof raw.leaseTime === "string" ? LEASE.exec(raw.leaseTime) : null;
@@ -127,7 +136,7 @@ export function buildRangeSpec(
     const before = problems.errors.length;
     if (typeof h.mac !== "string") problems.add(`${p}.mac`, "is required");
     else checkUnicastMac(h.mac, `${p}.mac`, problems);
-    const ip = parseV4(h.ip, `${p}.ip`, problems);
+    const ip = parseV4(h.ip, `${p}.ip`, problems, RESERVATIONS_IPV4);
     if (ip && !inSubnet(ip)) problems.add(`${p}.ip`, `${ip} is outside the network's subnet ${net.cidr}`);
     if (ip && net.gateway === ip.toString()) problems.add(`${p}.ip`, `${ip} is the gateway`);
     if (
@@ -175,13 +184,15 @@ function checkLease(value: unknown, problems: Problems): string {
 function buildRange6(raw: DhcpRangeInputs, name: string, net: RangeNetworkFacts, problems: Problems) {
   const parse = (v: unknown, path: string) => {
     if (typeof v === "string" && ipaddr.IPv6.isValid(v) && !v.includes("%")) return ipaddr.IPv6.parse(v);
-    problems.add(path, `"${v}" is not an IPv6 address`);
+    if (typeof v === "string" && ipaddr.IPv4.isValidFourPartDecimal(v))
+      problems.add(path, `"${v}" is an IPv4 address: ${MIXED_FAMILIES}`);
+    else problems.add(path, `"${v}" is not an IPv6 address`);
     return undefined;
   };
   const start = parse(raw.start, "start");
   const end = parse(raw.end, "end");
   const leaseTime = checkLease(raw.leaseTime, problems);
-  if (raw.hosts && raw.hosts.length) problems.add("hosts", "reservations are supported on IPv4 ranges only");
+  if (raw.hosts && raw.hosts.length) problems.add("hosts", RESERVATIONS_IPV4);
   const parsed6 = net.ipv6Cidr && !isUnknown(net.ipv6Cidr) ? parseStrictCidr(net.ipv6Cidr) : undefined;
   const cidr = parsed6 && parsed6[0].kind() === "ipv6" ? (parsed6 as [ipaddr.IPv6, number]) : undefined;
   if (net.ipv6Cidr === undefined && net.cidr !== undefined)

@@ -1,0 +1,63 @@
+// DhcpRange validation: the messages a user sees for addresses of the wrong family.
+import { expect } from "chai";
+import { buildRangeSpec } from "../../../provider/model/dhcpRange";
+
+const dualStack = {
+  cidr: "10.50.1.0/24",
+  gateway: "10.50.1.1",
+  ipv6Cidr: "fd00:50:1::/64",
+  ipv6Gateway: "fd00:50:1::1",
+};
+
+function errorsOf(raw: Parameters<typeof buildRangeSpec>[0], net = dualStack) {
+  return buildRangeSpec(raw, "pool", net).errors.map((e) => `${e.property}: ${e.reason}`);
+}
+
+describe("network/dhcp: ranges of each family", () => {
+  it("builds an IPv4 range and an IPv6 range on a dual-stack network", () => {
+    expect(buildRangeSpec({ start: "10.50.1.100", end: "10.50.1.199" }, "a", dualStack).spec).to.include({
+      start: "10.50.1.100",
+      end: "10.50.1.199",
+      size: 100,
+    });
+    expect(
+      buildRangeSpec({ start: "fd00:50:1::100", end: "fd00:50:1::1ff" }, "b", dualStack).spec,
+    ).to.include({
+      family: 6,
+      size: 256,
+    });
+  });
+
+  it("names the mixed family of a range's ends, whichever end is IPv6", () => {
+    expect(errorsOf({ start: "10.50.1.100", end: "fd00:50:1::1ff" })).to.deep.equal([
+      'end: "fd00:50:1::1ff" is an IPv6 address: start and end of a range are both IPv4 or both IPv6',
+    ]);
+    expect(errorsOf({ start: "fd00:50:1::100", end: "10.50.1.199" })).to.deep.equal([
+      'end: "10.50.1.199" is an IPv4 address: start and end of a range are both IPv4 or both IPv6',
+    ]);
+  });
+
+  it("says that reservations are IPv4-only, for an IPv6 address in an IPv4 range's hosts", () => {
+    expect(
+      errorsOf({
+        start: "10.50.1.100",
+        end: "10.50.1.199",
+        hosts: [{ mac: "52:54:00:aa:00:01", ip: "fd00:50:1::5" }],
+      }),
+    ).to.deep.equal([
+      'hosts[0].ip: "fd00:50:1::5" is an IPv6 address: reservations are supported on IPv4 ranges only',
+    ]);
+  });
+
+  it("never claims that IPv6 is unsupported", () => {
+    const all = [
+      ...errorsOf({ start: "10.50.1.100", end: "fd00:50:1::1ff" }),
+      ...errorsOf({ start: "fd00:50:1::100", end: "fd00:50:1::1ff" }, {
+        cidr: "10.50.1.0/24",
+        gateway: "10.50.1.1",
+      } as typeof dualStack),
+    ].join("\n");
+    expect(all).to.not.match(/not support/);
+    expect(all).to.include("an IPv6 range needs an IPv6 subnet on the network (ipv6.cidr)");
+  });
+});
