@@ -4,6 +4,8 @@ import { XMLBuilder } from "fast-xml-parser";
 import * as ipaddr from "ipaddr.js";
 import { DhcpRangeSpec } from "../model/dhcpRange";
 import { DEFAULT_NAT_PORTS, NetworkSpec } from "../model/network";
+import { dnsRecordOptions } from "../render/dnsmasq";
+import { DNSMASQ_NAMESPACE, DNSMASQ_PREFIX } from "./dnsmasqOptions";
 
 /** A route via the network (a StaticRoute's destination CIDR, gateway and metric). */
 export interface LibvirtRoute {
@@ -171,5 +173,17 @@ export function toLibvirtXml(
     );
   }
 
-  return builder.build([el("network", {}, net)]).trim() + "\n";
+  // CNAME and MX records through libvirt's dnsmasq passthrough (dnsmasqOptions.ts), as DNS records: not when
+  // DNS is off.
+  const options = spec.dns.enabled ? dnsRecordOptions(spec.dns) : [];
+  if (options.length)
+    net.push(
+      el(
+        `${DNSMASQ_PREFIX}:options`,
+        {},
+        options.map((value) => el(`${DNSMASQ_PREFIX}:option`, { value })),
+      ),
+    );
+  const namespace = options.length ? { [`xmlns:${DNSMASQ_PREFIX}`]: DNSMASQ_NAMESPACE } : {};
+  return builder.build([el("network", namespace, net)]).trim() + "\n";
 }

@@ -6,8 +6,9 @@ import { buildRangeSpec, DhcpRangeSpec, rangeOverlaps } from "../model/dhcpRange
 import { buildRouteSpec, RouteSpec } from "../model/staticRoute";
 import { Mode } from "../model/modes";
 import { buildNetworkSpec, NetworkSpec } from "../model/network";
-import { SrvRecord } from "../model/networkDns";
+import { CnameRecord, MxRecord, SrvRecord } from "../model/networkDns";
 import { PropertyError } from "../model/validation";
+import { DNSMASQ_NAMESPACE, recordsOfOption } from "./dnsmasqOptions";
 import {
   attr,
   childrenNamed,
@@ -42,6 +43,9 @@ export interface LibvirtNetworkArgs {
     hosts?: { ip: string; hostnames: string[] }[];
     srv?: LibvirtSrvRecord[];
     txt?: { name: string; value: string }[];
+    /** From <dnsmasq:options> (libvirt has no element for them): cname= and mx-host= lines. */
+    cname?: CnameRecord[];
+    mx?: MxRecord[];
   };
 }
 
@@ -299,6 +303,38 @@ function validationErrors(
   );
 }
 
+/** The CNAME and MX records in <dnsmasq:options> (whatever prefix the file binds to libvirt's dnsmasq
+ * namespace), added to `dns`; every other dnsmasq option is reported as not imported. */
+function dnsmasqRecords(
+  im: Importer,
+  root: XmlNode,
+  dns: LibvirtNetworkArgs["dns"],
+): LibvirtNetworkArgs["dns"] {
+  const ns = (node: XmlNode, prefix: string) => node.attrs.find(([k]) => k === `xmlns:${prefix}`)?.[1];
+  for (const node of root.children) {
+    const [prefix, local] = node.name.split(":");
+    if (local !== "options" || (ns(node, prefix) ?? ns(root, prefix)) !== DNSMASQ_NAMESPACE) continue;
+    node.used = true;
+    for (const o of childrenNamed(node, `${prefix}:option`)) {
+      const records = recordsOfOption(attr(o, "value") ?? "");
+      if (!records) {
+        im.warn(o, "virtnet imports the dnsmasq options cname= and mx-host= (as DNS records) only; ignored");
+        continue;
+      }
+      dns ??= {};
+      for (const c of records.cname ?? []) {
+        im.origins.set(`dns.cname[${dns.cname?.length ?? 0}]`, o);
+        (dns.cname ??= []).push(c);
+      }
+      if (records.mx) {
+        im.origins.set(`dns.mx[${dns.mx?.length ?? 0}]`, o);
+        (dns.mx ??= []).push(records.mx);
+      }
+    }
+  }
+  return dns;
+}
+
 /** Imports a libvirt network definition; throws a LibvirtXmlError listing every problem. */
 export function fromLibvirtXml(xml: string): LibvirtImport {
   return importLibvirtNetwork(xml).imported;
@@ -499,6 +535,7 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
     }
     if (txt.length) dns.txt = txt;
   }
+  dns = dnsmasqRecords(im, root, dns);
 
   // <ip>: the first IPv4 and the first IPv6 one are the network's subnets, each with its DHCP.
   let ipv4: LibvirtNetworkArgs["ipv4"];

@@ -49,7 +49,25 @@ export interface NetworkArgs {
     /** SRV records, like libvirt's <srv>; the domain defaults to the network's domain. */
     srv?: SrvArgs[];
     txt?: { name: string; value: string }[];
+    /**
+     * CNAME records (dnsmasq's cname=): `name` is an alias of `target`, which must be a name this network's DNS
+     * answers itself (dns.hosts, a reservation's hostname, another CNAME); dnsmasq ignores one to any other name.
+     */
+    cname?: CnameArgs[];
+    /** MX records (dnsmasq's mx-host=): mail for `domain` goes to `target`; preference defaults to 1. */
+    mx?: MxArgs[];
   };
+}
+
+export interface CnameArgs {
+  name: string;
+  target: string;
+}
+
+export interface MxArgs {
+  domain: string;
+  target: string;
+  preference?: number;
 }
 
 /** Like libvirt's <srv service protocol domain target port priority weight/>. */

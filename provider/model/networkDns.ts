@@ -1,6 +1,6 @@
-// A network's DNS inputs (forwarders, host records, SRV and TXT records), validated and normalized.
+// A network's DNS inputs (forwarders, host records, SRV, TXT, CNAME and MX records), validated and normalized.
 import * as ipaddr from "ipaddr.js";
-import { NetworkArgs, SrvArgs, Unchecked } from "./inputs";
+import { CnameArgs, MxArgs, NetworkArgs, SrvArgs, Unchecked } from "./inputs";
 import { checkInteger, isDnsName, parseStrictIp, Problems } from "./validation";
 
 /** A validated SRV record: the fields as a user writes them. */
@@ -12,7 +12,14 @@ export interface DnsSpec {
   hosts: { ip: string; hostnames: string[] }[];
   srv?: SrvRecord[];
   txt?: { name: string; value: string }[];
+  /** dnsmasq's cname=: `name` is an alias of `target`, a name the network's DNS knows itself. */
+  cname?: CnameRecord[];
+  /** dnsmasq's mx-host=: mail for `domain` goes to `target` (dnsmasq's default preference: 1). */
+  mx?: MxRecord[];
 }
+
+export type CnameRecord = CnameArgs;
+export type MxRecord = MxArgs;
 
 export function checkDns(raw: Unchecked<NetworkArgs>["dns"], problems: Problems): DnsSpec {
   const dns: DnsSpec = { enabled: true, forwarders: [], hosts: [] };
@@ -98,5 +105,55 @@ export function checkDns(raw: Unchecked<NetworkArgs>["dns"], problems: Problems)
     if (problems.errors.length === before)
       (dns.txt ??= []).push({ name: t.name as string, value: t.value as string });
   });
+  checkCnames(raw.cname, dns, problems);
+  checkMx(raw.mx, dns, problems);
   return dns;
+}
+
+function checkCnames(
+  raw: NonNullable<Unchecked<NetworkArgs>["dns"]>["cname"],
+  dns: DnsSpec,
+  problems: Problems,
+) {
+  const hostNames = new Set(dns.hosts.flatMap((h) => h.hostnames.map((n) => n.toLowerCase())));
+  const seen = new Set<string>();
+  (raw ?? []).forEach((c, i) => {
+    const path = `dns.cname[${i}]`;
+    if (!c || typeof c !== "object") return problems.add(path, "must be { name, target }");
+    const before = problems.errors.length;
+    if (typeof c.name !== "string" || !isDnsName(c.name))
+      problems.add(`${path}.name`, `"${c.name}" is not a DNS name`);
+    if (typeof c.target !== "string" || !isDnsName(c.target))
+      problems.add(`${path}.target`, `"${c.target}" is not a DNS name`);
+    if (problems.errors.length !== before) return;
+    const name = (c.name as string).toLowerCase();
+    // A name with a CNAME has no other records (RFC 1034 3.6.2).
+    if (name === (c.target as string).toLowerCase()) problems.add(`${path}.target`, "is the name itself");
+    else if (seen.has(name)) problems.add(`${path}.name`, `${c.name} has a CNAME already`);
+    else if (hostNames.has(name))
+      problems.add(
+        `${path}.name`,
+        `${c.name} has an address in dns.hosts: a name with a CNAME has no other records`,
+      );
+    seen.add(name);
+    if (problems.errors.length === before)
+      (dns.cname ??= []).push({ name: c.name as string, target: c.target as string });
+  });
+}
+
+function checkMx(raw: NonNullable<Unchecked<NetworkArgs>["dns"]>["mx"], dns: DnsSpec, problems: Problems) {
+  (raw ?? []).forEach((m, i) => {
+    const path = `dns.mx[${i}]`;
+    if (!m || typeof m !== "object") return problems.add(path, "must be { domain, target, preference? }");
+    const before = problems.errors.length;
+    if (typeof m.domain !== "string" || !isDnsName(m.domain))
+      problems.add(`${path}.domain`, `"${m.domain}" is not a DNS domain name`);
+    if (typeof m.target !== "string" || !isDnsName(m.target))
+      problems.add(`${path}.target`, `"${m.target}" is not a host name`);
+    if (m.preference !== undefined) checkInteger(m.preference, `${path}.preference`, problems, 0, 65535);
+    if (problems.errors.length !== before) return;
+    const rec: MxRecord = { domain: m.domain as string, target: m.target as string };
+    if (m.preference !== undefined) rec.preference = m.preference;
+    (dns.mx ??= []).push(rec);
+  });
 }

@@ -51,6 +51,7 @@ export function renderDnsmasqConf(
     lines.push(`srv-host=${[name, ...rest].join(",")}`);
   }
   for (const t of spec.dns.txt ?? []) lines.push(`txt-record=${t.name},"${t.value}"`);
+  lines.push(...dnsRecordOptions(spec.dns));
   if (spec.domain) {
     lines.push(`domain=${spec.domain.name}`);
     if (spec.domain.localOnly) lines.push(`local=/${spec.domain.name}/`);
@@ -86,6 +87,16 @@ export function renderDnsmasqConf(
     if (modeIsolated(spec.mode) && v4.length) lines.push("dhcp-option=3"); // no default gateway: nothing to route through
   }
   return lines.join("\n") + "\n";
+}
+
+/** CNAME and MX records as dnsmasq options (libvirt's export passes the same lines through). */
+export function dnsRecordOptions(dns: Pick<NetworkSpec["dns"], "cname" | "mx">): string[] {
+  return [
+    ...(dns.cname ?? []).map((c) => `cname=${c.name},${c.target}`),
+    ...(dns.mx ?? []).map(
+      (m) => `mx-host=${[m.domain, m.target, m.preference].filter((v) => v !== undefined).join(",")}`,
+    ),
+  ];
 }
 
 export function sortedRanges(ranges: DhcpRangeSpec[]): DhcpRangeSpec[] {

@@ -1,4 +1,4 @@
-// DNS of a network end to end: static records reloaded live, SRV/TXT records, forwarders (a DNS server in the
+// DNS of a network end to end: static records reloaded live, SRV/TXT/CNAME/MX records, forwarders (a DNS server in the
 // lab's upstream), and DHCP clients' names under the network's domain.
 import { expect } from "chai";
 import { networkPaths } from "../../provider/naming";
@@ -36,6 +36,8 @@ describe("network DNS, through the engine path", function () {
     hosts: [{ ip, hostnames: ["db"] }],
     srv: [{ service: "ldap", protocol: "tcp", target: "db.lab.test", port: 389, priority: 10, weight: 5 }],
     txt: [{ name: "info.lab.test", value: "v=virtnet hello" }],
+    cname: [{ name: "www.lab.test", target: "db.lab.test" }],
+    mx: [{ domain: "lab.test", target: "db.lab.test", preference: 10 }],
   });
 
   before(async () => {
@@ -70,6 +72,14 @@ describe("network DNS, through the engine path", function () {
     expect(await lookup("db.lab.test")).to.include("10.85.0.10");
     expect(await lookup("_ldap._tcp.lab.test", "srv")).to.match(/10 5 389 db\.lab\.test/);
     expect(await lookup("info.lab.test", "txt")).to.include("v=virtnet hello");
+  });
+
+  it("answers CNAME and MX records", async () => {
+    const www = await lookup("www.lab.test");
+    expect(www).to.include("www.lab.test\tcanonical name = db.lab.test").and.include("Address: 10.85.0.10");
+    expect(await lookup("lab.test", "mx")).to.include("lab.test\tmail exchanger = 10 db.lab.test");
+    // The check can fail: a name with no record gets no answer.
+    expect(await lookup("ftp.lab.test")).to.not.include("canonical name");
   });
 
   it("forwards other names to the configured forwarder", async () => {

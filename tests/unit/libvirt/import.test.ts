@@ -155,6 +155,44 @@ describe("libvirt XML import: mapping", () => {
     ]);
   });
 
+  it("reads CNAME and MX records from <dnsmasq:options> under any prefix; other lines are warned about", () => {
+    const opts = (prefix: string, values: string[]) =>
+      `<${prefix}:options xmlns:${prefix}='http://libvirt.org/schemas/network/dnsmasq/1.0'>` +
+      values.map((v) => `<${prefix}:option value='${v}'/>`).join("") +
+      `</${prefix}:options>`;
+    const r = fromLibvirtXml(
+      net(
+        subnet +
+          opts("dm", [
+            "cname=a.t,b.t,web.t",
+            "mx-host=t,mail.t",
+            "cname=c.t,web.t,600", // a TTL: not a record virtnet keeps as it is
+            "mx-host=t,5", // no target host: dnsmasq would answer with its own host name
+            "cname=d.t, web.t",
+          ]),
+      ),
+    );
+    expect(r.network.dns).to.deep.equal({
+      cname: [
+        { name: "a.t", target: "web.t" },
+        { name: "b.t", target: "web.t" },
+      ],
+      mx: [{ domain: "t", target: "mail.t" }],
+    });
+    expect(r.warnings).to.have.length(3);
+    expect(r.warnings[0]).to.equal(
+      "<dm:option value='cname=c.t,web.t,600'> in <dm:options>: virtnet imports the dnsmasq options cname= and mx-host= (as DNS records) only; ignored",
+    );
+    // An element in another namespace that happens to be called options is not libvirt's passthrough.
+    const other = fromLibvirtXml(
+      net(subnet + "<x:options xmlns:x='urn:other'><x:option value='cname=a,b'/></x:options>"),
+    );
+    expect(other.network.dns).to.equal(undefined);
+    expect(other.warnings).to.deep.equal([
+      "<x:options>: element <x:options> is not supported by virtnet; ignored",
+    ]);
+  });
+
   it("notes the uuid instead of warning about it", () => {
     const r = fromLibvirtXml(readFixture("default"));
     expect(r.warnings).to.deep.equal([]);
@@ -235,6 +273,8 @@ const SUPPORTED: Record<string, string[]> = {
   "network/ip/dhcp/range/lease": ["expiry", "unit"],
   "network/ip/dhcp/host": ["mac", "name", "ip"],
   "network/route": ["family", "address", "prefix", "netmask", "gateway", "metric"],
+  "network/dnsmasq:options": [],
+  "network/dnsmasq:options/dnsmasq:option": ["value"],
 };
 /** Attributes supported with one value only: another value must be reported. */
 const ONLY: Record<string, Record<string, string>> = {
@@ -272,7 +312,8 @@ function unreported(r: LibvirtImport, root: Item): string[] {
     const wholeReported =
       !(item.path in SUPPORTED || item.path in NOTED) ||
       (item.path === "network/ip" && item !== firstV4 && item !== firstV6) ||
-      (item.path === "network/dns/forwarder" && item.attrs.addr === undefined);
+      (item.path === "network/dns/forwarder" && item.attrs.addr === undefined) ||
+      (item.path === "network/dnsmasq:options/dnsmasq:option" && !/^(cname|mx-host)=/.test(item.attrs.value));
     if (item.path === "network/uuid") {
       if (!aboutElement(r.notes, item)) missing.push(`${item.path} (note)`);
       return;

@@ -96,6 +96,22 @@ function leaseSeconds(range: Obj): number | "infinite" {
   return n === 0 ? "infinite" : n * UNIT[lease["@unit"] ?? "minutes"];
 }
 
+/** CNAME and MX records among a network's <dnsmasq:options> (libvirt's passthrough to its dnsmasq). */
+function dnsmasqRecords(n: Obj): { cname: string[][]; mx: (string | number)[][] } {
+  const prefix = Object.keys(n)
+    .find((k) => k.startsWith("@xmlns:") && n[k] === "http://libvirt.org/schemas/network/dnsmasq/1.0")
+    ?.slice("@xmlns:".length);
+  const values = prefix
+    ? all(n, `${prefix}:options`).flatMap((o) => all(o, `${prefix}:option`).map((x) => String(x["@value"])))
+    : [];
+  const fields = (kind: string) =>
+    values.filter((v) => v.startsWith(`${kind}=`)).map((v) => v.slice(kind.length + 1).split(","));
+  return {
+    cname: fields("cname").flatMap((f) => f.slice(0, -1).map((alias) => [alias, f[f.length - 1]])),
+    mx: fields("mx-host").map(([domain, target, preference]) => [domain, target, Number(preference ?? 1)]),
+  };
+}
+
 /**
  * What a libvirt network definition means, in the parts virtnet supports, with libvirt's defaults filled in:
  * two definitions with the same meaning build the same network.
@@ -162,6 +178,7 @@ export function meaning(xml: string): Obj {
         weight: num(r["@weight"]),
       })),
       txt: all(d, "txt").map((t) => ({ name: t["@name"], value: t["@value"] })),
+      ...dnsmasqRecords(n),
     },
     ipv4: ip ? { address: ip["@address"], prefix: prefixOf(ip) } : undefined,
     ipv6: ip6 ? { address: normal(ip6["@address"]), prefix: prefixOf(ip6) } : undefined,

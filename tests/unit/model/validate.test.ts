@@ -169,6 +169,55 @@ describe("network input validation", () => {
       "dns.txt[0].value",
       /control/,
     ],
+    [
+      "cname name",
+      { mode: "nat", ipv4, dns: { cname: [{ name: "www lab", target: "web" }] } },
+      "dns.cname[0].name",
+      /not a DNS name/,
+    ],
+    [
+      "cname to itself",
+      { mode: "nat", ipv4, dns: { cname: [{ name: "www", target: "WWW" }] } },
+      "dns.cname[0].target",
+      /the name itself/,
+    ],
+    [
+      "cname twice",
+      {
+        mode: "nat",
+        ipv4,
+        dns: {
+          cname: [
+            { name: "www", target: "web" },
+            { name: "www", target: "web2" },
+          ],
+        },
+      },
+      "dns.cname[1].name",
+      /has a CNAME already/,
+    ],
+    [
+      "cname beside an address",
+      {
+        mode: "nat",
+        ipv4,
+        dns: { hosts: [{ ip: "10.50.1.10", hostnames: ["www"] }], cname: [{ name: "www", target: "web" }] },
+      },
+      "dns.cname[0].name",
+      /has an address in dns.hosts/,
+    ],
+    [
+      "mx target",
+      { mode: "nat", ipv4, dns: { mx: [{ domain: "lab.test", target: "mail;x" }] } },
+      "dns.mx[0].target",
+      /not a host name/,
+    ],
+    [
+      "mx preference",
+      { mode: "nat", ipv4, dns: { mx: [{ domain: "lab.test", target: "mail", preference: 70000 }] } },
+      "dns.mx[0].preference",
+      /0 to 65535/,
+    ],
     ["unknown mode", { mode: "bridged", ipv4 }, "mode", /not one of nat, route, open, isolated/],
     ["missing mode", { ipv4 }, "mode", /required/],
     [

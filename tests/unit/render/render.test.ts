@@ -95,6 +95,22 @@ describe("dnsmasq renderer (golden)", () => {
         txt: [{ name: "info.lab.test", value: "v=virtnet hello" }],
       },
     },
+    "cname-mx": {
+      mode: "nat",
+      ipv4,
+      domain: { name: "lab.test", localOnly: true },
+      dns: {
+        hosts: [{ ip: "10.50.1.10", hostnames: ["web", "mail"] }],
+        cname: [
+          { name: "www.lab.test", target: "web.lab.test" },
+          { name: "www", target: "web" },
+        ],
+        mx: [
+          { domain: "lab.test", target: "mail.lab.test", preference: 10 },
+          { domain: "other.test", target: "mail.lab.test" },
+        ],
+      },
+    },
     "domain-forwarders-only": {
       mode: "nat",
       ipv4,
