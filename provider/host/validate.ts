@@ -156,7 +156,8 @@ function check(args: unknown, path: string, p: Problems, depth: number): Connect
   if (a.privateKey === undefined && a.password === undefined && a.agentSocket === undefined)
     p.add(
       path,
-      "needs a way to log in: set connection.privateKey, connection.password or connection.agentSocket",
+      "needs a way to log in: set connection.privateKey, connection.password or connection.agentSocket, " +
+        "or run the deployment with an ssh-agent holding the key (SSH_AUTH_SOCK)",
     );
 
   // host key

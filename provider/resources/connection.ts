@@ -38,7 +38,21 @@ function merge(conn: Record<string, any>, creds: Credentials | undefined): Recor
   return out;
 }
 
-/** The full connection: resource values win over stack-config defaults. */
+/**
+ * A hop with no key, password or agent socket of its own logs in through the ssh-agent of the process that
+ * runs the provider (SSH_AUTH_SOCK), as ssh(1) does. Resolved when used, never stored: the socket's path
+ * changes with every login session.
+ */
+function withAgent(c: Record<string, any>): Record<string, any> {
+  const out = { ...c };
+  const agent = process.env.SSH_AUTH_SOCK;
+  if ([out.privateKey, out.password, out.agentSocket].every((v) => v === undefined) && agent)
+    out.agentSocket = agent;
+  if (out.proxy && typeof out.proxy === "object") out.proxy = withAgent(out.proxy);
+  return out;
+}
+
+/** The full connection: resource values win over stack-config defaults, then the ssh-agent (withAgent). */
 export function resolveConnection(
   connection: Record<string, any> | undefined,
   credentials?: Credentials,
@@ -51,7 +65,7 @@ export function resolveConnection(
     out.hostKey = defaults.hostKey;
   if (out.privateKey === undefined && out.password === undefined && defaults.privateKey !== undefined)
     out.privateKey = defaults.privateKey;
-  return out as ConnectionArgs;
+  return withAgent(out) as ConnectionArgs;
 }
 
 /** The pooled host of a resource's `connection` and `__credentials` properties (plus stack-config defaults). */

@@ -32,6 +32,7 @@ import {
   sh,
   projectDir,
   snapshot,
+  sshAgent,
   stackFor,
 } from "./support";
 
@@ -521,6 +522,30 @@ describe("VirtualNetwork on a lab host, through the engine path", function () {
       } finally {
         await stack.destroy();
       }
+    });
+
+    it("logs in through the ssh-agent of the deployment (SSH_AUTH_SOCK), with no key in the program or state", async () => {
+      const agent = await sshAgent(h1.privateKeyPath);
+      // The plugin runs with the agent, as under `pulumi up` in a shell with ssh-agent; nothing else has a key.
+      const stack = new TestStack({ cwd: projectDir(), pluginEnv: { SSH_AUTH_SOCK: agent.socket } });
+      const prog = program("viaagent", {
+        connection: { host: h1.address, hostKey: h1.hostKey },
+        mode: "isolated",
+        ipv4: { cidr: "10.69.1.0/24" },
+      });
+      try {
+        const r = await stack.up(prog);
+        expect(findOp(r, "viaagent")!.op).to.equal("create");
+        expect(await sh("h1", "ip -br link show dev vn-viaagent")).to.match(/^vn-viaagent/);
+        const res = findResource(stack.state, "viaagent")!;
+        expect(res.outputs.connection).to.deep.equal({ host: h1.address, hostKey: h1.hostKey }); // no socket path
+        expect(JSON.stringify(stack.state)).to.not.include(privateKeyOf(h1).split("\n")[2]);
+        expect((await stack.refresh()).changes[0].op).to.equal("same");
+      } finally {
+        await stack.destroy();
+        await agent.stop();
+      }
+      expect(await sh("h1", "ip -br link show dev vn-viaagent 2>&1 || true")).to.match(/does not exist/);
     });
 
     it("lets two deployments apply to one host at the same time without losing anything", async () => {

@@ -1,6 +1,7 @@
 // Shared pieces of the end-to-end tests: lab hosts as virtnet connections, engine stacks, host snapshots.
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { makeProjectDir, TestStack } from "../engine/engine";
 import { isSecret } from "../engine/plugin";
@@ -9,8 +10,10 @@ import {
   hostCommand,
   hostExec,
   LabHost,
+  labEnv,
   labStatus,
   labUp,
+  run,
   STATE_DIR as LAB_STATE_DIR,
   upstreamCommand,
 } from "../lab/lab";
@@ -134,6 +137,39 @@ async function capture(
   }
   await closed;
   return out;
+}
+
+export interface SshAgent {
+  /** Its socket: what SSH_AUTH_SOCK names. */
+  socket: string;
+  /** ssh-add with the agent's socket (e.g. ["-D"] removes every key). */
+  add(args: string[]): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** An ssh-agent of the test's own (OpenSSH's, in the foreground), holding the lab's client key. */
+export async function sshAgent(keyPath: string): Promise<SshAgent> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vn-e2e-agent-"));
+  const socket = path.join(dir, "agent.sock");
+  const agent = spawn("ssh-agent", ["-D", "-a", socket], { stdio: "ignore" });
+  const exited = new Promise((resolve) => agent.once("exit", resolve));
+  for (let i = 0; i < 200 && !fs.existsSync(socket); i++) await new Promise((r) => setTimeout(r, 10));
+  const add = async (args: string[]) => {
+    const r = await run(["ssh-add", ...args], { env: { ...labEnv(), SSH_AUTH_SOCK: socket } });
+    if (r.code !== 0) throw new Error(`ssh-add ${args.join(" ")}: exit ${r.code}: ${r.stderr}`);
+  };
+  const stop = async () => {
+    agent.kill();
+    await exited;
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await add([keyPath]);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { socket, add, stop };
 }
 
 export function repoPath(...parts: string[]): string {

@@ -24,6 +24,7 @@ import {
 } from "../../provider/host";
 import { hostExec, LAB_PASSWORD, LabHost, labUp, PLAIN_USER, SUDO_USER } from "../lab/lab";
 import { tcpNoDelayTo } from "../support/sockets";
+import { sshAgent } from "./support";
 
 const SENTINEL = `SENTINEL-s3cr3t-${randomBytes(4).toString("hex")}`;
 const UNREACHABLE = "198.18.0.250"; // in the lab's management subnet, no host there
@@ -170,6 +171,23 @@ describe("e2e/transport (lab hosts over SSH)", function () {
     const { privateKey: _k, ...noKey } = conn(h1, { user: PLAIN_USER, password: LAB_PASSWORD });
     const host = await connect(noKey);
     expect((await host.runChecked("id -un")).stdout.trim()).to.equal(PLAIN_USER);
+  });
+
+  it("logs in through an ssh-agent holding the key, with no key in the connection; an empty agent fails clearly", async () => {
+    const agent = await sshAgent(h1.privateKeyPath);
+    try {
+      const { privateKey: _k, ...noKey } = conn(h1, { agentSocket: agent.socket });
+      const host = await connect(noKey);
+      expect((await host.runChecked("id -un")).stdout.trim()).to.equal("root");
+      await closeAllConnections();
+      await agent.add(["-D"]); // the agent forgets the key: the same connection cannot log in
+      const err = await connect(noKey).catch((e) => e);
+      expect(err).to.be.instanceOf(SshConnectError);
+      expect(err.kind).to.equal("auth");
+      expect(err.message).to.contain("tried: agent");
+    } finally {
+      await agent.stop();
+    }
   });
 
   describe("with a passphrase-protected key", () => {
