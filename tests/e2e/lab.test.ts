@@ -309,6 +309,29 @@ const canRun = process.getuid?.() === 0;
     await labUp({ hosts: 2 });
   });
 
+  it("gives hosts a second uplink on request (eth1 into vnl-up2), kept through a reboot, gone with one uplink", async () => {
+    const up = await labUp({ hosts: 2, uplinks: 2 });
+    expect(up.reused).to.equal(false);
+    expect(up.status.hosts[0].uplink2).to.deep.equal({ interface: "eth1", address: "198.19.1.11" });
+    expect(up.status.upstream2).to.include({ namespace: "vnl-up2", serverAddress: "198.51.100.2" });
+    const reachServer2 = async () => {
+      const route = await hostExec("h1", ["ip", "-o", "route", "get", "198.51.100.2"]);
+      expect(route.stdout).to.match(/ via 198\.19\.1\.1 dev eth1 /);
+      const ping = await hostExec("h1", ["busybox", "ping", "-c", "1", "-W", "2", "198.51.100.2"]);
+      expect(ping.code, ping.stdout).to.equal(0);
+    };
+    await reachServer2();
+    expect((await hostExec("h1", ["ip", "-o", "route", "get", "198.51.100.1"])).stdout).to.match(
+      / dev eth0 /,
+    );
+    await hostReboot("h1");
+    await reachServer2();
+    const back = await labUp({ hosts: 2 });
+    expect(back.reused).to.equal(false);
+    expect(back.status.upstream2).to.equal(undefined);
+    expect(spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout).to.not.match(/^vnl-up2/m);
+  });
+
   it("tears down completely, twice, and then reports not up", () => {
     for (let i = 0; i < 2; i++) {
       const r = cli("down");

@@ -85,16 +85,28 @@ export async function nftChainsOf(host: string, network: string): Promise<string
   return (r.code === 0 && networkChainsOf(r.stdout, network)) || "";
 }
 
+export interface CaptureOptions {
+  /** Packets to wait for (default 1): tcpdump ends after that many, or after timeoutS. */
+  count?: number;
+  /** Which upstream: 1 (eth0's, the default) or 2 (eth1's, in a lab with two uplinks). */
+  uplink?: 1 | 2;
+  /** Interface to listen on (default "any", where a bridged packet shows once per port it crosses). */
+  iface?: string;
+  /** When the capture gives up (default 8 s): longer around a long action, such as a VM's boot. */
+  timeoutS?: number;
+}
+
 /**
- * Starts tcpdump in the upstream namespace and resolves, after `action`, with what it captured: which source
- * address reached the internet. The capture ends at the first packet, or `timeoutS` after it started.
+ * Starts tcpdump in an upstream namespace and resolves, after `action`, with what it captured: which source
+ * address reached the internet. The capture ends after `count` packets (default 1), or `timeoutS` after it
+ * started.
  */
 export function captureUpstream(
   filter: string,
   action: () => Promise<unknown>,
-  timeoutS = 8,
+  opts: CaptureOptions = {},
 ): Promise<string> {
-  return capture(upstreamCommand, filter, action, timeoutS);
+  return capture((argv) => upstreamCommand(argv, opts.uplink), filter, action, opts);
 }
 
 /** Like captureUpstream, inside a lab host: what arrived there. */
@@ -112,11 +124,12 @@ async function capture(
   wrap: (argv: string[]) => string[],
   filter: string,
   action: () => Promise<unknown>,
-  timeoutS = 8,
+  opts: Omit<CaptureOptions, "uplink"> = {},
 ): Promise<string> {
-  const argv = wrap(["timeout", String(timeoutS), "tcpdump", "-n", "-l", "-i", "any", "-c", "1", filter]);
+  const [c, t] = [String(opts.count ?? 1), String(opts.timeoutS ?? 8)];
+  const argv = wrap(["timeout", t, "tcpdump", "-n", "-l", "-i", opts.iface ?? "any", "-c", c, filter]);
   const p = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
-  // Listened for from the start: tcpdump may see its packet and exit while a long action still runs.
+  // Listened for from the start: tcpdump may see its packets and exit while a long action still runs.
   const closed = new Promise((resolve) => p.on("close", resolve));
   let out = "";
   let err = "";

@@ -62,7 +62,7 @@ describe("a real VM on a nat network, through the engine path", function () {
           },
         });
       },
-      150,
+      { timeoutS: 150 },
     );
     expect(vm!.lease, "the VM's lease").to.equal(reservation.ip);
     expect(vm!.gateway).to.equal("10.86.0.1");

@@ -19,7 +19,8 @@ import {
 } from "./lab";
 
 const USAGE = `usage: npm run lab -- <command>
-  up [--hosts N]                       start hosts h1..hN (default 2); no-op when already up with N hosts
+  up [--hosts N] [--uplinks 2]         start hosts h1..hN (default 2), with eth1 into a second upstream when
+                                       --uplinks 2; no-op when already up like that
   status [--json]                      hosts, addresses, keys, users
   exec <host>|upstream -- <cmd...>     run a command inside a host's namespaces (or upstream's), no SSH
   reboot <host>                        restart a host: fresh network namespace, same /etc /var /home
@@ -90,6 +91,10 @@ function printTable(): void {
   console.log(
     `\nupstream ${s.upstream.address} (namespace ${s.upstream.namespace}), server ${s.upstream.serverAddress}`,
   );
+  if (s.upstream2)
+    console.log(
+      `upstream 2 ${s.upstream2.address} (namespace ${s.upstream2.namespace}, hosts' eth1 ${s.hosts.map((h) => h.uplink2!.address).join(", ")}), server ${s.upstream2.serverAddress}`,
+    );
   console.log(`ssh: user root, key ${s.privateKeyPath}, known_hosts ${s.knownHostsPath}`);
   for (const u of s.users) {
     console.log(`user ${u.name}: password ${u.password}, ${u.sudo ? "passwordless sudo" : "no sudo"}`);
@@ -101,7 +106,10 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case "up": {
       const hosts = intOption(rest, "--hosts");
-      const r = await labUp({ hosts });
+      const uplinks = intOption(rest, "--uplinks");
+      if (uplinks !== undefined && uplinks !== 1 && uplinks !== 2)
+        throw new LabError("--uplinks must be 1 or 2");
+      const r = await labUp({ hosts, uplinks });
       const t = Object.entries(r.timings)
         .map(([k, v]) => `${k} ${v} ms`)
         .join(", ");

@@ -8,6 +8,8 @@
 //   management  198.18.0.0/24: root bridge vnl-mgmt 198.18.0.1, host i mgmt0 198.18.0.(10+i), sshd :22
 //   uplink      198.19.0.0/24: upstream bridge br0 198.19.0.1, host i eth0 198.19.0.(10+i), default route
 //   server      198.51.100.1/32 on upstream's lo; upstream forwards nothing, has no route to guests
+//   uplink 2    (labUp({ uplinks: 2 })) 198.19.1.0/24: a second upstream vnl-up2 with bridge br0 198.19.1.1,
+//               host i eth1 198.19.1.(10+i), a route to its server 198.51.100.2/32 (on vnl-up2's lo) via eth1
 import { spawn } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
@@ -32,12 +34,18 @@ export const UPSTREAM_ADDRESS = "198.19.0.1";
 export const UPLINK_PREFIX_LEN = 24;
 export const UPLINK_SUBNET = "198.19.0.0/24";
 export const SERVER_ADDRESS = "198.51.100.1";
+/** The second upstream segment, for hosts with two uplinks: only the route to its server goes there. */
+export const UPSTREAM2_NAMESPACE = "vnl-up2";
+export const UPSTREAM2_ADDRESS = "198.19.1.1";
+export const UPLINK2_SUBNET = "198.19.1.0/24";
+export const SERVER2_ADDRESS = "198.51.100.2";
 /** IPv6 on the uplink side (documentation prefix 2001:db8::/32); the root namespace drops all lab IPv6. */
 export const UPSTREAM_ADDRESS6 = "2001:db8:ff::1";
 export const SERVER_ADDRESS6 = "2001:db8:51::1";
 /** Interface names inside every host. */
 export const HOST_MGMT_IF = "mgmt0";
 export const HOST_UPLINK_IF = "eth0";
+export const HOST_UPLINK2_IF = "eth1";
 /** Interface name of a guest's end inside its own namespace. */
 export const GUEST_IF = "eth0";
 export const NFT_TABLE = "vnl_guard";
@@ -78,6 +86,9 @@ export function hostUplinkAddress6(i: number): string {
 }
 export function hostUplinkAddress(i: number): string {
   return `198.19.0.${10 + i}`;
+}
+export function hostUplink2Address(i: number): string {
+  return `198.19.1.${10 + i}`;
 }
 /** Root-namespace end of a host's management veth. */
 export function mgmtPortName(host: string): string {
@@ -127,6 +138,8 @@ export interface LabHost {
   knownHostsPath: string;
   mgmtInterface: string;
   uplinkInterface: string;
+  /** With two uplinks: eth1 and its address (towards upstream 2). */
+  uplink2?: { interface: string; address: string };
   users: LabUser[];
 }
 
@@ -140,6 +153,8 @@ export interface LabStatus {
     namespace: string;
     bridge: string;
   };
+  /** With two uplinks: the second upstream segment. */
+  upstream2?: { address: string; serverAddress: string; namespace: string; bridge: string };
   users: LabUser[];
   privateKeyPath: string;
   knownHostsPath: string;
@@ -192,6 +207,8 @@ interface StoredState {
   hosts: StoredHost[];
   users: LabUser[];
   ready: boolean;
+  /** Uplinks per host (absent: 1). */
+  uplinks?: 1 | 2;
 }
 
 interface StoredGuest {
@@ -432,6 +449,9 @@ function toStatus(state: StoredState): LabStatus {
       knownHostsPath: KNOWN_HOSTS,
       mgmtInterface: HOST_MGMT_IF,
       uplinkInterface: HOST_UPLINK_IF,
+      ...(state.uplinks === 2 && {
+        uplink2: { interface: HOST_UPLINK2_IF, address: hostUplink2Address(h.index) },
+      }),
       users: state.users,
     }),
   );
@@ -445,6 +465,14 @@ function toStatus(state: StoredState): LabStatus {
       namespace: UPSTREAM_NAMESPACE,
       bridge: UPSTREAM_BRIDGE,
     },
+    ...(state.uplinks === 2 && {
+      upstream2: {
+        address: UPSTREAM2_ADDRESS,
+        serverAddress: SERVER2_ADDRESS,
+        namespace: UPSTREAM2_NAMESPACE,
+        bridge: UPSTREAM_BRIDGE,
+      },
+    }),
     users: state.users,
     privateKeyPath: CLIENT_KEY,
     knownHostsPath: KNOWN_HOSTS,
@@ -582,7 +610,14 @@ function sshdConfig(address: string): string {
 }
 
 /** Files of one host's private /etc and /home, written into its upper dirs before it starts. */
-function writeHostFiles(host: string, index: number, users: LabUser[], clientPub: string, pwHash: string) {
+function writeHostFiles(
+  host: string,
+  index: number,
+  users: LabUser[],
+  clientPub: string,
+  pwHash: string,
+  uplinks: 1 | 2,
+) {
   const dir = path.join(HOSTS_DIR, host);
   const etc = path.join(dir, "upper", "etc");
   const home = path.join(dir, "upper", "home");
@@ -647,6 +682,14 @@ function writeHostFiles(host: string, index: number, users: LabUser[], clientPub
       `route add default via ${UPSTREAM_ADDRESS} dev ${HOST_UPLINK_IF} quickack 1`,
       `addr add ${hostUplinkAddress6(index)}/64 dev ${HOST_UPLINK_IF} nodad`,
       `route add default via ${UPSTREAM_ADDRESS6} dev ${HOST_UPLINK_IF}`,
+      ...(uplinks === 2
+        ? [
+            `addr add ${hostUplink2Address(index)}/${UPLINK_PREFIX_LEN} dev ${HOST_UPLINK2_IF}`,
+            `link set ${HOST_UPLINK2_IF} up`,
+            connectedRoute(UPLINK2_SUBNET, HOST_UPLINK2_IF, hostUplink2Address(index)),
+            `route add ${SERVER2_ADDRESS}/32 via ${UPSTREAM2_ADDRESS} dev ${HOST_UPLINK2_IF} quickack 1`,
+          ]
+        : []),
       "",
     ].join("\n"),
   );
@@ -712,20 +755,23 @@ function writeIfSysctl(family: "ipv4" | "ipv6", ifname: string, key: string, val
   fs.writeFileSync(`/proc/sys/net/${family}/conf/${ifname}/${key}`, value);
 }
 
-/** Creates one host's namespace links (root side and upstream side). The host configures its own side. */
-function hostLinkLines(host: string, index: number): string[] {
+/** Creates one host's namespace links (root side and upstream sides). The host configures its own side. */
+function hostLinkLines(host: string, index: number, uplinks: 1 | 2): string[] {
   const ns = hostNamespace(host);
+  const uplink = (ifname: string, link: 1 | 2, upstream: string) =>
+    `link add ${ifname} netns ${ns} address ${hostMac(link, index)} type veth ` +
+    `peer name ${upstreamPortName(host)} netns ${upstream}`;
   return [
     `netns add ${ns}`,
     `link add ${mgmtPortName(host)} type veth peer name ${HOST_MGMT_IF} address ${hostMac(0, index)} netns ${ns}`,
-    `link add ${HOST_UPLINK_IF} netns ${ns} address ${hostMac(1, index)} type veth ` +
-      `peer name ${upstreamPortName(host)} netns ${UPSTREAM_NAMESPACE}`,
+    uplink(HOST_UPLINK_IF, 1, UPSTREAM_NAMESPACE),
+    ...(uplinks === 2 ? [uplink(HOST_UPLINK2_IF, 2, UPSTREAM2_NAMESPACE)] : []),
   ];
 }
 
-/** Fixed MACs for a host's mgmt0 (0) and eth0 (1): they survive a simulated reboot, as a real NIC's do, so
- * neighbours' ARP caches stay right (a new random MAC left the root unable to reach a rebooted host). */
-export function hostMac(link: 0 | 1, index: number): string {
+/** Fixed MACs for a host's mgmt0 (0), eth0 (1) and eth1 (2): they survive a simulated reboot, as a real NIC's
+ * do, so neighbours' ARP caches stay right (a new random MAC left the root unable to reach a rebooted host). */
+export function hostMac(link: 0 | 1 | 2, index: number): string {
   return `02:76:6e:00:0${link}:${index.toString(16).padStart(2, "0")}`;
 }
 
@@ -734,12 +780,15 @@ function hostPortSysctls(host: string): void {
   writeIfSysctl("ipv4", mgmtPortName(host), "rp_filter", "1");
 }
 
-async function attachHostPorts(hosts: string[]): Promise<void> {
+async function attachHostPorts(hosts: string[], uplinks: 1 | 2): Promise<void> {
+  const upstreams = uplinks === 2 ? [UPSTREAM_NAMESPACE, UPSTREAM2_NAMESPACE] : [UPSTREAM_NAMESPACE];
   await Promise.all([
     ipBatch(hosts.map((h) => `link set ${mgmtPortName(h)} master ${MGMT_BRIDGE} up`)),
-    ipBatch(
-      hosts.map((h) => `link set ${upstreamPortName(h)} master ${UPSTREAM_BRIDGE} up`),
-      UPSTREAM_NAMESPACE,
+    ...upstreams.map((ns) =>
+      ipBatch(
+        hosts.map((h) => `link set ${upstreamPortName(h)} master ${UPSTREAM_BRIDGE} up`),
+        ns,
+      ),
     ),
   ]);
 }
@@ -913,16 +962,27 @@ function verifyLogin(host: string, index: number, hostKeyLine: string): Promise<
 // ---------------------------------------------------------------------------------------------------------
 // up / down
 
-/** Brings the lab up with `hosts` hosts (h1..hN). A no-op when it is already up with that many hosts. */
-export async function labUp(opts: { hosts?: number; verifyLogin?: boolean } = {}): Promise<UpResult> {
+/** Brings the lab up with `hosts` hosts (h1..hN), each with `uplinks` uplinks (1, or 2: eth1 into a second
+ * upstream). A no-op when it is already up with that many hosts and uplinks. */
+export async function labUp(
+  opts: { hosts?: number; uplinks?: 1 | 2; verifyLogin?: boolean } = {},
+): Promise<UpResult> {
   const n = opts.hosts ?? 2;
+  const uplinks = opts.uplinks ?? 1;
   if (!Number.isInteger(n) || n < 1 || n > MAX_HOSTS) throw new LabError(`--hosts must be 1..${MAX_HOSTS}`);
+  if (uplinks !== 1 && uplinks !== 2) throw new LabError("--uplinks must be 1 or 2");
   const t0 = Date.now();
   const timings: Record<string, number> = {};
   const mark = (k: string) => (timings[k] = Date.now() - t0);
 
   const old = readState();
-  if (old && !stateProblem(old) && old.hosts.length === n && (await guardPresent())) {
+  if (
+    old &&
+    !stateProblem(old) &&
+    old.hosts.length === n &&
+    (old.uplinks ?? 1) === uplinks &&
+    (await guardPresent())
+  ) {
     const all = await Promise.all(old.hosts.map((h) => bannerOnce(hostAddress(h.index), SSH_PORT, 1000)));
     if (all.every(Boolean)) {
       mark("total");
@@ -943,7 +1003,7 @@ export async function labUp(opts: { hosts?: number; verifyLogin?: boolean } = {}
   installScript("udhcpc.sh");
   names.forEach(prepareHostDirs);
   const users = labUsers();
-  const state: StoredState = { version: 1, hosts: [], users, ready: false };
+  const state: StoredState = { version: 1, hosts: [], users, ready: false, uplinks };
   writeState(state);
 
   // Keys and the password hash (in parallel with the network plumbing).
@@ -956,8 +1016,9 @@ export async function labUp(opts: { hosts?: number; verifyLogin?: boolean } = {}
   const netP = (async () => {
     await ipBatch([
       `netns add ${UPSTREAM_NAMESPACE}`,
+      ...(uplinks === 2 ? [`netns add ${UPSTREAM2_NAMESPACE}`] : []),
       `link add ${MGMT_BRIDGE} type bridge`,
-      ...names.flatMap((h, i) => hostLinkLines(h, i + 1)),
+      ...names.flatMap((h, i) => hostLinkLines(h, i + 1, uplinks)),
     ]);
     writeIfSysctl("ipv6", MGMT_BRIDGE, "disable_ipv6", "1");
     writeIfSysctl("ipv4", MGMT_BRIDGE, "rp_filter", "1");
@@ -970,13 +1031,7 @@ export async function labUp(opts: { hosts?: number; verifyLogin?: boolean } = {}
       ]),
       ipBatch(
         [
-          "link set lo up",
-          `link add ${UPSTREAM_BRIDGE} type bridge`,
-          `addr add ${UPSTREAM_ADDRESS}/${UPLINK_PREFIX_LEN} dev ${UPSTREAM_BRIDGE}`,
-          `link set ${UPSTREAM_BRIDGE} up`,
-          connectedRoute(UPLINK_SUBNET, UPSTREAM_BRIDGE, UPSTREAM_ADDRESS),
-          // No dummy driver in this kernel: the server address lives on lo.
-          `addr add ${SERVER_ADDRESS}/32 dev lo`,
+          ...upstreamLines(UPSTREAM_ADDRESS, UPLINK_SUBNET, SERVER_ADDRESS),
           `addr add ${UPSTREAM_ADDRESS6}/64 dev ${UPSTREAM_BRIDGE} nodad`,
           `addr add ${SERVER_ADDRESS6}/128 dev lo`,
         ],
@@ -996,15 +1051,16 @@ export async function labUp(opts: { hosts?: number; verifyLogin?: boolean } = {}
         ],
         {},
       ),
+      ...(uplinks === 2 ? [upstream2Plumbing()] : []),
       must(["nft", "-f", "-"], { input: nftGuard() }),
     ]);
-    await attachHostPorts(names);
+    await attachHostPorts(names, uplinks);
   })();
 
   const [keys] = await Promise.all([keysP, netP]);
   mark("plumbing");
   const [clientPub, pwHash, ...hostPubs] = keys;
-  names.forEach((h, i) => writeHostFiles(h, i + 1, users, clientPub, pwHash));
+  names.forEach((h, i) => writeHostFiles(h, i + 1, users, clientPub, pwHash, uplinks));
   fs.writeFileSync(KNOWN_HOSTS, names.map((_, i) => `${hostAddress(i + 1)} ${hostPubs[i]}\n`).join(""), {
     mode: 0o600,
   });
@@ -1030,6 +1086,25 @@ export async function labUp(opts: { hosts?: number; verifyLogin?: boolean } = {}
   writeState(state);
   mark("total");
   return { status: toStatus(state), reused: false, timings };
+}
+
+/** An upstream namespace's IPv4: its bridge (the hosts' uplinks are its ports) and its server. */
+function upstreamLines(address: string, subnet: string, server: string): string[] {
+  return [
+    "link set lo up",
+    `link add ${UPSTREAM_BRIDGE} type bridge`,
+    `addr add ${address}/${UPLINK_PREFIX_LEN} dev ${UPSTREAM_BRIDGE}`,
+    `link set ${UPSTREAM_BRIDGE} up`,
+    connectedRoute(subnet, UPSTREAM_BRIDGE, address),
+    // No dummy driver in this kernel: the server address lives on lo.
+    `addr add ${server}/32 dev lo`,
+  ];
+}
+
+/** The second upstream: like the first, IPv4 only, forwarding nothing. */
+async function upstream2Plumbing(): Promise<void> {
+  await ipBatch(upstreamLines(UPSTREAM2_ADDRESS, UPLINK2_SUBNET, SERVER2_ADDRESS), UPSTREAM2_NAMESPACE);
+  await must(["ip", "netns", "exec", UPSTREAM2_NAMESPACE, "sysctl", "-q", "-w", "net.ipv4.ip_forward=0"]);
 }
 
 async function openssl(password: string): Promise<string> {
@@ -1152,12 +1227,21 @@ export async function hostReboot(host: string): Promise<LabHost> {
   const left = await stopProcesses(procs);
   if (left.length) throw new LabError(`could not stop ${host}: pids ${left.join(" ")} survive`);
   // Delete the host's lab veths first (synchronous; a namespace's interfaces go away later, from a work queue).
-  await ipBatch([`link del ${HOST_MGMT_IF}`, `link del ${HOST_UPLINK_IF}`], ns, true);
+  const uplinks = state.uplinks ?? 1;
+  await ipBatch(
+    [
+      `link del ${HOST_MGMT_IF}`,
+      `link del ${HOST_UPLINK_IF}`,
+      ...(uplinks === 2 ? [`link del ${HOST_UPLINK2_IF}`] : []),
+    ],
+    ns,
+    true,
+  );
   await ipBatch([`netns del ${ns}`]);
   for (let i = 0; i < 200 && fs.existsSync(`/sys/class/net/${mgmtPortName(host)}`); i++) await sleep(5);
-  await ipBatch(hostLinkLines(host, h.index));
+  await ipBatch(hostLinkLines(host, h.index, uplinks));
   hostPortSysctls(host);
-  await attachHostPorts([host]);
+  await attachHostPorts([host], uplinks);
   const launcher = launchHost(host);
   h.launcherPid = launcher;
   h.pid = await waitHostReady(host, h.index, launcher);
@@ -1184,13 +1268,15 @@ export function hostExec(host: string, argv: string[], opts: ExecOptions = {}): 
   return run(hostCommand(host, argv), { ...opts, env: opts.env ?? hostExecEnv(host) });
 }
 
-export function upstreamCommand(argv: string[]): string[] {
-  if (!labNetnsNames().includes(UPSTREAM_NAMESPACE)) throw new LabError("the lab is not up (no upstream)");
-  return ["ip", "netns", "exec", UPSTREAM_NAMESPACE, ...argv];
+/** Argv that runs `argv` in the upstream namespace of uplink 1 (eth0) or 2 (eth1, labUp({ uplinks: 2 })). */
+export function upstreamCommand(argv: string[], uplink: 1 | 2 = 1): string[] {
+  const ns = uplink === 2 ? UPSTREAM2_NAMESPACE : UPSTREAM_NAMESPACE;
+  if (!labNetnsNames().includes(ns)) throw new LabError(`the lab is not up with uplink ${uplink} (no ${ns})`);
+  return ["ip", "netns", "exec", ns, ...argv];
 }
 
-export function upstreamExec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-  return run(upstreamCommand(argv), opts);
+export function upstreamExec(argv: string[], opts: ExecOptions = {}, uplink: 1 | 2 = 1): Promise<ExecResult> {
+  return run(upstreamCommand(argv, uplink), opts);
 }
 
 function checkGuestName(guest: string): void {
