@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { lazyProvider } from "./lazyProvider";
+import { networkRef } from "./networkRef";
 import { VirtualNetwork } from "./virtualNetwork";
 import { Inputs, inputProps } from "./inputs";
 import { RANGE_INPUT_KEYS } from "../provider/model/inputs";
@@ -29,16 +30,7 @@ export class DhcpRange extends pulumi.dynamic.Resource {
     const props: Record<string, any> = {
       ...inputProps(RANGE_INPUT_KEYS, args),
       name: args.name ?? name,
-      network: pulumi
-        .all([net.name, net.bridgeName, net.cidr, net.gatewayIp, net.ipv6Cidr, net.ipv6Gateway])
-        .apply(([n, bridgeName, cidr, gatewayIp, ipv6Cidr, ipv6Gateway]) => ({
-          name: n,
-          bridgeName,
-          cidr,
-          gatewayIp,
-          ipv6Cidr,
-          ipv6Gateway,
-        })),
+      network: networkRef(net),
       connection: net.connection,
       __credentials: net.__credentials,
       size: undefined,

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { lazyProvider } from "./lazyProvider";
+import { networkRef } from "./networkRef";
 import { splitConnection } from "../provider/resources/credentials";
 import { ConnectionInput } from "./connection";
 import { VirtualNetwork } from "./virtualNetwork";
@@ -20,7 +21,7 @@ export class StaticRoute extends pulumi.dynamic.Resource {
   declare readonly destination: pulumi.Output<string>;
   declare readonly gateway: pulumi.Output<string>;
   declare readonly metric: pulumi.Output<number | undefined>;
-  /** The kernel route's metric (0 unless metric says otherwise). */
+  /** The kernel route's metric: `metric`, else 0 (IPv4) or the kernel's 1024 (IPv6, also for metric 0). */
   declare readonly effectiveMetric: pulumi.Output<number>;
   declare readonly device: pulumi.Output<string | undefined>;
   declare readonly rendered: pulumi.Output<string>;
@@ -43,11 +44,7 @@ export class StaticRoute extends pulumi.dynamic.Resource {
     const props: Record<string, any> = {
       ...inputProps(ROUTE_INPUT_KEYS, args),
       name: args.name ?? name,
-      network: net
-        ? pulumi
-            .all([net.name, net.bridgeName, net.cidr, net.gatewayIp])
-            .apply(([n, bridgeName, cidr, gatewayIp]) => ({ name: n, bridgeName, cidr, gatewayIp }))
-        : undefined,
+      network: net ? networkRef(net) : undefined,
       connection,
       __credentials: credentials,
       device: undefined,

@@ -122,6 +122,7 @@ export interface RouteArgs {
   destination: string;
   /** Must be on a directly connected network of the host. */
   gateway: string;
+  /** Default 0; for IPv6, 0 or none is the kernel's 1024. */
   metric?: number;
 }
 

@@ -17,8 +17,15 @@ export interface RouteInputs {
   destination?: string;
   gateway?: string;
   metric?: number;
-  /** Set by the SDK when the route goes via a VirtualNetwork. */
-  network?: { name?: string; bridgeName?: string; cidr?: string; gatewayIp?: string };
+  /** Set by the SDK when the route goes via a VirtualNetwork: its subnets and own addresses, per family. */
+  network?: {
+    name?: string;
+    bridgeName?: string;
+    cidr?: string;
+    gatewayIp?: string;
+    ipv6Cidr?: string;
+    ipv6Gateway?: string;
+  };
 }
 
 export interface RouteSpec {
@@ -31,6 +38,9 @@ export interface RouteSpec {
 }
 
 const parseCidr = parseStrictCidr;
+
+/** The kernel stores an IPv6 route given metric 0 (or none) with this one (IP6_RT_PRIO_USER). */
+export const IPV6_USER_METRIC = 1024;
 
 export function normalizeCidr(addr: ipaddr.IPv4 | ipaddr.IPv6, len: number): string {
   return `${addr.toString()}/${len}`;
@@ -75,19 +85,33 @@ export function buildRouteSpec(
   let device: string | undefined;
   if (raw.network) {
     device = raw.network.bridgeName;
-    const net = parseCidr(raw.network.cidr);
-    if (gw && net && gw.kind() === net[0].kind() && !gw.match(net[0], net[1]))
-      problems.add("gateway", `${raw.gateway} is not inside the network's subnet ${raw.network.cidr}`);
-    if (gw && raw.network.gatewayIp === gw.toString())
+    // The network's subnet of the gateway's family (`cidr` may be either: the libvirt import gives one).
+    const family = gw?.kind();
+    const subnets = [
+      [raw.network.cidr, raw.network.gatewayIp],
+      [raw.network.ipv6Cidr, raw.network.ipv6Gateway],
+    ] as const;
+    const own = subnets.find(([c]) => parseCidr(c)?.[0].kind() === family);
+    const net = own && parseCidr(own[0]);
+    if (gw && net && !gw.match(net[0], net[1]))
+      problems.add("gateway", `${raw.gateway} is not inside the network's subnet ${own[0]}`);
+    else if (gw && !net && subnets.some(([c]) => parseCidr(c)))
+      problems.add(
+        "gateway",
+        `${raw.gateway} is an ${family === "ipv6" ? "IPv6" : "IPv4"} address and the network has no subnet of that family`,
+      );
+    if (gw && subnets.some(([, g]) => g === gw.toString()))
       problems.add("gateway", `${raw.gateway} is the network's own address: use a router on that network`);
   }
   if (!problems.ok || !dest || !gw) return { errors: problems.errors };
+  const family = dest[0].kind() === "ipv4" ? 4 : 6;
   const spec: RouteSpec = {
     name,
-    family: dest[0].kind() === "ipv4" ? 4 : 6,
+    family,
     destination: normalizeCidr(dest[0], dest[1]),
     gateway: gw.toString(),
-    metric,
+    // The metric the kernel lists back, which is how virtnet finds its route again.
+    metric: family === 6 && metric === 0 ? IPV6_USER_METRIC : metric,
   };
   if (device) spec.device = device;
   return { spec, errors: [] };

@@ -25,7 +25,14 @@ describe("static route validation", () => {
     expect(buildRouteSpec({ destination: "fd00:60::/48", gateway: "fd00:50::fe" }, "r6").spec).to.include({
       family: 6,
       destination: "fd00:60::/48",
+      metric: 1024, // the kernel's for an IPv6 route given none (or 0): what it lists back
     });
+    expect(
+      buildRouteSpec({ destination: "fd00:60::/48", gateway: "fd00:50::fe", metric: 0 }, "r6").spec!.metric,
+    ).to.equal(1024);
+    expect(
+      buildRouteSpec({ destination: "fd00:60::/48", gateway: "fd00:50::fe", metric: 7 }, "r6").spec!.metric,
+    ).to.equal(7);
   });
 
   const cases: [string, object, string][] = [
@@ -58,6 +65,41 @@ describe("static route validation", () => {
     it(`rejects ${title} on ${property}`, () => {
       expect(buildRouteSpec(inputs, "r").errors.map((e) => e.property)).to.include(property);
     });
+
+  it("checks an IPv6 gateway against the network's IPv6 subnet, beside its IPv4 one", () => {
+    const network = {
+      bridgeName: "vn-x",
+      cidr: "10.50.1.0/24",
+      gatewayIp: "10.50.1.1",
+      ipv6Cidr: "fd00:50:1::/64",
+      ipv6Gateway: "fd00:50:1::1",
+    };
+    const reasons = (gateway: string, net: object = network) =>
+      buildRouteSpec({ destination: "fd00:60::/48", gateway, network: net }, "r6").errors.map(
+        (e) => e.reason,
+      );
+    expect(
+      buildRouteSpec({ destination: "fd00:60::/48", gateway: "fd00:50:1::fe", network }, "r6").spec,
+    ).to.deep.equal({
+      name: "r6",
+      family: 6,
+      destination: "fd00:60::/48",
+      gateway: "fd00:50:1::fe",
+      metric: 1024,
+      device: "vn-x",
+    });
+    expect(reasons("fd00:51::fe")).to.deep.equal([
+      "fd00:51::fe is not inside the network's subnet fd00:50:1::/64",
+    ]);
+    expect(reasons("fd00:50:1::1")).to.deep.equal([
+      "fd00:50:1::1 is the network's own address: use a router on that network",
+    ]);
+    expect(reasons("fd00:50:1::fe", { bridgeName: "vn-x", cidr: "10.50.1.0/24" })).to.deep.equal([
+      "fd00:50:1::fe is an IPv6 address and the network has no subnet of that family",
+    ]);
+    // The libvirt import names a route's subnet `cidr`, whatever its family.
+    expect(reasons("fd00:50:1::fe", { cidr: "fd00:50:1::/64", gatewayIp: "fd00:50:1::1" })).to.deep.equal([]);
+  });
 
   it("tolerates preview unknowns", () => {
     expect(buildRouteSpec({ destination: UNKNOWN, gateway: "10.0.0.1" }, "r")).to.deep.equal({ errors: [] });
