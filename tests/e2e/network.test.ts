@@ -571,6 +571,30 @@ describe("VirtualNetwork on a lab host, through the engine path", function () {
     });
   });
 
+  describe("the whole-host snapshot the tests compare", () => {
+    const flipForwarding6 =
+      "sysctl -qw net.ipv6.conf.all.forwarding=$((1 - $(sysctl -n net.ipv6.conf.all.forwarding)))";
+    it("sees a stray write anywhere in /etc, an ip6tables chain and a changed IPv6 forwarding", async () => {
+      const before = await snapshot("h1");
+      // The ip6tables chain makes iptables-nft's table, which its undo removes: there must be none before.
+      expect(before).to.not.include("table ip6 filter");
+      for (const [stray, undo] of [
+        ["echo x > /etc/vn-stray", "rm /etc/vn-stray"],
+        ["echo '# x' >> /etc/hosts", "sed -i '$d' /etc/hosts"],
+        ["ip6tables -N VN-STRAY", "ip6tables -X VN-STRAY && nft delete table ip6 filter"],
+        [flipForwarding6, flipForwarding6],
+      ]) {
+        await sh("h1", stray);
+        try {
+          expect(await snapshot("h1"), stray).to.not.equal(before);
+        } finally {
+          await sh("h1", undo);
+        }
+        expect(await snapshot("h1"), undo).to.equal(before);
+      }
+    });
+  });
+
   describe("after every test", () => {
     it("leaves no virtnet directory or dnsmasq behind on the host", async () => {
       const r = await hostExec("h1", [

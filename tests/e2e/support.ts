@@ -60,7 +60,8 @@ export async function sh(host: string, script: string): Promise<string> {
 
 /**
  * Everything on a host that virtnet could touch, with counters, timers and IPv6 link-local autoconf removed: links, addresses,
- * routes, the whole nft ruleset, iptables, virtnet's directories, dnsmasq processes, forwarding.
+ * routes, the whole nft ruleset, iptables and ip6tables, virtnet's directories, all of /etc (every entry with its
+ * type, mode and owner, a file's content by checksum, a link's target), dnsmasq processes, forwarding.
  */
 export function snapshot(host: string): Promise<string> {
   return sh(
@@ -72,9 +73,13 @@ export function snapshot(host: string): Promise<string> {
       "echo '## routes'; ip route show table all | grep -v 'fe80::'",
       "echo '## nft'; nft -s list ruleset", // -s: without counters, which iptables-nft rules carry
       "echo '## iptables'; iptables-save | grep -v '^#' | sed -E 's/\\[[0-9]+:[0-9]+\\]//'",
+      "echo '## ip6tables'; ip6tables-save | grep -v '^#' | sed -E 's/\\[[0-9]+:[0-9]+\\]//'",
       "echo '## files'; find /var/lib/virtnet /run/virtnet /run/lock -printf '%p %m %s\\n' 2>/dev/null | sort",
+      // A stray write anywhere in /etc shows: what is there, and what each file holds.
+      "echo '## etc'; find /etc -xdev -printf '%p %y %m %u:%g %l\\n' | sort",
+      "find /etc -xdev -type f -exec md5sum {} + | sort -k 2",
       "echo '## dnsmasq'; for p in /proc/[0-9]*; do c=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null); case \"$c\" in dnsmasq*) [ \"$(cut -d' ' -f3 $p/stat)\" != Z ] && echo \"$c\";; esac; done | sort",
-      "echo '## sysctl'; sysctl net.ipv4.ip_forward",
+      "echo '## sysctl'; sysctl net.ipv4.ip_forward net.ipv6.conf.all.forwarding",
     ].join("; "),
   );
 }
