@@ -251,6 +251,45 @@ describe("VirtualNetwork on a lab host, through the engine path", function () {
         "10.63.0.9",
       );
     });
+
+    it("changes subnet, domain and STP without replacing the bridge or detaching the guest", async () => {
+      const ifindex = await sh("h1", "cat /sys/class/net/vn-upd/ifindex");
+      const port = `/sys/class/net/${guestHostIfName("u1")}`;
+      expect((await sh("h1", "cat /sys/class/net/vn-upd/bridge/stp_state")).trim()).to.equal("0");
+      const r = await stack.up(
+        program("upd", {
+          mode: "route",
+          ipv4: { cidr: "10.73.0.0/24" },
+          bridge: { mtu: 1400, stp: true },
+          domain: { name: "upd.test", localOnly: true },
+          dns: { hosts: [{ ip: "10.73.0.9", hostnames: ["new"] }] },
+        }),
+      );
+      expect(findOp(r, "upd")!.op).to.equal("update");
+      expect(await sh("h1", "cat /sys/class/net/vn-upd/ifindex")).to.equal(ifindex);
+      expect(await sh("h1", `cat ${port}/master/ifindex`)).to.equal(ifindex);
+      expect((await sh("h1", "cat /sys/class/net/vn-upd/bridge/stp_state")).trim()).to.equal("1");
+      expect((await sh("h1", "ip -br -4 addr show dev vn-upd")).trim()).to.match(/ 10\.73\.0\.1\/24$/);
+      const outs = findResource(stack.state, "upd")!.outputs;
+      expect(await kernelRules("h1", outs)).to.deep.equal(renderedRules(outs));
+      // With STP on, the guest's port learns before it forwards (the kernel's 2 s forward delay, twice).
+      for (let i = 0; i < 100 && (await sh("h1", `cat ${port}/brport/state`)).trim() !== "3"; i++)
+        await new Promise((res) => setTimeout(res, 100));
+      expect((await sh("h1", `cat ${port}/brport/state`)).trim(), "port state forwarding").to.equal("3");
+      await guestAddr("u1", "10.73.0.50/24", "10.73.0.1");
+      expect(await ping("u1", "10.73.0.1")).to.equal(true);
+      expect((await guestExec("u1", ["busybox", "nslookup", "new.upd.test", "10.73.0.1"])).stdout).to.include(
+        "10.73.0.9",
+      );
+      await upstreamExec(["ip", "route", "replace", "10.73.0.0/24", "via", h1.uplinkAddress]);
+      try {
+        expect((await upstreamExec(["busybox", "ping", "-c", "1", "-W", "2", "10.73.0.50"])).code).to.equal(
+          0,
+        );
+      } finally {
+        await upstreamExec(["ip", "route", "del", "10.73.0.0/24"]);
+      }
+    });
   });
 
   describe("a network from an earlier virtnet, with an nft table of its own", () => {
