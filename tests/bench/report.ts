@@ -5,6 +5,10 @@ export type Verdict = "PASS" | "MISS" | "ERROR" | "";
 export interface Row {
   what: string;
   figure: string;
+  /** Engine runs: Pulumi's fixed part of `figure` (program to first resource + plugin start), and the
+   * provider's part (its first create/delete request to its last response). */
+  fixed?: string;
+  provider?: string;
   target?: string;
   ratio?: string;
   verdict?: Verdict;
@@ -32,11 +36,13 @@ export function verdict(ok: boolean | undefined): Verdict {
 }
 
 export function renderTable(rows: Row[]): string {
-  const head = ["#", "what", "figure", "target", "ratio", "result", "note"];
+  const head = ["#", "what", "figure", "pulumi fixed", "provider", "target", "ratio", "result", "note"];
   const cells = rows.map((r, i) => [
     String(i + 1),
     r.what,
     r.figure,
+    r.fixed ?? "",
+    r.provider ?? "",
     r.target ?? "",
     r.ratio ?? "",
     r.verdict ?? "",

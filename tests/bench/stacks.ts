@@ -278,6 +278,11 @@ export interface EngineRun {
   wallMs: number;
   pluginStartMs?: number;
   beforePluginMs?: number;
+  /** Pulumi's fixed part, which virtnet has no say in: the program up to its first resource + the plugin's start. */
+  fixedMs?: number;
+  /** The provider's part: from the plugin's first create/update/delete request to its last response (a refresh:
+   * its reads). */
+  providerMs?: number;
   /** Operations on dynamic resources by kind ("create", "same", ...), failed ones included. */
   ops: Record<string, number>;
   /** Per "<Type> <op>" of updates: the keys that differed (diff's changed input keys; for a refresh, the
@@ -321,11 +326,14 @@ export function describeRun(
         : [];
     note(type, "refresh-update", [...c.changedKeys, ...inputKeys]);
   }
+  const fixed = [r.timing.beforePluginMs, r.timing.pluginStartMs];
   return {
     label,
     wallMs,
     pluginStartMs: r.timing.pluginStartMs,
     beforePluginMs: r.timing.beforePluginMs,
+    fixedMs: fixed.every((x) => x !== undefined) ? fixed[0]! + fixed[1]! : undefined,
+    providerMs: providerWindowMs(r.timing.rpc),
     ops,
     failed: errors.length,
     errors,
@@ -334,6 +342,14 @@ export function describeRun(
     logins: logins.ours,
     otherLogins: logins.others,
   };
+}
+
+/** From the first create/update/delete request to the last response (none: the reads of a refresh). */
+export function providerWindowMs(calls: CallStat[]): number | undefined {
+  const changes = calls.filter((c) => ["create", "update", "delete"].includes(c.method));
+  const window = changes.length ? changes : calls.filter((c) => c.method === "read");
+  if (window.length === 0) return undefined;
+  return Math.max(...window.map((c) => c.end)) - Math.min(...window.map((c) => c.start));
 }
 
 export function fmtOps(ops: Record<string, number>): string {

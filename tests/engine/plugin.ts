@@ -209,6 +209,9 @@ export interface PluginOptions {
 export interface CallStat {
   method: string;
   ms: number;
+  /** When the request went out and its response came back, on performance.now()'s clock (ms). */
+  start: number;
+  end: number;
 }
 
 const livePlugins = new Set<ProviderPlugin>();
@@ -404,13 +407,15 @@ export class ProviderPlugin {
 
   private rpc<T>(method: string, req: any): Promise<T> {
     const t0 = process.hrtime.bigint();
+    const start = performance.now();
     return new Promise<T>((resolve, reject) => {
       if (this.exited) {
         reject(new Error(`${method}: plugin process has exited\nplugin stderr:\n${this.stderr}`));
         return;
       }
       this.client[method](req, (err: any, resp: T) => {
-        this.calls.push({ method, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
+        const end = performance.now();
+        this.calls.push({ method, ms: Number(process.hrtime.bigint() - t0) / 1e6, start, end });
         if (err) reject(this.toPluginError(method, err));
         else resolve(resp);
       });
