@@ -213,7 +213,7 @@ describe("StaticRoute and multi-host labs, through the engine path", function ()
       }
     });
 
-    it("puts the routes in the kernel as planned, and a second up and a refresh find them in sync", async () => {
+    it("puts the routes in the kernel as planned; a second up, and a refresh after the first, find them in sync", async () => {
       const r = await stack.up(prog());
       expect(r.summary.create).to.equal(5);
       expect(await kernelRoute("h1", "fd00:a2::/64")).to.equal(
@@ -225,8 +225,14 @@ describe("StaticRoute and multi-host labs, through the engine path", function ()
       );
       expect(findResource(stack.state, "behind")!.outputs.effectiveMetric).to.equal(1024);
       expect((await stack.up(prog())).summary).to.deep.equal({ same: 5 });
-      const refreshed = await stack.refresh();
-      expect(refreshed.changes.map((c) => c.op)).to.deep.equal(["same", "same", "same", "same", "same"]);
+      // The route via r6a shows in r6a's libvirtXml from the first refresh on (README: From and to libvirt).
+      const updated = (await stack.refresh()).changes.filter((c) => c.op !== "same");
+      expect(updated.map((c) => [c.urn.split("::").pop(), c.op, c.changedKeys])).to.deep.equal([
+        ["r6a", "update", ["libvirtXml"]],
+      ]);
+      expect(findResource(stack.state, "r6a")!.outputs.libvirtXml).to.include('gateway="fd00:a1::fe"');
+      const again = await stack.refresh();
+      expect(again.changes.map((c) => c.op)).to.deep.equal(["same", "same", "same", "same", "same"]);
     });
 
     it("carries a guest's IPv6 traffic from host to host with its own address, and back", async () => {
