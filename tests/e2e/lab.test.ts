@@ -289,6 +289,36 @@ const canRun = process.getuid?.() === 0;
     expect(login.stdout).to.equal("h2\n");
   });
 
+  it("boots a host into systemd: Debian's units bring it up, a reboot shuts it down, the machine is untouched", async () => {
+    const machine = () => fs.readFileSync("/proc/sys/kernel/pid_max", "utf8") + fs.existsSync("/dev/log");
+    const before = machine();
+    const h = await hostReboot("h2", { init: "systemd" });
+    expect(h.init).to.equal("systemd");
+    // The machine enables docker and firewalld; the host has its own /etc/systemd/system, which does not.
+    const units = "systemctl is-active networking.service ssh.service docker.service firewalld.service";
+    const r = await hostExec("h2", [
+      "sh",
+      "-c",
+      `cat /proc/1/comm; systemctl is-system-running --wait; ${units}`,
+    ]);
+    expect(r.stdout).to.equal("systemd\nrunning\nactive\nactive\ninactive\ninactive\n");
+    expect((await hostExec("h2", ["ip", "-4", "-o", "addr", "show", "dev", "eth0"])).stdout).to.include(
+      h.uplinkAddress,
+    ); // configured by networking.service from the host's /etc/network/interfaces
+    const login = ssh(status, h.address, h.hostKey, "root", "hostname; echo $VIRTNET_LAB_HOST");
+    expect(login.stdout).to.equal("h2\nh2\n");
+
+    const again = await hostReboot("h2"); // systemctl reboot: units stopped, then a new boot
+    expect(again.init).to.equal("systemd");
+    const boots = await hostExec("h2", ["journalctl", "--list-boots"]);
+    expect(boots.stdout.match(/^ *-?\d+ [0-9a-f]{32} /gm), boots.stdout).to.have.length(2);
+    const shutdown = await hostExec("h2", ["journalctl", "-b", "-1", "-o", "cat", "-u", "ssh.service"]);
+    expect(shutdown.stdout).to.match(/Stopped .*OpenBSD Secure Shell server/);
+    // systemd-sysctl and the rest ran in the host only: the machine's kernel settings and /dev are as they were.
+    expect(machine()).to.equal(before);
+    expect((await hostReboot("h2", { init: "sshd" })).init).to.equal("sshd");
+  });
+
   it("is a no-op to bring up again with the same host count", async () => {
     const pids = labStatus().hosts.map((h) => h.pid);
     const r = await labUp({ hosts: 2 });
@@ -342,6 +372,10 @@ const canRun = process.getuid?.() === 0;
     expect(fs.readdirSync("/sys/class/net").filter((n) => n.startsWith("vnl-"))).to.deep.equal([]);
     expect(spawnSync("nft", ["list", "tables"], { encoding: "utf8" }).stdout).to.not.contain("vnl");
     expect(fs.existsSync(status.stateDir)).to.equal(false);
+    const cgroups = spawnSync("sh", ["-c", "find /sys/fs/cgroup -maxdepth 2 -name 'vnl-*'"], {
+      encoding: "utf8",
+    });
+    expect(cgroups.stdout).to.equal("");
     const st = cli("status", "--json");
     expect(st.status).to.not.equal(0);
     expect(st.stderr).to.match(/not up/);

@@ -23,7 +23,8 @@ const USAGE = `usage: npm run lab -- <command>
                                        --uplinks 2; no-op when already up like that
   status [--json]                      hosts, addresses, keys, users
   exec <host>|upstream -- <cmd...>     run a command inside a host's namespaces (or upstream's), no SSH
-  reboot <host>                        restart a host: fresh network namespace, same /etc /var /home
+  reboot <host> [--init sshd|systemd]  restart a host: fresh network namespace, same /etc /var /home; with
+                                       systemd as its init, Debian's units bring it up (a real boot)
   guest add <guest> <host> <bridge> [--mac MAC]
   guest addr <guest> <cidr> [gateway]
   guest dhcp <guest> [--timeout-ms N]  prints the lease as JSON
@@ -132,10 +133,13 @@ async function main(argv: string[]): Promise<number> {
       return passthrough(hostCommand(target, command), hostExecEnv(target));
     }
     case "reboot": {
+      const init = option(rest, "--init");
+      if (init !== undefined && init !== "sshd" && init !== "systemd")
+        throw new UsageError("--init is sshd or systemd");
       if (!rest[0]) throw new UsageError("reboot needs a host");
       const t0 = Date.now();
-      const h = await hostReboot(rest[0]);
-      console.log(`${h.name} rebooted (pid ${h.pid}) in ${Date.now() - t0} ms`);
+      const h = await hostReboot(rest[0], { init });
+      console.log(`${h.name} rebooted into ${h.init} (pid ${h.pid}) in ${Date.now() - t0} ms`);
       return 0;
     }
     case "guest":

@@ -118,8 +118,12 @@ export interface LabUser {
   shell: string;
 }
 
+/** What a host runs as its PID 1: its own sshd (the default, fastest), or systemd booting Debian's units. */
+export type HostInit = "sshd" | "systemd";
+
 export interface LabHost {
   name: string;
+  init: HostInit;
   /** Management address: where the host's sshd listens. */
   address: string;
   port: number;
@@ -196,6 +200,8 @@ export interface UpResult {
 interface StoredHost {
   name: string;
   index: number;
+  /** Absent in a state written before hosts could boot systemd: "sshd". */
+  init?: HostInit;
   pid: number;
   launcherPid: number;
   hostKey: string;
@@ -350,12 +356,18 @@ function exePath(pid: number): string | undefined {
 }
 
 const SSHD = "/usr/sbin/sshd";
+const SYSTEMD = "/lib/systemd/systemd";
 
-/** Is `pid` the running sshd that is PID 1 of `host` (in the host's network namespace)? */
-function isHostInit(pid: number, host: string): boolean {
-  if (!pid || !isAlive(pid) || exePath(pid) !== SSHD) return false;
-  const ino = nsInode(`/run/netns/${hostNamespace(host)}`);
-  return ino !== undefined && procNetInode(String(pid)) === ino;
+/** The executable a host's PID 1 runs, as /proc/<pid>/exe names it (Debian 12 has /lib in /usr/lib). */
+function initExe(init: HostInit): string {
+  return init === "sshd" ? SSHD : fs.realpathSync(SYSTEMD);
+}
+
+/** Is the host's recorded PID 1 running its init, in the host's network namespace? */
+function isHostInit(h: StoredHost): boolean {
+  if (!h.pid || !isAlive(h.pid) || exePath(h.pid) !== initExe(h.init ?? "sshd")) return false;
+  const ino = nsInode(`/run/netns/${hostNamespace(h.name)}`);
+  return ino !== undefined && procNetInode(String(h.pid)) === ino;
 }
 
 function listPids(): string[] {
@@ -403,7 +415,9 @@ function kill(pid: number, sig: NodeJS.Signals): void {
 async function stopProcesses(procs: { pid: number; pid1: boolean }[]): Promise<number[]> {
   if (procs.length === 0) return [];
   const firsts = procs.filter((p) => p.pid1).map((p) => p.pid);
-  firsts.forEach((p) => kill(p, "SIGTERM"));
+  // systemd as PID 1 answers SIGTERM by re-executing itself: it gets SIGKILL, which ends its pid namespace.
+  const systemd = initExe("systemd");
+  firsts.forEach((p) => kill(p, exePath(p) === systemd ? "SIGKILL" : "SIGTERM"));
   if (firsts.length) await waitDead(firsts, 1000);
   const all = procs.map((p) => p.pid);
   all.filter(isAlive).forEach((p) => kill(p, "SIGTERM"));
@@ -411,6 +425,64 @@ async function stopProcesses(procs: { pid: number; pid1: boolean }[]): Promise<n
   left.forEach((p) => kill(p, "SIGKILL"));
   left = await waitDead(left, 2000);
   return left;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Cgroups: each host runs in its own cgroup, named with the lab's prefix, which is also the root of the host's
+// cgroup namespace (it sees it as /sys/fs/cgroup). Down finds and removes them by prefix.
+
+const OWN_CGROUP2_MOUNT = path.join(STATE_DIR, "cgroup2");
+
+/** Where this machine's cgroup v2 hierarchy is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified on a machine
+ * with cgroup v1 controllers (as here). */
+function mountedCgroupRoot(): string | undefined {
+  for (const line of (readText("/proc/self/mountinfo") ?? "").split("\n")) {
+    const f = line.split(" ");
+    if (f[f.indexOf("-") + 1] === "cgroup2") return f[4];
+  }
+  return undefined;
+}
+
+async function hostCgroup(host: string): Promise<string> {
+  let root = mountedCgroupRoot();
+  if (!root) {
+    fs.mkdirSync(OWN_CGROUP2_MOUNT, { recursive: true, mode: 0o700 });
+    await must(["mount", "-t", "cgroup2", `${LAB_PREFIX}cgroup2`, OWN_CGROUP2_MOUNT]);
+    root = OWN_CGROUP2_MOUNT;
+  }
+  return path.join(root, hostNamespace(host));
+}
+
+function labCgroups(): string[] {
+  const root = mountedCgroupRoot();
+  if (!root) return [];
+  return fs
+    .readdirSync(root)
+    .filter((d) => d.startsWith(LAB_PREFIX))
+    .map((d) => path.join(root, d));
+}
+
+/** Kills what is left in a cgroup and removes it with the cgroups systemd made in it, deepest first. */
+async function removeCgroup(dir: string): Promise<void> {
+  if (!fs.existsSync(dir)) return;
+  try {
+    fs.writeFileSync(path.join(dir, "cgroup.kill"), "1");
+  } catch {
+    // a kernel before 5.14: the host's processes were stopped already
+  }
+  const remove = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true }))
+      if (e.isDirectory()) remove(path.join(d, e.name));
+    fs.rmdirSync(d);
+  };
+  for (let i = 0; ; i++) {
+    try {
+      return remove(dir);
+    } catch (e) {
+      if (i >= 200) throw e; // EBUSY while killed processes exit
+      await sleep(10);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -436,6 +508,7 @@ function toStatus(state: StoredState): LabStatus {
   const hosts = state.hosts.map(
     (h): LabHost => ({
       name: h.name,
+      init: h.init ?? "sshd",
       address: hostAddress(h.index),
       port: SSH_PORT,
       user: "root",
@@ -488,7 +561,7 @@ function stateProblem(state: StoredState | undefined): string | undefined {
   if (!state.ready) return "the lab is not up (an `up` did not finish; run `npm run lab -- up` again)";
   if (!fs.existsSync(`/sys/class/net/${MGMT_BRIDGE}`)) return `the lab is broken: ${MGMT_BRIDGE} is missing`;
   for (const h of state.hosts) {
-    if (!isHostInit(h.pid, h.name)) {
+    if (!isHostInit(h)) {
       return `the lab is broken: host ${h.name} (pid ${h.pid}) is not running`;
     }
   }
@@ -532,10 +605,13 @@ function scriptPath(name: string): string {
   return found;
 }
 
+/** Copies a script into the state dir: by rename, so that a shell reading the old copy is not disturbed. */
 function installScript(name: string): string {
   const dst = path.join(BIN_DIR, name);
-  fs.copyFileSync(scriptPath(name), dst);
-  fs.chmodSync(dst, 0o755);
+  const tmp = `${dst}.${process.pid}.tmp`;
+  fs.copyFileSync(scriptPath(name), tmp);
+  fs.chmodSync(tmp, 0o755);
+  fs.renameSync(tmp, dst);
   return dst;
 }
 
@@ -669,6 +745,27 @@ function writeHostFiles(
       gid: u.uid,
     });
   }
+  // For a host that boots systemd: Debian's own units bring the links up (networking.service) and start sshd
+  // (ssh.service), enabled in the host's own /etc/systemd/system (see host-init.sh).
+  put("network/interfaces", ifupdownInterfaces(index, uplinks), { mode: 0o644 });
+  put("default/ssh", `SSHD_OPTS="-e -o SetEnv=VIRTNET_LAB_HOST=${host}"\n`, { mode: 0o644 });
+  mkdirOwned(path.join(etc, "sysctl.d"), 0o755);
+  put(
+    "sysctl.d/90-virtnet-lab.conf",
+    `net.ipv4.ip_forward = 0\nnet.ipv6.conf.${HOST_MGMT_IF}.disable_ipv6 = 1\n`,
+    {
+      mode: 0o644,
+    },
+  );
+  const units = path.join(dir, "systemd-system");
+  for (const [target, unit] of [
+    ["multi-user.target", "ssh.service"],
+    ["multi-user.target", "networking.service"],
+    ["network-online.target", "networking.service"],
+  ]) {
+    mkdirOwned(path.join(units, `${target}.wants`), 0o755);
+    fs.symlinkSync(`/lib/systemd/system/${unit}`, path.join(units, `${target}.wants`, unit));
+  }
   fs.writeFileSync(
     path.join(dir, "net.batch"),
     [
@@ -695,6 +792,43 @@ function writeHostFiles(
   );
 }
 
+/** The same links as net.batch, for ifupdown (networking.service) on a host that boots systemd. */
+function ifupdownInterfaces(index: number, uplinks: number): string {
+  const mgmt = hostAddress(index);
+  const uplink = hostUplinkAddress(index);
+  return [
+    "# virtnet lab host (written by tests/lab/lab.ts): brought up by networking.service when the host boots systemd",
+    "auto lo",
+    "iface lo inet loopback",
+    "",
+    `auto ${HOST_MGMT_IF}`,
+    `iface ${HOST_MGMT_IF} inet static`,
+    `\taddress ${mgmt}/${MGMT_PREFIX_LEN}`,
+    `\tup ip ${connectedRoute(MGMT_SUBNET, HOST_MGMT_IF, mgmt)}`,
+    "",
+    `auto ${HOST_UPLINK_IF}`,
+    `iface ${HOST_UPLINK_IF} inet static`,
+    `\taddress ${uplink}/${UPLINK_PREFIX_LEN}`,
+    `\tup ip ${connectedRoute(UPLINK_SUBNET, HOST_UPLINK_IF, uplink)}`,
+    `\tup ip route replace default via ${UPSTREAM_ADDRESS} dev ${HOST_UPLINK_IF} quickack 1`,
+    `iface ${HOST_UPLINK_IF} inet6 static`,
+    `\taddress ${hostUplinkAddress6(index)}/64`,
+    "\tdad-attempts 0",
+    `\tgateway ${UPSTREAM_ADDRESS6}`,
+    ...(uplinks === 2
+      ? [
+          "",
+          `auto ${HOST_UPLINK2_IF}`,
+          `iface ${HOST_UPLINK2_IF} inet static`,
+          `\taddress ${hostUplink2Address(index)}/${UPLINK_PREFIX_LEN}`,
+          `\tup ip ${connectedRoute(UPLINK2_SUBNET, HOST_UPLINK2_IF, hostUplink2Address(index))}`,
+          `\tup ip route add ${SERVER2_ADDRESS}/32 via ${UPSTREAM2_ADDRESS} dev ${HOST_UPLINK2_IF} quickack 1`,
+        ]
+      : []),
+    "",
+  ].join("\n");
+}
+
 /** The connected route of an address, with delayed ACKs off: OpenSSH leaves Nagle on for non-interactive
  * sessions, and Nagle against delayed ACKs costs ~40 ms per round trip (an ssh login: 0.21 s -> 0.13 s). */
 function connectedRoute(subnet: string, dev: string, src: string): string {
@@ -708,6 +842,9 @@ function prepareHostDirs(host: string): void {
     mkdirOwned(path.join(dir, "work", d), 0o700);
   }
   mkdirOwned(path.join(dir, "upper", "etc", "ssh"), 0o755);
+  mkdirOwned(path.join(dir, "upper", "etc", "network"), 0o755);
+  mkdirOwned(path.join(dir, "upper", "etc", "default"), 0o755);
+  mkdirOwned(path.join(dir, "systemd-system"), 0o755);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -793,13 +930,22 @@ async function attachHostPorts(hosts: string[], uplinks: 1 | 2): Promise<void> {
   ]);
 }
 
-/** Starts a host's init (detached) and returns the launcher (unshare) pid. */
-function launchHost(host: string): number {
+/** Starts a host's init (detached) in the host's own cgroup and returns the launcher (unshare) pid. */
+async function launchHost(host: string, kind: HostInit): Promise<number> {
   const dir = path.join(HOSTS_DIR, host);
+  const init = installScript("host-init.sh"); // this build's, also when the lab was brought up by another
+  const cgroup = await hostCgroup(host);
+  await removeCgroup(cgroup); // what the host's last boot left (systemd's slices)
+  fs.mkdirSync(cgroup);
   const log = fs.openSync(path.join(dir, "init.log"), "a");
   const child = spawn(
-    "ip",
+    "sh",
     [
+      "-c",
+      'echo $$ > "$1" && shift && exec "$@"', // into the host's cgroup, then the same process becomes unshare
+      "sh",
+      path.join(cgroup, "cgroup.procs"),
+      "ip",
       "netns",
       "exec",
       hostNamespace(host),
@@ -810,12 +956,14 @@ function launchHost(host: string): number {
       "--uts",
       "--ipc",
       "--pid",
+      "--cgroup",
       "--fork",
       "--kill-child",
       "--mount-proc",
-      path.join(BIN_DIR, "host-init.sh"),
+      init,
       host,
       dir,
+      kind,
     ],
     { detached: true, stdio: ["ignore", log, log], env: labEnv() },
   );
@@ -854,13 +1002,15 @@ function childOf(pid: number): number | undefined {
   return kids.length ? Number(kids[0]) : undefined;
 }
 
-/** Waits until the host's PID 1 is sshd and it answers with its banner; returns PID 1's pid. */
+/** Waits until the host's PID 1 runs its init and sshd answers with its banner; returns PID 1's pid. */
 async function waitHostReady(
   host: string,
   index: number,
   launcher: number,
-  timeoutMs = 10000,
+  init: HostInit,
+  timeoutMs = 15000,
 ): Promise<number> {
+  const exe = initExe(init);
   const deadline = Date.now() + timeoutMs;
   const fail = (why: string) => {
     const log = readText(path.join(HOSTS_DIR, host, "init.log")) ?? "";
@@ -871,10 +1021,10 @@ async function waitHostReady(
     pid1 ??= childOf(launcher);
     if (pid1 !== undefined && !isAlive(pid1)) throw fail("its init exited");
     if (pid1 === undefined && !isAlive(launcher)) throw fail("unshare exited");
-    if (pid1 !== undefined && exePath(pid1) === SSHD) break;
+    if (pid1 !== undefined && exePath(pid1) === exe) break;
     await sleep(3);
   }
-  if (pid1 === undefined || exePath(pid1) !== SSHD) throw fail("init did not exec sshd");
+  if (pid1 === undefined || exePath(pid1) !== exe) throw fail(`init did not exec ${exe}`);
   while (Date.now() < deadline) {
     if (await bannerOnce(hostAddress(index), SSH_PORT, 500)) return pid1;
     if (!isAlive(pid1)) throw fail("sshd exited");
@@ -976,8 +1126,11 @@ export async function labUp(
   const mark = (k: string) => (timings[k] = Date.now() - t0);
 
   const old = readState();
+  // A host booted into another init by a test is not the lab a new caller expects: start afresh.
+  const plain = old?.hosts.every((h) => (h.init ?? "sshd") === "sshd");
   if (
     old &&
+    plain &&
     !stateProblem(old) &&
     old.hosts.length === n &&
     (old.uplinks ?? 1) === uplinks &&
@@ -999,7 +1152,6 @@ export async function labUp(
   mkdirOwned(STATE_DIR, 0o700);
   recordSharedSysctls();
   for (const d of [BIN_DIR, HOSTS_DIR, GUESTS_DIR, path.dirname(CLIENT_KEY)]) mkdirOwned(d, 0o700);
-  installScript("host-init.sh");
   installScript("udhcpc.sh");
   names.forEach(prepareHostDirs);
   const users = labUsers();
@@ -1065,17 +1217,18 @@ export async function labUp(
     mode: 0o600,
   });
 
-  const launchers = names.map(launchHost);
+  const launchers = await Promise.all(names.map((h) => launchHost(h, "sshd")));
   state.hosts = names.map((h, i) => ({
     name: h,
     index: i + 1,
+    init: "sshd",
     pid: 0,
     launcherPid: launchers[i],
     hostKey: hostPubs[i],
     hostKeySha256: sha256Fingerprint(hostPubs[i]),
   }));
   writeState(state);
-  const pids = await Promise.all(names.map((h, i) => waitHostReady(h, i + 1, launchers[i])));
+  const pids = await Promise.all(names.map((h, i) => waitHostReady(h, i + 1, launchers[i], "sshd")));
   names.forEach((_, i) => (state.hosts[i].pid = pids[i]));
   mark("accepting");
   if (opts.verifyLogin !== false) {
@@ -1155,7 +1308,12 @@ function labMounts(): string[] {
 }
 
 function labPiecesPresent(): boolean {
-  return fs.existsSync(STATE_DIR) || labNetnsNames().length > 0 || labRootLinks().length > 0;
+  return (
+    fs.existsSync(STATE_DIR) ||
+    labNetnsNames().length > 0 ||
+    labRootLinks().length > 0 ||
+    labCgroups().length > 0
+  );
 }
 
 /** Removes everything the lab made (found by prefix, with or without state files), then checks.
@@ -1200,6 +1358,7 @@ export async function labDown(): Promise<string[]> {
   );
   for (let i = 0; i < 100 && labRootLinks().length > 0; i++) await sleep(10);
   for (const t of await labNftTables()) await run(["nft", "delete", "table", t.family, t.name]);
+  for (const c of labCgroups()) await removeCgroup(c).catch(() => undefined); // reported below
   for (const m of labMounts()) await run(["umount", "-l", m]);
   restoreSharedSysctls();
   fs.rmSync(STATE_DIR, { recursive: true, force: true });
@@ -1210,16 +1369,22 @@ export async function labDown(): Promise<string[]> {
   for (const p of findLabProcesses(inodes)) left.push(`process ${p.pid} ${p.cmd}`);
   for (const t of await labNftTables()) left.push(`nft table ${t.family} ${t.name}`);
   for (const m of labMounts()) left.push(`mount ${m}`);
+  for (const c of labCgroups()) left.push(`cgroup ${c}`);
   if (fs.existsSync(STATE_DIR)) left.push(`file ${STATE_DIR}`);
   return left;
 }
 
-/** Simulates a reboot of one host: stops it, recreates its network namespace (so everything configured in
- * it, such as bridges and nft tables, is gone) and starts it again with the same /etc, /var and /home. */
-export async function hostReboot(host: string): Promise<LabHost> {
+/** Reboots one host: stops it (a host running systemd shuts down as `systemctl reboot` does, stopping its
+ * units), recreates its network namespace (so everything configured in it, such as bridges and nft tables, is
+ * gone) and starts it again with the same /etc, /var and /home, with `init` as PID 1 (default: the same). */
+export async function hostReboot(host: string, opts: { init?: HostInit } = {}): Promise<LabHost> {
   const h = storedHost(host);
   const state = readState()!;
   const ns = hostNamespace(host);
+  if ((h.init ?? "sshd") === "systemd") {
+    await hostExec(host, ["systemctl", "reboot"]);
+    await waitDead([h.launcherPid], 30000); // what a shutdown leaves running is stopped below
+  }
   const inode = nsInode(`/run/netns/${ns}`);
   const procs = findLabProcesses(new Set(inode ? [inode] : [])).filter(
     (p) => procNetInode(String(p.pid)) === inode || p.pid === h.launcherPid,
@@ -1242,9 +1407,10 @@ export async function hostReboot(host: string): Promise<LabHost> {
   await ipBatch(hostLinkLines(host, h.index, uplinks));
   hostPortSysctls(host);
   await attachHostPorts([host], uplinks);
-  const launcher = launchHost(host);
+  h.init = opts.init ?? h.init ?? "sshd";
+  const launcher = await launchHost(host, h.init);
   h.launcherPid = launcher;
-  h.pid = await waitHostReady(host, h.index, launcher);
+  h.pid = await waitHostReady(host, h.index, launcher, h.init);
   const stored = state.hosts.find((x) => x.name === host)!;
   Object.assign(stored, h);
   writeState(state);
