@@ -3,8 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# qemu-system-x86 and cpio: the real VM of tests/e2e/vm.test.ts (scripts/vm-image.sh); docker.io, firewalld, dbus,
+# systemd and ifupdown: the neighbours the e2e tests run for real inside lab hosts (tests/e2e/firewall.test.ts).
 debian_packages=(openssh-server openssh-client dnsmasq-base nftables iptables busybox tcpdump iproute2 procps sudo util-linux kmod isc-dhcp-client libvirt-clients libxml2-utils libvirt-daemon
-  qemu-system-x86 cpio) # the last two for the real VM of tests/e2e/vm.test.ts (scripts/vm-image.sh)
+  qemu-system-x86 cpio docker.io firewalld dbus systemd ifupdown)
 missing=()
 for p in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -12,6 +14,13 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "ensure-deps: installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Start no service on this machine (dockerd or firewalld would change its firewall): the tests start them
+  # inside lab hosts. policy-rc.d answers "forbidden" for the duration of the install.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 0755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -219,8 +219,9 @@ function parseFirewall(s: Map<string, string>, chains: any[]): ObservedFirewall 
   if (zone !== undefined) {
     const out = zone.split("\n").filter((l) => l !== "");
     const exit = out.pop();
-    // firewall-cmd exits 252 when firewalld is not running, 0 with the zone, another code for "no zone".
-    fw.zone = { running: exit !== "exit=252" && !/not running/i.test(out.join(" ")) };
+    // firewalld answers with the zone (exit 0) or "no zone" (exit 2). Anything else means no firewalld to ask:
+    // 252 NOT_RUNNING, 36 DBUS_ERROR (a system bus but no firewalld on it), or no system bus at all.
+    fw.zone = { running: exit === "exit=0" || (exit === "exit=2" && out.join(" ").trim() === "no zone") };
     if (exit === "exit=0" && out[0]) fw.zone.zone = out[0].trim();
   }
   return fw;

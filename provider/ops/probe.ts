@@ -123,7 +123,8 @@ export const PROBE_FUNCTION = [
   for f in "$rangesdir"/*.json; do vn_add ranges "$f"; done
   vn_add restorenet "$restorenet"
   echo "@@dirs"; for d in ${[STATE_DIR, NETWORKS_STATE_DIR, ROUTES_DIR].map(q).join(" ")} "$netdir" "$rangesdir" "$rundir" ${[NETWORKS_RUN_DIR, RUN_DIR].map(q).join(" ")}; do [ -d "$d" ] && echo "$d"; done
-  [ -n "$br" ] && command -v firewall-cmd >/dev/null 2>&1 && { echo "@@fwzone"; firewall-cmd --get-zone-of-interface="$br" 2>&1; echo "exit=$?"; }
+  # firewall-cmd is a Python program (0.1 s even to fail): without a system bus there is no firewalld to ask.
+  [ -n "$br" ] && command -v firewall-cmd >/dev/null 2>&1 && { echo "@@fwzone"; if [ -S /run/dbus/system_bus_socket ]; then firewall-cmd --get-zone-of-interface="$br" 2>&1; echo "exit=$?"; else echo "exit=nobus"; fi; }
 }`,
   // Files to read, a line each: network number, section, path ("-": the section alone). Names are validated,
   // so paths hold no blank or newline.

@@ -208,8 +208,11 @@ interface StoredHost {
   hostKeySha256: string;
 }
 
+/** The layout of a host's state dir and files: a lab up with another layout is brought up afresh. */
+const STATE_VERSION = 2;
+
 interface StoredState {
-  version: 1;
+  version: number;
   hosts: StoredHost[];
   users: LabUser[];
   ready: boolean;
@@ -1127,7 +1130,7 @@ export async function labUp(
 
   const old = readState();
   // A host booted into another init by a test is not the lab a new caller expects: start afresh.
-  const plain = old?.hosts.every((h) => (h.init ?? "sshd") === "sshd");
+  const plain = old?.version === STATE_VERSION && old.hosts.every((h) => (h.init ?? "sshd") === "sshd");
   if (
     old &&
     plain &&
@@ -1155,7 +1158,7 @@ export async function labUp(
   installScript("udhcpc.sh");
   names.forEach(prepareHostDirs);
   const users = labUsers();
-  const state: StoredState = { version: 1, hosts: [], users, ready: false, uplinks };
+  const state: StoredState = { version: STATE_VERSION, hosts: [], users, ready: false, uplinks };
   writeState(state);
 
   // Keys and the password hash (in parallel with the network plumbing).
@@ -1340,9 +1343,13 @@ function restoreSharedSysctls(): void {
 export async function labDown(): Promise<string[]> {
   const namespaces = labNetnsNames();
   const inodes = new Set(namespaces.map((n) => nsInode(`/run/netns/${n}`)).filter((x): x is number => !!x));
-  const procs = findLabProcesses(inodes);
-  // Host PID 1s (sshd) first; then guests' and upstream's processes; then the launchers.
-  await stopProcesses(procs);
+  // Host PID 1s (sshd or systemd) first; then guests' and upstream's processes; then the launchers. Again
+  // while new ones appear: a daemon that is being stopped may still start a helper (firewalld does).
+  for (let i = 0; i < 3; i++) {
+    const procs = findLabProcesses(inodes);
+    if (procs.length === 0) break;
+    await stopProcesses(procs);
+  }
 
   // Root links first: deleting a veth is synchronous (both ends go at once), while a deleted namespace's
   // interfaces go away later, from a kernel work queue.
