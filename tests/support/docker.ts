@@ -1,6 +1,7 @@
-// Shared by the unit and e2e firewall tests: both must model the same Docker.
+// The unit tests' model of Docker; tests/e2e/firewall.test.ts checks it against the real dockerd.
 
-/** Docker's filter and nat chains as Docker 24 leaves them with its default bridge docker0 (iptables-nft). */
+/** Docker's filter and nat chains as dockerd leaves them with its default bridge docker0 (iptables-nft), as
+ * Debian 12's docker.io (20.10) makes them in a lab host. */
 export const DOCKER_SETUP = [
   "iptables -N DOCKER",
   "iptables -N DOCKER-ISOLATION-STAGE-1",
