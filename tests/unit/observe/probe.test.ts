@@ -4,7 +4,7 @@ import { expect } from "chai";
 import { quote } from "shell-quote";
 import { networkPaths } from "../../../provider/naming";
 import { MULTI_PROBE_SCRIPT, probeArgs } from "../../../provider/ops/probe";
-import { parseMultiProbe } from "../../../provider/observe/parse";
+import { parseMultiProbe, parseProbe } from "../../../provider/observe/parse";
 import { buildNetworkSpec, NetworkSpec } from "../../../provider/model/network";
 import { PrivateHost } from "../support/privateHost";
 
@@ -84,5 +84,21 @@ describe("probe on a private namespace", function () {
     expect(none.bridge).to.equal(undefined);
     // The single-network probe reads the same.
     expect(host.observe(spec).bridge).to.deep.equal(probe.bridge);
+  });
+});
+
+describe("firewalld's answer about the bridge's zone", () => {
+  // What Debian 12's firewall-cmd 1.3 prints and exits with, as seen on the lab (tests/e2e/firewall.test.ts);
+  // "exit=nobus" is the probe's own line when the host has no system bus to ask on.
+  const zoneOf = (answer: string) =>
+    parseProbe(`@@generation\n\n@@fwzone\n${answer}\n@@end\n`, "lab", "vn-lab").firewall!.zone;
+
+  it("is running only when firewalld answered: with the zone or with no zone", () => {
+    expect(zoneOf("trusted\nexit=0")).to.deep.equal({ running: true, zone: "trusted" });
+    expect(zoneOf("no zone\nexit=2")).to.deep.equal({ running: true });
+    expect(zoneOf("FirewallD is not running\nexit=252")).to.deep.equal({ running: false });
+    const noDaemon = "Error: DBUS_ERROR: Failed to connect to socket /run/dbus/system_bus_socket\nexit=36";
+    expect(zoneOf(noDaemon)).to.deep.equal({ running: false });
+    expect(zoneOf("exit=nobus")).to.deep.equal({ running: false });
   });
 });
