@@ -139,6 +139,8 @@ export interface NetworkPaths {
   dhcpHosts: string;
   rangesDir: string;
   restoreScript: string;
+  /** The network's stretched segment on its own host (model/networkExtension.ts SegmentRecord). */
+  segment: string;
 }
 
 /** A network's record and restore script, in its state directory. */
@@ -159,6 +161,7 @@ export function networkPaths(networkName: string): NetworkPaths {
     dhcpHosts: `${stateDir}/dhcp-hosts`,
     rangesDir: `${stateDir}/ranges`,
     restoreScript: `${stateDir}/${NETWORK_RESTORE_FILE}`,
+    segment: `${stateDir}/segment.json`,
   };
 }
 
@@ -169,4 +172,71 @@ export function rangeRecordPath(networkName: string, rangeName: string): string 
 /** Paths in one network's own directories; everything else of virtnet's on a host is shared by its networks. */
 export function isNetworkPath(path: string): boolean {
   return path.startsWith(`${NETWORKS_STATE_DIR}/`) || path.startsWith(`${NETWORKS_RUN_DIR}/`);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Stretched segments (NetworkExtension): a network's layer 2 carried to other hosts by the kernel's VXLAN.
+
+/** IANA's VXLAN port; every member of every segment listens on it. */
+export const VXLAN_PORT = 4789;
+/** What VXLAN adds to a frame: outer IP header (IPv4 20, IPv6 40), UDP 8, VXLAN 8 and the inner Ethernet 14. */
+export function vxlanOverhead(underlay: "ipv4" | "ipv6"): number {
+  return underlay === "ipv4" ? 50 : 70;
+}
+export const MAX_VNI = 16777215; // 24 bits
+
+/** Virtnet's VXLAN devices are "vx-<network>", or a shortened name plus a hash when that is too long. */
+export const VXLAN_PREFIX = "vx-";
+export function vxlanName(networkName: string): string {
+  const plain = `${VXLAN_PREFIX}${networkName}`;
+  if (plain.length <= MAX_IFNAME) return plain;
+  return `${VXLAN_PREFIX}${networkName.slice(0, 7)}-${digest(networkName).slice(0, 4)}`;
+}
+
+/** The VXLAN device's ifalias: virtnet's proof that it made the device, on every member. */
+export function vxlanAlias(networkName: string): string {
+  return `${VXLAN_ALIAS_MARK}${networkName}`;
+}
+export const VXLAN_ALIAS_MARK = "virtnet-vxlan:";
+
+/** The ifalias of an extension's bridge (the network's own bridge has bridgeAlias). */
+export function extensionBridgeAlias(networkName: string): string {
+  return `virtnet-extension:${networkName}`;
+}
+
+/**
+ * An extension's bridge gets a MAC of its own, stable for the network and the member's underlay address: the
+ * network's bridge MAC is its gateway's on the same segment, and a bridge takes frames to its own MAC.
+ */
+export function extensionBridgeMac(networkName: string, localAddress: string): string {
+  const h = digest(`mac:${networkName}@${localAddress}`);
+  return `52:54:00:${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}`;
+}
+
+/** A network's VNI unless `vni` says otherwise: from its id ("<host>:<port>/<name>"), stable, never 0. */
+export function defaultVni(networkId: string): number {
+  return 1 + (parseInt(digest(`vni:${networkId}`).slice(0, 8), 16) % MAX_VNI);
+}
+
+/** The segment's filter of UDP 4789 on a member: "<id>.vxlan" in NFT_TABLE, beside the network's own chains. */
+export function nftSegmentChain(networkName: string): string {
+  return `${nftChainId(networkName)}.vxlan`;
+}
+
+/** An extension host's records: the membership (what it was last applied with) and its boot-time restore. */
+export const EXTENSIONS_DIR = `${STATE_DIR}/extensions`;
+export const EXTENSION_RESTORE_SUFFIX = ".restore";
+export function extensionPaths(networkName: string): { record: string; restore: string } {
+  return {
+    record: `${EXTENSIONS_DIR}/${networkName}.json`,
+    restore: `${EXTENSIONS_DIR}/${networkName}${EXTENSION_RESTORE_SUFFIX}`,
+  };
+}
+
+/** One entry per interface of the reader's network namespace (unlike /sys, which may be another one's). */
+export const NET_DEVICES_DIR = "/proc/sys/net/ipv4/conf";
+
+/** Writing 1 turns IPv6 off on the interface (a sysctl whose name may hold a '.', so spelled as a path). */
+export function ipv6DisabledPath(ifname: string): string {
+  return `/proc/sys/net/ipv6/conf/${ifname}/disable_ipv6`;
 }

@@ -128,6 +128,16 @@ export interface RouteArgs {
 
 export const ROUTE_INPUT_KEYS = ["name", "destination", "gateway", "metric"] as const;
 
+/** A NetworkExtension's inputs besides its network and connection. */
+export interface ExtensionArgs {
+  /** The joining host's underlay address (default: its source address towards the network's host). */
+  localAddress?: string;
+  /** The segment's VXLAN network identifier, 1 to 16777215 (default: derived from the network, stable). */
+  vni?: number;
+}
+
+export const EXTENSION_INPUT_KEYS = ["localAddress", "vni"] as const;
+
 /**
  * What arrives for the inputs `T` before validation: every field optional, strings of any value (a
  * preview's unknowns among them).
@@ -149,3 +159,4 @@ type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const _networkKeys: Same<(typeof NETWORK_INPUT_KEYS)[number], keyof NetworkArgs> = true;
 const _rangeKeys: Same<(typeof RANGE_INPUT_KEYS)[number], keyof RangeArgs> = true;
 const _routeKeys: Same<(typeof ROUTE_INPUT_KEYS)[number], keyof RouteArgs> = true;
+const _extensionKeys: Same<(typeof EXTENSION_INPUT_KEYS)[number], keyof ExtensionArgs> = true;

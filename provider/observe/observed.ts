@@ -1,5 +1,6 @@
 // What a host has, as the probe (ops/probe.ts) reports it: the input of every planner.
 import { DhcpRangeSpec } from "../model/dhcpRange";
+import { MemberRecord, SegmentRecord } from "../model/networkExtension";
 import { RouteSpec } from "../model/staticRoute";
 import { IpFamily } from "../render/firewallIntent";
 import { IptListing } from "../render/iptables";
@@ -16,9 +17,29 @@ export interface KernelRoute {
 export interface RouteObservation {
   kernel: KernelRoute[]; // every route of the family in the main table
   records: RouteSpec[];
-  /** `ip route get <gateway>` as JSON, when a gateway was asked about. */
-  gatewayLookup?: { gateway?: string; dev?: string };
+  /** `ip route get <gateway>` as JSON, when a gateway was asked about (prefsrc: the source address). */
+  gatewayLookup?: { gateway?: string; dev?: string; prefsrc?: string };
   dirs: string[];
+}
+
+/** An interface as far as stretched segments care: its MTU and addresses, and what a VXLAN device carries. */
+export interface ObservedLink {
+  name: string;
+  kind?: string;
+  alias?: string;
+  mtu: number;
+  up: boolean;
+  master?: string;
+  /** Addresses without prefix length. */
+  addresses: string[];
+  vxlan?: { vni: number; local?: string; port: number; learning: boolean };
+}
+
+/** An entry of a VXLAN device's own forwarding database (`bridge fdb show dev`, entries with a dst). */
+export interface FdbEntry {
+  mac: string;
+  dst: string;
+  permanent: boolean;
 }
 
 export interface ObservedBridge {
@@ -75,6 +96,8 @@ export interface ObservedNetwork {
   foreignIpv4: { cidr: string; dev: string }[];
   /** The network's chains in virtnet's table, as renderNftables prints them. */
   nftListing?: string;
+  /** All of virtnet's table as nft lists it (the chains of stretched segments are read from it). */
+  nftTableListing?: string;
   /** The network's own table from an earlier virtnet, when the host still has it. */
   legacyNftTable?: { name: string; listing: string };
   forwardChainsWithDrop: string[]; // "ip filter FORWARD" of other tables
@@ -113,6 +136,15 @@ export interface ObservedNetwork {
   missing: string[];
   /** Absent in hand-made observations: taken as a host with nft and no other firewall. */
   firewall?: ObservedFirewall;
+  /** Every interface (absent in hand-made observations: none). */
+  links?: ObservedLink[];
+  /** The VXLAN forwarding database of each of virtnet's VXLAN devices, by device. */
+  fdb?: Record<string, FdbEntry[]>;
+  /** This network's stretched segment, as its host records it. */
+  segment?: SegmentRecord;
+  /** The extensions this host is a member of, and the restore script of each (by network). */
+  extensions?: MemberRecord[];
+  extensionRestores?: Record<string, string>;
 }
 
 /** Hand-made observations (unit tests) carry no firewall section: a host with nft and nothing else. */
@@ -133,6 +165,11 @@ export function firewallOf(observed: ObservedNetwork): ObservedFirewall {
 /** The host's record of a network, when it has one. */
 export function recordOf(observed: ObservedNetwork, name: string): AppliedNetworkRecord | undefined {
   return observed.networks.find((n) => n.name === name);
+}
+
+/** The extension of `network` this host is a member of, when it is one. */
+export function extensionOf(observed: ObservedNetwork, network: string): MemberRecord | undefined {
+  return observed.extensions?.find((e) => e.network === network);
 }
 
 /** Is this dnsmasq ours for this config file? A pid file alone never proves it. */

@@ -1,14 +1,17 @@
 // Reads the probe's output (ops/probe.ts) into what the host has for each network.
-import { legacyNftTableName, NFT_TABLE } from "../naming";
+import { EXTENSION_RESTORE_SUFFIX, legacyNftTableName, NFT_TABLE } from "../naming";
+import { MemberRecord, SegmentRecord } from "../model/networkExtension";
 import { parseIptablesSave } from "../render/iptables";
 import { networkChainsOf } from "../render/nftables";
 import { DhcpRangeSpec } from "../model/dhcpRange";
 import { RouteSpec } from "../model/staticRoute";
 import {
   AppliedNetworkRecord,
+  FdbEntry,
   KernelRoute,
   ObservedBridge,
   ObservedFirewall,
+  ObservedLink,
   ObservedNetwork,
   RouteObservation,
 } from "./observed";
@@ -153,6 +156,7 @@ function observedFrom(
     bridgeIpv4,
     foreignIpv4,
     nftListing: networkChainsOf(text("nfttable"), name),
+    nftTableListing: text("nfttable"),
     ...(legacy === undefined ? {} : { legacyNftTable: { name: legacyTable, listing: legacy + "\n" } }),
     forwardChainsWithDrop,
     ipForward: (s.get("forward") ?? "").trim() === "1",
@@ -181,7 +185,61 @@ function observedFrom(
     dirs,
     missing: (s.get("tools") ?? "").split("\n").filter((l) => l.startsWith("missing-")),
     firewall: parseFirewall(s, chains),
+    links: interfaces.map(linkOf),
+    fdb: parseFdb(s.get("fdb")),
+    ...(s.has("segment") ? { segment: json<SegmentRecord | undefined>(s.get("segment"), undefined) } : {}),
+    extensions: jsonLines<MemberRecord>(s.get("extensions")),
+    extensionRestores: parseExtensionRestores(s.get("extensionrestore")),
   };
+}
+
+function linkOf(i: any): ObservedLink {
+  const info = i.linkinfo ?? {};
+  const link: ObservedLink = {
+    name: i.ifname,
+    mtu: i.mtu,
+    up: (i.flags ?? []).includes("UP"),
+    addresses: (i.addr_info ?? []).map((a: any) => a.local),
+  };
+  if (info.info_kind) link.kind = info.info_kind;
+  if (i.ifalias) link.alias = i.ifalias;
+  if (i.master) link.master = i.master;
+  const d = info.info_data;
+  if (info.info_kind === "vxlan" && d)
+    link.vxlan = {
+      vni: d.id,
+      port: d.port,
+      learning: d.learning !== false,
+      ...(d.local ? { local: d.local } : {}),
+    };
+  return link;
+}
+
+/** Lines of a device name, then its entries as one JSON array. */
+function parseFdb(section: string | undefined): Record<string, FdbEntry[]> {
+  const out: Record<string, FdbEntry[]> = {};
+  let dev = "";
+  for (const line of (section ?? "").split("\n").filter((l) => l.trim())) {
+    if (!line.startsWith("[")) {
+      out[(dev = line.trim())] = [];
+      continue;
+    }
+    for (const e of json<any[]>(line, []))
+      if (dev && e.dst && (e.flags ?? []).includes("self"))
+        out[dev].push({ mac: e.mac, dst: e.dst, permanent: e.state === "permanent" });
+  }
+  return out;
+}
+
+/** "=== <path>" lines, each followed by that restore script. */
+function parseExtensionRestores(section: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of (section ?? "").split(/^=== /m).slice(1)) {
+    const nl = part.indexOf("\n");
+    const file = part.slice(0, nl).split("/").pop()!;
+    out[file.slice(0, -EXTENSION_RESTORE_SUFFIX.length)] = part.slice(nl + 1).replace(/\n?$/, "\n");
+  }
+  return out;
 }
 
 function parseFirewall(s: Map<string, string>, chains: any[]): ObservedFirewall {

@@ -2,6 +2,8 @@
 // Host-wide paths come from naming.ts, each network's own paths as arguments (probeArgs); observe/parse.ts
 // reads its output.
 import {
+  EXTENSIONS_DIR,
+  EXTENSION_RESTORE_SUFFIX,
   FORWARDING_MARKERS,
   GENERATION_FILE,
   INOTIFY_MARKER,
@@ -11,6 +13,7 @@ import {
   NetworkPaths,
   NETWORKS_RUN_DIR,
   NETWORKS_STATE_DIR,
+  NET_DEVICES_DIR,
   NFT_TABLE_REF,
   RESTORE_ENTRY,
   ROUTES_DIR,
@@ -22,6 +25,7 @@ import {
   SYSTEMD_UNIT_PATH,
   SYSTEMD_WANTS_DIR,
   SYSTEMD_WANTS_LINK,
+  VXLAN_PREFIX,
 } from "../naming";
 import { sh } from "./shell";
 
@@ -35,6 +39,7 @@ export const PROBE_VARS = [
   "dhcphosts",
   "rangesdir",
   "restorenet",
+  "segmentrec",
   "gw",
   "netdir",
   "rundir",
@@ -70,6 +75,11 @@ export const PROBE_FUNCTION = [
   echo "@@generation"; ${READ_GENERATION}; echo "$vn_gen"
   # Every interface with its details and addresses: the network's half finds its bridge and ports here.
   echo "@@addrs"; ip -j -d addr show 2>/dev/null
+  # Stretched segments: the extensions this host is a member of, and the forwarding database of virtnet's
+  # VXLAN devices (no process when there are none).
+  echo "@@extensions"; for f in ${q(EXTENSIONS_DIR)}/*.json; do [ -f "$f" ] && [ ! -L "$f" ] && { cat "$f"; echo; }; done
+  echo "@@extensionrestore"; for f in ${q(EXTENSIONS_DIR)}/*${EXTENSION_RESTORE_SUFFIX}; do [ -f "$f" ] && [ ! -L "$f" ] && { echo "=== $f"; cat "$f"; }; done
+  echo "@@fdb"; for d in ${q(NET_DEVICES_DIR)}/${VXLAN_PREFIX}*; do [ -e "$d" ] && echo "${"$"}{d##*/}" && bridge -j fdb show dev "${"$"}{d##*/}" 2>/dev/null && echo; done
   echo "@@routes4"; ip -j -4 route show table main 2>/dev/null
   echo "@@routes6"; ip -j -6 route show table main 2>/dev/null
   echo "@@routerecords"; for f in ${q(ROUTES_DIR)}/*.json; do [ -f "$f" ] && [ ! -L "$f" ] && { cat "$f"; echo; }; done
@@ -122,7 +132,8 @@ export const PROBE_FUNCTION = [
 "
   for f in "$rangesdir"/*.json; do vn_add ranges "$f"; done
   vn_add restorenet "$restorenet"
-  echo "@@dirs"; for d in ${[STATE_DIR, NETWORKS_STATE_DIR, ROUTES_DIR].map(q).join(" ")} "$netdir" "$rangesdir" "$rundir" ${[NETWORKS_RUN_DIR, RUN_DIR].map(q).join(" ")}; do [ -d "$d" ] && echo "$d"; done
+  vn_add segment "$segmentrec"
+  echo "@@dirs"; for d in ${[STATE_DIR, NETWORKS_STATE_DIR, ROUTES_DIR, EXTENSIONS_DIR].map(q).join(" ")} "$netdir" "$rangesdir" "$rundir" ${[NETWORKS_RUN_DIR, RUN_DIR].map(q).join(" ")}; do [ -d "$d" ] && echo "$d"; done
   # firewall-cmd is a Python program (0.1 s even to fail): without a system bus there is no firewalld to ask.
   [ -n "$br" ] && command -v firewall-cmd >/dev/null 2>&1 && { echo "@@fwzone"; if [ -S /run/dbus/system_bus_socket ]; then firewall-cmd --get-zone-of-interface="$br" 2>&1; echo "exit=$?"; else echo "exit=nobus"; fi; }
 }`,
@@ -154,6 +165,7 @@ export function probeArgs(name: string, bridge: string, paths: NetworkPaths, gat
     paths.dhcpHosts,
     paths.rangesDir,
     paths.restoreScript,
+    paths.segment,
     gateway,
     paths.stateDir,
     paths.runDir,
