@@ -3,6 +3,7 @@
 // shell functions called here (write_file, make_dir, dnsmasq_start, ...) are defined in helpers.ts.
 import { firewalldZoneCommand } from "../render/firewalld";
 import { IpFamily } from "../render/firewallIntent";
+import { ipv6OffText } from "../render/ip";
 import { restoreCommand } from "../render/iptables";
 import { GENERATION_FILE, isNetworkPath, STATE_DIR } from "../naming";
 import { Action } from "./action";
@@ -117,6 +118,23 @@ export function bridgeDelete(bridge: string): Action {
 /** The bridge is gone once the round's deletion is done, or is deleted alone now (with the kernel's reason). */
 export function bridgeDeleted(bridge: string): Action {
   return { name: "bridge deleted", run: `bridge_deleted ${sh(bridge)}`, atRoundEnd: true };
+}
+
+/** Turns IPv6 off on an interface virtnet just made (it goes with the interface: no undo of its own). */
+export function ipv6Off(name: string, ifname: string): Action {
+  return { name, run: ipv6OffText(ifname) };
+}
+
+/** One `bridge fdb` command: a VXLAN device's forwarding database; `undoArgs` are the ones that take it back. */
+export function bridgeFdb(name: string, args: string[], undoArgs?: string[]): Action {
+  const a: Action = { name, run: sh("bridge", "fdb", ...args) };
+  if (undoArgs) a.undo = sh("bridge", "fdb", ...undoArgs);
+  return a;
+}
+
+/** Deletes an entry the kernel learned: it may age out before the step runs, which is no failure. */
+export function bridgeFdbForget(name: string, args: string[]): Action {
+  return { name, run: `${sh("bridge", "fdb", "del", ...args)} 2>/dev/null; :` };
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -7,11 +7,13 @@ import { Action } from "../ops/action";
 import * as ops from "../ops/ops";
 import { needsDnsmasq, renderDhcpHosts, renderDnsmasqConf, renderHostsFile } from "../render/dnsmasq";
 
+/** `mtu`: the segment's when the network is stretched over VXLAN (guests are told it). */
 export function dnsmasqActions(
   spec: NetworkSpec,
   ranges: DhcpRangeSpec[],
   observed: ObservedNetwork,
   paths: NetworkPaths,
+  mtu?: number,
 ): Action[] {
   const running = isOurDnsmasq(observed, paths.dnsmasqConf);
   // Files dnsmasq rereads on SIGHUP; a change to them never needs a restart, so leases and pid stay.
@@ -32,7 +34,7 @@ export function dnsmasqActions(
       if (prev !== undefined) actions.push(ops.removeFile(path, prev));
     return actions;
   }
-  const conf = renderDnsmasqConf(spec, paths, ranges);
+  const conf = renderDnsmasqConf(spec, paths, ranges, mtu);
   const confChanged = conf !== observed.conf;
   if (running && !confChanged) {
     const actions = hotActions(true);

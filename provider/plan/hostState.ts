@@ -100,7 +100,8 @@ export function hostTeardownActions(name: string, observed: ObservedNetwork): Ac
     );
   }
   if (last) actions.push(...removeNftTable(name, observed));
-  const nothingLeft = last && observed.route.records.length === 0;
+  // Routes, and extensions of networks on other hosts, keep the boot-time restore and the state directory.
+  const nothingLeft = last && observed.route.records.length === 0 && (observed.extensions ?? []).length === 0;
   if (nothingLeft) actions.push(...restoreGlobalActions(observed, false));
   if (nothingLeft && observed.dirs.includes(STATE_DIR)) actions.push(ops.removeStateDir());
   return actions;

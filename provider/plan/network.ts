@@ -2,9 +2,10 @@
 // with its undo. Each part of the network has its planner beside this one; they state intent through ops.
 import * as ipaddr from "ipaddr.js";
 import { DhcpRangeSpec } from "../model/dhcpRange";
+import { SegmentRecord } from "../model/networkExtension";
 import { FirewallBackend, NetworkSpec } from "../model/network";
-import { bridgeAlias, NetworkPaths } from "../naming";
-import { AppliedNetworkRecord, ObservedNetwork } from "../observe/observed";
+import { bridgeAlias, NetworkPaths, NFT_FAMILY, NFT_TABLE } from "../naming";
+import { AppliedNetworkRecord, firewallOf, ObservedNetwork } from "../observe/observed";
 import { Action } from "../ops/action";
 import * as ops from "../ops/ops";
 import { bridgeActions } from "./bridge";
@@ -16,6 +17,7 @@ import { Plan, refused } from "./plan";
 import { rangeErrors, rangeRecordActions } from "./range";
 import { networkRestoreActions, restoreGlobalActions } from "./restore";
 import { routesToRestore } from "./route";
+import { segmentHomePlan } from "./segment";
 
 export function appliedRecord(
   spec: NetworkSpec,
@@ -82,21 +84,47 @@ function hostConflicts(spec: NetworkSpec, observed: ObservedNetwork): string[] {
   return errors;
 }
 
-/** Actions that make the host match `spec`, or errors when the host forbids it. Empty when in sync. */
+/** The segment's record on the network's host: written while the segment has members, removed after. */
+function segmentRecordActions(
+  segment: SegmentRecord | undefined,
+  observed: ObservedNetwork,
+  paths: NetworkPaths,
+): Action[] {
+  const want = segment ? JSON.stringify(segment) + "\n" : undefined;
+  const have = observed.segment ? JSON.stringify(observed.segment) + "\n" : undefined;
+  if (want === have) return [];
+  return [want ? ops.writeFile(paths.segment, want, have) : ops.removeFile(paths.segment, have!)];
+}
+
+/**
+ * Actions that make the host match `spec`, or errors when the host forbids it. Empty when in sync. `ranges`
+ * and `segment` (the network stretched over VXLAN to other hosts; null: not stretched) default to what the
+ * host records.
+ */
 export function planApply(
   spec: NetworkSpec,
   observed: ObservedNetwork,
   paths: NetworkPaths,
-  options: { ranges?: DhcpRangeSpec[] } = {},
+  options: { ranges?: DhcpRangeSpec[]; segment?: SegmentRecord | null } = {},
 ): Plan {
   const ranges = options.ranges ?? observed.ranges;
+  const wanted = options.segment === undefined ? observed.segment : options.segment;
+  const segment = wanted?.members.length ? wanted : undefined;
   const firewall = chooseFirewallBackend(spec, observed);
   const foreign = planForeignFirewalls(spec, observed);
+  const ownFirewall = ownFirewallActions(spec, observed, firewall.backend);
+  // The segment's filter goes in virtnet's table: made by the network's own rules when they are new.
+  const tableComing = ownFirewall.some((a) => a.name === ops.nftAddTable(NFT_FAMILY, NFT_TABLE).name);
+  const seen = tableComing
+    ? { ...observed, firewall: { ...firewallOf(observed), virtnetTable: true } }
+    : observed;
+  const stretch = segmentHomePlan(spec.name, spec.bridge.name, spec.bridge.mtu, segment, seen);
   const errors = [
     ...hostConflicts(spec, observed),
     ...rangeErrors(spec, ranges),
     ...(firewall.error ? [firewall.error] : []),
     ...foreign.errors,
+    ...stretch.errors,
   ];
   const warnings = foreign.warnings;
   if (errors.length) return refused(errors, warnings);
@@ -110,13 +138,16 @@ export function planApply(
     ...bridgeActions(spec, observed),
     ...routesToRestore(spec.bridge.name, observed.route),
     // The network's own rules in its backend, then what Docker and firewalld need.
-    ...ownFirewallActions(spec, observed, backend),
+    ...ownFirewall,
     ...foreign.actions,
+    // Its VXLAN device, forwarding database and filter when it is stretched to other hosts.
+    ...stretch.actions,
     ...forwardingActions(spec, observed),
     ...inotifyActions(spec, ranges, observed),
     ...rangeRecordActions(spec.name, ranges, observed, paths),
-    ...dnsmasqActions(spec, ranges, observed, paths),
-    ...networkRestoreActions(spec, ranges, observed, paths, restoreFirewall),
+    ...segmentRecordActions(segment, observed, paths),
+    ...dnsmasqActions(spec, ranges, observed, paths, segment?.mtu),
+    ...networkRestoreActions(spec, ranges, observed, paths, restoreFirewall, segment),
     ...restoreGlobalActions(observed, true),
   ];
   if (record !== prevRecordText) actions.push(ops.writeFile(paths.appliedSpec, record, prevRecordText));
@@ -146,6 +177,8 @@ export function planDelete(
       );
   }
   actions.push(...removeOwnFirewallActions(name, observed));
+  // Its VXLAN device and filter, when it was stretched to other hosts.
+  actions.push(...segmentHomePlan(name, bridge, undefined, undefined, observed).actions);
   // The per-network directories hold only virtnet's files.
   const dirs = [paths.stateDir, paths.runDir].filter((d) => observed.dirs.includes(d));
   if (dirs.length) actions.push(ops.removeTrees("remove files", dirs));

@@ -1,6 +1,7 @@
 // What brings networks and routes back after a reboot: each network's restore script, and the entry point
 // and systemd unit that all networks and routes share (the texts are render/restore.ts's).
 import { DhcpRangeSpec } from "../model/dhcpRange";
+import { SegmentRecord } from "../model/networkExtension";
 import { NetworkSpec } from "../model/network";
 import {
   NetworkPaths,
@@ -12,6 +13,7 @@ import {
 import { ObservedNetwork } from "../observe/observed";
 import { Action } from "../ops/action";
 import * as ops from "../ops/ops";
+import { homeDevice } from "./segment";
 import {
   renderNetworkRestore,
   renderRestoreEntry,
@@ -50,8 +52,14 @@ export function networkRestoreActions(
   observed: ObservedNetwork,
   paths: NetworkPaths,
   firewall: RestoreFirewall,
+  segment?: SegmentRecord,
 ): Action[] {
-  const want = spec.autostart === false ? undefined : renderNetworkRestore(spec, ranges, paths, firewall);
+  const stretched = segment && {
+    device: homeDevice(spec.name, spec.bridge.name, segment),
+    peers: segment.members.map((m) => m.address),
+  };
+  const want =
+    spec.autostart === false ? undefined : renderNetworkRestore(spec, ranges, paths, firewall, stretched);
   const have = observed.restore.network;
   if (want === have) return [];
   if (want === undefined) return [ops.removeFile(paths.restoreScript, have!)];

@@ -1,5 +1,6 @@
 // `ip -batch` lines that build and tune a network's bridge.
-import { bridgeAlias } from "../naming";
+import { quote } from "shell-quote";
+import { bridgeAlias, ipv6DisabledPath } from "../naming";
 import { NetworkSpec } from "../model/network";
 
 /** Bridge attributes that can change in place; forward_delay is in hundredths of a second. */
@@ -19,4 +20,47 @@ export function renderBridgeCreate(spec: NetworkSpec): string[] {
   if (spec.ipv6) lines.push(`address add ${spec.ipv6.gateway}/${spec.ipv6.prefixLength} dev ${b.name} nodad`);
   lines.push(`link set dev ${b.name} up`);
   return lines;
+}
+
+/** A stretched segment's VXLAN device on one member, as the planner and the boot-time restore make it. */
+export interface VxlanDevice {
+  name: string;
+  vni: number;
+  port: number;
+  local: string;
+  mtu: number;
+  alias: string;
+  /** The bridge it is a port of. */
+  bridge: string;
+}
+
+/**
+ * Made down and enslaved; brought up by the caller (at boot the local address may come later). Learning
+ * stays on: after the first frame, unicast goes to the one member behind a MAC instead of to all of them. No
+ * IPv6 link-local address: the device is only a bridge port.
+ */
+export function renderVxlanCreate(d: VxlanDevice): string[] {
+  return [
+    `link add name ${d.name} type vxlan id ${d.vni} dstport ${d.port} local ${d.local}`,
+    `link set dev ${d.name} mtu ${d.mtu} addrgenmode none alias ${d.alias} master ${d.bridge}`,
+  ];
+}
+
+/** An extension's bridge, down: no address, STP off; brought up by the caller once its IPv6 is off. */
+export function renderExtensionBridgeCreate(b: {
+  name: string;
+  mac: string;
+  mtu: number;
+  alias: string;
+}): string[] {
+  return [
+    `link add name ${b.name} type bridge stp_state 0 forward_delay 0`,
+    `link set dev ${b.name} address ${b.mac} mtu ${b.mtu} alias ${b.alias}`,
+  ];
+}
+
+/** Turns IPv6 off on an interface: no link-local address, no SLAAC from the segment's router advertisements. */
+export function ipv6OffText(ifname: string): string {
+  const p = quote([ipv6DisabledPath(ifname)]);
+  return `{ [ ! -e ${p} ] || echo 1 > ${p}; }`;
 }

@@ -1,7 +1,8 @@
 // The nftables driver: turns a network's firewall intent into its own chains in virtnet's one table
 // ("inet virtnet", naming.ts). The text is what `nft list table` prints of those chains, so a listing that
 // differs from it is drift.
-import { NFT_FAMILY, NFT_TABLE_REF, nftChainId } from "../naming";
+import * as ipaddr from "ipaddr.js";
+import { NFT_FAMILY, NFT_TABLE_REF, nftChainId, nftSegmentChain } from "../naming";
 import { NetworkSpec } from "../model/network";
 import {
   FirewallIntent,
@@ -127,9 +128,67 @@ export function nftTableScript(table: string, ruleset = ""): string {
  */
 export function networkChainsOf(tableListing: string | undefined, networkName: string): string | undefined {
   if (!tableListing) return undefined;
-  const id = nftChainId(networkName);
+  return chainsOf(tableListing, nftChainNames(networkName));
+}
+
+/** The named chains out of a listing of the shared table, as one table in `nft list` form. */
+function chainsOf(tableListing: string | undefined, names: string[]): string | undefined {
+  if (!tableListing) return undefined;
   const ours = [...tableListing.matchAll(/^\tchain (\S+) \{\n(?:\t\t.*\n)*\t\}$/gm)]
-    .filter((m) => m[1].startsWith(`${id}.`))
+    .filter((m) => names.includes(m[1]))
     .map((m) => m[0] + "\n");
   return ours.length ? `table ${NFT_TABLE_REF} {\n${ours.join("\n")}}\n` : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// A stretched segment's filter on each member (NetworkExtension)
+
+/**
+ * VXLAN of the segment's VNI is accepted from the other members' underlay addresses only. The VNI is matched
+ * in the VXLAN header (transport header bits 96-119): each segment on a host filters its own VNI, so a member
+ * of one segment cannot send into another one. Null when the segment has no other member.
+ */
+export function renderSegmentFilter(
+  networkName: string,
+  vni: number,
+  port: number,
+  peers: string[],
+): string | null {
+  if (!peers.length) return null;
+  const match = `udp dport ${port} @th,96,24 0x${vni.toString(16)}`;
+  const rules: string[] = [];
+  for (const [kind, ip] of [
+    ["ipv4", "ip"],
+    ["ipv6", "ip6"],
+  ] as const) {
+    // nft lists a set's addresses in ascending order, IPv6 ones in RFC 5952 form; one address without braces.
+    const addrs = peers
+      .map((p) => ipaddr.parse(p))
+      .filter((a) => a.kind() === kind)
+      .sort((a, b) => compareBytes(a.toByteArray(), b.toByteArray()))
+      .map((a) => (a.kind() === "ipv6" ? (a as ipaddr.IPv6).toRFC5952String() : a.toString()));
+    if (addrs.length)
+      rules.push(`${match} ${ip} saddr ${addrs.length > 1 ? `{ ${addrs.join(", ")} }` : addrs[0]} accept`);
+  }
+  rules.push(`${match} drop`);
+  const chain = nftSegmentChain(networkName);
+  const hook = "type filter hook input priority filter; policy accept;";
+  return `table ${NFT_TABLE_REF} {\n\tchain ${chain} {\n\t\t${hook}\n${rules.map((r) => `\t\t${r}\n`).join("")}\t}\n}\n`;
+}
+
+function compareBytes(a: number[], b: number[]): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return 0;
+}
+
+/** One transaction that replaces (or, with no ruleset, removes) the segment's filter chain. */
+export function nftSegmentScript(networkName: string, ruleset: string | null): string {
+  const t = NFT_TABLE_REF;
+  const c = nftSegmentChain(networkName);
+  return `add table ${t}\nadd chain ${t} ${c}\ndelete chain ${t} ${c}\n${ruleset ?? ""}`;
+}
+
+/** The segment's filter chain out of a listing of the shared table; undefined when it has none. */
+export function segmentFilterOf(tableListing: string | undefined, networkName: string): string | undefined {
+  return chainsOf(tableListing, [nftSegmentChain(networkName)]);
 }

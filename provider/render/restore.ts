@@ -2,6 +2,9 @@
 // from the same renderers, one entry point, and a systemd unit that runs it at boot.
 import { quote } from "shell-quote";
 import {
+  extensionBridgeAlias,
+  EXTENSIONS_DIR,
+  EXTENSION_RESTORE_SUFFIX,
   INOTIFY_MARKER,
   NETWORK_RECORD_FILE,
   NETWORK_RESTORE_FILE,
@@ -13,14 +16,22 @@ import {
   RUN_DIR,
   SYSCTL,
   sysctlPath,
+  vxlanAlias,
 } from "../naming";
+import { MemberRecord } from "../model/networkExtension";
 import { DhcpRangeSpec } from "../model/dhcpRange";
 import { NetworkSpec } from "../model/network";
 import { modeForwards } from "../model/modes";
 import { needsDnsmasq } from "./dnsmasq";
 import { firewalldZoneCommand } from "./firewalld";
 import { IpFamily } from "./firewallIntent";
-import { renderBridgeCreate } from "./ip";
+import {
+  ipv6OffText,
+  renderBridgeCreate,
+  renderExtensionBridgeCreate,
+  renderVxlanCreate,
+  VxlanDevice,
+} from "./ip";
 import {
   bootRestoreLines,
   DOCKER_USER,
@@ -29,7 +40,7 @@ import {
   IPT_FAMILIES,
   renderIptablesState,
 } from "./iptables";
-import { nftReplaceScript, renderNftables } from "./nftables";
+import { nftReplaceScript, nftSegmentScript, renderNftables, renderSegmentFilter } from "./nftables";
 
 /** How the network's firewall was applied: its backend, and the families with accepts in DOCKER-USER. */
 export interface RestoreFirewall {
@@ -37,16 +48,27 @@ export interface RestoreFirewall {
   dockerUser: IpFamily[];
 }
 
-/** Brings one network back exactly as last applied; safe to run when parts of it are still there. */
+/** A stretched segment's VXLAN device on one member and the addresses of the other members. */
+export interface RestoreSegment {
+  device: VxlanDevice;
+  peers: string[];
+}
+
+/**
+ * Brings one network back exactly as last applied; safe to run when parts of it are still there. `segment`:
+ * its VXLAN device when the network is stretched to other hosts.
+ */
 export function renderNetworkRestore(
   spec: NetworkSpec,
   ranges: DhcpRangeSpec[],
   paths: NetworkPaths,
   firewall: RestoreFirewall = { backend: "nftables", dockerUser: [] },
+  segment?: RestoreSegment,
 ): string {
   const lines = [
     `# virtnet: brings network "${spec.name}" back as last applied. Generated: virtnet rewrites this file.`,
     `ip link show dev ${quote([spec.bridge.name])} >/dev/null 2>&1 || printf '%s\\n' ${quote(renderBridgeCreate(spec))} | ip -batch -`,
+    ...(segment ? segmentRestoreLines(spec.name, segment) : []),
   ];
   const ruleset = firewall.backend === "nftables" ? renderNftables(spec) : null;
   if (ruleset) lines.push(`printf '%s' ${quote([nftReplaceScript(spec.name, ruleset)])} | nft -f -`);
@@ -81,6 +103,44 @@ export function renderNetworkRestore(
   return lines.join("\n") + "\n";
 }
 
+/** A segment's VXLAN device, its forwarding database and its filter, on any member. */
+function segmentRestoreLines(network: string, s: RestoreSegment): string[] {
+  const dev = quote([s.device.name]);
+  const filter = renderSegmentFilter(network, s.device.vni, s.device.port, s.peers);
+  return [
+    `ip link show dev ${dev} >/dev/null 2>&1 || printf '%s\\n' ${quote(renderVxlanCreate(s.device))} | ip -batch -`,
+    ...s.peers.map((p) => `bridge fdb append 00:00:00:00:00:00 dev ${dev} dst ${quote([p])} 2>/dev/null`),
+    // At boot the underlay address may come after this script: the device comes up once it is there.
+    `ip link set dev ${dev} up 2>/dev/null || { i=0; while [ $i -lt 300 ] && ! ip link set dev ${dev} up; do sleep 1; i=$((i+1)); done; } >/dev/null 2>&1 &`,
+    ...(filter ? [`printf '%s' ${quote([nftSegmentScript(network, filter)])} | nft -f -`] : []),
+  ];
+}
+
+/** The VXLAN device an extension host's record describes. */
+export function memberDevice(m: MemberRecord): VxlanDevice {
+  return {
+    name: m.vxlan,
+    vni: m.vni,
+    port: m.port,
+    local: m.local,
+    mtu: m.mtu,
+    alias: vxlanAlias(m.network),
+    bridge: m.bridge,
+  };
+}
+
+/** Brings an extension back on its host exactly as last applied: bridge, VXLAN device, FDB and filter. */
+export function renderExtensionRestore(m: MemberRecord): string {
+  const br = quote([m.bridge]);
+  const bridge = { name: m.bridge, mac: m.bridgeMac, mtu: m.mtu, alias: extensionBridgeAlias(m.network) };
+  return [
+    `# virtnet: brings the extension of network "${m.network}" back as last applied. Generated: virtnet rewrites this file.`,
+    `ip link show dev ${br} >/dev/null 2>&1 || { printf '%s\\n' ${quote(renderExtensionBridgeCreate(bridge))} | ip -batch - && ${ipv6OffText(m.bridge)} && ip link set dev ${br} up; }`,
+    ...segmentRestoreLines(m.network, { device: memberDevice(m), peers: m.peers }),
+    "",
+  ].join("\n");
+}
+
 /** The one entry point: every autostart network, then every route (routes via a bridge need it first). */
 export function renderRestoreEntry(): string {
   return [
@@ -91,6 +151,7 @@ export function renderRestoreEntry(): string {
     // Many dnsmasqs need more inotify instances than the kernel's default (plan/hostState.ts, inotifyActions).
     `[ -f ${INOTIFY_MARKER} ] && read -r vn_orig vn_raised < ${INOTIFY_MARKER} && vn_now=$(cat ${sysctlPath(SYSCTL.inotifyInstances)}); [ "\${vn_now:-0}" -lt "\${vn_raised:-0}" ] && sysctl -qw ${SYSCTL.inotifyInstances}="$vn_raised"`,
     `for f in ${NETWORKS_STATE_DIR}/*/${NETWORK_RESTORE_FILE}; do [ -f "$f" ] && sh "$f"; done`,
+    `for f in ${EXTENSIONS_DIR}/*${EXTENSION_RESTORE_SUFFIX}; do [ -f "$f" ] && sh "$f"; done`,
     `for f in ${ROUTES_DIR}/*.restore; do [ -f "$f" ] && sh "$f"; done`,
     "exit 0",
     "",
