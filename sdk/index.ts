@@ -3,4 +3,5 @@ export { ConnectionInput } from "./connection";
 export { DhcpRange, DhcpRangeArgs, DhcpReservationInput, getLeases, Lease } from "./dhcpRange";
 export { NetworkMode, VirtualNetwork, VirtualNetworkArgs } from "./virtualNetwork";
 export { StaticRoute, StaticRouteArgs } from "./staticRoute";
+export { NetworkExtension, NetworkExtensionArgs } from "./networkExtension";
 export * from "./libvirt";

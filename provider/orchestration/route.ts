@@ -28,7 +28,12 @@ export function applyRoute(host: Host, spec: RouteSpec, opts: ApplyOptions = {})
 
 export function deleteRoute(host: Host, name: string): Promise<ApplyResult> {
   const plan = (o: ObservedNetwork): Plan =>
-    planRouteDelete(name, o.route, o.networks.length > 0, restoreGlobalActions(o, false));
+    planRouteDelete(
+      name,
+      o.route,
+      o.networks.length > 0 || (o.extensions ?? []).length > 0,
+      restoreGlobalActions(o, false),
+    );
   return runChange(host, { name: routeScope(name), bridge: "", makePlan: plan, undo: false, solo: true });
 }
 
