@@ -188,6 +188,8 @@ export interface DhcpLease {
   domain?: string;
   leaseSeconds?: number;
   serverId?: string;
+  /** DHCP option 26, which the guest's eth0 was set to. */
+  mtu?: number;
 }
 
 export interface UpResult {
@@ -1141,6 +1143,7 @@ export async function labUp(
   ) {
     const all = await Promise.all(old.hosts.map((h) => bannerOnce(hostAddress(h.index), SSH_PORT, 1000)));
     if (all.every(Boolean)) {
+      installScript("udhcpc.sh"); // a lab brought up by an older build gets this build's script
       mark("total");
       return { status: toStatus(old), reused: true, timings };
     }
@@ -1584,6 +1587,7 @@ function parseLease(text: string): DhcpLease {
   if (kv.domain) lease.domain = kv.domain;
   if (kv.lease) lease.leaseSeconds = Number(kv.lease);
   if (kv.serverid) lease.serverId = kv.serverid;
+  if (kv.mtu) lease.mtu = Number(kv.mtu);
   return lease;
 }
 

@@ -23,6 +23,7 @@ case "$1" in
     prefix=${mask:-}
     [ -n "$prefix" ] || prefix=$(prefix_of "${subnet:-255.255.255.0}")
     ip -4 addr flush dev "$interface"
+    [ -z "${mtu:-}" ] || ip link set dev "$interface" mtu "$mtu"
     ip addr add "$ip/$prefix" dev "$interface"
     gw=""
     for r in ${router:-}; do gw=$r; break; done
@@ -37,6 +38,7 @@ case "$1" in
       echo "domain=${domain:-}"
       echo "lease=${lease:-}"
       echo "serverid=${serverid:-}"
+      echo "mtu=${mtu:-}"
     } >"$tmp"
     mv "$tmp" "$VIRTNET_LAB_LEASE_FILE"
     ;;
