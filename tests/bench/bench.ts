@@ -28,6 +28,7 @@ import {
 import { ensureDebianPackages } from "./ensure";
 import { floorCreate, floorDestroy, lifecycleCreate, lifecycleDestroy, removeBenchNetworks } from "./floor";
 import { BenchApi, MORE_ROWS } from "./more";
+import { addExtensionRow } from "./stretch";
 import { physicalCleanup, physicalCreate, physicalDestroy, PhysicalResult } from "./physical";
 import { msStr, ratioStr, renderTable, Row, secs, verdict } from "./report";
 import { CONNECT_TIMEOUT_MS, transportFigures } from "./transport";
@@ -78,9 +79,9 @@ const USAGE = `usage: npm run bench [-- options]
   --hosts N        hosts for the multi-host row (default 8)
   --per-host N     networks per host for the multi-host row (default 10)
   --lab-rounds N   lab down/up rounds for the lab row, median reported (default 3)
-  --skip LIST      comma-separated: lab, ssh, libvirt, floor, physical, lease, scale, multihost, more, or a
-                   more.ts row's name such as vm (skipping lab reuses a
-                   running 2-host lab instead of timing down/up rounds)
+  --skip LIST      comma-separated: lab, ssh, libvirt, floor, physical, lease, scale, multihost, stretch
+                   (adding a NetworkExtension on the multi-host lab), more, or a more.ts row's name such as
+                   vm or vxlan (skipping lab reuses a running 2-host lab instead of timing down/up rounds)
   --keep-lab       leave the lab up at the end (default: lab down)
   --json FILE      also write every figure as JSON`;
 
@@ -836,6 +837,11 @@ async function main(): Promise<number> {
         });
       });
     }
+    // ---- on the multi-host row's lab: one more member for a network stretched over all but one host ----
+    if (!o.skip.has("multihost") && !o.skip.has("stretch"))
+      await b.phase("add 1 NetworkExtension", async () => {
+        b.rows.push(await addExtensionRow(b, labStatus().hosts));
+      });
   } finally {
     await b.cleanup();
     if (!o.keepLab) {

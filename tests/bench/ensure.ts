@@ -15,6 +15,7 @@ export const BENCH_PACKAGES = [
   "iproute2",
   "procps",
   "util-linux",
+  "iperf3", // guest-to-guest throughput over VXLAN (stretch.ts)
   // the VM row (tests/bench/vm.ts)
   "qemu-system-x86",
   "cpio",
