@@ -12,6 +12,7 @@ import { applyNetwork, deleteNetwork } from "../../provider/orchestration/networ
 import { buildNetworkSpec } from "../../provider/model/network";
 import { DhcpRange, NetworkExtension, NetworkExtensionArgs, VirtualNetwork } from "../../sdk";
 import { findResource, TestStack } from "../engine/engine";
+import { stretchedLabConfig } from "../support/stretchedLab";
 import {
   guestAdd,
   guestCommand,
@@ -39,19 +40,7 @@ const GUESTS = ["sa", "sb", "sc"];
 
 /** The example's config: which hosts the network spans (the first one is the network's). */
 function spanning(hosts: LabHost[]) {
-  return {
-    config: {
-      "stretched:hosts": JSON.stringify(
-        hosts.map((h) => ({
-          name: h.name,
-          address: h.address,
-          hostKey: h.hostKey,
-          uplinkAddress: h.uplinkAddress,
-        })),
-      ),
-      "stretched:privateKey": { secret: privateKeyOf(hosts[0]) },
-    },
-  };
+  return { config: stretchedLabConfig(hosts, privateKeyOf(hosts[0])) };
 }
 
 async function ping(guest: string, ip: string, extra: string[] = []): Promise<boolean> {

@@ -2,7 +2,7 @@
 // the network's own plan, and a member made, read back, undone and removed on a real kernel (a private
 // namespace): what virtnet renders is what the kernel lists, and removal leaves the namespace as it was.
 import { expect } from "chai";
-import { SegmentRecord } from "../../../provider/model/networkExtension";
+import { MemberRecord, SegmentRecord } from "../../../provider/model/networkExtension";
 import { buildNetworkSpec } from "../../../provider/model/network";
 import {
   bridgeAlias,
@@ -11,7 +11,7 @@ import {
   networkPaths,
   STATE_DIR,
 } from "../../../provider/naming";
-import { ObservedNetwork } from "../../../provider/observe/observed";
+import { firewallOf, ObservedNetwork } from "../../../provider/observe/observed";
 import { parseProbe } from "../../../provider/observe/parse";
 import { probeArgs, PROBE_SCRIPT } from "../../../provider/ops/probe";
 import { renderApplyScript } from "../../../provider/ops/script";
@@ -19,8 +19,7 @@ import { appliedRecord, planApply, planDelete } from "../../../provider/plan/net
 import { restoreGlobalActions } from "../../../provider/plan/restore";
 import { planMember, planMemberRemoval } from "../../../provider/plan/segment";
 import { PrivateHost } from "../support/privateHost";
-import { joinedHost, member, underlayHost } from "../support/segment";
-import { MemberRecord } from "../../../provider/model/networkExtension";
+import { joinedHost, member, range, underlayHost } from "../support/segment";
 
 const names = (p: { actions: { name: string }[] }) => p.actions.map((a) => a.name);
 const plan = (m: MemberRecord, o: ObservedNetwork, peer?: string) =>
@@ -128,7 +127,7 @@ describe("stretched segments: a member's plan", () => {
       (o) => (o.bridge = { ...joinedHost().bridge!, alias: bridgeAlias("lab") }),
       /bridge vn-lab belongs to virtnet network "lab"/,
     ],
-    ["a host without nft", (o) => (o.firewall!.tools = []), /"nft" is not installed/],
+    ["a host without nft", (o) => (o.firewall = { ...firewallOf(o), tools: [] }), /"nft" is not installed/],
   ];
   for (const [what, change, message] of refusals)
     it(`refuses ${what}, with nothing to do`, () => {
@@ -172,14 +171,6 @@ describe("stretched segments: the network's own host", () => {
   };
 
   it("adds the VXLAN device, its FDB, filter and record to the network's plan, and the MTU to dnsmasq", () => {
-    const range = {
-      name: "pool",
-      start: "10.60.0.100",
-      end: "10.60.0.199",
-      leaseTime: "1h",
-      hosts: [],
-      size: 100,
-    };
     const p = planApply(spec, underlayHost(), paths, { segment, ranges: [range] });
     expect(p.errors).to.deep.equal([]);
     const n = names(p);

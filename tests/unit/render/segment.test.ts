@@ -9,7 +9,7 @@ import { renderVxlanCreate } from "../../../provider/render/ip";
 import { renderSegmentFilter, segmentFilterOf } from "../../../provider/render/nftables";
 import { renderExtensionRestore } from "../../../provider/render/restore";
 import { expectGolden } from "../golden";
-import { member } from "../support/segment";
+import { member, range } from "../support/segment";
 
 describe("stretched segments: renderers (golden)", () => {
   it("renders a member's filter: its VNI only from the other members, both families, as nft lists it", () => {
@@ -29,14 +29,6 @@ describe("stretched segments: renderers (golden)", () => {
 
   it("tells guests the segment's MTU by DHCP option 26 and in router advertisements", () => {
     const inputs = { ipv4: { cidr: "10.60.0.0/24" }, ipv6: { cidr: "fd00:60::/64" } };
-    const range = {
-      name: "pool",
-      start: "10.60.0.100",
-      end: "10.60.0.199",
-      leaseTime: "1h",
-      hosts: [],
-      size: 100,
-    };
     const conf = (mode: string) =>
       renderDnsmasqConf(
         buildNetworkSpec({ mode, ...inputs }, "lab").spec!,

@@ -7,10 +7,20 @@ import {
   STATE_DIR,
   vxlanAlias,
 } from "../../../provider/naming";
-import { ObservedNetwork } from "../../../provider/observe/observed";
+import { firewallOf, ObservedNetwork } from "../../../provider/observe/observed";
 import { renderSegmentFilter } from "../../../provider/render/nftables";
 import { renderExtensionRestore, renderRestoreEntry } from "../../../provider/render/restore";
 import { emptyObserved } from "./observed";
+
+/** A DHCP range of the network, for the MTU dnsmasq tells. */
+export const range = {
+  name: "pool",
+  start: "10.60.0.100",
+  end: "10.60.0.199",
+  leaseTime: "1h",
+  hosts: [],
+  size: 100,
+};
 
 export const member: MemberRecord = {
   network: "lab",
@@ -26,19 +36,11 @@ export const member: MemberRecord = {
   peers: ["198.51.100.11", "198.51.100.13"],
 };
 
-/** A host with an underlay interface (eth0, MTU 1500) holding the member's address, nft, a route to the peers. */
+/** A host with an underlay interface (eth0, MTU 1500) holding the member's address, a route to the peers and
+ * (no firewall section: firewallOf's default) nft. */
 export function underlayHost(over: Partial<ObservedNetwork> = {}): ObservedNetwork {
   return emptyObserved({
     links: [{ name: "eth0", mtu: 1500, up: true, addresses: [member.local] }],
-    firewall: {
-      tools: ["nft"],
-      iptablesNft: false,
-      iptables: { ipv4: { tables: {} }, ipv6: { tables: {} } },
-      nftChains: [],
-      nftTables: [],
-      virtnetTable: false,
-      scaffold: [],
-    },
     route: { kernel: [], records: [], dirs: [], gatewayLookup: { dev: "eth0" } },
     ...over,
   });
@@ -82,7 +84,7 @@ export function joinedHost(m = member): ObservedNetwork {
     ],
     fdb: { [m.vxlan]: m.peers.map((dst) => ({ mac: "00:00:00:00:00:00", dst, permanent: true })) },
     firewall: {
-      ...o.firewall!,
+      ...firewallOf(o),
       virtnetTable: true,
       nftChains: [`inet virtnet ${nftSegmentChain(m.network)}`],
     },
