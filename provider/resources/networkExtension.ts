@@ -56,11 +56,10 @@ export function check(_olds: Props, news: Props) {
 // with a warning, and repaired by its own next up).
 const phonebook = new Map<string, { connection: Props; credentials?: Credentials }>();
 
-function learn(connection: Props | undefined, credentials: Credentials | undefined): string | undefined {
-  if (!connection || containsUnknown(connection)) return undefined;
+function learn(connection: Props | undefined, credentials: Credentials | undefined): void {
+  if (!connection || containsUnknown(connection)) return;
   const label = hostLabel(resolveConnection(connection, credentials));
   phonebook.set(label, { connection, ...(credentials ? { credentials } : {}) });
-  return label;
 }
 
 async function hostsOf(props: Props): Promise<SegmentHosts> {
@@ -81,24 +80,24 @@ async function hostsOf(props: Props): Promise<SegmentHosts> {
   };
 }
 
-function outputs(
-  props: Props,
-  host: Host,
-  r: Pick<SegmentResult, "member" | "segment">,
-  drift: string[],
-  warnings: string[],
-) {
-  const outs: Props = { ...props };
+/** The outputs a host gives: from a join's result, or from the outputs a read or an earlier change gave. */
+const COMPUTED_KEYS = ["bridgeName", "vxlanName", "effectiveVni", "effectiveLocalAddress", "mtu", "members"];
+
+function computedOf(r: Pick<SegmentResult, "member" | "segment">): Props {
+  const m = r.member;
+  return {
+    bridgeName: m.bridge,
+    vxlanName: m.vxlan,
+    effectiveVni: m.vni,
+    effectiveLocalAddress: m.local,
+    mtu: m.mtu,
+    members: segmentAddresses(r.segment),
+  };
+}
+
+function outputs(props: Props, host: Host, computed: Props, drift: string[], warnings: string[]) {
+  const outs: Props = { ...props, ...computed, host: host.label, drift, warnings };
   delete outs.__provider;
-  outs.bridgeName = r.member.bridge;
-  outs.vxlanName = r.member.vxlan;
-  outs.effectiveVni = r.member.vni;
-  outs.effectiveLocalAddress = r.member.local;
-  outs.mtu = r.member.mtu;
-  outs.members = segmentAddresses(r.segment);
-  outs.host = host.label;
-  outs.drift = drift;
-  outs.warnings = warnings;
   return outs;
 }
 
@@ -108,7 +107,7 @@ export async function create(inputs: Props, opts: { failAfter?: string } = {}) {
   const r = await joinSegment(spec, hosts, opts);
   return {
     id: `${target(inputs.connection)}/extension/${spec.network.name}`,
-    outs: outputs(inputs, hosts.self, r, [], r.warnings),
+    outs: outputs(inputs, hosts.self, computedOf(r), [], r.warnings),
   };
 }
 
@@ -139,29 +138,10 @@ export async function update(_id: string, olds: Props, news: Props) {
   const drifted = Array.isArray(olds.drift) && olds.drift.length > 0;
   if (!drifted && changedKeys(HOST_KEYS, olds, news).length === 0 && olds.effectiveLocalAddress) {
     // Only credentials or the list of the other members' connections changed: nothing on any host.
-    const outs = {
-      ...olds,
-      ...outputs(news, hosts.self, { member: memberOf(olds), segment: segmentOf(olds) }, [], []),
-    };
-    return { outs };
+    return { outs: outputs(news, hosts.self, pick(COMPUTED_KEYS, olds), [], []) };
   }
   const r = await joinSegment(spec, hosts);
-  return { outs: outputs(news, hosts.self, r, [], r.warnings) };
-}
-
-// What the last create or update returned, enough to rebuild the outputs without a host.
-function memberOf(olds: Props) {
-  return {
-    bridge: olds.bridgeName,
-    vxlan: olds.vxlanName,
-    vni: olds.effectiveVni,
-    local: olds.effectiveLocalAddress,
-    mtu: olds.mtu,
-  } as SegmentResult["member"];
-}
-function segmentOf(olds: Props): SegmentResult["segment"] {
-  const [local, ...rest] = (olds.members ?? []) as string[];
-  return { local, members: rest.map((address) => ({ address })) } as SegmentResult["segment"];
+  return { outs: outputs(news, hosts.self, computedOf(r), [], r.warnings) };
 }
 
 export async function remove(_id: string, props: Props): Promise<void> {
@@ -173,8 +153,11 @@ export async function read(id: string, props: Props) {
   const hosts = await hostsOf(props);
   const status = await readExtension(spec, hosts);
   if (!status.exists && !status.member) return { id: "", props: {} };
-  const member = status.member ?? memberOf(props);
-  const segment = status.segment ?? segmentOf(props);
-  const outs = outputs(props, hosts.self, { member, segment }, status.drift, props.warnings ?? []);
+  // Not a member in the network host's record (drift): the outputs stay as the last change left them.
+  const computed =
+    status.member && status.segment
+      ? computedOf({ member: status.member, segment: status.segment })
+      : pick(COMPUTED_KEYS, props);
+  const outs = outputs(props, hosts.self, computed, status.drift, props.warnings ?? []);
   return { id, props: outs, inputs: pick(["name", ...HOST_KEYS, ...STATE_KEYS], props) };
 }
