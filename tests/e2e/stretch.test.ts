@@ -477,3 +477,46 @@ describe("NetworkExtension: a dual-stack isolated network over an IPv6 underlay"
     expect(seen).to.include(`${hosts[2].uplinkAddress6}.`);
   });
 });
+
+describe("NetworkExtension: an open network (no firewall of its own)", function () {
+  this.timeout(120_000);
+  let hosts: LabHost[];
+  let stack: TestStack;
+  let found: string[];
+
+  before(async () => {
+    hosts = await labHosts(3);
+    found = await Promise.all(["h1", "h2"].map(snapshotOf));
+    stack = new TestStack({ cwd: projectDir() });
+  });
+  after(async () => {
+    for (const g of ["soa", "sob"]) await guestDel(g);
+    await stack.destroy();
+    expect(await Promise.all(["h1", "h2"].map(snapshotOf))).to.deep.equal(found);
+  });
+
+  it("filters VXLAN in virtnet's table all the same, and joins guests across hosts", async () => {
+    await stack.up(() => {
+      const net = new VirtualNetwork("labo", {
+        connection: connectionFor(hosts[0]),
+        mode: "open",
+        ipv4: { cidr: "10.62.0.0/24" },
+      });
+      new DhcpRange("poolo", { network: net, start: "10.62.0.100", end: "10.62.0.199" });
+      new NetworkExtension("labo-h2", {
+        network: net,
+        connection: connectionFor(hosts[1]),
+        localAddress: hosts[1].uplinkAddress,
+      });
+      return {};
+    });
+    // The network has no chains: the table holds the segment's filter alone.
+    expect(await sh("h1", "nft list table inet virtnet")).to.include(nftSegmentChain("labo"));
+    await guestAdd("soa", "h1", "vn-labo");
+    await guestAdd("sob", "h2", "vn-labo");
+    const a = await guestDhcp("soa");
+    const b = await guestDhcp("sob");
+    expect(b.mtu).to.equal(1450);
+    expect(await ping("sob", a.ip, ["-M", "do", "-s", String(1450 - 28)])).to.equal(true);
+  });
+});
