@@ -4,10 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # qemu-system-x86 and cpio: the real VM of tests/e2e/vm.test.ts (scripts/vm-image.sh); docker.io, firewalld, dbus,
-# systemd and ifupdown: the neighbours the e2e tests run for real inside lab hosts (tests/e2e/firewall.test.ts).
+# systemd and ifupdown: the neighbours the e2e tests run for real inside lab hosts (tests/e2e/firewall.test.ts);
+# iperf3 and iputils-ping: the VXLAN bench row's throughput and tests/e2e/stretch.test.ts's ping -M do.
 debian_packages=(openssh-server openssh-client dnsmasq-base nftables iptables busybox tcpdump iproute2 procps sudo util-linux kmod isc-dhcp-client libvirt-clients libxml2-utils libvirt-daemon
   qemu-system-x86 cpio docker.io firewalld dbus systemd ifupdown
-  iperf3 iputils-ping) # the last two for tests/e2e/stretch.test.ts (ping -M do) and the bench's VXLAN throughput
+  iperf3 iputils-ping)
 missing=()
 for p in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
