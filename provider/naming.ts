@@ -75,6 +75,15 @@ export function defaultBridgeName(networkName: string): string {
   return `vn-${networkName.slice(0, 7)}-${digest(networkName).slice(0, 4)}`;
 }
 
+/**
+ * The 802.1Q sub-interface of a network's `vlan`: "<uplink>.<id>", or "vl<hash>.<id>" when that is longer
+ * than an interface name may be.
+ */
+export function vlanLinkName(uplink: string, id: number): string {
+  const plain = `${uplink}.${id}`;
+  return plain.length <= MAX_IFNAME ? plain : `vl${digest(`vlan:${uplink}`).slice(0, 6)}.${id}`;
+}
+
 /** The one nft table ("inet virtnet") that holds every network's chains. */
 export const NFT_FAMILY = "inet";
 export const NFT_TABLE = "virtnet";
@@ -122,9 +131,13 @@ export function bridgeAlias(networkName: string): string {
   return `virtnet:${networkName}`;
 }
 
-/** A stable locally administered MAC in libvirt's 52:54:00 prefix, derived from the network name. */
-export function defaultBridgeMac(networkName: string): string {
-  const h = digest(`mac:${networkName}`);
+/**
+ * A stable MAC in libvirt's 52:54:00 prefix, derived from the network name; with `host`, from the host too: a
+ * network on a VLAN of a trunk shares its LAN with same-named networks on other hosts, and two bridges with
+ * one MAC on one LAN each take the other's frames for their own.
+ */
+export function defaultBridgeMac(networkName: string, host?: string): string {
+  const h = digest(host === undefined ? `mac:${networkName}` : `mac:${host}/${networkName}`);
   return `52:54:00:${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}`;
 }
 
@@ -167,6 +180,59 @@ export function networkPaths(networkName: string): NetworkPaths {
 
 export function rangeRecordPath(networkName: string, rangeName: string): string {
   return `${networkPaths(networkName).rangesDir}/${rangeName}.json`;
+}
+
+/** A network's Ports (TAP devices) are recorded in its own directory: "<stateDir>/ports/<tap>.json". */
+export const PORTS_DIR_NAME = "ports";
+
+export function portsDir(networkName: string): string {
+  return `${networkPaths(networkName).stateDir}/${PORTS_DIR_NAME}`;
+}
+
+export function portRecordPath(networkName: string, tap: string): string {
+  return `${portsDir(networkName)}/${tap}.json`;
+}
+
+/** What the boot-time restore runs for one Port, after its network's restore.sh. */
+export function portRestorePath(networkName: string, tap: string): string {
+  return `${portsDir(networkName)}/${tap}.restore`;
+}
+
+/** Written to a Port's TAP ifalias: the kernel-side proof that virtnet owns it, and for which network. */
+export function portAlias(networkName: string): string {
+  return `${PORT_ALIAS_PREFIX}${networkName}`;
+}
+
+export const PORT_ALIAS_PREFIX = "virtnet-port:";
+
+const IFNAME_CHARS = /^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$/;
+
+/**
+ * A Port's TAP name when none is given: "vt-<resource name>", or a shortened name plus a hash when that is too
+ * long or holds characters an interface name may not have. Stable: the same resource gets the same name.
+ */
+export function defaultPortName(resourceName: string): string {
+  const plain = `vt-${resourceName}`;
+  if (plain.length <= MAX_IFNAME && IFNAME_CHARS.test(resourceName)) return plain;
+  const readable = resourceName.replace(/[^a-zA-Z0-9_.-]/g, "-").slice(0, 6);
+  return `vt-${readable}-${digest(`port:${resourceName}`).slice(0, 5)}`;
+}
+
+/**
+ * The guest NIC's MAC when a Port is given none: stable, in libvirt's 52:54:00 prefix, from the host, the
+ * network and the TAP's name (networks with the same VLAN on several hosts are one LAN).
+ */
+export function defaultGuestMac(host: string, networkName: string, tap: string): string {
+  const h = digest(`guest-mac:${host}/${networkName}/${tap}`);
+  return `52:54:00:${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}`;
+}
+
+/**
+ * The TAP's own (host-side) MAC: the guest's with its first byte 0xfe, as libvirt does it. Stable across
+ * re-creation, and never the lowest on the bridge (the kernel would give a bridge without a set MAC the lowest).
+ */
+export function tapMac(guestMac: string): string {
+  return `fe${guestMac.slice(2)}`;
 }
 
 /** Paths in one network's own directories; everything else of virtnet's on a host is shared by its networks. */

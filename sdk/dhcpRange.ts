@@ -3,6 +3,7 @@ import { lazyProvider } from "./lazyProvider";
 import { networkRef } from "./networkRef";
 import { VirtualNetwork } from "./virtualNetwork";
 import { Inputs, inputProps } from "./inputs";
+import { readOnNetworkHost } from "./networkHost";
 import { RANGE_INPUT_KEYS } from "../provider/model/inputs";
 import type { DhcpReservationArgs, RangeArgs } from "../provider/model/inputs";
 
@@ -62,27 +63,11 @@ import type { Lease } from "../provider/orchestration/leases";
 
 /** The network's current DHCP leases, read from the host like `virsh net-dhcp-leases`. */
 export function getLeases(args: { network: VirtualNetwork }): Promise<Lease[]> {
-  const net = args.network as any;
-  // This runs in the program, not in the provider plugin: stack-config defaults are read here.
-  const cfg = new pulumi.Config("virtnet");
-  const defaults = pulumi.all([
-    cfg.get("host"),
-    cfg.get("user"),
-    cfg.getSecret("privateKey"),
-    cfg.get("hostKey"),
-  ]);
-  return new Promise((resolve, reject) => {
-    pulumi
-      .all([net.connection, net.__credentials, net.name, defaults])
-      .apply(([connection, credentials, name, d]) => {
-        const impl = require("pulumi-virtnet/dist/provider/resources/dhcpRange.js");
-        require("pulumi-virtnet/dist/provider/resources/connection.js").configureDefaults({
-          host: d[0],
-          user: d[1],
-          privateKey: d[2],
-          hostKey: d[3],
-        });
-        return impl.leases(connection, credentials, name).then(resolve, reject);
-      });
-  });
+  return readOnNetworkHost(args.network, (n) =>
+    require("pulumi-virtnet/dist/provider/resources/dhcpRange.js").leases(
+      n.connection,
+      n.credentials,
+      n.name,
+    ),
+  );
 }

@@ -4,4 +4,5 @@ export { DhcpRange, DhcpRangeArgs, DhcpReservationInput, getLeases, Lease } from
 export { NetworkMode, VirtualNetwork, VirtualNetworkArgs } from "./virtualNetwork";
 export { StaticRoute, StaticRouteArgs } from "./staticRoute";
 export { NetworkExtension, NetworkExtensionArgs } from "./networkExtension";
+export { Fdb, FdbEntry, FdbPort, FdbPortVlan, getFdb, Port, PortArgs } from "./port";
 export * from "./libvirt";

@@ -40,8 +40,18 @@ export interface NetworkArgs {
     macAddress?: string;
     /** firewalld zone to put the bridge in (e.g. "trusted"; libvirt uses "libvirt"); needs firewall-cmd on the host. */
     zone?: string;
+    /**
+     * A VLAN-aware switch (the kernel's vlan_filtering): Ports carry access or trunk VLANs; the bridge's own
+     * address and ports without a VLAN are in VLAN 1, untagged.
+     */
+    vlanFiltering?: boolean;
   };
   domain?: { name: string; localOnly?: boolean };
+  /**
+   * The network's LAN continues on a VLAN of a trunk uplink: virtnet makes the 802.1Q sub-interface
+   * "<uplink>.<id>" and puts it on the network's bridge (networks with the same id on several hosts are one LAN).
+   */
+  vlan?: { id: number; uplink: string };
   dns?: {
     enabled?: boolean;
     forwarders?: (string | { address: string; domain?: string })[];
@@ -93,6 +103,7 @@ export const NETWORK_INPUT_KEYS = [
   "nat",
   "bridge",
   "domain",
+  "vlan",
   "dns",
 ] as const;
 
@@ -138,6 +149,27 @@ export interface ExtensionArgs {
 
 export const EXTENSION_INPUT_KEYS = ["localAddress", "vni"] as const;
 
+/** A Port's VLANs: an access VLAN (its PVID, untagged), or a trunk with an optional native (untagged) VLAN. */
+export type PortVlanArgs = number | { tagged?: number[]; untagged?: number };
+
+/** A Port's inputs besides its network. */
+export interface PortArgs {
+  /** The TAP device's name (at most 15 characters); default "vt-<resource name>", shortened with a hash. */
+  name?: string;
+  /** The guest NIC's MAC: recorded, shown in getFdb; default a stable 52:54:00:xx:xx:xx. */
+  macAddress?: string;
+  /** A user name or uid allowed to open the TAP without root (qemu's -netdev tap,ifname=...). */
+  owner?: string | number;
+  /** A multi-queue TAP (one queue per vCPU: -netdev tap,queues=N). */
+  multiQueue?: boolean;
+  /** On a network with bridge.vlanFiltering: an access VLAN (1-4094), or { tagged: [...], untagged? }. */
+  vlan?: PortVlanArgs;
+  /** Isolated ports reach the gateway and other ports, not each other. */
+  isolated?: boolean;
+}
+
+export const PORT_INPUT_KEYS = ["name", "macAddress", "owner", "multiQueue", "vlan", "isolated"] as const;
+
 /**
  * What arrives for the inputs `T` before validation: every field optional, strings of any value (a
  * preview's unknowns among them).
@@ -160,3 +192,4 @@ const _networkKeys: Same<(typeof NETWORK_INPUT_KEYS)[number], keyof NetworkArgs>
 const _rangeKeys: Same<(typeof RANGE_INPUT_KEYS)[number], keyof RangeArgs> = true;
 const _routeKeys: Same<(typeof ROUTE_INPUT_KEYS)[number], keyof RouteArgs> = true;
 const _extensionKeys: Same<(typeof EXTENSION_INPUT_KEYS)[number], keyof ExtensionArgs> = true;
+const _portKeys: Same<(typeof PORT_INPUT_KEYS)[number], keyof PortArgs> = true;

@@ -1,8 +1,8 @@
 // A network's inputs, validated and normalized into the desired state that renderers and the apply layer use.
 import * as ipaddr from "ipaddr.js";
 import { FIREWALL_BACKENDS, NetworkArgs, Unchecked } from "./inputs";
-import { Mode, MODES, modeMasquerades, modeRoutesThroughFirewall } from "./modes";
-import { defaultBridgeMac, defaultBridgeName, MAX_IFNAME } from "../naming";
+import { Mode, modeForwards, MODES, modeMasquerades, modeRoutesThroughFirewall } from "./modes";
+import { defaultBridgeMac, defaultBridgeName, MAX_IFNAME, vlanLinkName } from "../naming";
 import { checkDns, DnsSpec } from "./networkDns";
 import {
   checkInteger,
@@ -52,10 +52,31 @@ export interface NetworkSpec {
     portRange: { start: number; end: number };
     ipv6?: boolean;
   };
-  /** zone: the firewalld zone virtnet puts the bridge in (libvirt's <bridge zone=...>). */
-  bridge: { name: string; stp: boolean; delay: number; mtu?: number; macAddress: string; zone?: string };
+  /**
+   * zone: the firewalld zone virtnet puts the bridge in (libvirt's <bridge zone=...>); vlanFiltering: a
+   * VLAN-aware bridge (absent when off, as in records from before it existed).
+   */
+  bridge: {
+    name: string;
+    stp: boolean;
+    delay: number;
+    mtu?: number;
+    macAddress: string;
+    zone?: string;
+    vlanFiltering?: true;
+  };
   domain?: { name: string; localOnly: boolean };
+  /** The network's VLAN on a trunk uplink: `link` is the 802.1Q sub-interface on the bridge. */
+  vlan?: { id: number; uplink: string; link: string };
   dns: DnsSpec;
+}
+
+/**
+ * The host routes the network's traffic: a forwarding mode, and an address to route for. A network without
+ * addresses is a layer-2 switch (its bridge forwards frames, the host routes nothing).
+ */
+export function routesTraffic(spec: Pick<NetworkSpec, "mode" | "ipv4" | "ipv6">): boolean {
+  return modeForwards(spec.mode) && (spec.ipv4 !== undefined || spec.ipv6 !== undefined);
 }
 
 /** `spec` is absent when there are errors, or when unknown (preview) inputs leave nothing to build. */
@@ -201,6 +222,22 @@ function checkNat(raw: NetworkInputs["nat"], mode: Mode | undefined, problems: P
   return nat;
 }
 
+function checkVlan(raw: NetworkInputs["vlan"], problems: Problems): NetworkSpec["vlan"] {
+  if (!raw || typeof raw !== "object") {
+    problems.add("vlan", 'must be an object like { id: 10, uplink: "eth1" }');
+    return undefined;
+  }
+  const okId = checkInteger(raw.id, "vlan.id", problems, 1, 4094);
+  if (raw.uplink === undefined) {
+    problems.add("vlan.uplink", 'is required: the trunk interface, e.g. "eth1"');
+    return undefined;
+  }
+  const uplink = checkIfname(raw.uplink, "vlan.uplink", problems);
+  if (!okId || !uplink) return undefined;
+  const id = raw.id as number;
+  return { id, uplink, link: vlanLinkName(uplink, id) };
+}
+
 function compareIpv4(a: ipaddr.IPv4, b: ipaddr.IPv4): number {
   for (let i = 0; i < 4; i++) if (a.octets[i] !== b.octets[i]) return a.octets[i] - b.octets[i];
   return 0;
@@ -214,7 +251,8 @@ export function checkNetworkInputs(raw: NetworkInputs, defaultName: string): Pro
   return buildNetworkSpec(raw, defaultName).errors;
 }
 
-export function buildNetworkSpec(raw: NetworkInputs, defaultName: string): SpecResult {
+/** `host` (the connection's): a network on a VLAN uplink gets a bridge MAC of its own on each host. */
+export function buildNetworkSpec(raw: NetworkInputs, defaultName: string, host?: string): SpecResult {
   const problems = new Problems();
   checkNoControlCharacters({ ...raw, name: raw.name ?? defaultName }, "", problems);
   if (!problems.ok) return { errors: problems.errors };
@@ -307,6 +345,12 @@ export function buildNetworkSpec(raw: NetworkInputs, defaultName: string): SpecR
     else zone = b.zone;
   }
 
+  let vlanFiltering = false;
+  if (known(b.vlanFiltering)) {
+    if (typeof b.vlanFiltering !== "boolean") problems.add("bridge.vlanFiltering", "must be true or false");
+    else vlanFiltering = b.vlanFiltering;
+  }
+
   let firewallBackend: FirewallBackend | undefined;
   if (known(raw.firewallBackend)) {
     if (!(FIREWALL_BACKENDS as readonly unknown[]).includes(raw.firewallBackend))
@@ -316,6 +360,9 @@ export function buildNetworkSpec(raw: NetworkInputs, defaultName: string): SpecR
       );
     else if (raw.firewallBackend !== "auto") firewallBackend = raw.firewallBackend as FirewallBackend;
   }
+
+  let vlan: NetworkSpec["vlan"];
+  if (raw.vlan !== undefined && !containsUnknown(raw.vlan)) vlan = checkVlan(raw.vlan, problems);
 
   let autostart = true;
   if (known(raw.autostart)) {
@@ -333,17 +380,19 @@ export function buildNetworkSpec(raw: NetworkInputs, defaultName: string): SpecR
       name: bridgeName ?? defaultBridgeName(name as string),
       stp,
       delay,
-      macAddress: mac ?? defaultBridgeMac(name as string),
+      macAddress: mac ?? defaultBridgeMac(name as string, vlan ? host : undefined),
     },
     dns,
   };
   if (!autostart) spec.autostart = false;
   if (firewallBackend) spec.firewallBackend = firewallBackend;
   if (zone) spec.bridge.zone = zone;
+  if (vlanFiltering) spec.bridge.vlanFiltering = true;
   if (ipv4) spec.ipv4 = ipv4;
   if (ipv6) spec.ipv6 = ipv6;
   if (forwardDevice) spec.forwardDevice = forwardDevice;
   if (mtu !== undefined) spec.bridge.mtu = mtu;
   if (domain) spec.domain = domain;
+  if (vlan) spec.vlan = vlan;
   return { spec, errors: [] };
 }

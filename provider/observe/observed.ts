@@ -1,6 +1,7 @@
 // What a host has, as the probe (ops/probe.ts) reports it: the input of every planner.
 import { DhcpRangeSpec } from "../model/dhcpRange";
 import { MemberRecord, SegmentRecord } from "../model/networkExtension";
+import { PortSpec } from "../model/port";
 import { RouteSpec } from "../model/staticRoute";
 import { IpFamily } from "../render/firewallIntent";
 import { IptListing } from "../render/iptables";
@@ -33,6 +34,8 @@ export interface ObservedLink {
   /** Addresses without prefix length. */
   addresses: string[];
   vxlan?: { vni: number; local?: string; port: number; learning: boolean };
+  /** An 802.1Q sub-interface: its VLAN id and the interface it is on. */
+  vlan?: { id: number; parent: string };
 }
 
 /** An entry of a VXLAN device's own forwarding database (`bridge fdb show dev`, entries with a dst). */
@@ -50,7 +53,42 @@ export interface ObservedBridge {
   up: boolean;
   stp: boolean;
   forwardDelay: number; // hundredths of a second
+  /** A VLAN-aware bridge (the kernel's vlan_filtering). */
+  vlanFiltering?: boolean;
   ports: string[];
+}
+
+/** One VLAN of a bridge port, as `bridge vlan show` lists it. */
+export interface KernelPortVlan {
+  id: number;
+  /** Untagged frames that arrive on the port belong to this VLAN. */
+  pvid: boolean;
+  /** Frames of this VLAN leave the port untagged. */
+  untagged: boolean;
+}
+
+/** A Port's TAP as the kernel has it (the probe's listing of interfaces, sysfs and `bridge vlan show`). */
+export interface ObservedPort {
+  name: string;
+  ifindex: number;
+  /** "tun" for a TAP; anything else is not a TAP. */
+  kind: string;
+  /** "tap" or "tun", for kind "tun". */
+  tunType?: string;
+  alias?: string;
+  master?: string;
+  mtu: number;
+  mac: string;
+  up: boolean;
+  /** Something holds the TAP open (a VM): the kernel shows carrier. */
+  carrier: boolean;
+  /** The processes that hold it open, as far as the host's /proc shows them. */
+  holders: { pid: number; command: string }[];
+  isolated: boolean;
+  multiQueue: boolean;
+  /** The uid allowed to open it; null: root only. */
+  ownerUid: number | null;
+  vlans: KernelPortVlan[];
 }
 
 /** What virtnet keeps on a host per network (network.json): enough to find, restore and remove it. */
@@ -145,6 +183,14 @@ export interface ObservedNetwork {
   /** The extensions this host is a member of, and the restore script of each (by network). */
   extensions?: MemberRecord[];
   extensionRestores?: Record<string, string>;
+  /** The Port records in the network's directory (absent in hand-made observations: none). */
+  ports?: PortSpec[];
+  /** The TAP a Port's change asked about, when the host has an interface by its name. */
+  port?: ObservedPort;
+  /** That Port's boot-time restore file. */
+  portRestore?: string;
+  /** The uid of the owner a Port's change asked about; null: the host has no such user. */
+  portOwnerUid?: number | null;
 }
 
 /** Hand-made observations (unit tests) carry no firewall section: a host with nft and nothing else. */

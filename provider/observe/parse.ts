@@ -4,15 +4,18 @@ import { MemberRecord, SegmentRecord } from "../model/networkExtension";
 import { parseIptablesSave } from "../render/iptables";
 import { networkChainsOf } from "../render/nftables";
 import { DhcpRangeSpec } from "../model/dhcpRange";
+import { PortSpec } from "../model/port";
 import { RouteSpec } from "../model/staticRoute";
 import {
   AppliedNetworkRecord,
   FdbEntry,
+  KernelPortVlan,
   KernelRoute,
   ObservedBridge,
   ObservedFirewall,
   ObservedLink,
   ObservedNetwork,
+  ObservedPort,
   RouteObservation,
 } from "./observed";
 
@@ -77,7 +80,8 @@ function jsonLines<T>(text: string | undefined): T[] {
 
 export function parseProbe(output: string, name: string, bridgeName: string): ObservedNetwork {
   const s = sections(output.replace(/\n@@@files 1\n/, "\n"));
-  return observedFrom(s, name, bridgeName, json<any[]>(s.get("addrs"), []));
+  const interfaces = json<any[]>(s.get("addrs"), []);
+  return observedFrom(s, name, bridgeName, interfaces);
 }
 
 function observedFrom(
@@ -100,6 +104,7 @@ function observedFrom(
       up: (link.flags ?? []).includes("UP"),
       stp: (info.info_data?.stp_state ?? 0) !== 0,
       forwardDelay: info.info_data?.forward_delay ?? 0,
+      vlanFiltering: (info.info_data?.vlan_filtering ?? 0) !== 0,
       ports: interfaces.filter((i) => i.master === bridgeName).map((p) => p.ifname),
     };
   }
@@ -190,6 +195,10 @@ function observedFrom(
     ...(s.has("segment") ? { segment: json<SegmentRecord | undefined>(s.get("segment"), undefined) } : {}),
     extensions: jsonLines<MemberRecord>(s.get("extensions")),
     extensionRestores: parseExtensionRestores(s.get("extensionrestore")),
+    ports: jsonLines<PortSpec>(s.get("ports")),
+    ...parsePort(s.get("port"), interfaces),
+    ...(s.has("portrestore") ? { portRestore: fileContent(s.get("portrestore")) } : {}),
+    ...parseOwner(s.get("owneruid")),
   };
 }
 
@@ -205,6 +214,7 @@ function linkOf(i: any): ObservedLink {
   if (i.ifalias) link.alias = i.ifalias;
   if (i.master) link.master = i.master;
   const d = info.info_data;
+  if (info.info_kind === "vlan" && d) link.vlan = { id: d.id, parent: i.link };
   if (info.info_kind === "vxlan" && d)
     link.vxlan = {
       vni: d.id,
@@ -240,6 +250,58 @@ function parseExtensionRestores(section: string | undefined): Record<string, str
     out[file.slice(0, -EXTENSION_RESTORE_SUFFIX.length)] = part.slice(nl + 1).replace(/\n?$/, "\n");
   }
   return out;
+}
+
+/** The "@@port" section (the TAP's name, its sysfs owner, `bridge -j vlan show dev`) with its interface. */
+function parsePort(section: string | undefined, interfaces: any[]): { port?: ObservedPort } {
+  if (section === undefined) return {};
+  const [name, owner, ...rest] = section.split("\n");
+  const holders = new Map<number, string>();
+  for (const l of rest) {
+    const m = /^holder (\d+) ?(.*)$/.exec(l);
+    if (m) holders.set(Number(m[1]), m[2]);
+  }
+  const vlanJson = rest.filter((l) => !l.startsWith("holder "));
+  const link = interfaces.find((i) => i.ifname === name);
+  if (!link) return {};
+  const info = link.linkinfo ?? {};
+  const uid = /^\d+$/.test(owner ?? "") ? Number(owner) : null;
+  return {
+    port: {
+      name,
+      ifindex: link.ifindex,
+      kind: info.info_kind ?? "unknown",
+      tunType: info.info_data?.type,
+      alias: link.ifalias,
+      master: link.master,
+      mtu: link.mtu,
+      mac: link.address,
+      up: (link.flags ?? []).includes("UP"),
+      carrier: (link.flags ?? []).includes("LOWER_UP"),
+      holders: [...holders].map(([pid, command]) => ({ pid, command })),
+      isolated: info.info_slave_data?.isolated === true,
+      multiQueue: info.info_data?.multi_queue === true,
+      ownerUid: uid,
+      vlans: kernelVlans(json<any[]>(vlanJson.join("\n"), [])[0]?.vlans ?? []),
+    },
+  };
+}
+
+/** `bridge -j vlan show` entries of one port: ranges ("vlanEnd") spread, flags read. */
+export function kernelVlans(entries: any[]): KernelPortVlan[] {
+  const out: KernelPortVlan[] = [];
+  for (const e of entries) {
+    const flags: string[] = e.flags ?? [];
+    for (let id = e.vlan; id <= (e.vlanEnd ?? e.vlan); id++)
+      out.push({ id, pvid: flags.includes("PVID"), untagged: flags.includes("Egress Untagged") });
+  }
+  return out.sort((a, b) => a.id - b.id);
+}
+
+function parseOwner(section: string | undefined): { portOwnerUid?: number | null } {
+  if (section === undefined) return {};
+  const uid = section.trim();
+  return { portOwnerUid: /^\d+$/.test(uid) ? Number(uid) : null };
 }
 
 function parseFirewall(s: Map<string, string>, chains: any[]): ObservedFirewall {

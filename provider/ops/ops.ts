@@ -74,9 +74,29 @@ export function removeTrees(name: string, dirs: string[]): Action {
   return { name, run: `rm -rf -- ${sh(...dirs)}` };
 }
 
-/** Removes virtnet's shared directories that are empty; a directory something is still in stays. */
+/**
+ * A directory that plans of one round may each need (a network's ports): made unless it is there; the undo
+ * removes it only if this script made it.
+ */
+export function ensureDir(path: string): Action {
+  return {
+    name: `create directory ${path}`,
+    run: `[ -d ${sh(path)} ] || make_dir 0755 ${sh(path)}`,
+    undo: `case "$vn_made" in *${sh(`|${path}|`)}*) rmdir ${sh(path)};; esac`,
+    ...sharedIf(path),
+  };
+}
+
+/**
+ * Removes virtnet's directories that are empty; a directory something is still in stays. Host-wide ones go
+ * only with the last of what needs them: their removal is host teardown.
+ */
 export function removeEmptyDirs(name: string, dirs: string[]): Action {
-  return { name, run: `rmdir ${sh(...dirs)} 2>/dev/null; :`, ...hostTeardown };
+  return {
+    name,
+    run: `rmdir ${sh(...dirs)} 2>/dev/null; :`,
+    ...(sharedIf(...dirs).shared ? hostTeardown : {}),
+  };
 }
 
 /** The last teardown on a host: virtnet's state directory goes, with its generation token. */
@@ -105,6 +125,21 @@ export function ip(name: string, args: string[], undoArgs?: string[]): Action {
 /** Several `ip` commands in one process (`ip -batch`). */
 export function ipBatch(name: string, lines: string[], undoArgs: string[]): Action {
   return { name, run: `printf '%s\\n' ${sh(...lines)} | ip -batch -`, undo: sh("ip", ...undoArgs) };
+}
+
+/** Deletes a link; `remakeLines` (`ip -batch` lines) make it again as it was, as the undo. */
+export function linkDelete(name: string, link: string, remakeLines?: string[]): Action {
+  const a: Action = { name, run: sh("ip", "link", "del", "dev", link) };
+  if (remakeLines) a.undo = `printf '%s\\n' ${sh(...remakeLines)} | ip -batch -`;
+  return a;
+}
+
+/** Several `bridge` commands in one process (`bridge -batch`): a port's VLANs; `undoLines` take them back. */
+export function bridgeBatch(name: string, lines: string[], undoLines?: string[]): Action {
+  const batch = (l: string[]) => `printf '%s\\n' ${sh(...l)} | bridge -batch -`;
+  const a: Action = { name, run: batch(lines) };
+  if (undoLines?.length) a.undo = batch(undoLines);
+  return a;
 }
 
 /**

@@ -15,6 +15,7 @@ import {
   NETWORKS_STATE_DIR,
   NET_DEVICES_DIR,
   NFT_TABLE_REF,
+  PORTS_DIR_NAME,
   RESTORE_ENTRY,
   ROUTES_DIR,
   RUN_DIR,
@@ -43,6 +44,8 @@ export const PROBE_VARS = [
   "gw",
   "netdir",
   "rundir",
+  "port",
+  "owner",
 ] as const;
 
 /** A path of naming.ts in shell text. */
@@ -133,7 +136,22 @@ export const PROBE_FUNCTION = [
   for f in "$rangesdir"/*.json; do vn_add ranges "$f"; done
   vn_add restorenet "$restorenet"
   vn_add segment "$segmentrec"
-  echo "@@dirs"; for d in ${[STATE_DIR, NETWORKS_STATE_DIR, ROUTES_DIR, EXTENSIONS_DIR].map(q).join(" ")} "$netdir" "$rangesdir" "$rundir" ${[NETWORKS_RUN_DIR, RUN_DIR].map(q).join(" ")}; do [ -d "$d" ] && echo "$d"; done
+  vn_files="$vn_files$vn_k ports -
+"
+  for f in "$netdir"/${PORTS_DIR_NAME}/*.json; do vn_add ports "$f"; done
+  [ -n "$port" ] && vn_add portrestore "$netdir/${PORTS_DIR_NAME}/$port.restore"
+  # A Port's TAP: its owner (uid, -1 for none) and its VLANs; the owner a Port asks for, as a uid.
+  [ -n "$port" ] && { echo "@@port"; echo "$port"; vn_o=""; { read -r vn_o < "/sys/class/net/$port/owner"; } 2>/dev/null; echo "$vn_o"
+    # Who holds it open (tun's fdinfo names its device), looked for only when it has carrier or is down.
+    vn_c=""; { read -r vn_c < "/sys/class/net/$port/carrier"; } 2>/dev/null
+    if [ -e "/sys/class/net/$port" ] && [ "$vn_c" != 0 ]; then
+      for f in $(grep -l -x -F "iff:	$port" /proc/[0-9]*/fdinfo/* 2>/dev/null); do
+        vn_p=${"$"}{f#/proc/}; vn_p=${"$"}{vn_p%%/*}; vn_n=""; { read -r vn_n < "/proc/$vn_p/comm"; } 2>/dev/null; echo "holder $vn_p $vn_n"
+      done
+    fi
+    bridge -j vlan show dev "$port" 2>/dev/null; echo; }
+  [ -n "$owner" ] && { echo "@@owneruid"; case "$owner" in *[!0-9]*) id -u -- "$owner" 2>/dev/null;; *) echo "$owner";; esac; }
+  echo "@@dirs"; for d in ${[STATE_DIR, NETWORKS_STATE_DIR, ROUTES_DIR, EXTENSIONS_DIR].map(q).join(" ")} "$netdir" "$rangesdir" "$netdir/${PORTS_DIR_NAME}" "$rundir" ${[NETWORKS_RUN_DIR, RUN_DIR].map(q).join(" ")}; do [ -d "$d" ] && echo "$d"; done
   # firewall-cmd is a Python program (0.1 s even to fail): without a system bus there is no firewalld to ask.
   [ -n "$br" ] && command -v firewall-cmd >/dev/null 2>&1 && { echo "@@fwzone"; if [ -S /run/dbus/system_bus_socket ]; then firewall-cmd --get-zone-of-interface="$br" 2>&1; echo "exit=$?"; else echo "exit=nobus"; fi; }
 }`,
@@ -154,8 +172,23 @@ vn_add() { [ -f "$2" ] && [ ! -L "$2" ] && vn_files="$vn_files$vn_k $1 $2
   `probe() { vn_k=1; probe_host; probe_net; files_out; echo "@@end"; }`,
 ].join("\n");
 
-/** `gateway`: also ask the kernel how it reaches this address (StaticRoute's directly-connected check). */
-export function probeArgs(name: string, bridge: string, paths: NetworkPaths, gateway = ""): string[] {
+/** What a Port's change asks of the probe: its TAP, and the uid of the owner it wants. */
+export interface PortProbe {
+  tap: string;
+  owner?: string;
+}
+
+/**
+ * `gateway`: also ask the kernel how it reaches this address (StaticRoute's directly-connected check); `port`:
+ * also read this TAP and the user it should belong to (Port).
+ */
+export function probeArgs(
+  name: string,
+  bridge: string,
+  paths: NetworkPaths,
+  gateway = "",
+  port?: PortProbe,
+): string[] {
   return [
     bridge,
     legacyNftTableName(name),
@@ -169,6 +202,8 @@ export function probeArgs(name: string, bridge: string, paths: NetworkPaths, gat
     gateway,
     paths.stateDir,
     paths.runDir,
+    port?.tap ?? "",
+    port?.owner ?? "",
   ];
 }
 
@@ -193,3 +228,13 @@ export const MULTI_PROBE_SCRIPT = [
   "done",
   'files_out; echo "@@@done"',
 ].join("\n");
+
+/**
+ * The other read-only op: a bridge's forwarding database, its ports and their VLANs (observe/fdb.ts reads it).
+ * Argument: the bridge. Exit 2 when the host has no such bridge.
+ */
+export const FDB_SCRIPT = String.raw`[ -d "/sys/class/net/$1/bridge" ] || { echo "no bridge $1" >&2; exit 2; }
+echo "@@fdb"; bridge -j fdb show br "$1" || exit 1
+echo; echo "@@links"; bridge -d -j link show || exit 1
+echo; echo "@@vlans"; bridge -j vlan show 2>/dev/null
+echo`;

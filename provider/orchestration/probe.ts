@@ -3,7 +3,7 @@ import { Host, tail } from "../host/host";
 import { networkPaths } from "../naming";
 import { ObservedNetwork } from "../observe/observed";
 import { parseMultiProbe, parseProbe } from "../observe/parse";
-import { MULTI_PROBE_SCRIPT, probeArgs, PROBE_SCRIPT } from "../ops/probe";
+import { MULTI_PROBE_SCRIPT, probeArgs, PortProbe, PROBE_SCRIPT } from "../ops/probe";
 import { NetworkError } from "./errors";
 import { HostQueues, MAX_BATCH } from "./queue";
 
@@ -13,6 +13,18 @@ export interface ProbeTarget {
   bridge: string;
   /** Also ask the kernel how it reaches this address (a route's gateway); "" for none. */
   gateway: string;
+  /**
+   * The network whose bridge and directories the probe reads, when the target is not that network itself (a
+   * Port's scope "port <tap>" with its network); `bridge` is then the one the change deletes ("").
+   */
+  network?: { name: string; bridge: string };
+  /** A Port's TAP and owner, read too. */
+  port?: PortProbe;
+}
+
+/** The network a target's probe reads: its own, or the one it names. */
+function networkOf(t: ProbeTarget): { name: string; bridge: string } {
+  return t.network ?? { name: t.name, bridge: t.bridge };
 }
 
 // Route operations probe with a scope like "route x": its network paths are never used, only well-formed.
@@ -22,7 +34,8 @@ function safeDirName(name: string): string {
 
 /** The probe's arguments for one target. */
 export function targetArgs(t: ProbeTarget): string[] {
-  return probeArgs(t.name, t.bridge, networkPaths(safeDirName(t.name)), t.gateway);
+  const n = networkOf(t);
+  return probeArgs(n.name, n.bridge, networkPaths(safeDirName(n.name)), t.gateway, t.port);
 }
 
 /** One probe of the targets: the plain probe for one, the multi-network probe for several. */
@@ -34,9 +47,10 @@ export async function probeNow(host: Host, targets: ProbeTarget[]): Promise<Obse
   });
   if (r.code !== 0)
     throw new NetworkError(host.label, targets[0].name, "probe host", `exit ${r.code}: ${tail(r.stderr)}`);
+  const networks = targets.map(networkOf);
   return single
-    ? [parseProbe(r.stdout, targets[0].name, targets[0].bridge)]
-    : parseMultiProbe(r.stdout, targets);
+    ? [parseProbe(r.stdout, networks[0].name, networks[0].bridge)]
+    : parseMultiProbe(r.stdout, networks);
 }
 
 /** A failure of a probe shared by several changes or reads, as each of them reports it. */
@@ -65,9 +79,18 @@ const reads = new HostQueues<Read>(
   (read, e) => read.reject(e),
 );
 
-/** What the host has for one network (or, with the scope "route <name>", for routes), read-only. */
-export function observe(host: Host, name: string, bridge: string, gateway = ""): Promise<ObservedNetwork> {
+/**
+ * What the host has for one network (or, with the scope "route <name>", for routes; with "port <tap>" and
+ * `more.network`, for a Port), read-only.
+ */
+export function observe(
+  host: Host,
+  name: string,
+  bridge: string,
+  gateway = "",
+  more: Pick<ProbeTarget, "network" | "port"> = {},
+): Promise<ObservedNetwork> {
   return new Promise<ObservedNetwork>((resolve, reject) =>
-    reads.add(host, { name, bridge, gateway, resolve, reject }),
+    reads.add(host, { name, bridge, gateway, ...more, resolve, reject }),
   );
 }

@@ -42,6 +42,9 @@ export interface ChangeSpec {
   bridge: string;
   /** Also asked of the probe: how the kernel reaches this address (a route's gateway). */
   gateway?: string;
+  /** The network the probe reads for a change that is not that network's own (a Port), and its TAP. */
+  network?: ProbeTarget["network"];
+  port?: ProbeTarget["port"];
   makePlan: (o: ObservedNetwork) => Plan;
   /** Undo the change's done steps when one fails (applies); deletes go on as far as they can. */
   undo: boolean;

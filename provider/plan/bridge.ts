@@ -3,7 +3,7 @@ import { NetworkSpec } from "../model/network";
 import { ObservedNetwork } from "../observe/observed";
 import { Action } from "../ops/action";
 import * as ops from "../ops/ops";
-import { bridgeTuning, renderBridgeCreate } from "../render/ip";
+import { bridgeTuning, renderBridgeCreate, vlanFilteringArgs } from "../render/ip";
 
 export function bridgeActions(spec: NetworkSpec, observed: ObservedNetwork): Action[] {
   const b = observed.bridge;
@@ -18,6 +18,14 @@ export function bridgeActions(spec: NetworkSpec, observed: ObservedNetwork): Act
         "tune bridge",
         set("type", "bridge", ...bridgeTuning(want.stp, want.delay * 100)),
         set("type", "bridge", ...bridgeTuning(b.stp, b.forwardDelay)),
+      ),
+    );
+  if (!!b.vlanFiltering !== !!want.vlanFiltering)
+    actions.push(
+      ops.ip(
+        want.vlanFiltering ? "turn VLAN filtering on" : "turn VLAN filtering off",
+        set("type", "bridge", ...vlanFilteringArgs(!!want.vlanFiltering)),
+        set("type", "bridge", ...vlanFilteringArgs(!!b.vlanFiltering)),
       ),
     );
   if (b.mac !== want.macAddress)

@@ -2,7 +2,7 @@
 // shared nft table. The first network makes them, the last one takes them away.
 import { DhcpRangeSpec } from "../model/dhcpRange";
 import { modeForwards } from "../model/modes";
-import { NetworkSpec } from "../model/network";
+import { NetworkSpec, routesTraffic } from "../model/network";
 import {
   FORWARDING_MARKERS,
   INOTIFY_MARKER,
@@ -17,7 +17,7 @@ import {
   STATE_DIR,
   SYSCTL,
 } from "../naming";
-import { firewallOf, ObservedNetwork } from "../observe/observed";
+import { AppliedNetworkRecord, firewallOf, ObservedNetwork } from "../observe/observed";
 import { Action } from "../ops/action";
 import * as ops from "../ops/ops";
 import { needsDnsmasq } from "../render/dnsmasq";
@@ -30,7 +30,7 @@ export function dirActions(observed: ObservedNetwork, paths: NetworkPaths): Acti
 }
 
 export function forwardingActions(spec: NetworkSpec, observed: ObservedNetwork): Action[] {
-  if (!modeForwards(spec.mode)) return [];
+  if (!routesTraffic(spec)) return [];
   const actions: Action[] = [];
   const on = (family: string, key: string, marker: string) =>
     ops.sysctl(`enable ${family} forwarding`, key, 1, 0, { marker });
@@ -80,13 +80,14 @@ export function hostTeardownActions(name: string, observed: ObservedNetwork): Ac
     const top = [NETWORKS_STATE_DIR, NETWORKS_RUN_DIR, RUN_DIR].filter((d) => observed.dirs.includes(d));
     if (top.length) actions.push(ops.removeEmptyDirs("remove virtnet directories", top));
   }
-  if (observed.forwardMarker && !others.some((n) => modeForwards(n.mode)))
+  // Records from before the spec was recorded: their mode alone.
+  const routes = (n: AppliedNetworkRecord) =>
+    n.spec ? routesTraffic(n.spec as NetworkSpec) : modeForwards(n.mode);
+  if (observed.forwardMarker && !others.some(routes))
     actions.push(
       ops.sysctlRestore("restore IPv4 forwarding", SYSCTL.ipv4Forwarding, 0, FORWARDING_MARKERS.ipv4),
     );
-  const othersWithIpv6 = others.some(
-    (n) => modeForwards(n.mode) && (n.spec as NetworkSpec | undefined)?.ipv6,
-  );
+  const othersWithIpv6 = others.some((n) => routes(n) && (n.spec as NetworkSpec | undefined)?.ipv6);
   if (observed.forward6Marker && !othersWithIpv6)
     actions.push(
       ops.sysctlRestore("restore IPv6 forwarding", SYSCTL.ipv6Forwarding, 0, FORWARDING_MARKERS.ipv6),

@@ -18,6 +18,7 @@ import { rangeErrors, rangeRecordActions } from "./range";
 import { networkRestoreActions, restoreGlobalActions } from "./restore";
 import { routesToRestore } from "./route";
 import { segmentHomePlan } from "./segment";
+import { vlanUplinkActions, vlanUplinkDeleteActions, vlanUplinkErrors } from "./vlanUplink";
 
 export function appliedRecord(
   spec: NetworkSpec,
@@ -122,6 +123,7 @@ export function planApply(
   const errors = [
     ...hostConflicts(spec, observed),
     ...rangeErrors(spec, ranges),
+    ...vlanUplinkErrors(spec, observed),
     ...(firewall.error ? [firewall.error] : []),
     ...foreign.errors,
     ...stretch.errors,
@@ -136,6 +138,7 @@ export function planApply(
   const actions = [
     ...dirActions(observed, paths),
     ...bridgeActions(spec, observed),
+    ...vlanUplinkActions(spec, observed),
     ...routesToRestore(spec.bridge.name, observed.route),
     // The network's own rules in its backend, then what Docker and firewalld need.
     ...ownFirewall,
@@ -176,6 +179,7 @@ export function planDelete(
         `interface ${bridge} is not virtnet's (alias "${observed.bridge.alias ?? ""}"): left alone`,
       );
   }
+  actions.push(...vlanUplinkDeleteActions(name, observed));
   actions.push(...removeOwnFirewallActions(name, observed));
   // Its VXLAN device and filter, when it was stretched to other hosts.
   actions.push(...segmentHomePlan(name, bridge, undefined, undefined, observed).actions);

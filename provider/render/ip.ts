@@ -8,10 +8,16 @@ export function bridgeTuning(stp: boolean, forwardDelay: number): string[] {
   return ["stp_state", stp ? "1" : "0", "forward_delay", String(forwardDelay)];
 }
 
+/** A VLAN-aware bridge's setting (`ip link ... type bridge vlan_filtering 1`); nothing for a plain one. */
+export function vlanFilteringArgs(on: boolean): string[] {
+  return ["vlan_filtering", on ? "1" : "0"];
+}
+
 export function renderBridgeCreate(spec: NetworkSpec): string[] {
   const b = spec.bridge;
+  const tuning = [...bridgeTuning(b.stp, b.delay * 100), ...(b.vlanFiltering ? vlanFilteringArgs(true) : [])];
   const lines = [
-    `link add name ${b.name} type bridge ${bridgeTuning(b.stp, b.delay * 100).join(" ")}`,
+    `link add name ${b.name} type bridge ${tuning.join(" ")}`,
     `link set dev ${b.name} address ${b.macAddress}${b.mtu ? ` mtu ${b.mtu}` : ""} alias ${bridgeAlias(spec.name)}`,
   ];
   if (spec.ipv4)
@@ -63,4 +69,16 @@ export function renderExtensionBridgeCreate(b: {
 export function ipv6OffText(ifname: string): string {
   const p = quote([ipv6DisabledPath(ifname)]);
   return `{ [ ! -e ${p} ] || echo 1 > ${p}; }`;
+}
+
+/** `ip -batch` lines that make a network's 802.1Q sub-interface and put it on its bridge. */
+export function renderVlanLinkCreate(
+  network: string,
+  bridge: string,
+  vlan: { id: number; uplink: string; link: string },
+): string[] {
+  return [
+    `link add link ${vlan.uplink} name ${vlan.link} type vlan id ${vlan.id}`,
+    `link set dev ${vlan.link} alias ${bridgeAlias(network)} master ${bridge} up`,
+  ];
 }

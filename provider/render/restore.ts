@@ -11,6 +11,7 @@ import {
   NetworkPaths,
   NETWORKS_RUN_DIR,
   NETWORKS_STATE_DIR,
+  PORTS_DIR_NAME,
   RESTORE_ENTRY,
   ROUTES_DIR,
   RUN_DIR,
@@ -20,14 +21,14 @@ import {
 } from "../naming";
 import { MemberRecord } from "../model/networkExtension";
 import { DhcpRangeSpec } from "../model/dhcpRange";
-import { NetworkSpec } from "../model/network";
-import { modeForwards } from "../model/modes";
+import { NetworkSpec, routesTraffic } from "../model/network";
 import { needsDnsmasq } from "./dnsmasq";
 import { firewalldZoneCommand } from "./firewalld";
 import { IpFamily } from "./firewallIntent";
 import {
   ipv6OffText,
   renderBridgeCreate,
+  renderVlanLinkCreate,
   renderExtensionBridgeCreate,
   renderVxlanCreate,
   VxlanDevice,
@@ -70,6 +71,10 @@ export function renderNetworkRestore(
     `ip link show dev ${quote([spec.bridge.name])} >/dev/null 2>&1 || printf '%s\\n' ${quote(renderBridgeCreate(spec))} | ip -batch -`,
     ...(segment ? segmentRestoreLines(spec.name, segment) : []),
   ];
+  if (spec.vlan)
+    lines.push(
+      `ip link show dev ${quote([spec.vlan.link])} >/dev/null 2>&1 || printf '%s\\n' ${quote(renderVlanLinkCreate(spec.name, spec.bridge.name, spec.vlan))} | ip -batch -`,
+    );
   const ruleset = firewall.backend === "nftables" ? renderNftables(spec) : null;
   if (ruleset) lines.push(`printf '%s' ${quote([nftReplaceScript(spec.name, ruleset)])} | nft -f -`);
   if (firewall.backend === "iptables") {
@@ -94,8 +99,8 @@ export function renderNetworkRestore(
     lines.push(
       `${quote(firewalldZoneCommand("change", spec.bridge.zone, spec.bridge.name))} >/dev/null 2>&1`,
     );
-  if (modeForwards(spec.mode)) lines.push(`sysctl -qw ${SYSCTL.ipv4Forwarding}=1`);
-  if (modeForwards(spec.mode) && spec.ipv6) lines.push(`sysctl -qw ${SYSCTL.ipv6Forwarding}=1`);
+  if (routesTraffic(spec)) lines.push(`sysctl -qw ${SYSCTL.ipv4Forwarding}=1`);
+  if (routesTraffic(spec) && spec.ipv6) lines.push(`sysctl -qw ${SYSCTL.ipv6Forwarding}=1`);
   if (needsDnsmasq(spec, ranges)) {
     lines.push(`mkdir -p -m 0755 ${quote([RUN_DIR, NETWORKS_RUN_DIR, paths.runDir])}`);
     lines.push(`dnsmasq --conf-file=${quote([paths.dnsmasqConf])}`);
@@ -141,16 +146,20 @@ export function renderExtensionRestore(m: MemberRecord): string {
   ].join("\n");
 }
 
-/** The one entry point: every autostart network, then every route (routes via a bridge need it first). */
+/**
+ * The one entry point: every autostart network, then its Ports (on its bridge), the extensions, then every route
+ * (routes via a bridge need it first).
+ */
 export function renderRestoreEntry(): string {
   return [
     "#!/bin/sh",
-    "# virtnet: brings every autostart network, its DHCP ranges and every static route back as last applied.",
+    "# virtnet: brings every autostart network, its DHCP ranges and Ports, and every static route back as last applied.",
     "# A network without restore.sh is transient (autostart: false): like libvirt, it does not outlive a boot.",
     `for d in ${NETWORKS_STATE_DIR}/*/; do [ -f "$d/${NETWORK_RECORD_FILE}" ] && [ ! -f "$d/${NETWORK_RESTORE_FILE}" ] && rm -rf -- "$d"; done`,
     // Many dnsmasqs need more inotify instances than the kernel's default (plan/hostState.ts, inotifyActions).
     `[ -f ${INOTIFY_MARKER} ] && read -r vn_orig vn_raised < ${INOTIFY_MARKER} && vn_now=$(cat ${sysctlPath(SYSCTL.inotifyInstances)}); [ "\${vn_now:-0}" -lt "\${vn_raised:-0}" ] && sysctl -qw ${SYSCTL.inotifyInstances}="$vn_raised"`,
     `for f in ${NETWORKS_STATE_DIR}/*/${NETWORK_RESTORE_FILE}; do [ -f "$f" ] && sh "$f"; done`,
+    `for f in ${NETWORKS_STATE_DIR}/*/${PORTS_DIR_NAME}/*.restore; do [ -f "$f" ] && sh "$f"; done`,
     `for f in ${EXTENSIONS_DIR}/*${EXTENSION_RESTORE_SUFFIX}; do [ -f "$f" ] && sh "$f"; done`,
     `for f in ${ROUTES_DIR}/*.restore; do [ -f "$f" ] && sh "$f"; done`,
     "exit 0",

@@ -47,13 +47,20 @@ export function check(_olds: Props, news: Props): { inputs: Props; failures: Pro
   const conn = resolveConnection(news.connection, news.__credentials);
   const connResult = validateConnection(conn);
   failures.push(...connResult.errors.map((e: PropertyError) => ({ property: e.property, reason: e.reason })));
-  const result = buildNetworkSpec(networkInputs(news), news.name);
+  const result = buildNetworkSpec(networkInputs(news), news.name, hostOf(conn));
   failures.push(...result.errors);
   return checked(news, failures, result.spec, renderedArtifacts);
 }
 
 function specOf(props: Props): NetworkSpec {
-  return required(buildNetworkSpec(networkInputs(props), props.name));
+  return required(
+    buildNetworkSpec(networkInputs(props), props.name, hostOf(resolveConnection(props.connection))),
+  );
+}
+
+/** The host as a network's default bridge MAC tells hosts apart: "<host>:<port>". */
+function hostOf(c: { host: string; port?: number }): string {
+  return `${c.host}:${c.port ?? 22}`;
 }
 
 function sameTarget(a: Props | undefined, b: Props | undefined): boolean {
@@ -203,5 +210,6 @@ export function specToInputs(spec: NetworkSpec): Props {
   )
     inputs.nat = spec.nat;
   if (spec.domain) inputs.domain = spec.domain;
+  if (spec.vlan) inputs.vlan = { id: spec.vlan.id, uplink: spec.vlan.uplink };
   return inputs;
 }

@@ -10,6 +10,7 @@ import { probeArgs, PROBE_SCRIPT } from "../../../provider/ops/probe";
 import { Action } from "../../../provider/ops/action";
 import { renderApplyScript } from "../../../provider/ops/script";
 import { NetworkSpec } from "../../../provider/model/network";
+import { PortSpec } from "../../../provider/model/port";
 
 export class PrivateHost {
   private constructor(readonly pid: number) {}
@@ -25,7 +26,7 @@ export class PrivateHost {
         "--fork",
         "sh",
         "-c",
-        "mount -t tmpfs tmpfs /var/lib && mkdir /var/lib/virtnet && echo ready && exec sleep 600",
+        "mount -t tmpfs tmpfs /var/lib && mkdir /var/lib/virtnet && mount -t sysfs sysfs /sys && echo ready && exec sleep 600",
       ],
       { stdio: ["ignore", "pipe", "ignore"], detached: true },
     );
@@ -65,6 +66,26 @@ export class PrivateHost {
     const r = this.sh(PROBE_SCRIPT, probeArgs(spec.name, spec.bridge.name, all));
     if (r.status !== 0) throw new Error(`probe: ${r.stderr}`);
     return parseProbe(r.stdout, spec.name, spec.bridge.name);
+  }
+
+  /** The probe as a Port's change runs it: its network's bridge and directories, and its TAP and owner. */
+  observePort(spec: PortSpec): ObservedNetwork {
+    const r = this.sh(PROBE_SCRIPT, this.portArgs(spec));
+    if (r.status !== 0) throw new Error(`probe: ${r.stderr}`);
+    return parseProbe(r.stdout, spec.network, spec.bridge);
+  }
+
+  /** Runs a Port's actions the way the apply layer does; returns the exit code. */
+  applyPort(spec: PortSpec, actions: Action[], failAfter = ""): SpawnSyncReturns<string> {
+    const generation = this.observePort(spec).generation;
+    return this.sh(renderApplyScript(actions, true), [...this.portArgs(spec), generation, failAfter]);
+  }
+
+  private portArgs(spec: PortSpec): string[] {
+    return probeArgs(spec.network, spec.bridge, networkPaths(spec.network), "", {
+      tap: spec.name,
+      owner: spec.owner,
+    });
   }
 
   /** Runs actions the way the apply layer does (lock, probe check, undo on failure); returns the exit code. */

@@ -1,0 +1,41 @@
+import * as pulumi from "@pulumi/pulumi";
+import { VirtualNetwork } from "./virtualNetwork";
+
+/** The network's host connection and names, as a read on its host (getLeases, getFdb) needs them. */
+export interface NetworkOnHost {
+  connection: Record<string, any>;
+  credentials: Record<string, any> | undefined;
+  name: string;
+  bridgeName: string;
+}
+
+/**
+ * Runs `read` with the network's connection once its outputs are known. This runs in the program, not in the
+ * provider plugin: the stack config's defaults (`virtnet:host`, ...) are read here and handed to the provider.
+ */
+export function readOnNetworkHost<T>(
+  network: VirtualNetwork,
+  read: (n: NetworkOnHost) => Promise<T>,
+): Promise<T> {
+  const net = network as any;
+  const cfg = new pulumi.Config("virtnet");
+  const defaults = pulumi.all([
+    cfg.get("host"),
+    cfg.get("user"),
+    cfg.getSecret("privateKey"),
+    cfg.get("hostKey"),
+  ]);
+  return new Promise((resolve, reject) => {
+    pulumi
+      .all([net.connection, net.__credentials, net.name, net.bridgeName, defaults])
+      .apply(([connection, credentials, name, bridgeName, d]) => {
+        require("pulumi-virtnet/dist/provider/resources/connection.js").configureDefaults({
+          host: d[0],
+          user: d[1],
+          privateKey: d[2],
+          hostKey: d[3],
+        });
+        return read({ connection, credentials, name, bridgeName }).then(resolve, reject);
+      });
+  });
+}

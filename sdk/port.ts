@@ -1,0 +1,84 @@
+import * as pulumi from "@pulumi/pulumi";
+import { lazyProvider } from "./lazyProvider";
+import { VirtualNetwork } from "./virtualNetwork";
+import { Inputs, inputProps } from "./inputs";
+import { readOnNetworkHost } from "./networkHost";
+import { PORT_INPUT_KEYS } from "../provider/model/inputs";
+import type { PortArgs as PortInputArgs } from "../provider/model/inputs";
+
+export type PortArgs = Inputs<PortInputArgs> & {
+  /** The network whose bridge the TAP is on (any mode); its host connection is reused (and stays secret). */
+  network: VirtualNetwork;
+};
+
+const portProvider = lazyProvider("pulumi-virtnet/dist/provider/resources/port.js");
+
+/**
+ * A TAP device on a network's bridge, for a VM (qemu: `-netdev tap,ifname=<name>,script=no,downscript=no`):
+ * persistent, up, with the network's MTU, its VLANs and isolation. VLANs, isolation and the MAC change in place
+ * (the TAP stays, and a VM holding it stays attached); a new name, network, owner or multiQueue replaces it.
+ */
+export class Port extends pulumi.dynamic.Resource {
+  /** The TAP device's name. */
+  declare readonly name: pulumi.Output<string>;
+  declare readonly bridgeName: pulumi.Output<string>;
+  /** The guest NIC's MAC (given, or virtnet's stable default). */
+  declare readonly macAddress: pulumi.Output<string>;
+  /** After a refresh: what the next `up` will repair. Empty when the host matches. */
+  declare readonly drift: pulumi.Output<string[]>;
+  declare readonly warnings: pulumi.Output<string[]>;
+
+  constructor(name: string, args: PortArgs, opts?: pulumi.CustomResourceOptions) {
+    const net = args.network as any;
+    const props: Record<string, any> = {
+      ...inputProps(PORT_INPUT_KEYS, args),
+      // The default TAP name comes from the resource's name.
+      resourceName: name,
+      network: pulumi.all([net.name, net.bridgeName, net.bridge]).apply(([n, bridgeName, bridge]) => ({
+        name: n,
+        bridgeName,
+        vlanFiltering: bridge?.vlanFiltering === true,
+      })),
+      connection: net.connection,
+      __credentials: net.__credentials,
+      bridgeName: undefined,
+      host: undefined,
+      drift: undefined,
+      warnings: undefined,
+    };
+    super(
+      portProvider,
+      name,
+      props,
+      {
+        ...opts,
+        dependsOn: [
+          args.network,
+          ...([] as pulumi.Resource[]).concat((opts?.dependsOn as pulumi.Resource[]) ?? []),
+        ],
+        additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "__credentials"],
+      },
+      "virtnet",
+      "Port",
+    );
+    this.warnings.apply((ws) => (ws ?? []).forEach((w) => pulumi.log.warn(w, this)));
+  }
+}
+
+// Types only: erased at compile time, so the SDK still loads the provider lazily.
+export type { Fdb, FdbEntry, FdbPort } from "../provider/observe/fdb";
+export type { KernelPortVlan as FdbPortVlan } from "../provider/observe/observed";
+import type { Fdb } from "../provider/observe/fdb";
+
+/**
+ * The network's bridge as the kernel has it, like `bridge fdb show br <bridge>` and `bridge link`: the MACs it
+ * has learned and on which port, and each port's STP state, VLANs and isolation.
+ */
+export function getFdb(args: { network: VirtualNetwork }): Promise<Fdb> {
+  return readOnNetworkHost(args.network, (n) =>
+    require("pulumi-virtnet/dist/provider/resources/port.js").fdb(n.connection, n.credentials, {
+      name: n.name,
+      bridgeName: n.bridgeName,
+    }),
+  );
+}
