@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Builds, once, the small VM the tests boot under QEMU: Debian's kernel (from the package linux-image-amd64
+# Builds, once, the small VMs the tests boot under QEMU: Debian's kernel (from the package linux-image-amd64
 # depends on, downloaded and unpacked, never installed), the virtio-net module chain, and an initramfs of a
 # static busybox (busybox-static, unpacked: it conflicts with the busybox package the lab uses) and
-# scripts/vm-guest/init. Cached in $VIRTNET_VM_CACHE (default /var/cache/virtnet-vm): the kernel by its
-# version, the initramfs by a hash of what went into it, so a changed init or kernel rebuilds and nothing
-# else does; older entries are removed. Run as root. Prints kernel=<path> and initrd=<path>.
+# scripts/vm-guest/init; and for a test host VM (tests/support/vmHost.ts), a second initramfs with the modules
+# a host needs that the machine's kernel lacks (VLAN-aware bridges, 802.1Q) and scripts/vm-host/.
+# Cached in $VIRTNET_VM_CACHE (default /var/cache/virtnet-vm): the kernel by its version, each initramfs by a
+# hash of what went into it, so a changed init or kernel rebuilds and nothing else does; older entries are
+# removed. Run as root. Prints kernel=<path>, initrd=<path> and hostinitrd=<path>.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${VIRTNET_VM_CACHE:-/var/cache/virtnet-vm}
 init=$here/vm-guest/init
+hostinit=$here/vm-host/init
+stage2=$here/vm-host/stage2
 # virtio_pci is the bus driver the NIC sits on: no symbol dependency of virtio_net, so it is named here.
 modules=(virtio_pci virtio_net)
+# A host: its root over 9p, bridges with VLANs, 802.1Q, TAPs, veths, nf_tables.
+host_modules=(virtio_pci virtio_net 9pnet_virtio 9p bridge 8021q tun veth nf_tables br_netfilter)
 
 mkdir -p "$cache"
 exec 9>"$cache/.lock"
@@ -39,20 +45,28 @@ download() { # package -> unpacked into $work/$1
 resolve
 [ -n "$package" ] || { apt_update "apt knows no linux-image-amd64"; resolve; }
 [ -n "$package" ] || { log "cannot find the kernel package linux-image-amd64 depends on"; exit 1; }
-if [ ! -f "$kernel/vmlinuz" ]; then
+# The load order of a module list: each module after what it depends on, once. Copies them into $2.
+module_order() { # tree dir modules...
+  local tree=$1 dir=$2
+  shift 2
+  mkdir -p "$dir"
+  for m in "$@"; do
+    modprobe -d "$tree" -S "$version" --show-depends "$m"
+  done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }' | while read -r ko; do
+    cp "$ko" "$dir/"
+    basename "$ko" .ko >>"$dir/order"
+  done
+}
+
+if [ ! -f "$kernel/vmlinuz" ] || [ ! -f "$kernel/host-modules/order" ]; then
   log "kernel $version: downloading and unpacking $package"
   # Package lists older than the mirror name a kernel it no longer has: refresh them once.
   download "$package" || { apt_update "$package is not on the mirror"; resolve; download "$package"; }
   depmod -b "$work/$package" "$version"
-  mkdir -p "$work/kernel/modules"
+  mkdir -p "$work/kernel"
   cp "$work/$package/boot/vmlinuz-$version" "$work/kernel/vmlinuz"
-  # The load order: each module after what it depends on, once.
-  for m in "${modules[@]}"; do
-    modprobe -d "$work/$package" -S "$version" --show-depends "$m"
-  done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }' | while read -r ko; do
-    cp "$ko" "$work/kernel/modules/"
-    basename "$ko" .ko >>"$work/kernel/modules/order"
-  done
+  module_order "$work/$package" "$work/kernel/modules" "${modules[@]}"
+  module_order "$work/$package" "$work/kernel/host-modules" "${host_modules[@]}"
   rm -rf "$work/$package" "$work/$package"_*.deb # the unpacked tree is ~400 MB
   rm -rf "$kernel"
   mv "$work/kernel" "$kernel"
@@ -81,9 +95,26 @@ if [ ! -f "$initrd" ]; then
   mv "$work/initrd" "$initrd"
 fi
 
+hostkey=$(cat "$hostinit" "$stage2" "$kernel/host-modules/order" "$busybox" | sha256sum | cut -c1-16)
+hostinitrd=$cache/hostinitramfs-$version-$hostkey.cpio.gz
+if [ ! -f "$hostinitrd" ]; then
+  log "host initramfs $version-$hostkey: packing"
+  root=$work/hostroot
+  mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules}
+  cp "$busybox" "$root/bin/busybox"
+  ln -s busybox "$root/bin/sh"
+  install -m 0755 "$hostinit" "$root/init"
+  install -m 0755 "$stage2" "$root/stage2"
+  cp "$kernel"/host-modules/* "$root/lib/modules/"
+  (cd "$root" && find . -print0 | LC_ALL=C sort -z | cpio --null --create --format=newc --quiet) |
+    gzip -9 >"$work/hostinitrd"
+  mv "$work/hostinitrd" "$hostinitrd"
+fi
+
 # Only the current entries stay.
-for old in "$cache"/kernel-* "$cache"/initramfs-*; do
-  [ "$old" = "$kernel" ] || [ "$old" = "$initrd" ] || rm -rf "$old"
+for old in "$cache"/kernel-* "$cache"/initramfs-* "$cache"/hostinitramfs-*; do
+  [ "$old" = "$kernel" ] || [ "$old" = "$initrd" ] || [ "$old" = "$hostinitrd" ] || rm -rf "$old"
 done
 echo "kernel=$kernel/vmlinuz"
 echo "initrd=$initrd"
+echo "hostinitrd=$hostinitrd"

@@ -11,6 +11,8 @@ import { hostExec } from "../lab/lab";
 export interface VmImage {
   kernel: string;
   initrd: string;
+  /** The initramfs of a test host VM (tests/support/vmHost.ts). */
+  hostInitrd: string;
 }
 
 const run = promisify(execFile);
@@ -22,8 +24,9 @@ export function vmImage(): Promise<VmImage> {
     timeout: 600_000,
   }).then(({ stdout }) => {
     const kv = Object.fromEntries(stdout.split("\n").map((l) => l.split("=", 2)));
-    if (!kv.kernel || !kv.initrd) throw new Error(`vm-image.sh printed no kernel/initrd: ${stdout}`);
-    return { kernel: kv.kernel, initrd: kv.initrd };
+    if (!kv.kernel || !kv.initrd || !kv.hostinitrd)
+      throw new Error(`vm-image.sh printed no kernel/initrd/hostinitrd: ${stdout}`);
+    return { kernel: kv.kernel, initrd: kv.initrd, hostInitrd: kv.hostinitrd };
   });
   image.catch(() => (image = undefined)); // a failed build is tried again by the next caller
   return image;
