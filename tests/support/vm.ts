@@ -6,7 +6,6 @@ import { ChildProcess, execFile, spawn } from "node:child_process";
 import * as path from "node:path";
 import { promisify, stripVTControlCharacters } from "node:util";
 import { repoRoot } from "../engine/engine";
-import { hostExec } from "../lab/lab";
 
 export interface VmImage {
   kernel: string;
@@ -196,24 +195,4 @@ export async function killVms(): Promise<void> {
         }),
     ),
   );
-}
-
-// A TAP on a lab host's bridge, made by hand until virtnet's Port resource makes it.
-
-/** Adds a persistent TAP `tap` inside lab host `host`, up, and enslaved to `bridge` when one is given. */
-export async function labTapAdd(host: string, tap: string, bridge?: string): Promise<void> {
-  for (const argv of [
-    ["ip", "tuntap", "add", "dev", tap, "mode", "tap"],
-    ["ip", "link", "set", tap, ...(bridge ? ["master", bridge] : []), "up"],
-  ]) {
-    const r = await hostExec(host, argv);
-    if (r.code !== 0) throw new Error(`${host}: ${argv.join(" ")}: exit ${r.code}: ${r.stderr}`);
-  }
-}
-
-/** Removes the TAP `tap` from lab host `host`; nothing when it is not there. */
-export async function labTapDel(host: string, tap: string): Promise<void> {
-  const r = await hostExec(host, ["ip", "link", "del", "dev", tap]);
-  if (r.code !== 0 && !/Cannot find device/.test(r.stderr))
-    throw new Error(`${host}: ip link del ${tap}: exit ${r.code}: ${r.stderr}`);
 }
