@@ -80,35 +80,35 @@ if [ ! -x "$busybox" ]; then
   mv "$busybox.new" "$busybox"
 fi
 
+# An initramfs of busybox, an init and a module directory (its "order" file lists the load order): $1 the file
+# to write, $2 the module directory, $3 the /init, then other files for its root.
+pack_initramfs() {
+  local out=$1 mods=$2 init_file=$3 root=$work/root
+  shift 3
+  rm -rf "$root"
+  mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules}
+  cp "$busybox" "$root/bin/busybox"
+  ln -s busybox "$root/bin/sh"
+  install -m 0755 "$init_file" "$root/init"
+  for f in "$@"; do install -m 0755 "$f" "$root/"; done
+  cp "$mods"/* "$root/lib/modules/"
+  (cd "$root" && find . -print0 | LC_ALL=C sort -z | cpio --null --create --format=newc --quiet) |
+    gzip -9 >"$work/initrd"
+  mv "$work/initrd" "$out"
+}
+
 key=$(cat "$init" "$kernel/modules/order" "$busybox" | sha256sum | cut -c1-16)
 initrd=$cache/initramfs-$version-$key.cpio.gz
 if [ ! -f "$initrd" ]; then
   log "initramfs $version-$key: packing"
-  root=$work/root
-  mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules}
-  cp "$busybox" "$root/bin/busybox"
-  ln -s busybox "$root/bin/sh"
-  install -m 0755 "$init" "$root/init"
-  cp "$kernel"/modules/* "$root/lib/modules/"
-  (cd "$root" && find . -print0 | LC_ALL=C sort -z | cpio --null --create --format=newc --quiet) |
-    gzip -9 >"$work/initrd"
-  mv "$work/initrd" "$initrd"
+  pack_initramfs "$initrd" "$kernel/modules" "$init"
 fi
 
 hostkey=$(cat "$hostinit" "$stage2" "$kernel/host-modules/order" "$busybox" | sha256sum | cut -c1-16)
 hostinitrd=$cache/hostinitramfs-$version-$hostkey.cpio.gz
 if [ ! -f "$hostinitrd" ]; then
   log "host initramfs $version-$hostkey: packing"
-  root=$work/hostroot
-  mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules}
-  cp "$busybox" "$root/bin/busybox"
-  ln -s busybox "$root/bin/sh"
-  install -m 0755 "$hostinit" "$root/init"
-  install -m 0755 "$stage2" "$root/stage2"
-  cp "$kernel"/host-modules/* "$root/lib/modules/"
-  (cd "$root" && find . -print0 | LC_ALL=C sort -z | cpio --null --create --format=newc --quiet) |
-    gzip -9 >"$work/hostinitrd"
-  mv "$work/hostinitrd" "$hostinitrd"
+  pack_initramfs "$hostinitrd" "$kernel/host-modules" "$hostinit" "$stage2"
 fi
 
 # Only the current entries stay.

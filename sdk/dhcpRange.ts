@@ -3,7 +3,7 @@ import { lazyProvider } from "./lazyProvider";
 import { networkRef } from "./networkRef";
 import { VirtualNetwork } from "./virtualNetwork";
 import { Inputs, inputProps } from "./inputs";
-import { readOnNetworkHost } from "./networkHost";
+import { onNetworkOptions, readOnNetworkHost } from "./networkHost";
 import { RANGE_INPUT_KEYS } from "../provider/model/inputs";
 import type { DhcpReservationArgs, RangeArgs } from "../provider/model/inputs";
 
@@ -39,21 +39,7 @@ export class DhcpRange extends pulumi.dynamic.Resource {
       rendered: undefined,
       host: undefined,
     };
-    super(
-      rangeProvider,
-      name,
-      props,
-      {
-        ...opts,
-        dependsOn: [
-          args.network,
-          ...([] as pulumi.Resource[]).concat((opts?.dependsOn as pulumi.Resource[]) ?? []),
-        ],
-        additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "__credentials"],
-      },
-      "virtnet",
-      "DhcpRange",
-    );
+    super(rangeProvider, name, props, onNetworkOptions(args.network, opts), "virtnet", "DhcpRange");
   }
 }
 

@@ -39,3 +39,18 @@ export function readOnNetworkHost<T>(
       });
   });
 }
+
+/**
+ * The options of a resource that belongs to a network (DhcpRange, Port): it depends on the network, and its
+ * copy of the network's credentials stays secret.
+ */
+export function onNetworkOptions(
+  network: VirtualNetwork,
+  opts: pulumi.CustomResourceOptions | undefined,
+): pulumi.CustomResourceOptions {
+  return {
+    ...opts,
+    dependsOn: [network, ...([] as pulumi.Resource[]).concat((opts?.dependsOn as pulumi.Resource[]) ?? [])],
+    additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "__credentials"],
+  };
+}

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { lazyProvider } from "./lazyProvider";
 import { VirtualNetwork } from "./virtualNetwork";
 import { Inputs, inputProps } from "./inputs";
-import { readOnNetworkHost } from "./networkHost";
+import { onNetworkOptions, readOnNetworkHost } from "./networkHost";
 import { PORT_INPUT_KEYS } from "../provider/model/inputs";
 import type { PortArgs as PortInputArgs } from "../provider/model/inputs";
 
@@ -46,21 +46,7 @@ export class Port extends pulumi.dynamic.Resource {
       drift: undefined,
       warnings: undefined,
     };
-    super(
-      portProvider,
-      name,
-      props,
-      {
-        ...opts,
-        dependsOn: [
-          args.network,
-          ...([] as pulumi.Resource[]).concat((opts?.dependsOn as pulumi.Resource[]) ?? []),
-        ],
-        additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "__credentials"],
-      },
-      "virtnet",
-      "Port",
-    );
+    super(portProvider, name, props, onNetworkOptions(args.network, opts), "virtnet", "Port");
     this.warnings.apply((ws) => (ws ?? []).forEach((w) => pulumi.log.warn(w, this)));
   }
 }

@@ -12,6 +12,12 @@ const reservation = { mac: "52:54:00:15:01:01", ip: "10.87.0.50", hostname: "pg1
 
 type Ports = Record<string, Omit<PortArgs, "network">>;
 
+/** A Port with a reserved MAC, and one with a name, an owner and queues of its own. */
+const ports: Ports = {
+  ptnic1: { macAddress: reservation.mac },
+  ptnic2: { name: "vn-pt-own", owner: "vnplain", multiQueue: true },
+};
+
 function program(ports: Ports, opts: { fdb?: boolean; mtu?: number } = {}) {
   return () => {
     const net = new VirtualNetwork("ptnet", {
@@ -49,11 +55,6 @@ describe("Port on a lab host, through the engine path", function () {
   const addGuest = async (guest: string, tap: string, mac?: string) => {
     guests.push(guest);
     await tapGuestAdd(guest, "h1", tap, BRIDGE, { mac });
-  };
-
-  const ports: Ports = {
-    ptnic1: { macAddress: reservation.mac },
-    ptnic2: { name: "vn-pt-own", owner: "vnplain", multiQueue: true },
   };
 
   before(async () => {
@@ -238,18 +239,12 @@ describe("Port after a reboot of its lab host, through the engine path", functio
   this.timeout(180_000);
   let h1: LabHost;
   let stack: TestStack;
-  const ports: Ports = {
-    ptnic1: { macAddress: reservation.mac },
-    ptnic2: { name: "vn-pt-own", owner: "vnplain", multiQueue: true },
-  };
 
   before(async () => {
     [h1] = await labHosts(2);
     stack = stackFor(h1);
   });
-  after(async () => {
-    await stack.destroy();
-  });
+  after(() => stack.destroy());
 
   it("comes back after a reboot with its owner, queues and isolation; refresh then sees no drift", async () => {
     const iso: Ports = { ...ports, ptiso1: { isolated: true }, ptiso2: { isolated: true } };
