@@ -87,6 +87,11 @@ export async function startVmHosts(names: string[], opts: { trunk?: boolean } = 
     }),
   );
   const started: VmHost[] = [];
+  // The keys and configuration go with the last of these hosts.
+  let left = hosts.length;
+  const stopped = () => {
+    if (--left === 0) fs.rmSync(dir, { recursive: true, force: true });
+  };
   try {
     for (const h of hosts) {
       const argv = [
@@ -108,11 +113,12 @@ export async function startVmHosts(names: string[], opts: { trunk?: boolean } = 
           `virtio-net-pci,netdev=trunk,mac=52:54:00:7e:00:${String(h.i + 1).padStart(2, "0")}`,
         );
       }
-      started.push(await boot(h.name, argv, h.port, h.hostKey, clientKey, dir));
+      started.push(await boot(h.name, argv, h.port, h.hostKey, clientKey, dir, stopped));
     }
     await Promise.all(started.map((h) => h.exec("true")));
   } catch (e) {
     await Promise.all(started.map((h) => h.stop()));
+    fs.rmSync(dir, { recursive: true, force: true });
     throw e;
   }
   return started;
@@ -125,6 +131,7 @@ async function boot(
   hostKey: string,
   clientKey: string,
   dir: string,
+  stopped: () => void,
 ): Promise<VmHost> {
   const qemu = spawn("qemu-system-x86_64", argv, { stdio: ["ignore", "pipe", "pipe"] });
   running.add(qemu);
@@ -168,7 +175,7 @@ async function boot(
     await run("ssh", [...ssh.slice(0, -1), "-O", "exit", "root@127.0.0.1"]).catch(() => undefined);
     qemu.kill("SIGTERM");
     await closed;
-    running.delete(qemu);
+    if (running.delete(qemu)) stopped();
   };
   // Up when its sshd answers (boot to sshd: some seconds under TCG).
   const deadline = Date.now() + 120_000;
