@@ -243,14 +243,6 @@ function compareIpv4(a: ipaddr.IPv4, b: ipaddr.IPv4): number {
   return 0;
 }
 
-/**
- * Validates a network's inputs. Every problem names its property. Fields that are preview unknowns are
- * skipped; the caller learns that from `containsUnknown` and renders nothing for such inputs.
- */
-export function checkNetworkInputs(raw: NetworkInputs, defaultName: string): PropertyError[] {
-  return buildNetworkSpec(raw, defaultName).errors;
-}
-
 /** `host` (the connection's): a network on a VLAN uplink gets a bridge MAC of its own on each host. */
 export function buildNetworkSpec(raw: NetworkInputs, defaultName: string, host?: string): SpecResult {
   const problems = new Problems();

@@ -3,7 +3,7 @@
 // `iptables-save` prints them, so a listing read back from the host compares equal to the render, and the
 // same lines are valid `iptables-restore` input. IPv4 goes to iptables, IPv6 to ip6tables.
 import { quote } from "shell-quote";
-import { iptablesChainPrefix, iptablesComment, IPTABLES_CHAIN_MARK } from "../naming";
+import { iptablesChainPrefix, iptablesComment } from "../naming";
 import { NetworkSpec } from "../model/network";
 import {
   FirewallIntent,
@@ -204,16 +204,6 @@ export function ownedState(listing: IptListing, prefix: string): IptFamilyState 
   return state;
 }
 
-/** Does any chain of any network of virtnet's remain in this table (chains or jumps)? */
-export function hasVirtnetLines(listing: IptListing, table: IptTable): boolean {
-  const t = listing.tables[table];
-  if (!t) return false;
-  return (
-    Object.keys(t.policies).some((c) => c.startsWith(IPTABLES_CHAIN_MARK)) ||
-    t.rules.some((r) => (targetOf(r) ?? "").startsWith(IPTABLES_CHAIN_MARK))
-  );
-}
-
 /** The text `rendered.iptables` shows: one family's state as iptables-save would print it. */
 export function iptablesSaveText(state: IptFamilyState): string {
   let text = "";
@@ -236,13 +226,6 @@ export function iptablesSaveText(state: IptFamilyState): string {
     text += "COMMIT\n";
   }
   return text;
-}
-
-export function sameTableState(a: IptTableState, b: IptTableState): boolean {
-  return (
-    iptablesSaveText({ filter: a, nat: emptyTableState() }) ===
-    iptablesSaveText({ filter: b, nat: emptyTableState() })
-  );
 }
 
 // ---------------------------------------------------------------------------------------------------------
