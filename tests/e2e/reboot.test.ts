@@ -153,8 +153,10 @@ describe("reboot and restart, through the engine path, on a host that boots syst
       );
       expect(restore.up).to.be.at.most(online.up);
       expect(online.up).to.be.at.most(docker.start);
-      // Docker kept the DOCKER-USER the restore made, with the accepts, and put its jump first.
-      expect((await sh("h1", "iptables -S FORWARD")).split("\n")[1]).to.equal("-A FORWARD -j DOCKER-USER");
+      // Docker kept the DOCKER-USER the restore made, with the accepts, and jumps to it. Where the jump sits
+      // among Docker's own (before or after DOCKER-ISOLATION-STAGE-1) varies from boot to boot here; the
+      // guest's way out below is what shows the order works.
+      expect((await sh("h1", "iptables -S FORWARD")).split("\n")).to.include("-A FORWARD -j DOCKER-USER");
       const comment = '-m comment --comment "virtnet: network rb" -j ACCEPT';
       expect(await sh("h1", "iptables -S DOCKER-USER")).to.include(`-i vn-rb ${comment}`);
       // Docker 20.10 sets FORWARD's policy to DROP only when it turns forwarding on itself, which depends on
