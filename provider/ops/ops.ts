@@ -31,6 +31,8 @@ export interface WriteOptions {
   mode?: string;
   /** The running dnsmasq rereads the file on SIGHUP: the undo signals it after putting the file back. */
   dnsmasqReads?: boolean;
+  /** A unit file of the running systemd: the undo has it reread the units after putting the file back. */
+  systemdReads?: boolean;
 }
 
 /** Writes a file whole (atomically where it replaces one); the undo puts `previous` back, or removes it. */
@@ -45,8 +47,25 @@ export function writeFile(
   return {
     name: `write ${path}`,
     run: sh("write_file", path, mode, content),
-    undo: restore + (opts.dnsmasqReads ? " && dnsmasq_hup" : ""),
+    undo:
+      restore +
+      (opts.dnsmasqReads ? " && dnsmasq_hup" : "") +
+      (opts.systemdReads ? ` && ${RELOAD_UNITS}` : ""),
     ...sharedIf(path),
+  };
+}
+
+const RELOAD_UNITS = sh("systemctl", "daemon-reload");
+
+/**
+ * The running systemd rereads its unit files (after virtnet wrote or removed one), so that what it has loaded
+ * is what is on disk. `teardown`: after a host teardown's removals, at the round's end.
+ */
+export function reloadSystemdUnits(teardown = false): Action {
+  return {
+    name: "reload systemd's units",
+    run: RELOAD_UNITS,
+    ...(teardown ? hostTeardown : { shared: true }),
   };
 }
 

@@ -33,14 +33,20 @@ export function restoreGlobalActions(observed: ObservedNetwork, keep: boolean): 
     if (r.entry !== entry) actions.push(ops.writeFile(RESTORE_ENTRY, entry, r.entry, { mode: "0755" }));
     if (r.systemd) {
       const unit = renderSystemdUnit();
-      if (r.unit !== unit) actions.push(ops.writeFile(SYSTEMD_UNIT_PATH, unit, r.unit));
+      if (r.unit !== unit) {
+        actions.push(ops.writeFile(SYSTEMD_UNIT_PATH, unit, r.unit, { systemdReads: true }));
+        actions.push(ops.reloadSystemdUnits());
+      }
       if (!r.unitEnabled && r.wantsDir)
         actions.push(ops.symlink(`enable ${SYSTEMD_UNIT_NAME}`, SYSTEMD_UNIT_PATH, SYSTEMD_WANTS_LINK));
     }
     return actions;
   }
   if (r.unitEnabled) actions.push(ops.discardFiles(`disable ${SYSTEMD_UNIT_NAME}`, SYSTEMD_WANTS_LINK));
-  if (r.unit !== undefined) actions.push(ops.discardFiles(`remove ${SYSTEMD_UNIT_PATH}`, SYSTEMD_UNIT_PATH));
+  if (r.unit !== undefined) {
+    actions.push(ops.discardFiles(`remove ${SYSTEMD_UNIT_PATH}`, SYSTEMD_UNIT_PATH));
+    if (r.systemd) actions.push(ops.reloadSystemdUnits(true));
+  }
   if (r.entry !== undefined) actions.push(ops.discardFiles(`remove ${RESTORE_ENTRY}`, RESTORE_ENTRY));
   return actions;
 }

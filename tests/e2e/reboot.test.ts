@@ -147,6 +147,8 @@ describe("reboot and restart, through the engine path, on a host that boots syst
       await stack.up(program);
       expect(await sh("h1", "cat /var/lib/virtnet/networks/rb/restore.sh")).to.include("DOCKER-USER");
       h1 = await hostReboot("h1");
+      // hostReboot returns once sshd answers; Docker writes its chains before it reports ready, so wait for that.
+      await sh("h1", "timeout 60 sh -c 'until systemctl is-active --quiet docker.service; do sleep 0.2; done'");
       // docker.service wants network-online.target, which networking.service reaches: virtnet was done before.
       const [restore, online, docker] = await Promise.all(
         [UNIT, "network-online.target", "docker.service"].map(timesOf),
@@ -205,6 +207,12 @@ describe("reboot and restart, through the engine path, on a host that boots syst
       `ls /etc/systemd/system/${UNIT} /etc/systemd/system/multi-user.target.wants/${UNIT} /var/lib/virtnet 2>&1`,
     ]);
     expect(left.stdout).to.not.match(/^\/etc|^\/var/m);
+    // systemd ran the unit at the boots above, so it had it loaded: it rereads its units and lets it go.
+    expect(await unitProps(UNIT, "LoadState")).to.deep.equal({ LoadState: "not-found" });
     await stack.up(program); // back, so `after` has something to destroy
+    expect(await unitProps(UNIT, "LoadState", "NeedDaemonReload")).to.deep.equal({
+      LoadState: "loaded",
+      NeedDaemonReload: "no",
+    });
   });
 });

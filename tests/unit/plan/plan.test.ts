@@ -16,7 +16,11 @@ import { buildNetworkSpec, NetworkSpec } from "../../../provider/model/network";
 import { renderDnsmasqConf, renderHostsFile } from "../../../provider/render/dnsmasq";
 import { nftChainNames, renderNftables } from "../../../provider/render/nftables";
 import { firewallOf } from "../../../provider/observe/observed";
-import { renderNetworkRestore, renderRestoreEntry } from "../../../provider/render/restore";
+import {
+  renderNetworkRestore,
+  renderRestoreEntry,
+  renderSystemdUnit,
+} from "../../../provider/render/restore";
 
 const spec: NetworkSpec = buildNetworkSpec({ mode: "nat", ipv4: { cidr: "10.50.1.0/24" } }, "lab").spec!;
 const paths = networkPaths("lab");
@@ -268,16 +272,30 @@ describe("planner", () => {
   it("installs and enables a systemd unit on systemd hosts, and removes it with the last network", () => {
     const host = emptyHost();
     host.restore = { systemd: true, unitEnabled: false, wantsDir: true };
-    expect(names(planApply(spec, host, paths))).to.include.members([
+    const install = planApply(spec, host, paths).actions;
+    expect(names({ actions: install })).to.include.members([
       "write /etc/systemd/system/virtnet-restore.service",
+      "reload systemd's units",
       "enable virtnet-restore.service",
     ]);
+    // An undo that puts the old unit file back has systemd reread it too.
+    const write = install.find((a) => a.name === "write /etc/systemd/system/virtnet-restore.service")!;
+    expect(write.undo).to.match(/ && systemctl daemon-reload$/);
     const applied = appliedHost(spec);
     applied.restore = { ...applied.restore, systemd: true, unit: "x", unitEnabled: true, wantsDir: true };
-    expect(names(planDelete("lab", "vn-lab", applied, paths))).to.include.members([
+    const removal = names(planDelete("lab", "vn-lab", applied, paths));
+    expect(removal.slice(removal.indexOf("disable virtnet-restore.service"))).to.include.ordered.members([
       "disable virtnet-restore.service",
       "remove /etc/systemd/system/virtnet-restore.service",
+      "reload systemd's units",
     ]);
+  });
+
+  it("leaves systemd's units alone when the unit is already as rendered", () => {
+    const applied = appliedHost(spec);
+    applied.restore = { ...applied.restore, systemd: true, unitEnabled: true, wantsDir: true };
+    applied.restore.unit = renderSystemdUnit();
+    expect(names(planApply(spec, applied, paths))).to.not.include("reload systemd's units");
   });
 
   it("writes no restore script for a transient network (autostart: false)", () => {
