@@ -148,7 +148,10 @@ describe("reboot and restart, through the engine path, on a host that boots syst
       expect(await sh("h1", "cat /var/lib/virtnet/networks/rb/restore.sh")).to.include("DOCKER-USER");
       h1 = await hostReboot("h1");
       // hostReboot returns once sshd answers; Docker writes its chains before it reports ready, so wait for that.
-      await sh("h1", "timeout 60 sh -c 'until systemctl is-active --quiet docker.service; do sleep 0.2; done'");
+      await sh(
+        "h1",
+        "timeout 60 sh -c 'until systemctl is-active --quiet docker.service; do sleep 0.2; done'",
+      );
       // docker.service wants network-online.target, which networking.service reaches: virtnet was done before.
       const [restore, online, docker] = await Promise.all(
         [UNIT, "network-online.target", "docker.service"].map(timesOf),
