@@ -4,6 +4,7 @@ import { validateConnection } from "../host";
 import { Host } from "../host/host";
 import { networkPaths } from "../naming";
 import { applyNetwork, deleteNetwork, readNetwork } from "../orchestration/network";
+import { NetworkError } from "../orchestration/errors";
 import { observe } from "../orchestration/probe";
 import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../model/network";
 import { ObservedNetwork } from "../observe/observed";
@@ -174,7 +175,13 @@ export async function read(id: string, props: Props) {
     };
     const host = await connectTo({ ...props, connection });
     const stored = await recordedSpec(host, m[3]);
-    if (!stored) return { id: "", props: {} };
+    if (!stored)
+      throw new NetworkError(
+        host.label,
+        m[3],
+        "get",
+        "no such network on this host: virtnet has no record of it (deleted by its own stack, or never made)",
+      );
     inputs = specToInputs(stored);
   }
   const full: Props = { ...props, ...inputs, connection };
