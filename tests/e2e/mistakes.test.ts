@@ -3,7 +3,8 @@ import { expect } from "chai";
 import { DhcpRange, VirtualNetwork } from "../../sdk";
 import { DeploymentError } from "../engine/engine";
 import { LabHost } from "../lab/lab";
-import { labHosts, stackFor } from "./support";
+import { hostExec } from "../lab/lab";
+import { labHosts, sh, snapshot, stackFor } from "./support";
 
 /** The run's error, or a failure of the test when it succeeds or has not ended after `ms`. */
 async function failureOf(run: Promise<unknown>, ms = 30_000): Promise<DeploymentError> {
@@ -53,5 +54,40 @@ describe("mistakes users make, on a lab host through the engine path", function 
       await a.destroy();
       await b.destroy();
     }
+  });
+
+  it("an operation that stalls on the host (its lock held) fails at connection.operationTimeoutMs, naming host and network", async () => {
+    const before = await snapshot("h1");
+    const stack = stackFor(h1);
+    const program = (operationTimeoutMs?: number) => () => {
+      new VirtualNetwork("stall", {
+        connection: {
+          host: h1.address,
+          hostKey: h1.hostKey,
+          ...(operationTimeoutMs ? { operationTimeoutMs } : {}),
+        },
+        mode: "isolated",
+        ipv4: { cidr: "10.74.0.0/24" },
+      });
+    };
+    // Another process holds virtnet's host lock: the round script waits for it (up to 60 s on its own).
+    const holder = hostExec("h1", ["flock", "/run", "sh", "-c", "echo $$ > /tmp/vn-hold.pid; exec sleep 45"]);
+    try {
+      for (let i = 0; i < 50 && !(await sh("h1", "cat /tmp/vn-hold.pid 2>/dev/null || true")).trim(); i++)
+        await new Promise((r) => setTimeout(r, 100));
+      const started = Date.now();
+      const e = await failureOf(stack.up(program(3000)), 20_000);
+      expect(Date.now() - started).to.be.below(15_000);
+      expect(e.message).to.include(
+        `host root@${h1.address}:22, network "stall": apply: did not finish within 3 s`,
+      );
+    } finally {
+      await sh("h1", "kill $(cat /tmp/vn-hold.pid); rm -f /tmp/vn-hold.pid");
+      await holder;
+      // The script that waited may still have run once the lock was free: converge, then remove.
+      await stack.up(program());
+      await stack.destroy();
+    }
+    expect(await snapshot("h1")).to.equal(before);
   });
 });
