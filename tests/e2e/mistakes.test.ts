@@ -90,4 +90,42 @@ describe("mistakes users make, on a lab host through the engine path", function 
     }
     expect(await snapshot("h1")).to.equal(before);
   });
+
+  it("the same MAC or IP reserved in two DhcpRanges of one network: refused at create naming both, dnsmasq unchanged", async () => {
+    const stack = stackFor(h1);
+    const reserve = (mac: string, ip: string) => [{ mac, ip, hostname: "twice" }];
+    const program = (second?: { mac: string; ip: string }) => () => {
+      const n = new VirtualNetwork("dup", { mode: "isolated", ipv4: { cidr: "10.75.0.0/24" } });
+      new DhcpRange("first", {
+        network: n,
+        start: "10.75.0.100",
+        end: "10.75.0.150",
+        hosts: reserve("52:54:00:aa:00:01", "10.75.0.10"),
+      });
+      if (second)
+        new DhcpRange("second", {
+          network: n,
+          start: "10.75.0.160",
+          end: "10.75.0.200",
+          hosts: reserve(second.mac, second.ip),
+        });
+    };
+    try {
+      await stack.up(program());
+      const before = await snapshot("h1");
+      for (const second of [
+        { mac: "52:54:00:AA:00:01", ip: "10.75.0.11" },
+        { mac: "52:54:00:aa:00:02", ip: "10.75.0.10" },
+      ]) {
+        const e = await failureOf(stack.up(program(second)));
+        expect(e.message).to.include('network "dup": check host: hosts[0]:');
+        expect(e.message).to.include(
+          'already reserved by DhcpRange "first" of this network; DhcpRange "second"',
+        );
+        expect(await snapshot("h1")).to.equal(before);
+      }
+    } finally {
+      await stack.destroy();
+    }
+  });
 });
