@@ -72,6 +72,13 @@ function hostConflicts(spec: NetworkSpec, observed: ObservedNetwork): string[] {
     if (spec.ipv4 && other.cidr && overlaps(spec.ipv4.cidr, other.cidr))
       errors.push(`subnet ${spec.ipv4.cidr} overlaps virtnet network "${other.name}" (${other.cidr})`);
   }
+  const links = observed.links;
+  if (spec.forwardDevice && links && !links.some((l) => l.name === spec.forwardDevice)) {
+    const names = links.map((l) => l.name).filter((n) => n !== "lo");
+    errors.push(
+      `forwardDevice ${spec.forwardDevice} does not exist on this host (its interfaces: ${names.join(", ")})`,
+    );
+  }
   if (spec.ipv4) {
     const ownDevs = new Set(observed.networks.filter((n) => n.name !== spec.name).map((n) => n.bridge));
     for (const f of observed.foreignIpv4) {

@@ -128,4 +128,23 @@ describe("mistakes users make, on a lab host through the engine path", function 
       await stack.destroy();
     }
   });
+
+  it("a forwardDevice the host does not have: refused at create before any change", async () => {
+    const stack = stackFor(h1);
+    const before = await snapshot("h1");
+    try {
+      const e = await failureOf(
+        stack.up(() => {
+          new VirtualNetwork("nofwd", { mode: "nat", ipv4: { cidr: "10.76.0.0/24" }, forwardDevice: "eth9" });
+        }),
+      );
+      expect(e.message).to.include(
+        'network "nofwd": check host: forwardDevice eth9 does not exist on this host',
+      );
+      expect(e.message).to.include("eth0");
+      expect(await snapshot("h1")).to.equal(before);
+    } finally {
+      await stack.destroy();
+    }
+  });
 });
