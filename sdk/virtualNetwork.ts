@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { lazyProvider } from "./lazyProvider";
+import { rememberNetworkArgs } from "./networkRef";
 import { splitConnection } from "../provider/resources/credentials";
 import { ConnectionInput } from "./connection";
 import { Inputs, inputProps } from "./inputs";
@@ -93,6 +94,7 @@ export class VirtualNetwork extends pulumi.dynamic.Resource {
       "virtnet",
       "VirtualNetwork",
     );
+    rememberNetworkArgs(this, args);
     this.warnings.apply((ws) => (ws ?? []).forEach((w) => pulumi.log.warn(w, this)));
   }
 
