@@ -9,6 +9,40 @@ export function rememberNetworkArgs(net: VirtualNetwork, args: VirtualNetworkArg
   if (args) declared.set(net, args);
 }
 
+// The subnets and hosts of the networks each program run declared, by its stack resource (a process may run
+// several programs one after the other: the engine-path runner does).
+const siblings = new WeakMap<object, pulumi.Output<Record<string, unknown>>[]>();
+
+function programKey(): object | undefined {
+  return pulumi.runtime.getStackResource();
+}
+
+/** Records a network the program declares, for the overlap check of the networks declared after it. */
+export function declareSibling(name: pulumi.Input<string>, args: VirtualNetworkArgs): void {
+  const key = programKey();
+  if (!key) return;
+  const list = siblings.get(key) ?? [];
+  siblings.set(key, list);
+  const facts = pulumi.all([name, args.connection, args.ipv4, args.ipv6]).apply(([n, c, v4, v6]) => {
+    const conn = (c ?? {}) as { host?: string; port?: number };
+    const connection: Record<string, unknown> = {};
+    if (conn.host !== undefined) connection.host = conn.host;
+    if (conn.port !== undefined) connection.port = conn.port;
+    const f: Record<string, unknown> = { name: n, connection };
+    if (v4?.cidr !== undefined) f.cidr = v4.cidr;
+    if (v6?.cidr !== undefined) f.ipv6Cidr = v6.cidr;
+    return f;
+  });
+  list.push(pulumi.unsecret(facts));
+}
+
+/** The networks declared so far in this program run (their name, host and subnets), for a new one's check. */
+export function declaredSiblings(): pulumi.Output<unknown[]> | undefined {
+  const key = programKey();
+  const list = key ? siblings.get(key) : undefined;
+  return list?.length ? pulumi.all([...list]) : undefined;
+}
+
 /** The declared value when the program gave one, else the network's output. */
 function declaredOr<T>(
   net: VirtualNetwork,

@@ -42,7 +42,8 @@ function parsePrefix(cidr: string): [ipaddr.IPv4 | ipaddr.IPv6, number] {
   return p;
 }
 
-function overlaps(a: string, b: string): boolean {
+/** Whether two CIDRs of one family share an address. */
+export function overlaps(a: string, b: string): boolean {
   const [na, pa] = parsePrefix(a);
   const [nb, pb] = parsePrefix(b);
   if (na.kind() !== nb.kind()) return false;

@@ -13,7 +13,8 @@ import { renderDnsmasqConf, renderHostsFile, needsDnsmasq } from "../render/dnsm
 import { renderNftables } from "../render/nftables";
 import { iptablesSaveText, renderIptablesState } from "../render/iptables";
 import { firewallSummary } from "../plan/firewall";
-import { containsUnknown, isUnknown, PropertyError } from "../model/validation";
+import { overlaps } from "../plan/network";
+import { containsUnknown, isUnknown, parseStrictCidr, PropertyError } from "../model/validation";
 import { connectTo, resolveConnection } from "./connection";
 import { changedKeys, checked, pick, Props, required } from "./props";
 import { NETWORK_INPUT_KEYS } from "../model/inputs";
@@ -50,7 +51,31 @@ export function check(_olds: Props, news: Props): { inputs: Props; failures: Pro
   failures.push(...connResult.errors.map((e: PropertyError) => ({ property: e.property, reason: e.reason })));
   const result = buildNetworkSpec(networkInputs(news), news.name, hostOf(conn));
   failures.push(...result.errors);
+  if (result.spec) failures.push(...siblingOverlaps(result.spec, conn, news.__siblings));
   return checked(news, failures, result.spec, renderedArtifacts);
+}
+
+/** A subnet another network of the same program has on the same host: refused at check (preview). */
+function siblingOverlaps(spec: NetworkSpec, conn: { host: string; port?: number }, siblings: unknown) {
+  const failures: PropertyError[] = [];
+  if (!Array.isArray(siblings)) return failures;
+  for (const s of siblings as Props[]) {
+    if (!s || typeof s !== "object" || containsUnknown(s) || s.name === spec.name) continue;
+    const other = resolveConnection(s.connection);
+    if (hostOf(other) !== hostOf(conn)) continue;
+    for (const [mine, theirs, property] of [
+      [spec.ipv4?.cidr, s.cidr, "ipv4.cidr"],
+      [spec.ipv6?.cidr, s.ipv6Cidr, "ipv6.cidr"],
+    ] as const) {
+      if (!mine || typeof theirs !== "string" || !parseStrictCidr(theirs) || !overlaps(mine, theirs))
+        continue;
+      failures.push({
+        property,
+        reason: `${mine} overlaps ${theirs} of VirtualNetwork "${s.name}", declared in this program for the same host ${hostOf(conn)}`,
+      });
+    }
+  }
+  return failures;
 }
 
 function specOf(props: Props): NetworkSpec {
@@ -115,6 +140,7 @@ function outputsOf(
 ): Props {
   const outs: Props = { ...inputs };
   delete outs.__provider;
+  delete outs.__siblings;
   outs.rendered = renderedArtifacts(spec);
   outs.libvirtXml = libvirtXmlOf(spec, observed);
   outs.host = host.label;

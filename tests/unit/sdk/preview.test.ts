@@ -42,4 +42,21 @@ describe("preview: a range or route checked against its new network's declared s
     });
     expect(message).to.match(/gateway: .*10\.85\.0\.1.*10\.80\.0\.0\/24/);
   });
+
+  it("two networks of one program with overlapping subnets on one host fail at preview, naming both", async () => {
+    const message = await previewError(() => {
+      new VirtualNetwork("first", { connection, mode: "nat", ipv4: { cidr: "10.80.0.0/16" } });
+      new VirtualNetwork("second", { connection, mode: "nat", ipv4: { cidr: "10.80.5.0/24" } });
+    });
+    expect(message).to.include("VirtualNetwork::second: check failed");
+    expect(message).to.include(
+      'ipv4.cidr: 10.80.5.0/24 overlaps 10.80.0.0/16 of VirtualNetwork "first", declared in this program for the same host 192.0.2.1:22',
+    );
+    // The same subnets on two hosts are fine.
+    const other = { ...connection, host: "192.0.2.2" };
+    await new TestStack({ cwd: dir }).preview(() => {
+      new VirtualNetwork("first", { connection, mode: "nat", ipv4: { cidr: "10.80.0.0/16" } });
+      new VirtualNetwork("second", { connection: other, mode: "nat", ipv4: { cidr: "10.80.5.0/24" } });
+    });
+  });
 });
