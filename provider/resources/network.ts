@@ -140,7 +140,6 @@ function outputsOf(
 ): Props {
   const outs: Props = { ...inputs };
   delete outs.__provider;
-  delete outs.__siblings;
   outs.rendered = renderedArtifacts(spec);
   outs.libvirtXml = libvirtXmlOf(spec, observed);
   outs.host = host.label;
@@ -219,6 +218,7 @@ export async function read(id: string, props: Props) {
   // The same shape check returns, so a refresh alone never makes the next preview show a change.
   const newInputs: Props = { ...inputs, name: spec.name, connection, rendered: renderedArtifacts(spec) };
   if (props.__credentials !== undefined) newInputs.__credentials = props.__credentials;
+  if (props.__siblings !== undefined) newInputs.__siblings = props.__siblings;
   return { id, props: outs, inputs: newInputs };
 }
 
