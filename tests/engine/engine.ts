@@ -1,6 +1,6 @@
 // A mini Pulumi engine for tests, demos and benchmarks: runs a real Pulumi program's registrations (through the
 // SDK's mock monitor) and drives the SDK's REAL dynamic-provider plugin process over gRPC the way the engine
-// does for `pulumi up / preview / refresh / destroy`. See shared/notes/pulumi-engine-path.md.
+// does for `pulumi up / preview / refresh / destroy`. See tests/engine/README.md.
 //
 // Isolation between runs in one process: each program run gets its own SDK state store
 // (runtime/state.withLocalStorage, what the Automation API's inline-program server does per run), then
