@@ -1,7 +1,7 @@
 // What preview catches through the engine path (the real plugin's check), with no host behind it.
 import * as fs from "node:fs";
 import { expect } from "chai";
-import { DhcpRange, StaticRoute, VirtualNetwork } from "../../../sdk";
+import { DhcpRange, getFdb, getLeases, StaticRoute, VirtualNetwork } from "../../../sdk";
 import { DeploymentError, makeProjectDir, TestStack } from "../../engine/engine";
 
 const connection = { host: "192.0.2.1", insecureIgnoreHostKey: true, password: "unused" };
@@ -58,5 +58,22 @@ describe("preview: a range or route checked against its new network's declared s
       new VirtualNetwork("first", { connection, mode: "nat", ipv4: { cidr: "10.80.0.0/16" } });
       new VirtualNetwork("second", { connection: other, mode: "nat", ipv4: { cidr: "10.80.5.0/24" } });
     });
+  });
+
+  it("getLeases and getFdb of a network still to be made settle at preview (empty), never hang it", async () => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("preview still running after 15 s: a hang")), 15_000);
+    });
+    const run = new TestStack({ cwd: dir }).preview(() => {
+      const n = new VirtualNetwork("pv", { connection, mode: "nat", ipv4: { cidr: "10.80.0.0/24" } });
+      return { leases: getLeases({ network: n }), fdb: getFdb({ network: n }) };
+    });
+    try {
+      const r = await Promise.race([run, late]);
+      expect(r.outputs).to.deep.equal({ leases: [], fdb: { entries: [], ports: [] } });
+    } finally {
+      clearTimeout(timer);
+    }
   });
 });
