@@ -16,4 +16,6 @@ export interface ConnectionInput {
   proxy?: pulumi.Input<ConnectionInput>;
   connectTimeoutMs?: pulumi.Input<number>;
   retries?: pulumi.Input<number>;
+  /** The longest one operation on the host may take (queue, probe, script); default 300000 (5 min). */
+  operationTimeoutMs?: pulumi.Input<number>;
 }

@@ -49,11 +49,14 @@ import type { Lease } from "../provider/orchestration/leases";
 
 /** The network's current DHCP leases, read from the host like `virsh net-dhcp-leases`. */
 export function getLeases(args: { network: VirtualNetwork }): Promise<Lease[]> {
-  return readOnNetworkHost(args.network, (n) =>
-    require("pulumi-virtnet/dist/provider/resources/dhcpRange.js").leases(
-      n.connection,
-      n.credentials,
-      n.name,
-    ),
+  return readOnNetworkHost(
+    args.network,
+    (n) =>
+      require("pulumi-virtnet/dist/provider/resources/dhcpRange.js").leases(
+        n.connection,
+        n.credentials,
+        n.name,
+      ),
+    [],
   );
 }

@@ -12,10 +12,13 @@ export interface NetworkOnHost {
 /**
  * Runs `read` with the network's connection once its outputs are known. This runs in the program, not in the
  * provider plugin: the stack config's defaults (`virtnet:host`, ...) are read here and handed to the provider.
+ * In a preview where the network's outputs are not known yet (it is still to be made), `whenUnknown`; when they
+ * failed (the network's create or read failed), that error.
  */
 export function readOnNetworkHost<T>(
   network: VirtualNetwork,
   read: (n: NetworkOnHost) => Promise<T>,
+  whenUnknown: T,
 ): Promise<T> {
   const net = network as any;
   const cfg = new pulumi.Config("virtnet");
@@ -26,17 +29,21 @@ export function readOnNetworkHost<T>(
     cfg.get("hostKey"),
   ]);
   return new Promise((resolve, reject) => {
-    pulumi
-      .all([net.connection, net.__credentials, net.name, net.bridgeName, defaults])
-      .apply(([connection, credentials, name, bridgeName, d]) => {
-        require("pulumi-virtnet/dist/provider/resources/connection.js").configureDefaults({
-          host: d[0],
-          user: d[1],
-          privateKey: d[2],
-          hostKey: d[3],
-        });
-        return read({ connection, credentials, name, bridgeName }).then(resolve, reject);
+    const inputs = pulumi.all([net.connection, net.__credentials, net.name, net.bridgeName, defaults]);
+    // apply() never calls back for an unknown or a failed value: without this the promise would never settle.
+    (inputs as unknown as { isKnown: Promise<boolean> }).isKnown.then(
+      (known) => known || resolve(whenUnknown),
+      reject,
+    );
+    inputs.apply(([connection, credentials, name, bridgeName, d]) => {
+      require("pulumi-virtnet/dist/provider/resources/connection.js").configureDefaults({
+        host: d[0],
+        user: d[1],
+        privateKey: d[2],
+        hostKey: d[3],
       });
+      return read({ connection, credentials, name, bridgeName }).then(resolve, reject);
+    });
   });
 }
 

@@ -61,10 +61,13 @@ import type { Fdb } from "../provider/observe/fdb";
  * has learned and on which port, and each port's STP state, VLANs and isolation.
  */
 export function getFdb(args: { network: VirtualNetwork }): Promise<Fdb> {
-  return readOnNetworkHost(args.network, (n) =>
-    require("pulumi-virtnet/dist/provider/resources/port.js").fdb(n.connection, n.credentials, {
-      name: n.name,
-      bridgeName: n.bridgeName,
-    }),
+  return readOnNetworkHost(
+    args.network,
+    (n) =>
+      require("pulumi-virtnet/dist/provider/resources/port.js").fdb(n.connection, n.credentials, {
+        name: n.name,
+        bridgeName: n.bridgeName,
+      }),
+    { entries: [], ports: [] },
   );
 }

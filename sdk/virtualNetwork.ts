@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { lazyProvider } from "./lazyProvider";
+import { declaredSiblings, declareSibling, rememberNetworkArgs } from "./networkRef";
 import { splitConnection } from "../provider/resources/credentials";
 import { ConnectionInput } from "./connection";
 import { Inputs, inputProps } from "./inputs";
@@ -63,6 +64,8 @@ export class VirtualNetwork extends pulumi.dynamic.Resource {
     // and `get` passes no args at all.
     const props: Record<string, any> = {
       ...inputProps(NETWORK_INPUT_KEYS, args),
+      // The networks this program declared before this one: check refuses a subnet one of them has on this host.
+      __siblings: args ? declaredSiblings() : undefined,
       name: args?.name ?? name,
       connection: pulumi.unsecret(split.apply((s) => s.connection)),
       __credentials: pulumi.secret(split.apply((s) => s.credentials ?? {})),
@@ -93,6 +96,8 @@ export class VirtualNetwork extends pulumi.dynamic.Resource {
       "virtnet",
       "VirtualNetwork",
     );
+    rememberNetworkArgs(this, args);
+    if (args) declareSibling(args.name ?? name, args);
     this.warnings.apply((ws) => (ws ?? []).forEach((w) => pulumi.log.warn(w, this)));
   }
 

@@ -15,6 +15,11 @@ export interface ConnectionArgs {
   proxy?: ConnectionArgs; // a bastion hop
   connectTimeoutMs?: number; // default 10000
   retries?: number; // dial retries (not auth/host-key failures); default 3
+  /**
+   * Default 300000 (5 min): the longest one operation on the host may take, from joining the host's queue to
+   * the end of its probe and script; then it fails, naming the host and what it was doing.
+   */
+  operationTimeoutMs?: number;
 }
 
 export interface RunOptions {
@@ -38,6 +43,8 @@ export interface WriteFileOptions {
 export interface Host {
   /** Safe for messages: "user@host:port", never a secret. */
   readonly label: string;
+  /** connection.operationTimeoutMs, when given: see ConnectionArgs. */
+  readonly operationTimeoutMs?: number;
   /** Runs `script` with /bin/sh (as root via sudo -n when asked). Resolves on any exit code. */
   run(script: string, opts?: RunOptions): Promise<RunResult>;
   /** Like run, but rejects with HostCommandError when the exit code is not 0. */

@@ -659,6 +659,10 @@ export class SshHost extends CommandHost {
     this.useSudo = conn.sudo === true && this.userName !== "root";
   }
 
+  get operationTimeoutMs(): number | undefined {
+    return this.#conn.operationTimeoutMs;
+  }
+
   /** Opens (or reuses) the pooled connection; rejects with SshConnectError. */
   async connect(): Promise<this> {
     await pooled(this.#conn, this.poolKey).client();

@@ -25,6 +25,7 @@ const KNOWN_KEYS: (keyof ConnectionArgs)[] = [
   "proxy",
   "connectTimeoutMs",
   "retries",
+  "operationTimeoutMs",
 ];
 
 // Host names: dot-separated labels of letters, digits, '-' and '_' (seen in internal names), not starting
@@ -183,6 +184,11 @@ function check(args: unknown, path: string, p: Problems, depth: number): Connect
     const t = a.connectTimeoutMs;
     if (typeof t !== "number" || !Number.isInteger(t) || t < 100 || t > 600_000)
       p.add(`${path}.connectTimeoutMs`, "must be an integer from 100 to 600000 (milliseconds)");
+  }
+  if (known("operationTimeoutMs")) {
+    const t = a.operationTimeoutMs;
+    if (typeof t !== "number" || !Number.isInteger(t) || t < 1000 || t > 3_600_000)
+      p.add(`${path}.operationTimeoutMs`, "must be an integer from 1000 to 3600000 (milliseconds)");
   }
   if (known("retries")) {
     const r = a.retries;

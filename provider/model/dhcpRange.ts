@@ -241,3 +241,24 @@ export function rangeInside(r: DhcpRangeSpec, cidr: string | undefined): boolean
   const net = ipaddr.parseCIDR(cidr);
   return ipaddr.parse(r.start).match(net) && ipaddr.parse(r.end).match(net);
 }
+
+/**
+ * The reservations of `range` that another range of the same network already holds (same MAC, or same IP):
+ * dnsmasq would get two `dhcp-host` lines for one MAC, or hand one address to two machines.
+ */
+export function reservationClashes(range: DhcpRangeSpec, others: DhcpRangeSpec[]): string[] {
+  const clashes: string[] = [];
+  range.hosts.forEach((h, i) => {
+    for (const o of others) {
+      if (o.name === range.name) continue;
+      const same = o.hosts.find((x) => x.mac === h.mac || x.ip === h.ip);
+      if (!same) continue;
+      const what = same.mac === h.mac ? `MAC ${h.mac}` : `IP ${h.ip}`;
+      clashes.push(
+        `hosts[${i}]: ${what} is already reserved by DhcpRange "${o.name}" of this network; ` +
+          `DhcpRange "${range.name}" cannot reserve it too (one reservation per MAC and per IP in a network)`,
+      );
+    }
+  });
+  return clashes;
+}

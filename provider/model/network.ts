@@ -97,21 +97,28 @@ function checkIpv4(raw: NetworkInputs["ipv4"], problems: Problems): Ipv4Spec | u
     problems.add("ipv4", 'must be an object like { cidr: "10.50.1.0/24" }');
     return undefined;
   }
+  // A bad cidr leaves the gateway's own syntax to check, so one check reports both.
+  const gatewayAlone = () => {
+    const g = raw.gateway;
+    if (g !== undefined && !isUnknown(g) && !(typeof g === "string" && parseIpv4(g)))
+      problems.add("ipv4.gateway", `"${g}" is not an IPv4 address`);
+    return undefined;
+  };
   if (typeof raw.cidr !== "string") {
     problems.add("ipv4.cidr", 'is required, e.g. "10.50.1.0/24"');
-    return undefined;
+    return gatewayAlone();
   }
   const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d{1,2})$/.exec(raw.cidr);
   const addr = m ? parseIpv4(m[1]) : undefined;
   const prefixLength = m ? Number(m[2]) : NaN;
   if (!m || !addr || prefixLength < 1 || prefixLength > 30) {
     problems.add("ipv4.cidr", `"${raw.cidr}" is not an IPv4 CIDR with a prefix from /1 to /30`);
-    return undefined;
+    return gatewayAlone();
   }
   const network = ipaddr.IPv4.networkAddressFromCIDR(raw.cidr);
   if (network.toString() !== addr.toString()) {
     problems.add("ipv4.cidr", `host bits are set: did you mean ${network.toString()}/${prefixLength}?`);
-    return undefined;
+    return gatewayAlone();
   }
   const broadcast = ipaddr.IPv4.broadcastAddressFromCIDR(raw.cidr);
   const firstUsable = ipaddr.IPv4.parse(network.toString());
@@ -143,17 +150,24 @@ function checkIpv6(raw: NetworkInputs["ipv6"], problems: Problems): Ipv6Spec | u
     problems.add("ipv6", 'must be an object like { cidr: "fd00:50:1::/64" }');
     return undefined;
   }
+  const gatewayAlone = () => {
+    const g = raw.gateway;
+    const valid = typeof g === "string" && ipaddr.IPv6.isValid(g) && !g.includes("%");
+    if (g !== undefined && !isUnknown(g) && !valid)
+      problems.add("ipv6.gateway", `"${g}" is not an IPv6 address`);
+    return undefined;
+  };
   const m = typeof raw.cidr === "string" ? /^([0-9a-fA-F:]+)\/(\d{1,3})$/.exec(raw.cidr) : null;
   const prefixLength = m ? Number(m[2]) : NaN;
   if (!m || !ipaddr.IPv6.isValid(m[1]) || prefixLength < 8 || prefixLength > 126) {
     problems.add("ipv6.cidr", `"${raw.cidr}" is not an IPv6 CIDR with a prefix from /8 to /126`);
-    return undefined;
+    return gatewayAlone();
   }
   const addr = ipaddr.IPv6.parse(m[1]);
   const network = ipaddr.IPv6.networkAddressFromCIDR(raw.cidr!);
   if (network.toString() !== addr.toString()) {
     problems.add("ipv6.cidr", `host bits are set: did you mean ${network.toString()}/${prefixLength}?`);
-    return undefined;
+    return gatewayAlone();
   }
   const first = ipaddr.IPv6.parse(network.toString());
   first.parts[7] += 1; // /126 at most, so the last group never overflows

@@ -60,7 +60,8 @@ export function buildRouteSpec(
   const name = raw.name ?? defaultName;
   checkNoControlCharacters({ ...raw, name }, "", problems);
   if (!problems.ok) return { errors: problems.errors };
-  if ([name, raw.destination, raw.gateway, raw.metric].some(isUnknown) || containsUnknown(raw.network))
+  // A network whose bridge is not known yet (preview of a new one) still has its declared subnet checked.
+  if ([name, raw.destination, raw.gateway, raw.metric].some(isUnknown) || isUnknown(raw.network))
     return { errors: [] };
   checkSafeName(name, "name", problems, 64);
   const dest = parseCidr(raw.destination);
@@ -95,7 +96,7 @@ export function buildRouteSpec(
     const net = own && parseCidr(own[0]);
     if (gw && net && !gw.match(net[0], net[1]))
       problems.add("gateway", `${raw.gateway} is not inside the network's subnet ${own[0]}`);
-    else if (gw && !net && subnets.some(([c]) => parseCidr(c)))
+    else if (gw && !net && subnets.some(([c]) => parseCidr(c)) && !subnets.some(([c]) => isUnknown(c)))
       problems.add(
         "gateway",
         `${raw.gateway} is an ${family === "ipv6" ? "IPv6" : "IPv4"} address and the network has no subnet of that family`,
@@ -103,7 +104,7 @@ export function buildRouteSpec(
     if (gw && subnets.some(([, g]) => g === gw.toString()))
       problems.add("gateway", `${raw.gateway} is the network's own address: use a router on that network`);
   }
-  if (!problems.ok || !dest || !gw) return { errors: problems.errors };
+  if (!problems.ok || !dest || !gw || containsUnknown(raw.network)) return { errors: problems.errors };
   const family = dest[0].kind() === "ipv4" ? 4 : 6;
   const spec: RouteSpec = {
     name,

@@ -1,6 +1,7 @@
 // A network's DHCP leases, read from dnsmasq's lease file.
 import { Host } from "../host/host";
 import { networkPaths } from "../naming";
+import { withinDeadline } from "./deadline";
 
 export interface Lease {
   mac: string;
@@ -13,7 +14,8 @@ export interface Lease {
 
 /** Current leases, from dnsmasq's lease file (like `virsh net-dhcp-leases`). */
 export async function readLeases(host: Host, networkName: string): Promise<Lease[]> {
-  const text = (await host.readFile(networkPaths(networkName).leases)) ?? "";
+  const file = host.readFile(networkPaths(networkName).leases);
+  const text = (await withinDeadline(host, networkName, "read the leases", file)) ?? "";
   return text
     .split("\n")
     .map((l) => l.trim().split(/\s+/))

@@ -4,6 +4,7 @@ import { networkPaths } from "../naming";
 import { ObservedNetwork } from "../observe/observed";
 import { parseMultiProbe, parseProbe } from "../observe/parse";
 import { MULTI_PROBE_SCRIPT, probeArgs, PortProbe, PROBE_SCRIPT } from "../ops/probe";
+import { withinDeadline } from "./deadline";
 import { NetworkError } from "./errors";
 import { HostQueues, MAX_BATCH } from "./queue";
 
@@ -90,7 +91,8 @@ export function observe(
   gateway = "",
   more: Pick<ProbeTarget, "network" | "port"> = {},
 ): Promise<ObservedNetwork> {
-  return new Promise<ObservedNetwork>((resolve, reject) =>
+  const work = new Promise<ObservedNetwork>((resolve, reject) =>
     reads.add(host, { name, bridge, gateway, ...more, resolve, reject }),
   );
+  return withinDeadline(host, name, "probe host", work);
 }

@@ -1,7 +1,7 @@
 // A DhcpRange's operations on a host: the network's dnsmasq converged from the host's record of the network
 // plus its ranges.
 import { Host } from "../host/host";
-import { DhcpRangeSpec } from "../model/dhcpRange";
+import { DhcpRangeSpec, reservationClashes } from "../model/dhcpRange";
 import { NetworkSpec } from "../model/network";
 import { networkPaths } from "../naming";
 import { ObservedNetwork } from "../observe/observed";
@@ -30,11 +30,14 @@ function convergeRanges(
   choose: (recorded: DhcpRangeSpec[]) => DhcpRangeSpec[] | undefined,
   missingNetwork: (ref: NetworkRef) => Plan,
   failAfter?: string,
+  refuse: (recorded: DhcpRangeSpec[]) => string[] = () => [],
 ): Promise<ApplyResult> {
   const paths = networkPaths(ref.name);
   const plan = (o: ObservedNetwork): Plan => {
     const record = o.networks.find((n) => n.name === ref.name);
     if (!record?.spec) return missingNetwork(ref);
+    const refusals = refuse(o.ranges);
+    if (refusals.length) return refused(refusals);
     const ranges = choose(o.ranges);
     if (!ranges) return nothingToDo();
     return planApply(record.spec as NetworkSpec, o, paths, { ranges });
@@ -56,7 +59,8 @@ export function applyRange(
   opts: ApplyOptions = {},
 ): Promise<ApplyResult> {
   const choose = (recorded: DhcpRangeSpec[]) => [...recorded.filter((r) => r.name !== range.name), range];
-  return convergeRanges(host, ref, choose, noNetwork, opts.failAfter);
+  const clashes = (recorded: DhcpRangeSpec[]) => reservationClashes(range, recorded);
+  return convergeRanges(host, ref, choose, noNetwork, opts.failAfter, clashes);
 }
 
 /** Removes one range; the network's dnsmasq keeps serving the others and DNS. Success when already gone. */

@@ -17,6 +17,7 @@ import { Action } from "../ops/action";
 import { EXIT_HOST_CHANGED, EXIT_STEP_FAILED, SEGMENT_MARKER, STEP_FAILED_MARKER } from "../ops/helpers";
 import { parseRoundOutput, renderRoundScript, RUN_STDIN_SCRIPT, Segment } from "../ops/script";
 import { Plan } from "../plan/plan";
+import { withinDeadline } from "./deadline";
 import { NetworkError } from "./errors";
 import { errorFor, probeNow, ProbeTarget, targetArgs } from "./probe";
 import { HostQueues, MAX_BATCH, sleep } from "./queue";
@@ -70,7 +71,7 @@ const changes = new HostQueues<Change>(
 
 /** Queues a change for the host's next round; resolves when its round ran it, or found nothing to do. */
 export function runChange(host: Host, c: ChangeSpec): Promise<ApplyResult> {
-  return new Promise<ApplyResult>((resolve, reject) =>
+  const work = new Promise<ApplyResult>((resolve, reject) =>
     changes.add(host, {
       ...c,
       gateway: c.gateway ?? "",
@@ -81,6 +82,7 @@ export function runChange(host: Host, c: ChangeSpec): Promise<ApplyResult> {
       reject,
     }),
   );
+  return withinDeadline(host, c.name, "apply", work);
 }
 
 function settle(queue: Change[], c: Change, outcome: { ok: ApplyResult } | { error: unknown }): void {

@@ -42,7 +42,8 @@ function parsePrefix(cidr: string): [ipaddr.IPv4 | ipaddr.IPv6, number] {
   return p;
 }
 
-function overlaps(a: string, b: string): boolean {
+/** Whether two CIDRs of one family share an address. */
+export function overlaps(a: string, b: string): boolean {
   const [na, pa] = parsePrefix(a);
   const [nb, pb] = parsePrefix(b);
   if (na.kind() !== nb.kind()) return false;
@@ -71,6 +72,13 @@ function hostConflicts(spec: NetworkSpec, observed: ObservedNetwork): string[] {
       errors.push(`bridge ${spec.bridge.name} is already used by virtnet network "${other.name}"`);
     if (spec.ipv4 && other.cidr && overlaps(spec.ipv4.cidr, other.cidr))
       errors.push(`subnet ${spec.ipv4.cidr} overlaps virtnet network "${other.name}" (${other.cidr})`);
+  }
+  const links = observed.links;
+  if (spec.forwardDevice && links && !links.some((l) => l.name === spec.forwardDevice)) {
+    const names = links.map((l) => l.name).filter((n) => n !== "lo");
+    errors.push(
+      `forwardDevice ${spec.forwardDevice} does not exist on this host (its interfaces: ${names.join(", ")})`,
+    );
   }
   if (spec.ipv4) {
     const ownDevs = new Set(observed.networks.filter((n) => n.name !== spec.name).map((n) => n.bridge));

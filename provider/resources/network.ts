@@ -4,6 +4,7 @@ import { validateConnection } from "../host";
 import { Host } from "../host/host";
 import { networkPaths } from "../naming";
 import { applyNetwork, deleteNetwork, readNetwork } from "../orchestration/network";
+import { NetworkError } from "../orchestration/errors";
 import { observe } from "../orchestration/probe";
 import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../model/network";
 import { ObservedNetwork } from "../observe/observed";
@@ -12,7 +13,8 @@ import { renderDnsmasqConf, renderHostsFile, needsDnsmasq } from "../render/dnsm
 import { renderNftables } from "../render/nftables";
 import { iptablesSaveText, renderIptablesState } from "../render/iptables";
 import { firewallSummary } from "../plan/firewall";
-import { containsUnknown, isUnknown, PropertyError } from "../model/validation";
+import { overlaps } from "../plan/network";
+import { containsUnknown, isUnknown, parseStrictCidr, PropertyError } from "../model/validation";
 import { connectTo, resolveConnection } from "./connection";
 import { changedKeys, checked, pick, Props, required } from "./props";
 import { NETWORK_INPUT_KEYS } from "../model/inputs";
@@ -49,7 +51,31 @@ export function check(_olds: Props, news: Props): { inputs: Props; failures: Pro
   failures.push(...connResult.errors.map((e: PropertyError) => ({ property: e.property, reason: e.reason })));
   const result = buildNetworkSpec(networkInputs(news), news.name, hostOf(conn));
   failures.push(...result.errors);
+  if (result.spec) failures.push(...siblingOverlaps(result.spec, conn, news.__siblings));
   return checked(news, failures, result.spec, renderedArtifacts);
+}
+
+/** A subnet another network of the same program has on the same host: refused at check (preview). */
+function siblingOverlaps(spec: NetworkSpec, conn: { host: string; port?: number }, siblings: unknown) {
+  const failures: PropertyError[] = [];
+  if (!Array.isArray(siblings)) return failures;
+  for (const s of siblings as Props[]) {
+    if (!s || typeof s !== "object" || containsUnknown(s) || s.name === spec.name) continue;
+    const other = resolveConnection(s.connection);
+    if (hostOf(other) !== hostOf(conn)) continue;
+    for (const [mine, theirs, property] of [
+      [spec.ipv4?.cidr, s.cidr, "ipv4.cidr"],
+      [spec.ipv6?.cidr, s.ipv6Cidr, "ipv6.cidr"],
+    ] as const) {
+      if (!mine || typeof theirs !== "string" || !parseStrictCidr(theirs) || !overlaps(mine, theirs))
+        continue;
+      failures.push({
+        property,
+        reason: `${mine} overlaps ${theirs} of VirtualNetwork "${s.name}", declared in this program for the same host ${hostOf(conn)}`,
+      });
+    }
+  }
+  return failures;
 }
 
 function specOf(props: Props): NetworkSpec {
@@ -174,7 +200,13 @@ export async function read(id: string, props: Props) {
     };
     const host = await connectTo({ ...props, connection });
     const stored = await recordedSpec(host, m[3]);
-    if (!stored) return { id: "", props: {} };
+    if (!stored)
+      throw new NetworkError(
+        host.label,
+        m[3],
+        "get",
+        "no such network on this host: virtnet has no record of it (deleted by its own stack, or never made)",
+      );
     inputs = specToInputs(stored);
   }
   const full: Props = { ...props, ...inputs, connection };
@@ -186,6 +218,7 @@ export async function read(id: string, props: Props) {
   // The same shape check returns, so a refresh alone never makes the next preview show a change.
   const newInputs: Props = { ...inputs, name: spec.name, connection, rendered: renderedArtifacts(spec) };
   if (props.__credentials !== undefined) newInputs.__credentials = props.__credentials;
+  if (props.__siblings !== undefined) newInputs.__siblings = props.__siblings;
   return { id, props: outs, inputs: newInputs };
 }
 

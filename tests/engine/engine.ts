@@ -1,6 +1,6 @@
 // A mini Pulumi engine for tests, demos and benchmarks: runs a real Pulumi program's registrations (through the
 // SDK's mock monitor) and drives the SDK's REAL dynamic-provider plugin process over gRPC the way the engine
-// does for `pulumi up / preview / refresh / destroy`. See shared/notes/pulumi-engine-path.md.
+// does for `pulumi up / preview / refresh / destroy`. See tests/engine/README.md.
 //
 // Isolation between runs in one process: each program run gets its own SDK state store
 // (runtime/state.withLocalStorage, what the Automation API's inline-program server does per run), then
@@ -478,12 +478,16 @@ async function executeProgram(
   const { plain, secretKeys } = splitConfig(opts.config);
   return runtimeState.withLocalStorage(async () => {
     let current: { kind: "register" | "read"; req: any } | undefined;
+    // Registrations the hooks are still serving: a run that fails early still lets them finish.
+    const inFlight = new Set<Promise<unknown>>();
     const mocks: pulumi.runtime.Mocks = {
       newResource: (args) => {
         const c = current;
         current = undefined;
         if (!c) throw new Error(`engine: no raw request captured for ${args.type} ${args.name}`);
         const p = c.kind === "register" ? hooks.register(c.req) : hooks.read(c.req);
+        const tracked = p.finally(() => inFlight.delete(tracked));
+        inFlight.add(tracked);
         return p as Promise<pulumi.runtime.MockResourceResult>;
       },
       call: (args) => {
@@ -520,13 +524,26 @@ async function executeProgram(
     };
     pulumi.runtime.setAllConfig(plain, secretKeys);
 
-    // Like the language host: errors that escape the program (unhandled rejections) fail the run.
+    // Like the language host: errors that escape the program (unhandled rejections) fail the run. They end it
+    // too, once the registrations under way have finished: a resource whose inputs failed (a dependency's read
+    // failed) never resolves its outputs, so a program that waits for them would wait forever. The language
+    // host's process exits when nothing is left to do; this one keeps a plugin and gRPC channels open.
     const escaped: unknown[] = [];
-    const onEscape = (e: unknown) => escaped.push(e);
+    let onFirstEscape: (() => void) | undefined;
+    const firstEscape = new Promise<void>((resolve) => (onFirstEscape = resolve));
+    const onEscape = (e: unknown) => {
+      escaped.push(e);
+      onFirstEscape?.();
+    };
+    const failFast = firstEscape.then(async () => {
+      while (inFlight.size) await Promise.allSettled([...inFlight]);
+      throw escaped[0];
+    });
+    failFast.catch(() => undefined); // raced below; never an unhandled rejection of its own
     process.on("unhandledRejection", onEscape);
     process.on("uncaughtException", onEscape);
     try {
-      const outputs = await pulumi.runtime.runInPulumiStack(async () => {
+      const programRun = pulumi.runtime.runInPulumiStack(async () => {
         if (typeof program === "function") return program();
         const file = require.resolve(path.resolve(opts.cwd ?? process.cwd(), program));
         delete require.cache[file];
@@ -541,7 +558,9 @@ async function executeProgram(
         }
         return typeof mod === "function" ? mod() : mod;
       });
-      await runtimeSettings.waitForRPCs();
+      programRun.catch(() => undefined); // raced below: its rejection is the race's
+      const outputs = await Promise.race([programRun, failFast]);
+      await Promise.race([runtimeSettings.waitForRPCs(), failFast]);
       if (escaped.length > 0) throw escaped[0];
       return outputs;
     } finally {

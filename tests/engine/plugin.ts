@@ -1,6 +1,6 @@
 // ProviderPlugin: starts the REAL dynamic-provider plugin that ships inside @pulumi/pulumi
 // (`pulumi-resource-pulumi-nodejs`) and talks to it over gRPC the way the Pulumi engine does
-// (see shared/notes/pulumi-engine-path.md and the engine's plugin client, provider_plugin.go).
+// (see tests/engine/README.md and the engine's plugin client, provider_plugin.go).
 //
 // Wire conventions reproduced here:
 //   - values travel as google.protobuf.Struct;

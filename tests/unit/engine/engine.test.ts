@@ -411,6 +411,28 @@ describe("engine path: mini engine + real dynamic-provider plugin", function () 
     expect(readJournal(work)).to.deep.equal([]);
   });
 
+  it("a failed get that a resource's inputs and the stack outputs wait for fails the run, never hangs it", async () => {
+    // The read finds nothing, so the dependant's inputs reject: the SDK never resolves its outputs, and the
+    // error escapes as an unhandled rejection. The run ends with it and closes its plugin.
+    const gone = path.join(work, "gone.txt");
+    const started = Date.now();
+    const err = await newStack()
+      .up(() => {
+        const src = FileResource.get("src", gone);
+        const copy = new FileResource("copy", { dir: work, name: "b.txt", content: src.content });
+        return { size: copy.size };
+      })
+      .then(
+        () => undefined,
+        (e) => e,
+      );
+    expect(err, "the up should fail").to.be.instanceOf(DeploymentError);
+    expect(err.message).to.include(`resource '${gone}' does not exist`);
+    expect(Date.now() - started).to.be.below(20_000);
+    track(err.result);
+    expect(ProviderPlugin.liveCount()).to.equal(0);
+  });
+
   it("runProgram: one-shot up of an inline program with timing", async () => {
     const r: UpResult = track(
       await runProgram(

@@ -144,6 +144,11 @@ describe("host/validateConnection", () => {
     expect(errorsOf({ ...base(), connectTimeoutMs: 1500, retries: 0, sudo: true })).to.deep.equal([]);
     expect(propsOf({ ...base(), connectTimeoutMs: 5 })).to.deep.equal(["connection.connectTimeoutMs"]);
     expect(propsOf({ ...base(), connectTimeoutMs: 1e9 })).to.deep.equal(["connection.connectTimeoutMs"]);
+    expect(errorsOf({ ...base(), operationTimeoutMs: 3000 })).to.deep.equal([]);
+    expect(propsOf({ ...base(), operationTimeoutMs: 10 })).to.deep.equal(["connection.operationTimeoutMs"]);
+    expect(propsOf({ ...base(), operationTimeoutMs: 1.5e3 + 0.5 })).to.deep.equal([
+      "connection.operationTimeoutMs",
+    ]);
     expect(propsOf({ ...base(), retries: 11 })).to.deep.equal(["connection.retries"]);
     expect(propsOf({ ...base(), retries: 1.5 })).to.deep.equal(["connection.retries"]);
     expect(propsOf({ ...base(), sudo: "true" })).to.deep.equal(["connection.sudo"]);

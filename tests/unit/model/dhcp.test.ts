@@ -1,6 +1,6 @@
 // DhcpRange validation: the messages a user sees for addresses of the wrong family.
 import { expect } from "chai";
-import { buildRangeSpec } from "../../../provider/model/dhcpRange";
+import { buildRangeSpec, reservationClashes } from "../../../provider/model/dhcpRange";
 
 const dualStack = {
   cidr: "10.50.1.0/24",
@@ -59,5 +59,30 @@ describe("network/dhcp: ranges of each family", () => {
     ].join("\n");
     expect(all).to.not.match(/not support/);
     expect(all).to.include("an IPv6 range needs an IPv6 subnet on the network (ipv6.cidr)");
+  });
+});
+
+describe("reservationClashes: one reservation per MAC and per IP in a network", () => {
+  const range = (name: string, hosts: { mac: string; ip: string }[]) => ({
+    name,
+    start: "10.0.0.100",
+    end: "10.0.0.150",
+    size: 51,
+    leaseTime: "1h",
+    hosts,
+  });
+  it("names both ranges for a MAC or an IP another range reserves, and nothing for distinct ones", () => {
+    const a = range("a", [{ mac: "52:54:00:00:00:01", ip: "10.0.0.10" }]);
+    const sameMac = range("b", [{ mac: "52:54:00:00:00:01", ip: "10.0.0.11" }]);
+    const sameIp = range("b", [{ mac: "52:54:00:00:00:02", ip: "10.0.0.10" }]);
+    const distinct = range("b", [{ mac: "52:54:00:00:00:03", ip: "10.0.0.12" }]);
+    expect(reservationClashes(sameMac, [a])).to.deep.equal([
+      'hosts[0]: MAC 52:54:00:00:00:01 is already reserved by DhcpRange "a" of this network; DhcpRange "b" cannot reserve it too (one reservation per MAC and per IP in a network)',
+    ]);
+    expect(reservationClashes(sameIp, [a])[0]).to.include(
+      'IP 10.0.0.10 is already reserved by DhcpRange "a"',
+    );
+    expect(reservationClashes(distinct, [a])).to.deep.equal([]);
+    expect(reservationClashes(a, [a]), "its own record is no clash").to.deep.equal([]);
   });
 });

@@ -290,4 +290,21 @@ describe("network input validation", () => {
     );
     expect(errors.map((e) => e.property).sort()).to.deep.equal(["bridge.mtu", "ipv4.gateway", "name"]);
   });
+
+  it("reports a bad gateway beside a bad cidr, in IPv4 and IPv6 (one check, not two rounds)", () => {
+    const errors = errorsOf({
+      mode: "nat",
+      ipv4: { cidr: "10.50.1.0/33", gateway: "10.50.1.300" },
+      ipv6: { cidr: "fd00:50:1::1/64", gateway: "fd00::zz" },
+      nat: { ipv6: true },
+    });
+    expect(errors).to.deep.include.members([
+      { property: "ipv4.cidr", reason: '"10.50.1.0/33" is not an IPv4 CIDR with a prefix from /1 to /30' },
+      { property: "ipv4.gateway", reason: '"10.50.1.300" is not an IPv4 address' },
+      { property: "ipv6.cidr", reason: "host bits are set: did you mean fd00:50:1::/64?" },
+      { property: "ipv6.gateway", reason: '"fd00::zz" is not an IPv6 address' },
+    ]);
+    const cidrOnly = errorsOf({ mode: "nat", ipv4: { cidr: "10.50.1.1/24", gateway: "10.50.1.1" } });
+    expect(cidrOnly.map((e) => e.property)).to.deep.equal(["ipv4.cidr"]);
+  });
 });

@@ -1,0 +1,150 @@
+// The mistakes users make, through the engine path on lab hosts: each ends with a clear error, never a hang.
+import { expect } from "chai";
+import { DhcpRange, VirtualNetwork } from "../../sdk";
+import { DeploymentError } from "../engine/engine";
+import { LabHost } from "../lab/lab";
+import { hostExec } from "../lab/lab";
+import { labHosts, sh, snapshot, stackFor } from "./support";
+
+/** The run's error, or a failure of the test when it succeeds or has not ended after `ms`. */
+async function failureOf(run: Promise<unknown>, ms = 30_000): Promise<DeploymentError> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still running after ${ms / 1000} s: a hang`)), ms);
+  });
+  try {
+    await Promise.race([run, late]);
+  } catch (e) {
+    if (e instanceof DeploymentError) return e;
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+  throw new Error("expected the run to fail");
+}
+
+describe("mistakes users make, on a lab host through the engine path", function () {
+  this.timeout(120_000);
+  let h1: LabHost;
+
+  before(async () => {
+    [h1] = await labHosts(2);
+  });
+
+  it("a range on a network another stack destroyed: the next up ends with an error naming host, network and what is missing", async () => {
+    const a = stackFor(h1);
+    const b = stackFor(h1);
+    const programB = () => {
+      const n = VirtualNetwork.get("shared", `${h1.address}:22/od`);
+      const r = new DhcpRange("r", { network: n, start: "10.73.0.100", end: "10.73.0.150" });
+      return { size: r.size, bridge: n.bridgeName };
+    };
+    try {
+      await a.up(() => {
+        new VirtualNetwork("od", { mode: "nat", ipv4: { cidr: "10.73.0.0/24" } });
+      });
+      await b.up(programB);
+      await a.destroy();
+      for (const round of ["up", "up after a refresh"]) {
+        if (round !== "up") await b.refresh();
+        const e = await failureOf(b.up(programB));
+        expect(e.message, round).to.include(`host root@${h1.address}:22, network "od": get: no such network`);
+      }
+    } finally {
+      await a.destroy();
+      await b.destroy();
+    }
+  });
+
+  it("an operation that stalls on the host (its lock held) fails at connection.operationTimeoutMs, naming host and network", async () => {
+    const before = await snapshot("h1");
+    const stack = stackFor(h1);
+    const program = (operationTimeoutMs?: number) => () => {
+      new VirtualNetwork("stall", {
+        connection: {
+          host: h1.address,
+          hostKey: h1.hostKey,
+          ...(operationTimeoutMs ? { operationTimeoutMs } : {}),
+        },
+        mode: "isolated",
+        ipv4: { cidr: "10.74.0.0/24" },
+      });
+    };
+    // Another process holds virtnet's host lock: the round script waits for it (up to 60 s on its own).
+    const holder = hostExec("h1", ["flock", "/run", "sh", "-c", "echo $$ > /tmp/vn-hold.pid; exec sleep 45"]);
+    try {
+      for (let i = 0; i < 50 && !(await sh("h1", "cat /tmp/vn-hold.pid 2>/dev/null || true")).trim(); i++)
+        await new Promise((r) => setTimeout(r, 100));
+      const started = Date.now();
+      const e = await failureOf(stack.up(program(3000)), 20_000);
+      expect(Date.now() - started).to.be.below(15_000);
+      expect(e.message).to.include(
+        `host root@${h1.address}:22, network "stall": apply: did not finish within 3 s`,
+      );
+    } finally {
+      await sh("h1", "kill $(cat /tmp/vn-hold.pid); rm -f /tmp/vn-hold.pid");
+      await holder;
+      // The script that waited may still have run once the lock was free: converge, then remove.
+      await stack.up(program());
+      await stack.destroy();
+    }
+    expect(await snapshot("h1")).to.equal(before);
+  });
+
+  it("the same MAC or IP reserved in two DhcpRanges of one network: refused at create naming both, dnsmasq unchanged", async () => {
+    const stack = stackFor(h1);
+    const reserve = (mac: string, ip: string) => [{ mac, ip, hostname: "twice" }];
+    const program = (second?: { mac: string; ip: string }) => () => {
+      const n = new VirtualNetwork("dup", { mode: "isolated", ipv4: { cidr: "10.75.0.0/24" } });
+      new DhcpRange("first", {
+        network: n,
+        start: "10.75.0.100",
+        end: "10.75.0.150",
+        hosts: reserve("52:54:00:aa:00:01", "10.75.0.10"),
+      });
+      if (second)
+        new DhcpRange("second", {
+          network: n,
+          start: "10.75.0.160",
+          end: "10.75.0.200",
+          hosts: reserve(second.mac, second.ip),
+        });
+    };
+    try {
+      await stack.up(program());
+      const before = await snapshot("h1");
+      for (const second of [
+        { mac: "52:54:00:AA:00:01", ip: "10.75.0.11" },
+        { mac: "52:54:00:aa:00:02", ip: "10.75.0.10" },
+      ]) {
+        const e = await failureOf(stack.up(program(second)));
+        expect(e.message).to.include('network "dup": check host: hosts[0]:');
+        expect(e.message).to.include(
+          'already reserved by DhcpRange "first" of this network; DhcpRange "second"',
+        );
+        expect(await snapshot("h1")).to.equal(before);
+      }
+    } finally {
+      await stack.destroy();
+    }
+  });
+
+  it("a forwardDevice the host does not have: refused at create before any change", async () => {
+    const stack = stackFor(h1);
+    const before = await snapshot("h1");
+    try {
+      const e = await failureOf(
+        stack.up(() => {
+          new VirtualNetwork("nofwd", { mode: "nat", ipv4: { cidr: "10.76.0.0/24" }, forwardDevice: "eth9" });
+        }),
+      );
+      expect(e.message).to.include(
+        'network "nofwd": check host: forwardDevice eth9 does not exist on this host',
+      );
+      expect(e.message).to.include("eth0");
+      expect(await snapshot("h1")).to.equal(before);
+    } finally {
+      await stack.destroy();
+    }
+  });
+});
