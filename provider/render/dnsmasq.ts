@@ -45,7 +45,9 @@ export function renderDnsmasqConf(
   ];
   if (!spec.dns.enabled) lines.push("port=0");
   const withAddress = spec.dns.forwarders.filter((f) => f.address !== undefined);
-  if (withAddress.some((f) => f.domain === undefined)) lines.push("no-resolv");
+  // An isolated network reaches nothing outside, by DNS neither: the host's resolvers are not its upstream
+  // (libvirt writes the same). Forwarders it names are used still.
+  if (modeIsolated(spec.mode) || withAddress.some((f) => f.domain === undefined)) lines.push("no-resolv");
   for (const f of spec.dns.forwarders) {
     lines.push(f.domain ? `server=/${f.domain}/${f.address ?? ""}` : `server=${f.address}`);
   }

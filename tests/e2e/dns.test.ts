@@ -4,7 +4,7 @@ import { expect } from "chai";
 import { networkPaths } from "../../provider/naming";
 import { DhcpRange, VirtualNetwork, VirtualNetworkArgs } from "../../sdk";
 import { findOp, TestStack } from "../engine/engine";
-import { guestAdd, guestAddr, guestDel, guestExec, LabHost, upstreamExec } from "../lab/lab";
+import { guestAdd, guestAddr, guestDel, guestExec, LabHost, SERVER_ADDRESS, upstreamExec } from "../lab/lab";
 import { labHosts, sh, stackFor } from "./support";
 
 const UPSTREAM_DNS = "198.51.100.53";
@@ -112,5 +112,63 @@ describe("network DNS, through the engine path", function () {
     expect(findOp(r, "dnsnet")!.op).to.equal("update");
     expect((await sh("h1", `cat ${networkPaths("dnsnet").dnsmasqPid}`)).trim()).to.equal(pid);
     expect(await lookup("db.lab.test")).to.include("10.85.0.11");
+  });
+});
+
+// The host's own resolvers (the lab host's resolv.conf names SERVER_ADDRESS): a nat network's guests reach them
+// through its dnsmasq, an isolated network's must not.
+describe("the host's resolvers, through the engine path", function () {
+  this.timeout(120_000);
+  const pidFile = "/run/virtnet-e2e-host-resolver.pid";
+  let stack: TestStack;
+
+  const hostLookup = async (guest: string, name: string, server: string) =>
+    (await guestExec(guest, ["busybox", "nslookup", "-type=a", name, server])).stdout;
+
+  before(async () => {
+    const [h1] = await labHosts(2);
+    // The upstream resolver of every lab host: answers only-upstream.example.test, nothing else.
+    const r = await upstreamExec([
+      "dnsmasq",
+      `--listen-address=${SERVER_ADDRESS}`,
+      "--bind-interfaces",
+      "--no-resolv",
+      "--no-hosts",
+      "--address=/only-upstream.example.test/198.51.100.9",
+      `--pid-file=${pidFile}`,
+      "--user=root",
+    ]);
+    expect(r.code, r.stderr).to.equal(0);
+    stack = stackFor(h1);
+    await stack.up(() => {
+      new VirtualNetwork("resnat", { mode: "nat", ipv4: { cidr: "10.86.0.0/24" } });
+      new VirtualNetwork("resiso", {
+        mode: "isolated",
+        ipv4: { cidr: "10.87.0.0/24" },
+        dns: { hosts: [{ ip: "10.87.0.10", hostnames: ["inside.iso.test"] }] },
+      });
+      return {};
+    });
+    await guestAdd("rn", "h1", "vn-resnat");
+    await guestAddr("rn", "10.86.0.50/24", "10.86.0.1");
+    await guestAdd("ri", "h1", "vn-resiso");
+    await guestAddr("ri", "10.87.0.50/24");
+  });
+  after(async () => {
+    await guestDel("rn");
+    await guestDel("ri");
+    await stack.destroy();
+    await upstreamExec(["sh", "-c", `kill $(cat ${pidFile}); rm -f ${pidFile}`]);
+  });
+
+  it("a nat network's guest resolves a name only the host's resolver knows", async () => {
+    expect(await hostLookup("rn", "only-upstream.example.test", "10.86.0.1")).to.include("198.51.100.9");
+  });
+
+  it("an isolated network's guest gets no answer for it", async () => {
+    const out = await hostLookup("ri", "only-upstream.example.test", "10.87.0.1");
+    expect(out).to.not.include("198.51.100.9");
+    // Its DNS answers what the network knows itself.
+    expect(await hostLookup("ri", "inside.iso.test", "10.87.0.1")).to.include("10.87.0.10");
   });
 });

@@ -111,6 +111,12 @@ describe("dnsmasq renderer (golden)", () => {
         ],
       },
     },
+    // No upstream but the forwarders it names: the host's resolvers are outside an isolated network.
+    isolated: {
+      mode: "isolated",
+      ipv4,
+      dns: { forwarders: [{ address: "10.50.1.53", domain: "corp.test" }] },
+    },
     "domain-forwarders-only": {
       mode: "nat",
       ipv4,
