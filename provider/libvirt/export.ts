@@ -147,8 +147,7 @@ export function toLibvirtXml(
       ),
       ...(spec.dns.txt ?? []).map((t) => el("txt", { name: t.name, value: t.value })),
     ];
-    // virtnet's dnsmasq never forwards plain names (domain-needed): libvirt's forwardPlainNames='no'.
-    net.push(el("dns", { forwardPlainNames: "no" }, dns));
+    net.push(el("dns", { forwardPlainNames: spec.dns.forwardPlainNames === false ? "no" : "yes" }, dns));
   }
 
   const v4 = ranges.filter((r) => (r.family ?? 4) === 4);

@@ -39,7 +39,9 @@ export interface LibvirtNetworkArgs {
   domain?: { name: string; localOnly?: boolean };
   dns?: {
     enabled?: boolean;
-    forwarders?: { address: string; domain?: string }[];
+    /** A domain without address: that domain's queries go to the host's resolvers. */
+    forwarders?: { address?: string; domain?: string }[];
+    forwardPlainNames?: boolean;
     hosts?: { ip: string; hostnames: string[] }[];
     srv?: LibvirtSrvRecord[];
     txt?: { name: string; value: string }[];
@@ -474,25 +476,19 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
     dns = {};
     const enabled = im.yesNo(dnsNode, "enable");
     if (enabled !== undefined) dns.enabled = enabled;
-    if (im.yesNo(dnsNode, "forwardPlainNames"))
-      im.warn(
-        dnsNode,
-        "forwardPlainNames='yes': virtnet never forwards plain names (no dot) upstream, as with forwardPlainNames='no'",
-        "forwardPlainNames",
-      );
-    const forwarders: { address: string; domain?: string }[] = [];
+    const plain = im.yesNo(dnsNode, "forwardPlainNames");
+    if (plain !== undefined) dns.forwardPlainNames = plain;
+    const forwarders: { address?: string; domain?: string }[] = [];
     for (const f of childrenNamed(dnsNode, "forwarder")) {
       const addr = attr(f, "addr");
       const fdomain = attr(f, "domain");
       if (addr === undefined && fdomain === undefined) im.err(f, "a forwarder needs addr, domain or both");
-      else if (addr === undefined)
-        im.warn(
-          f,
-          "a forwarder with a domain and no addr (answer that domain locally) is not supported by virtnet yet",
-        );
       else {
         im.origins.set(`dns.forwarders[${forwarders.length}]`, f);
-        forwarders.push(fdomain === undefined ? { address: addr } : { address: addr, domain: fdomain });
+        forwarders.push({
+          ...(addr !== undefined && { address: addr }),
+          ...(fdomain !== undefined && { domain: fdomain }),
+        });
       }
     }
     if (forwarders.length) dns.forwarders = forwarders;

@@ -141,9 +141,9 @@ export function buildRangeSpec(
     if (ip && net.gateway === ip.toString()) problems.add(`${p}.ip`, `${ip} is the gateway`);
     if (
       h.hostname !== undefined &&
-      (typeof h.hostname !== "string" || !isDnsName(h.hostname) || h.hostname.includes("."))
+      (typeof h.hostname !== "string" || !isDnsName(h.hostname) || h.hostname.endsWith("."))
     )
-      problems.add(`${p}.hostname`, `"${h.hostname}" is not a valid host name (one DNS label)`);
+      problems.add(`${p}.hostname`, `"${h.hostname}" is not a valid host name (DNS labels, no final dot)`);
     if (problems.errors.length !== before) return;
     const mac = (h.mac as string).toLowerCase();
     if (macs.has(mac)) problems.add(`${p}.mac`, `${mac} is reserved twice`);

@@ -54,7 +54,21 @@ export interface NetworkArgs {
   vlan?: { id: number; uplink: string };
   dns?: {
     enabled?: boolean;
-    forwarders?: (string | { address: string; domain?: string })[];
+    /**
+     * Upstream DNS servers: an address, or { address, domain } for one domain's queries only, or { domain }
+     * alone: that domain's queries go to the host's own resolvers (dnsmasq's server=/<domain>/#).
+     */
+    forwarders?: (string | { address?: string; domain?: string })[];
+    /**
+     * Names without a dot: true (default, as libvirt 9.0) forwards queries for them upstream when the network
+     * does not know them; false answers them only from what the network knows (libvirt's forwardPlainNames='no').
+     */
+    forwardPlainNames?: boolean;
+    /**
+     * Serve the host's own /etc/hosts to guests, as libvirt's dnsmasq does. Default false: the host's names and
+     * addresses (often internal ones) are not the guests' business.
+     */
+    etcHosts?: boolean;
     hosts?: { ip: string; hostnames: string[] }[];
     /** SRV records, like libvirt's <srv>; the domain defaults to the network's domain. */
     srv?: SrvArgs[];

@@ -275,14 +275,6 @@ export function buildNetworkSpec(raw: NetworkInputs, defaultName: string, host?:
     modeRoutesThroughFirewall(mode)
   )
     problems.add("ipv4", `mode "${mode}" needs an address: set ipv4.cidr or ipv6.cidr`);
-  if (
-    mode !== undefined &&
-    modeMasquerades(mode) &&
-    raw.ipv4 === undefined &&
-    raw.ipv6 !== undefined &&
-    raw.nat?.ipv6 !== true
-  )
-    problems.add("ipv4", 'mode "nat" with only IPv6 needs nat.ipv6: true, or an ipv4 subnet to masquerade');
 
   let forwardDevice: string | undefined;
   if (known(raw.forwardDevice)) {

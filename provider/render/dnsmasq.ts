@@ -39,8 +39,9 @@ export function renderDnsmasqConf(
     ...[spec.ipv4?.gateway, spec.ipv6?.gateway]
       .filter((a) => a !== undefined)
       .map((a) => `listen-address=${a}`),
-    "no-hosts", // the host's own /etc/hosts is not the guests' business
-    "domain-needed", // plain names (no dot) are the network's own: never forwarded upstream
+    ...(spec.dns.etcHosts ? [] : ["no-hosts"]), // the host's own /etc/hosts, unless asked for
+    // Plain names (no dot) kept to the network (libvirt's forwardPlainNames='no'): never forwarded, every type.
+    ...(spec.dns.forwardPlainNames === false ? ["domain-needed", "local=//"] : []),
     `addn-hosts=${paths.addnHosts}`,
   ];
   if (!spec.dns.enabled) lines.push("port=0");
@@ -49,7 +50,8 @@ export function renderDnsmasqConf(
   // (libvirt writes the same). Forwarders it names are used still.
   if (modeIsolated(spec.mode) || withAddress.some((f) => f.domain === undefined)) lines.push("no-resolv");
   for (const f of spec.dns.forwarders) {
-    lines.push(f.domain ? `server=/${f.domain}/${f.address ?? ""}` : `server=${f.address}`);
+    // "#": the domain's queries go to the standard (the host's) resolvers.
+    lines.push(f.domain ? `server=/${f.domain}/${f.address ?? "#"}` : `server=${f.address}`);
   }
   for (const r of spec.dns.srv ?? []) {
     // srv-host=_service._prot.domain,target,port,priority,weight; fields after the name are optional in order.

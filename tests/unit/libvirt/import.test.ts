@@ -130,7 +130,7 @@ describe("libvirt XML import: mapping", () => {
     expect(r.network.ipv4).to.equal(undefined);
   });
 
-  it("imports SRV and TXT records; reports domain-only forwarders and forwardPlainNames='yes'", () => {
+  it("imports SRV and TXT records, domain-only forwarders and forwardPlainNames", () => {
     const r = fromLibvirtXml(readFixture("dns-records"));
     expect(r.network.dns!.srv).to.deep.equal([
       {
@@ -145,13 +145,12 @@ describe("libvirt XML import: mapping", () => {
       { service: "sip", protocol: "udp" },
     ]);
     expect(r.network.dns!.txt).to.deep.equal([{ name: "info", value: "virtnet test network" }]);
-    expect(r.warnings.find((w) => w.startsWith("<forwarder domain='blackhole.example'>"))).to.match(
-      /not supported/,
-    );
-    expect(r.warnings.find((w) => w.startsWith("<dns "))).to.match(/forwardPlainNames='yes'/);
+    expect(r.warnings.filter((w) => w.startsWith("<forwarder ") || w.startsWith("<dns "))).to.deep.equal([]);
+    expect(r.network.dns!.forwardPlainNames).to.equal(true);
     expect(r.network.dns!.forwarders).to.deep.equal([
       { address: "2001:db8::53" },
       { address: "192.0.2.53", domain: "internal.example" },
+      { domain: "blackhole.example" },
     ]);
   });
 
@@ -279,7 +278,6 @@ const SUPPORTED: Record<string, string[]> = {
 /** Attributes supported with one value only: another value must be reported. */
 const ONLY: Record<string, Record<string, string>> = {
   network: { ipv6: "no" },
-  "network/dns": { forwardPlainNames: "no" },
 };
 const NOTED: Record<string, string[]> = { "network/uuid": [], network: ["connections"] };
 const WITH_TEXT = ["network/name", "network/uuid", "network/dns/host/hostname"];
@@ -312,7 +310,6 @@ function unreported(r: LibvirtImport, root: Item): string[] {
     const wholeReported =
       !(item.path in SUPPORTED || item.path in NOTED) ||
       (item.path === "network/ip" && item !== firstV4 && item !== firstV6) ||
-      (item.path === "network/dns/forwarder" && item.attrs.addr === undefined) ||
       (item.path === "network/dnsmasq:options/dnsmasq:option" && !/^(cname|mx-host)=/.test(item.attrs.value));
     if (item.path === "network/uuid") {
       if (!aboutElement(r.notes, item)) missing.push(`${item.path} (note)`);

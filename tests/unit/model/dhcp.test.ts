@@ -49,6 +49,19 @@ describe("network/dhcp: ranges of each family", () => {
     ]);
   });
 
+  it("takes a reservation's host name with a domain (as libvirt does), not one with a final dot or a space", () => {
+    const hosts = [{ mac: "52:54:00:aa:00:01", ip: "10.50.1.150", hostname: "a.example.com" }];
+    expect(
+      buildRangeSpec({ start: "10.50.1.100", end: "10.50.1.199", hosts }, "p", dualStack).spec!.hosts,
+    ).to.deep.equal(hosts);
+    for (const hostname of ["a.example.com.", "a b", "-a"])
+      expect(
+        errorsOf({ start: "10.50.1.100", end: "10.50.1.199", hosts: [{ ...hosts[0], hostname }] }),
+      ).to.deep.equal([
+        `hosts[0].hostname: "${hostname}" is not a valid host name (DNS labels, no final dot)`,
+      ]);
+  });
+
   it("never claims that IPv6 is unsupported", () => {
     const all = [
       ...errorsOf({ start: "10.50.1.100", end: "fd00:50:1::1ff" }),

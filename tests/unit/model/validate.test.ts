@@ -128,10 +128,22 @@ describe("network input validation", () => {
       /anycast/,
     ],
     [
-      "ipv6-only nat without nat.ipv6",
-      { mode: "nat", ipv6: { cidr: "fd00:50:1::/64" } },
-      "ipv4",
-      /nat\.ipv6/,
+      "dns.forwardPlainNames type",
+      { mode: "nat", ipv4, dns: { forwardPlainNames: "no" as unknown as boolean } },
+      "dns.forwardPlainNames",
+      /true or false/,
+    ],
+    [
+      "dns.etcHosts type",
+      { mode: "nat", ipv4, dns: { etcHosts: 1 as unknown as boolean } },
+      "dns.etcHosts",
+      /true or false/,
+    ],
+    [
+      "forwarder with neither",
+      { mode: "nat", ipv4, dns: { forwarders: [{}] } },
+      "dns.forwarders[0].address",
+      /required/,
     ],
     [
       "nat.ipv6 type",
@@ -267,6 +279,35 @@ describe("network input validation", () => {
   for (const [title, inputs, property, reason, name] of cases) {
     it(`rejects ${title} on ${property}`, () => expectError(inputs, property, reason, name));
   }
+
+  it("accepts mode nat with only an IPv6 subnet: IPv6 is routed, masqueraded only with nat.ipv6", () => {
+    const r = buildNetworkSpec({ mode: "nat", ipv6: { cidr: "fd00:50:1::/64" } }, "lab");
+    expect(r.errors).to.deep.equal([]);
+    expect(r.spec!.nat.ipv6).to.equal(undefined);
+  });
+
+  it("takes a forwarder with a domain alone, plain names and /etc/hosts as booleans", () => {
+    const r = buildNetworkSpec(
+      {
+        mode: "nat",
+        ipv4,
+        dns: { forwarders: [{ domain: "corp.test" }], forwardPlainNames: false, etcHosts: true },
+      },
+      "lab",
+    );
+    expect(r.errors).to.deep.equal([]);
+    expect(r.spec!.dns).to.deep.include({
+      forwarders: [{ domain: "corp.test" }],
+      forwardPlainNames: false,
+      etcHosts: true,
+    });
+    // The defaults leave no trace in the spec (records from before them stay equal).
+    const d = buildNetworkSpec(
+      { mode: "nat", ipv4, dns: { forwardPlainNames: true, etcHosts: false } },
+      "lab",
+    );
+    expect(d.spec!.dns).to.deep.equal({ enabled: true, forwarders: [], hosts: [] });
+  });
 
   it("gives an STP bridge the kernel's minimum forward delay of 2 s", () => {
     expect(buildNetworkSpec({ mode: "nat", ipv4, bridge: { stp: true } }, "lab").spec!.bridge).to.include({

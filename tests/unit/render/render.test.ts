@@ -117,6 +117,12 @@ describe("dnsmasq renderer (golden)", () => {
       ipv4,
       dns: { forwarders: [{ address: "10.50.1.53", domain: "corp.test" }] },
     },
+    // libvirt's forwardPlainNames='no', the host's /etc/hosts served, and a domain sent to the host's resolvers.
+    "plain-names-local-etc-hosts": {
+      mode: "nat",
+      ipv4,
+      dns: { forwardPlainNames: false, etcHosts: true, forwarders: [{ domain: "corp.test" }] },
+    },
     "domain-forwarders-only": {
       mode: "nat",
       ipv4,
@@ -126,7 +132,9 @@ describe("dnsmasq renderer (golden)", () => {
   for (const [name, inputs] of Object.entries(cases)) {
     it(`renders ${name}`, () => {
       const s = spec(inputs);
-      expectGolden(`dnsmasq/${name}.conf`, renderDnsmasqConf(s, networkPaths(s.name)));
+      const text = renderDnsmasqConf(s, networkPaths(s.name));
+      expectGolden(`dnsmasq/${name}.conf`, text);
+      dnsmasqAccepts(text);
     });
   }
 
