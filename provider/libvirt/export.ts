@@ -173,8 +173,8 @@ export function toLibvirtXml(
   }
 
   // CNAME and MX records through libvirt's dnsmasq passthrough (dnsmasqOptions.ts), as DNS records: not when
-  // DNS is off.
-  const options = spec.dns.enabled ? dnsRecordOptions(spec.dns) : [];
+  // DNS is off; then the user's own dnsmasq options, as they are.
+  const options = [...(spec.dns.enabled ? dnsRecordOptions(spec.dns) : []), ...(spec.dnsmasqOptions ?? [])];
   if (options.length)
     net.push(
       el(

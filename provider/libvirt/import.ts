@@ -49,6 +49,8 @@ export interface LibvirtNetworkArgs {
     cname?: CnameRecord[];
     mx?: MxRecord[];
   };
+  /** The other <dnsmasq:options> lines, as they are (virtnet's dnsmasqOptions). */
+  dnsmasqOptions?: string[];
 }
 
 /** A DNS SRV record as libvirt's <srv> has it: the same fields as virtnet's. */
@@ -306,11 +308,12 @@ function validationErrors(
 }
 
 /** The CNAME and MX records in <dnsmasq:options> (whatever prefix the file binds to libvirt's dnsmasq
- * namespace), added to `dns`; every other dnsmasq option is reported as not imported. */
+ * namespace), added to `dns`; every other dnsmasq option goes to `options` (dnsmasqOptions) as it is. */
 function dnsmasqRecords(
   im: Importer,
   root: XmlNode,
   dns: LibvirtNetworkArgs["dns"],
+  options: string[],
 ): LibvirtNetworkArgs["dns"] {
   const ns = (node: XmlNode, prefix: string) => node.attrs.find(([k]) => k === `xmlns:${prefix}`)?.[1];
   for (const node of root.children) {
@@ -318,9 +321,12 @@ function dnsmasqRecords(
     if (local !== "options" || (ns(node, prefix) ?? ns(root, prefix)) !== DNSMASQ_NAMESPACE) continue;
     node.used = true;
     for (const o of childrenNamed(node, `${prefix}:option`)) {
-      const records = recordsOfOption(attr(o, "value") ?? "");
+      const value = im.required(o, "value");
+      if (value === undefined) continue;
+      const records = recordsOfOption(value);
       if (!records) {
-        im.warn(o, "virtnet imports the dnsmasq options cname= and mx-host= (as DNS records) only; ignored");
+        im.origins.set(`dnsmasqOptions[${options.length}]`, o);
+        options.push(value);
         continue;
       }
       dns ??= {};
@@ -531,7 +537,8 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
     }
     if (txt.length) dns.txt = txt;
   }
-  dns = dnsmasqRecords(im, root, dns);
+  const dnsmasqOptions: string[] = [];
+  dns = dnsmasqRecords(im, root, dns, dnsmasqOptions);
 
   // <ip>: the first IPv4 and the first IPv6 one are the network's subnets, each with its DHCP.
   let ipv4: LibvirtNetworkArgs["ipv4"];
@@ -658,6 +665,7 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
     },
     ...(domain && { domain }),
     ...(dns && { dns }),
+    ...(dnsmasqOptions.length > 0 && { dnsmasqOptions }),
   };
 
   if (!im.origins.has("ipv4")) im.origins.set("ipv4", ipNodes[6] ?? forward ?? root);

@@ -81,6 +81,12 @@ export interface NetworkArgs {
     /** MX records (dnsmasq's mx-host=): mail for `domain` goes to `target`; preference defaults to 1. */
     mx?: MxArgs[];
   };
+  /**
+   * dnsmasq options of your own, one per entry ("log-queries", "dhcp-option=option:ntp-server,10.50.1.1"),
+   * appended to the network's dnsmasq configuration: at your own responsibility. Options virtnet owns (its
+   * files, interfaces, addresses, user, scripts) are refused.
+   */
+  dnsmasqOptions?: string[];
 }
 
 export interface CnameArgs {
@@ -119,6 +125,7 @@ export const NETWORK_INPUT_KEYS = [
   "domain",
   "vlan",
   "dns",
+  "dnsmasqOptions",
 ] as const;
 
 export interface DhcpReservationArgs {

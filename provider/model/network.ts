@@ -3,6 +3,7 @@ import * as ipaddr from "ipaddr.js";
 import { FIREWALL_BACKENDS, NetworkArgs, Unchecked } from "./inputs";
 import { Mode, modeForwards, MODES, modeMasquerades, modeRoutesThroughFirewall } from "./modes";
 import { defaultBridgeMac, defaultBridgeName, MAX_IFNAME, vlanLinkName } from "../naming";
+import { checkDnsmasqOptions } from "./dnsmasqOptions";
 import { checkDns, DnsSpec } from "./networkDns";
 import {
   checkInteger,
@@ -69,6 +70,8 @@ export interface NetworkSpec {
   /** The network's VLAN on a trunk uplink: `link` is the 802.1Q sub-interface on the bridge. */
   vlan?: { id: number; uplink: string; link: string };
   dns: DnsSpec;
+  /** The user's own dnsmasq options, checked (model/dnsmasqOptions.ts); absent when none. */
+  dnsmasqOptions?: string[];
 }
 
 /**
@@ -246,7 +249,10 @@ function compareIpv4(a: ipaddr.IPv4, b: ipaddr.IPv4): number {
 /** `host` (the connection's): a network on a VLAN uplink gets a bridge MAC of its own on each host. */
 export function buildNetworkSpec(raw: NetworkInputs, defaultName: string, host?: string): SpecResult {
   const problems = new Problems();
-  checkNoControlCharacters({ ...raw, name: raw.name ?? defaultName }, "", problems);
+  // dnsmasqOptions gets its own message (model/dnsmasqOptions.ts).
+  const { dnsmasqOptions: rawOptions, ...rest } = raw;
+  checkNoControlCharacters({ ...rest, name: raw.name ?? defaultName }, "", problems);
+  const dnsmasqOptions = containsUnknown(rawOptions) ? undefined : checkDnsmasqOptions(rawOptions, problems);
   if (!problems.ok) return { errors: problems.errors };
   const known = <T>(v: T): v is Exclude<T, undefined> => v !== undefined && !isUnknown(v);
 
@@ -378,5 +384,6 @@ export function buildNetworkSpec(raw: NetworkInputs, defaultName: string, host?:
   if (mtu !== undefined) spec.bridge.mtu = mtu;
   if (domain) spec.domain = domain;
   if (vlan) spec.vlan = vlan;
+  if (dnsmasqOptions) spec.dnsmasqOptions = dnsmasqOptions;
   return { spec, errors: [] };
 }

@@ -100,6 +100,7 @@ export function renderDnsmasqConf(
     if (modeIsolated(spec.mode) && v4.length) lines.push("dhcp-option=3"); // no default gateway: nothing to route through
     if (mtu !== undefined && v4.length) lines.push(`dhcp-option-force=option:mtu,${mtu}`);
   }
+  if (spec.dnsmasqOptions?.length) lines.push("# dnsmasqOptions, the user's own:", ...spec.dnsmasqOptions);
   return lines.join("\n") + "\n";
 }
 

@@ -211,5 +211,6 @@ export function specToInputs(spec: NetworkSpec): Props {
     inputs.nat = spec.nat;
   if (spec.domain) inputs.domain = spec.domain;
   if (spec.vlan) inputs.vlan = { id: spec.vlan.id, uplink: spec.vlan.uplink };
+  if (spec.dnsmasqOptions) inputs.dnsmasqOptions = spec.dnsmasqOptions;
   return inputs;
 }

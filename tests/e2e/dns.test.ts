@@ -177,6 +177,7 @@ describe("the host's resolvers and libvirt's DNS behaviours, through the engine 
         mode: "nat",
         ipv4: { cidr: "10.88.0.0/24" },
         dns: { forwardPlainNames: false, etcHosts: true },
+        dnsmasqOptions: ["address=/opt.example.test/10.88.0.77"],
       });
       return {};
     });
@@ -218,6 +219,11 @@ describe("the host's resolvers and libvirt's DNS behaviours, through the engine 
   it("serves the host's /etc/hosts only with etcHosts: true", async () => {
     expect(await hostLookup("rl", "h1.lab", "10.88.0.1")).to.include(h1.address);
     expect(await hostLookup("rn", "h1.lab", "10.86.0.1")).to.not.include(h1.address);
+  });
+
+  it("runs dnsmasq with the network's own dnsmasqOptions", async () => {
+    expect(await hostLookup("rl", "opt.example.test", "10.88.0.1")).to.include("10.88.0.77");
+    expect(await hostLookup("rn", "opt.example.test", "10.86.0.1")).to.not.include("10.88.0.77");
   });
 
   it("resolves a reservation's host name with a domain once its guest has its lease", async () => {

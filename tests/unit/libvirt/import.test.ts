@@ -154,7 +154,7 @@ describe("libvirt XML import: mapping", () => {
     ]);
   });
 
-  it("reads CNAME and MX records from <dnsmasq:options> under any prefix; other lines are warned about", () => {
+  it("reads CNAME and MX records from <dnsmasq:options> under any prefix; other lines are dnsmasqOptions", () => {
     const opts = (prefix: string, values: string[]) =>
       `<${prefix}:options xmlns:${prefix}='http://libvirt.org/schemas/network/dnsmasq/1.0'>` +
       values.map((v) => `<${prefix}:option value='${v}'/>`).join("") +
@@ -178,10 +178,12 @@ describe("libvirt XML import: mapping", () => {
       ],
       mx: [{ domain: "t", target: "mail.t" }],
     });
-    expect(r.warnings).to.have.length(3);
-    expect(r.warnings[0]).to.equal(
-      "<dm:option value='cname=c.t,web.t,600'> in <dm:options>: virtnet imports the dnsmasq options cname= and mx-host= (as DNS records) only; ignored",
-    );
+    expect(r.warnings).to.deep.equal([]);
+    expect(r.network.dnsmasqOptions).to.deep.equal([
+      "cname=c.t,web.t,600",
+      "mx-host=t,5",
+      "cname=d.t, web.t",
+    ]);
     // An element in another namespace that happens to be called options is not libvirt's passthrough.
     const other = fromLibvirtXml(
       net(subnet + "<x:options xmlns:x='urn:other'><x:option value='cname=a,b'/></x:options>"),
@@ -309,8 +311,7 @@ function unreported(r: LibvirtImport, root: Item): string[] {
   const check = (item: Item) => {
     const wholeReported =
       !(item.path in SUPPORTED || item.path in NOTED) ||
-      (item.path === "network/ip" && item !== firstV4 && item !== firstV6) ||
-      (item.path === "network/dnsmasq:options/dnsmasq:option" && !/^(cname|mx-host)=/.test(item.attrs.value));
+      (item.path === "network/ip" && item !== firstV4 && item !== firstV6);
     if (item.path === "network/uuid") {
       if (!aboutElement(r.notes, item)) missing.push(`${item.path} (note)`);
       return;

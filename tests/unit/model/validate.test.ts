@@ -309,6 +309,47 @@ describe("network input validation", () => {
     expect(d.spec!.dns).to.deep.equal({ enabled: true, forwarders: [], hosts: [] });
   });
 
+  it("takes dnsmasqOptions one per entry, refusing what virtnet owns, each error naming the option", () => {
+    const ok = buildNetworkSpec(
+      { mode: "nat", ipv4, dnsmasqOptions: ["log-queries", "--cname=a.t,b.t"] },
+      "lab",
+    );
+    expect(ok.errors).to.deep.equal([]);
+    expect(ok.spec!.dnsmasqOptions).to.deep.equal(["log-queries", "cname=a.t,b.t"]);
+    const owned = [
+      "conf-file=/tmp/x",
+      "conf-dir=/etc/dnsmasq.d",
+      "pid-file=/run/x.pid",
+      "dhcp-leasefile=/tmp/l",
+      "dhcp-script=/bin/sh",
+      "interface=eth0",
+      "except-interface=eth1",
+      "listen-address=0.0.0.0",
+      "bind-dynamic",
+      "user=root",
+      "group=root",
+      "--interface=eth0",
+    ];
+    const errors = errorsOf({ mode: "nat", ipv4, dnsmasqOptions: owned });
+    expect(errors.map((e) => e.property)).to.deep.equal(owned.map((_, i) => `dnsmasqOptions[${i}]`));
+    errors.forEach((e, i) => expect(e.reason).to.include(owned[i].replace(/^--/, "").split("=")[0]));
+    expectError(
+      { mode: "nat", ipv4, dnsmasqOptions: ["log-queries\nconf-file=/tmp/x"] },
+      "dnsmasqOptions[0]",
+      /control characters such as newline/,
+    );
+    expectError(
+      { mode: "nat", ipv4, dnsmasqOptions: ["a b=c"] },
+      "dnsmasqOptions[0]",
+      /not a dnsmasq option/,
+    );
+    expectError(
+      { mode: "nat", ipv4, dnsmasqOptions: "log-queries" as unknown as string[] },
+      "dnsmasqOptions",
+      /list/,
+    );
+  });
+
   it("gives an STP bridge the kernel's minimum forward delay of 2 s", () => {
     expect(buildNetworkSpec({ mode: "nat", ipv4, bridge: { stp: true } }, "lab").spec!.bridge).to.include({
       stp: true,

@@ -123,6 +123,11 @@ describe("dnsmasq renderer (golden)", () => {
       ipv4,
       dns: { forwardPlainNames: false, etcHosts: true, forwarders: [{ domain: "corp.test" }] },
     },
+    "dnsmasq-options": {
+      mode: "nat",
+      ipv4,
+      dnsmasqOptions: ["log-queries", "dhcp-option=option:ntp-server,10.50.1.1"],
+    },
     "domain-forwarders-only": {
       mode: "nat",
       ipv4,
