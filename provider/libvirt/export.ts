@@ -73,9 +73,9 @@ function addressOrder(a: string, b: string): number {
 function dhcpElement(ranges: DhcpRangeSpec[]): Element[] {
   if (ranges.length === 0) return [];
   const sorted = [...ranges].sort((a, b) => addressOrder(a.start, b.start));
-  const children = sorted.map((r) =>
-    el("range", { start: r.start, end: r.end }, [leaseElement(r.leaseTime)]),
-  );
+  const children = sorted
+    .filter((r) => !r.static)
+    .map((r) => el("range", { start: r.start, end: r.end }, [leaseElement(r.leaseTime)]));
   const seen = new Set<string>();
   for (const r of sorted)
     for (const h of r.hosts) {

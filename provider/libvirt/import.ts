@@ -68,8 +68,9 @@ export interface LibvirtDhcpReservation {
  */
 export interface LibvirtDhcpRangeArgs {
   name: string;
-  start: string;
-  end: string;
+  /** Both absent: static-only DHCP, from a <dhcp> with <host>s and no <range>. */
+  start?: string;
+  end?: string;
   /** dnsmasq form: "3600" (seconds), "30m", "1h", "infinite"; absent = virtnet's default "1h". */
   leaseTime?: string;
   hosts?: LibvirtDhcpReservation[];
@@ -583,16 +584,15 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
       rangeNodes.push(r);
       leaseNodes.push(lease);
     }
+    if (family === 4 && rangesHere.length === 0 && childrenNamed(dhcp, "host").length) {
+      firstV4Range = ranges.length;
+      ranges.push({ name: `range${ranges.length + 1}` });
+      rangeNodes.push(dhcp);
+      leaseNodes.push(undefined);
+    }
     for (const h of childrenNamed(dhcp, "host")) {
       if (family === 6) {
         im.warn(h, "DHCPv6 reservations are not supported by virtnet yet: the reservation is not imported");
-        continue;
-      }
-      if (rangesHere.length === 0) {
-        im.warn(
-          h,
-          "virtnet keeps reservations on a DHCP range and this <dhcp> has no <range>: the reservation is not imported",
-        );
         continue;
       }
       if (attr(h, "mac") === undefined) {

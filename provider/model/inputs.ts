@@ -138,8 +138,9 @@ export interface DhcpReservationArgs {
 export interface RangeArgs {
   /** Unique within the network; defaults to the resource name. */
   name?: string;
-  start: string;
-  end: string;
+  /** start and end: the range's ends; both left out with `hosts` given: static-only DHCP (only reservations). */
+  start?: string;
+  end?: string;
   /** dnsmasq lease time: "3600", "30m", "1h", "7d" or "infinite"; default "1h". */
   leaseTime?: string;
   hosts?: DhcpReservationArgs[];

@@ -71,7 +71,11 @@ export function renderDnsmasqConf(
   const v6 = ranges.filter((r) => r.family === 6);
   if (v4.length && spec.ipv4)
     for (const r of sortedRanges(v4))
-      lines.push(`dhcp-range=${r.start},${r.end},${spec.ipv4.netmask},${r.leaseTime}`);
+      lines.push(
+        r.static // reservations only, on the network's subnet
+          ? `dhcp-range=${r.start},static,${spec.ipv4.netmask},${r.leaseTime}`
+          : `dhcp-range=${r.start},${r.end},${spec.ipv4.netmask},${r.leaseTime}`,
+      );
   if (spec.ipv6) {
     lines.push("enable-ra");
     if (v6.length)

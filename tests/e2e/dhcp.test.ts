@@ -156,3 +156,46 @@ describe("DhcpRange on a lab host, through the engine path", function () {
     expect(findResource(stack.state, "broken")).to.equal(undefined);
   });
 });
+
+// libvirt's <dhcp> with <host>s and no <range>: only the reserved guests get an address.
+describe("static-only DHCP (a DhcpRange of reservations alone), through the engine path", function () {
+  this.timeout(120_000);
+  const reservedMac = "52:54:00:89:00:11";
+  let stack: TestStack;
+
+  before(async () => {
+    const [h1] = await labHosts(2);
+    stack = stackFor(h1);
+    await stack.up(() => {
+      const net = new VirtualNetwork("fixednet", { mode: "nat", ipv4: { cidr: "10.89.0.0/24" } });
+      new DhcpRange("fixed", {
+        network: net,
+        hosts: [{ mac: reservedMac, ip: "10.89.0.11", hostname: "fixed1" }],
+      });
+      return {};
+    });
+    await guestAdd("sr", "h1", "vn-fixednet", { mac: reservedMac });
+    await guestAdd("su", "h1", "vn-fixednet", { mac: "52:54:00:89:00:99" });
+  });
+  after(async () => {
+    await stack.destroy();
+    await guestDel("sr");
+    await guestDel("su");
+  });
+
+  it("gives the reserved guest its address", async () => {
+    const lease = await guestDhcp("sr");
+    expect(lease.ip).to.equal("10.89.0.11");
+    expect(lease.router).to.equal("10.89.0.1");
+  });
+
+  it("gives a guest without a reservation none", async () => {
+    let error: unknown;
+    try {
+      await guestDhcp("su", { timeoutMs: 8000 });
+    } catch (e) {
+      error = e;
+    }
+    expect(error, "an unreserved guest got a lease").to.be.instanceOf(Error);
+  });
+});

@@ -337,11 +337,9 @@ function unreported(r: LibvirtImport, root: Item): string[] {
       !r.warnings.some((w) => isAbout(w, item) && w.includes(`"${item.text}"`))
     )
       missing.push(`${item.path} text`);
-    // Reservations virtnet cannot keep: DHCPv6 ones, by name only, or in a <dhcp> without a range.
+    // Reservations virtnet cannot keep: DHCPv6 ones, or by name only.
     const lostHosts =
-      item.path === "network/ip/dhcp" &&
-      (item === firstV6?.children.find((c) => c.name === "dhcp") ||
-        !item.children.some((c) => c.name === "range"));
+      item.path === "network/ip/dhcp" && item === firstV6?.children.find((c) => c.name === "dhcp");
     for (const c of item.children) {
       if (c.name === "host" && item.path === "network/ip/dhcp" && (lostHosts || c.attrs.mac === undefined)) {
         if (!aboutElement(r.warnings, c)) missing.push(`${c.path} (no range)`);

@@ -62,6 +62,25 @@ describe("network/dhcp: ranges of each family", () => {
       ]);
   });
 
+  it("builds a static-only range from hosts alone, and asks for start without either", () => {
+    const hosts = [{ mac: "52:54:00:aa:00:01", ip: "10.50.1.150" }];
+    expect(buildRangeSpec({ hosts }, "s", dualStack).spec).to.deep.equal({
+      name: "s",
+      static: true,
+      start: "10.50.1.0",
+      end: "10.50.1.0",
+      size: 0,
+      leaseTime: "1h",
+      hosts,
+    });
+    expect(errorsOf({})).to.deep.equal([
+      "start: is required: a range needs start and end, or hosts alone (static-only DHCP)",
+    ]);
+    expect(errorsOf({ hosts: [{ mac: "52:54:00:aa:00:01", ip: "10.50.2.150" }] })).to.deep.equal([
+      "hosts[0].ip: 10.50.2.150 is outside the network's subnet 10.50.1.0/24",
+    ]);
+  });
+
   it("never claims that IPv6 is unsupported", () => {
     const all = [
       ...errorsOf({ start: "10.50.1.100", end: "fd00:50:1::1ff" }),

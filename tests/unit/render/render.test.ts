@@ -163,6 +163,16 @@ describe("dnsmasq renderer (golden)", () => {
     dnsmasqAccepts(text);
   });
 
+  it("serves static-only DHCP for a range of reservations alone", () => {
+    const s = spec({ mode: "nat", ipv4 });
+    const r = buildRangeSpec({ hosts: [{ mac: "52:54:00:aa:00:01", ip: "10.50.1.150" }] }, "fixed", {
+      cidr: "10.50.1.0/24",
+    }).spec!;
+    const text = renderDnsmasqConf(s, networkPaths(s.name), [r]);
+    expectGolden("dnsmasq/static-only.conf", text);
+    dnsmasqAccepts(text);
+  });
+
   it("renders static records as a hosts file", () => {
     const s = spec({
       mode: "nat",
