@@ -70,8 +70,9 @@ function addressOrder(a: string, b: string): number {
   return x.length - y.length;
 }
 
-function dhcpElement(ranges: DhcpRangeSpec[]): Element[] {
-  if (ranges.length === 0) return [];
+function dhcpElement(ranges: DhcpRangeSpec[], bootp?: NetworkSpec["bootp"]): Element[] {
+  const boot = bootp ? [el("bootp", { file: bootp.file, server: bootp.server })] : [];
+  if (ranges.length === 0) return boot.length ? [el("dhcp", {}, boot)] : [];
   const sorted = [...ranges].sort((a, b) => addressOrder(a.start, b.start));
   const children = sorted
     .filter((r) => !r.static)
@@ -84,7 +85,7 @@ function dhcpElement(ranges: DhcpRangeSpec[]): Element[] {
       seen.add(key);
       children.push(el("host", { mac: h.mac, name: h.hostname, ip: h.ip }));
     }
-  return [el("dhcp", {}, children)];
+  return [el("dhcp", {}, [...children, ...boot])];
 }
 
 /**
@@ -153,7 +154,12 @@ export function toLibvirtXml(
   const v4 = ranges.filter((r) => (r.family ?? 4) === 4);
   const v6 = ranges.filter((r) => r.family === 6);
   if (spec.ipv4)
-    net.push(el("ip", { address: spec.ipv4.gateway, netmask: spec.ipv4.netmask }, dhcpElement(v4)));
+    net.push(
+      el("ip", { address: spec.ipv4.gateway, netmask: spec.ipv4.netmask }, [
+        ...(spec.tftp ? [el("tftp", { root: spec.tftp.root })] : []),
+        ...dhcpElement(v4, spec.bootp),
+      ]),
+    );
   const ipv6 = spec.ipv6;
   if (ipv6)
     net.push(el("ip", { family: "ipv6", address: ipv6.gateway, prefix: ipv6.prefixLength }, dhcpElement(v6)));

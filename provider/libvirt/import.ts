@@ -51,6 +51,9 @@ export interface LibvirtNetworkArgs {
   };
   /** The other <dnsmasq:options> lines, as they are (virtnet's dnsmasqOptions). */
   dnsmasqOptions?: string[];
+  /** The IPv4 <ip>'s <tftp root> and its <dhcp>'s <bootp file server>. */
+  tftp?: { root: string };
+  bootp?: { file: string; server?: string };
 }
 
 /** A DNS SRV record as libvirt's <srv> has it: the same fields as virtnet's. */
@@ -539,6 +542,8 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
     if (txt.length) dns.txt = txt;
   }
   const dnsmasqOptions: string[] = [];
+  let tftp: LibvirtNetworkArgs["tftp"];
+  let bootp: LibvirtNetworkArgs["bootp"];
   dns = dnsmasqRecords(im, root, dns, dnsmasqOptions);
 
   // <ip>: the first IPv4 and the first IPv6 one are the network's subnets, each with its DHCP.
@@ -567,8 +572,21 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
     const subnet = family === 4 ? im.subnet4(ip, "address") : im.subnet6(ip, "address");
     if (subnet && family === 4) ipv4 = { cidr: subnet.cidr, gateway: subnet.address };
     if (subnet && family === 6) ipv6 = { cidr: subnet.cidr, gateway: subnet.address };
+    const tftpNode = family === 4 ? im.one(ip, "tftp") : undefined;
+    if (tftpNode) {
+      im.origins.set("tftp", tftpNode);
+      const root = im.required(tftpNode, "root");
+      if (root !== undefined) tftp = { root };
+    }
     const dhcp = im.one(ip, "dhcp");
     if (!dhcp) continue;
+    const bootpNode = family === 4 ? im.one(dhcp, "bootp") : undefined;
+    if (bootpNode) {
+      im.origins.set("bootp", bootpNode);
+      const file = im.required(bootpNode, "file");
+      const server = attr(bootpNode, "server");
+      if (file !== undefined) bootp = server === undefined ? { file } : { file, server };
+    }
     const rangesHere = childrenNamed(dhcp, "range");
     for (const r of rangesHere) {
       const range: LibvirtDhcpRangeArgs = { name: `range${ranges.length + 1}`, start: "", end: "" };
@@ -666,6 +684,8 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
     ...(domain && { domain }),
     ...(dns && { dns }),
     ...(dnsmasqOptions.length > 0 && { dnsmasqOptions }),
+    ...(tftp && { tftp }),
+    ...(bootp && { bootp }),
   };
 
   if (!im.origins.has("ipv4")) im.origins.set("ipv4", ipNodes[6] ?? forward ?? root);

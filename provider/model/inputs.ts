@@ -87,6 +87,16 @@ export interface NetworkArgs {
    * files, interfaces, addresses, user, scripts) are refused.
    */
   dnsmasqOptions?: string[];
+  /**
+   * TFTP from the network's gateway (libvirt's <tftp root>), for network boot: `root` must be a directory on
+   * the host, readable by the user dnsmasq runs as ("dnsmasq"). IPv4.
+   */
+  tftp?: { root: string };
+  /**
+   * The boot file DHCP offers guests (libvirt's <bootp file server>): `server` is the TFTP server that holds
+   * it, by default the network's gateway (its own `tftp`). IPv4.
+   */
+  bootp?: { file: string; server?: string };
 }
 
 export interface CnameArgs {
@@ -126,6 +136,8 @@ export const NETWORK_INPUT_KEYS = [
   "vlan",
   "dns",
   "dnsmasqOptions",
+  "tftp",
+  "bootp",
 ] as const;
 
 export interface DhcpReservationArgs {

@@ -4,6 +4,7 @@ import { FIREWALL_BACKENDS, NetworkArgs, Unchecked } from "./inputs";
 import { Mode, modeForwards, MODES, modeMasquerades, modeRoutesThroughFirewall } from "./modes";
 import { defaultBridgeMac, defaultBridgeName, MAX_IFNAME, vlanLinkName } from "../naming";
 import { checkDnsmasqOptions } from "./dnsmasqOptions";
+import { BootSpec, checkBoot } from "./networkBoot";
 import { checkDns, DnsSpec } from "./networkDns";
 import {
   checkInteger,
@@ -72,6 +73,8 @@ export interface NetworkSpec {
   dns: DnsSpec;
   /** The user's own dnsmasq options, checked (model/dnsmasqOptions.ts); absent when none. */
   dnsmasqOptions?: string[];
+  tftp?: BootSpec["tftp"];
+  bootp?: BootSpec["bootp"];
 }
 
 /**
@@ -360,6 +363,11 @@ export function buildNetworkSpec(raw: NetworkInputs, defaultName: string, host?:
     else autostart = raw.autostart;
   }
 
+  const boot =
+    containsUnknown(raw.tftp) || containsUnknown(raw.bootp)
+      ? {}
+      : checkBoot(raw, raw.ipv4 !== undefined, problems);
+
   if (!problems.ok) return { errors: problems.errors };
   if (!known(name) || !mode) return { errors: [] }; // unknowns: nothing to build yet
   const spec: NetworkSpec = {
@@ -385,5 +393,7 @@ export function buildNetworkSpec(raw: NetworkInputs, defaultName: string, host?:
   if (domain) spec.domain = domain;
   if (vlan) spec.vlan = vlan;
   if (dnsmasqOptions) spec.dnsmasqOptions = dnsmasqOptions;
+  if (boot.tftp) spec.tftp = boot.tftp;
+  if (boot.bootp) spec.bootp = boot.bootp;
   return { spec, errors: [] };
 }

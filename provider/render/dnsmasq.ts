@@ -10,7 +10,7 @@ export const DNSMASQ_GROUP = "nogroup";
 /** Whether the network needs a dnsmasq at all: DNS on, or DHCP ranges. */
 export function needsDnsmasq(spec: NetworkSpec, ranges: DhcpRangeSpec[] = []): boolean {
   if (spec.ipv6) return true; // router advertisements
-  return spec.ipv4 !== undefined && (spec.dns.enabled || ranges.length > 0);
+  return spec.ipv4 !== undefined && (spec.dns.enabled || ranges.length > 0 || spec.tftp !== undefined);
 }
 
 /**
@@ -104,6 +104,10 @@ export function renderDnsmasqConf(
     if (modeIsolated(spec.mode) && v4.length) lines.push("dhcp-option=3"); // no default gateway: nothing to route through
     if (mtu !== undefined && v4.length) lines.push(`dhcp-option-force=option:mtu,${mtu}`);
   }
+  if (spec.tftp) lines.push("enable-tftp", `tftp-root=${spec.tftp.root}`);
+  // dhcp-boot=<file>,<server name>,<server address>: no server name, as libvirt writes it.
+  if (spec.bootp)
+    lines.push(`dhcp-boot=${spec.bootp.file}${spec.bootp.server ? `,,${spec.bootp.server}` : ""}`);
   if (spec.dnsmasqOptions?.length) lines.push("# dnsmasqOptions, the user's own:", ...spec.dnsmasqOptions);
   return lines.join("\n") + "\n";
 }

@@ -212,5 +212,7 @@ export function specToInputs(spec: NetworkSpec): Props {
   if (spec.domain) inputs.domain = spec.domain;
   if (spec.vlan) inputs.vlan = { id: spec.vlan.id, uplink: spec.vlan.uplink };
   if (spec.dnsmasqOptions) inputs.dnsmasqOptions = spec.dnsmasqOptions;
+  if (spec.tftp) inputs.tftp = spec.tftp;
+  if (spec.bootp) inputs.bootp = spec.bootp;
   return inputs;
 }

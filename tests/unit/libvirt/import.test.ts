@@ -273,6 +273,8 @@ const SUPPORTED: Record<string, string[]> = {
   "network/ip/dhcp/range": ["start", "end"],
   "network/ip/dhcp/range/lease": ["expiry", "unit"],
   "network/ip/dhcp/host": ["mac", "name", "ip"],
+  "network/ip/tftp": ["root"],
+  "network/ip/dhcp/bootp": ["file", "server"],
   "network/route": ["family", "address", "prefix", "netmask", "gateway", "metric"],
   "network/dnsmasq:options": [],
   "network/dnsmasq:options/dnsmasq:option": ["value"],

@@ -350,6 +350,24 @@ describe("network input validation", () => {
     );
   });
 
+  it("takes network boot inputs (tftp.root, bootp.file and server) and refuses bad ones by property", () => {
+    const ok = buildNetworkSpec(
+      { mode: "nat", ipv4, tftp: { root: "/srv/tftp/" }, bootp: { file: "pxelinux.0", server: "10.50.1.2" } },
+      "lab",
+    );
+    expect(ok.errors).to.deep.equal([]);
+    expect(ok.spec).to.deep.include({
+      tftp: { root: "/srv/tftp" },
+      bootp: { file: "pxelinux.0", server: "10.50.1.2" },
+    });
+    expectError({ mode: "nat", ipv4, tftp: { root: "srv/tftp" } }, "tftp.root", /absolute/);
+    expectError({ mode: "nat", ipv4, tftp: { root: "/srv/../etc" } }, "tftp.root", /absolute/);
+    expectError({ mode: "nat", ipv4, tftp: { root: "/srv/a b" } }, "tftp.root", /absolute/);
+    expectError({ mode: "route", ipv6: { cidr: "fd00::/64" }, tftp: { root: "/srv" } }, "tftp", /needs ipv4/);
+    expectError({ mode: "nat", ipv4, bootp: { file: "a,b" } }, "bootp.file", /boot file/);
+    expectError({ mode: "nat", ipv4, bootp: { file: "a", server: "x" } }, "bootp.server", /IPv4/);
+  });
+
   it("gives an STP bridge the kernel's minimum forward delay of 2 s", () => {
     expect(buildNetworkSpec({ mode: "nat", ipv4, bridge: { stp: true } }, "lab").spec!.bridge).to.include({
       stp: true,

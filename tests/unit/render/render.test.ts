@@ -128,6 +128,8 @@ describe("dnsmasq renderer (golden)", () => {
       ipv4,
       dnsmasqOptions: ["log-queries", "dhcp-option=option:ntp-server,10.50.1.1"],
     },
+    pxe: { mode: "nat", ipv4, tftp: { root: "/srv/tftp" }, bootp: { file: "pxelinux.0" } },
+    "pxe-other-server": { mode: "nat", ipv4, bootp: { file: "boot/grub.efi", server: "10.50.1.2" } },
     "domain-forwarders-only": {
       mode: "nat",
       ipv4,

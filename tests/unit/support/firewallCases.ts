@@ -30,5 +30,6 @@ export const firewallCases: Record<string, NetworkInputs> = {
   "route-ipv6-only": { mode: "route", ipv6 },
   // As libvirt: IPv6 routed, NAT66 only with nat.ipv6.
   "nat-ipv6-only": { mode: "nat", ipv6 },
+  "nat-tftp": { mode: "nat", ipv4, tftp: { root: "/srv/tftp" } },
   "isolated-dual-stack": { mode: "isolated", ipv4, ipv6 },
 };
