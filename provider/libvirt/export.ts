@@ -70,12 +70,13 @@ function addressOrder(a: string, b: string): number {
   return x.length - y.length;
 }
 
-function dhcpElement(ranges: DhcpRangeSpec[]): Element[] {
-  if (ranges.length === 0) return [];
+function dhcpElement(ranges: DhcpRangeSpec[], bootp?: NetworkSpec["bootp"]): Element[] {
+  const boot = bootp ? [el("bootp", { file: bootp.file, server: bootp.server })] : [];
+  if (ranges.length === 0) return boot.length ? [el("dhcp", {}, boot)] : [];
   const sorted = [...ranges].sort((a, b) => addressOrder(a.start, b.start));
-  const children = sorted.map((r) =>
-    el("range", { start: r.start, end: r.end }, [leaseElement(r.leaseTime)]),
-  );
+  const children = sorted
+    .filter((r) => !r.static)
+    .map((r) => el("range", { start: r.start, end: r.end }, [leaseElement(r.leaseTime)]));
   const seen = new Set<string>();
   for (const r of sorted)
     for (const h of r.hosts) {
@@ -84,7 +85,7 @@ function dhcpElement(ranges: DhcpRangeSpec[]): Element[] {
       seen.add(key);
       children.push(el("host", { mac: h.mac, name: h.hostname, ip: h.ip }));
     }
-  return [el("dhcp", {}, children)];
+  return [el("dhcp", {}, [...children, ...boot])];
 }
 
 /**
@@ -147,14 +148,18 @@ export function toLibvirtXml(
       ),
       ...(spec.dns.txt ?? []).map((t) => el("txt", { name: t.name, value: t.value })),
     ];
-    // virtnet's dnsmasq never forwards plain names (domain-needed): libvirt's forwardPlainNames='no'.
-    net.push(el("dns", { forwardPlainNames: "no" }, dns));
+    net.push(el("dns", { forwardPlainNames: spec.dns.forwardPlainNames === false ? "no" : "yes" }, dns));
   }
 
   const v4 = ranges.filter((r) => (r.family ?? 4) === 4);
   const v6 = ranges.filter((r) => r.family === 6);
   if (spec.ipv4)
-    net.push(el("ip", { address: spec.ipv4.gateway, netmask: spec.ipv4.netmask }, dhcpElement(v4)));
+    net.push(
+      el("ip", { address: spec.ipv4.gateway, netmask: spec.ipv4.netmask }, [
+        ...(spec.tftp ? [el("tftp", { root: spec.tftp.root })] : []),
+        ...dhcpElement(v4, spec.bootp),
+      ]),
+    );
   const ipv6 = spec.ipv6;
   if (ipv6)
     net.push(el("ip", { family: "ipv6", address: ipv6.gateway, prefix: ipv6.prefixLength }, dhcpElement(v6)));
@@ -174,8 +179,8 @@ export function toLibvirtXml(
   }
 
   // CNAME and MX records through libvirt's dnsmasq passthrough (dnsmasqOptions.ts), as DNS records: not when
-  // DNS is off.
-  const options = spec.dns.enabled ? dnsRecordOptions(spec.dns) : [];
+  // DNS is off; then the user's own dnsmasq options, as they are.
+  const options = [...(spec.dns.enabled ? dnsRecordOptions(spec.dns) : []), ...(spec.dnsmasqOptions ?? [])];
   if (options.length)
     net.push(
       el(

@@ -39,7 +39,9 @@ export interface LibvirtNetworkArgs {
   domain?: { name: string; localOnly?: boolean };
   dns?: {
     enabled?: boolean;
-    forwarders?: { address: string; domain?: string }[];
+    /** A domain without address: that domain's queries go to the host's resolvers. */
+    forwarders?: { address?: string; domain?: string }[];
+    forwardPlainNames?: boolean;
     hosts?: { ip: string; hostnames: string[] }[];
     srv?: LibvirtSrvRecord[];
     txt?: { name: string; value: string }[];
@@ -47,6 +49,11 @@ export interface LibvirtNetworkArgs {
     cname?: CnameRecord[];
     mx?: MxRecord[];
   };
+  /** The other <dnsmasq:options> lines, as they are (virtnet's dnsmasqOptions). */
+  dnsmasqOptions?: string[];
+  /** The IPv4 <ip>'s <tftp root> and its <dhcp>'s <bootp file server>. */
+  tftp?: { root: string };
+  bootp?: { file: string; server?: string };
 }
 
 /** A DNS SRV record as libvirt's <srv> has it: the same fields as virtnet's. */
@@ -64,8 +71,9 @@ export interface LibvirtDhcpReservation {
  */
 export interface LibvirtDhcpRangeArgs {
   name: string;
-  start: string;
-  end: string;
+  /** Both absent: static-only DHCP, from a <dhcp> with <host>s and no <range>. */
+  start?: string;
+  end?: string;
   /** dnsmasq form: "3600" (seconds), "30m", "1h", "infinite"; absent = virtnet's default "1h". */
   leaseTime?: string;
   hosts?: LibvirtDhcpReservation[];
@@ -304,11 +312,12 @@ function validationErrors(
 }
 
 /** The CNAME and MX records in <dnsmasq:options> (whatever prefix the file binds to libvirt's dnsmasq
- * namespace), added to `dns`; every other dnsmasq option is reported as not imported. */
+ * namespace), added to `dns`; every other dnsmasq option goes to `options` (dnsmasqOptions) as it is. */
 function dnsmasqRecords(
   im: Importer,
   root: XmlNode,
   dns: LibvirtNetworkArgs["dns"],
+  options: string[],
 ): LibvirtNetworkArgs["dns"] {
   const ns = (node: XmlNode, prefix: string) => node.attrs.find(([k]) => k === `xmlns:${prefix}`)?.[1];
   for (const node of root.children) {
@@ -316,9 +325,12 @@ function dnsmasqRecords(
     if (local !== "options" || (ns(node, prefix) ?? ns(root, prefix)) !== DNSMASQ_NAMESPACE) continue;
     node.used = true;
     for (const o of childrenNamed(node, `${prefix}:option`)) {
-      const records = recordsOfOption(attr(o, "value") ?? "");
+      const value = im.required(o, "value");
+      if (value === undefined) continue;
+      const records = recordsOfOption(value);
       if (!records) {
-        im.warn(o, "virtnet imports the dnsmasq options cname= and mx-host= (as DNS records) only; ignored");
+        im.origins.set(`dnsmasqOptions[${options.length}]`, o);
+        options.push(value);
         continue;
       }
       dns ??= {};
@@ -474,25 +486,19 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
     dns = {};
     const enabled = im.yesNo(dnsNode, "enable");
     if (enabled !== undefined) dns.enabled = enabled;
-    if (im.yesNo(dnsNode, "forwardPlainNames"))
-      im.warn(
-        dnsNode,
-        "forwardPlainNames='yes': virtnet never forwards plain names (no dot) upstream, as with forwardPlainNames='no'",
-        "forwardPlainNames",
-      );
-    const forwarders: { address: string; domain?: string }[] = [];
+    const plain = im.yesNo(dnsNode, "forwardPlainNames");
+    if (plain !== undefined) dns.forwardPlainNames = plain;
+    const forwarders: { address?: string; domain?: string }[] = [];
     for (const f of childrenNamed(dnsNode, "forwarder")) {
       const addr = attr(f, "addr");
       const fdomain = attr(f, "domain");
       if (addr === undefined && fdomain === undefined) im.err(f, "a forwarder needs addr, domain or both");
-      else if (addr === undefined)
-        im.warn(
-          f,
-          "a forwarder with a domain and no addr (answer that domain locally) is not supported by virtnet yet",
-        );
       else {
         im.origins.set(`dns.forwarders[${forwarders.length}]`, f);
-        forwarders.push(fdomain === undefined ? { address: addr } : { address: addr, domain: fdomain });
+        forwarders.push({
+          ...(addr !== undefined && { address: addr }),
+          ...(fdomain !== undefined && { domain: fdomain }),
+        });
       }
     }
     if (forwarders.length) dns.forwarders = forwarders;
@@ -535,7 +541,10 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
     }
     if (txt.length) dns.txt = txt;
   }
-  dns = dnsmasqRecords(im, root, dns);
+  const dnsmasqOptions: string[] = [];
+  let tftp: LibvirtNetworkArgs["tftp"];
+  let bootp: LibvirtNetworkArgs["bootp"];
+  dns = dnsmasqRecords(im, root, dns, dnsmasqOptions);
 
   // <ip>: the first IPv4 and the first IPv6 one are the network's subnets, each with its DHCP.
   let ipv4: LibvirtNetworkArgs["ipv4"];
@@ -563,8 +572,21 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
     const subnet = family === 4 ? im.subnet4(ip, "address") : im.subnet6(ip, "address");
     if (subnet && family === 4) ipv4 = { cidr: subnet.cidr, gateway: subnet.address };
     if (subnet && family === 6) ipv6 = { cidr: subnet.cidr, gateway: subnet.address };
+    const tftpNode = family === 4 ? im.one(ip, "tftp") : undefined;
+    if (tftpNode) {
+      im.origins.set("tftp", tftpNode);
+      const root = im.required(tftpNode, "root");
+      if (root !== undefined) tftp = { root };
+    }
     const dhcp = im.one(ip, "dhcp");
     if (!dhcp) continue;
+    const bootpNode = family === 4 ? im.one(dhcp, "bootp") : undefined;
+    if (bootpNode) {
+      im.origins.set("bootp", bootpNode);
+      const file = im.required(bootpNode, "file");
+      const server = attr(bootpNode, "server");
+      if (file !== undefined) bootp = server === undefined ? { file } : { file, server };
+    }
     const rangesHere = childrenNamed(dhcp, "range");
     for (const r of rangesHere) {
       const range: LibvirtDhcpRangeArgs = { name: `range${ranges.length + 1}`, start: "", end: "" };
@@ -580,16 +602,15 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
       rangeNodes.push(r);
       leaseNodes.push(lease);
     }
+    if (family === 4 && rangesHere.length === 0 && childrenNamed(dhcp, "host").length) {
+      firstV4Range = ranges.length;
+      ranges.push({ name: `range${ranges.length + 1}` });
+      rangeNodes.push(dhcp);
+      leaseNodes.push(undefined);
+    }
     for (const h of childrenNamed(dhcp, "host")) {
       if (family === 6) {
         im.warn(h, "DHCPv6 reservations are not supported by virtnet yet: the reservation is not imported");
-        continue;
-      }
-      if (rangesHere.length === 0) {
-        im.warn(
-          h,
-          "virtnet keeps reservations on a DHCP range and this <dhcp> has no <range>: the reservation is not imported",
-        );
         continue;
       }
       if (attr(h, "mac") === undefined) {
@@ -662,6 +683,9 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
     },
     ...(domain && { domain }),
     ...(dns && { dns }),
+    ...(dnsmasqOptions.length > 0 && { dnsmasqOptions }),
+    ...(tftp && { tftp }),
+    ...(bootp && { bootp }),
   };
 
   if (!im.origins.has("ipv4")) im.origins.set("ipv4", ipNodes[6] ?? forward ?? root);

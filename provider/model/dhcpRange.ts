@@ -29,6 +29,11 @@ export interface DhcpRangeSpec {
   name: string;
   /** Absent in records written before IPv6 ranges existed: 4. */
   family?: 4 | 6;
+  /**
+   * Static-only DHCP (libvirt's <dhcp> with <host>s and no <range>): only the reservations get addresses;
+   * start and end are then the network address, size 0.
+   */
+  static?: true;
   start: string;
   end: string;
   size: number;
@@ -83,8 +88,13 @@ export function buildRangeSpec(
   if (isUnknown(name) || isUnknown(raw.start) || isUnknown(raw.end)) return { errors: [] };
   checkSafeName(name, "name", problems, 64);
   if (typeof raw.start === "string" && raw.start.includes(":")) return buildRange6(raw, name, net, problems);
-  const start = parseV4(raw.start, "start", problems, MIXED_FAMILIES);
-  const end = parseV4(raw.end, "end", problems, MIXED_FAMILIES);
+  const staticOnly = raw.start === undefined && raw.end === undefined;
+  if (staticOnly && !(raw.hosts ?? []).length)
+    problems.add("start", "is required: a range needs start and end, or hosts alone (static-only DHCP)");
+  if (staticOnly && (net.cidr === undefined || isUnknown(net.cidr)) && net.ipv6Cidr !== undefined)
+    problems.add("hosts", "static-only DHCP serves IPv4 reservations: the network needs an IPv4 subnet");
+  const start = staticOnly ? undefined : parseV4(raw.start, "start", problems, MIXED_FAMILIES);
+  const end = staticOnly ? undefined : parseV4(raw.end, "end", problems, MIXED_FAMILIES);
   let leaseTime = DEFAULT_LEASE;
   if (raw.leaseTime !== undefined && !isUnknown(raw.leaseTime)) {
     const m = typeof raw.leaseTime === "string" ? LEASE.exec(raw.leaseTime) : null;
@@ -141,9 +151,9 @@ export function buildRangeSpec(
     if (ip && net.gateway === ip.toString()) problems.add(`${p}.ip`, `${ip} is the gateway`);
     if (
       h.hostname !== undefined &&
-      (typeof h.hostname !== "string" || !isDnsName(h.hostname) || h.hostname.includes("."))
+      (typeof h.hostname !== "string" || !isDnsName(h.hostname) || h.hostname.endsWith("."))
     )
-      problems.add(`${p}.hostname`, `"${h.hostname}" is not a valid host name (one DNS label)`);
+      problems.add(`${p}.hostname`, `"${h.hostname}" is not a valid host name (DNS labels, no final dot)`);
     if (problems.errors.length !== before) return;
     const mac = (h.mac as string).toLowerCase();
     if (macs.has(mac)) problems.add(`${p}.mac`, `${mac} is reserved twice`);
@@ -154,6 +164,14 @@ export function buildRangeSpec(
     if (h.hostname) r.hostname = h.hostname;
     hosts.push(r);
   });
+  if (staticOnly && problems.ok) {
+    if (!cidr) return { errors: [] }; // the network's subnet is not known yet (preview)
+    const network = ipaddr.IPv4.networkAddressFromCIDR(net.cidr!).toString();
+    return {
+      spec: { name, static: true, start: network, end: network, size: 0, leaseTime, hosts },
+      errors: [],
+    };
+  }
   if (!problems.ok || !start || !end) return { errors: problems.errors };
   return {
     spec: {
@@ -226,7 +244,7 @@ function buildRange6(raw: DhcpRangeInputs, name: string, net: RangeNetworkFacts,
 
 /** Ranges of one network must not overlap; only the host knows all of them. */
 export function rangeOverlaps(a: DhcpRangeSpec, b: DhcpRangeSpec): boolean {
-  if ((a.family ?? 4) !== (b.family ?? 4)) return false;
+  if ((a.family ?? 4) !== (b.family ?? 4) || a.static || b.static) return false;
   const n = (s: string) =>
     ipaddr
       .parse(s)

@@ -54,7 +54,21 @@ export interface NetworkArgs {
   vlan?: { id: number; uplink: string };
   dns?: {
     enabled?: boolean;
-    forwarders?: (string | { address: string; domain?: string })[];
+    /**
+     * Upstream DNS servers: an address, or { address, domain } for one domain's queries only, or { domain }
+     * alone: that domain's queries go to the host's own resolvers (dnsmasq's server=/<domain>/#).
+     */
+    forwarders?: (string | { address?: string; domain?: string })[];
+    /**
+     * Names without a dot: true (default, as libvirt 9.0) forwards queries for them upstream when the network
+     * does not know them; false answers them only from what the network knows (libvirt's forwardPlainNames='no').
+     */
+    forwardPlainNames?: boolean;
+    /**
+     * Serve the host's own /etc/hosts to guests, as libvirt's dnsmasq does. Default false: the host's names and
+     * addresses (often internal ones) are not the guests' business.
+     */
+    etcHosts?: boolean;
     hosts?: { ip: string; hostnames: string[] }[];
     /** SRV records, like libvirt's <srv>; the domain defaults to the network's domain. */
     srv?: SrvArgs[];
@@ -67,6 +81,22 @@ export interface NetworkArgs {
     /** MX records (dnsmasq's mx-host=): mail for `domain` goes to `target`; preference defaults to 1. */
     mx?: MxArgs[];
   };
+  /**
+   * dnsmasq options of your own, one per entry ("log-queries", "dhcp-option=option:ntp-server,10.50.1.1"),
+   * appended to the network's dnsmasq configuration: at your own responsibility. Options virtnet owns (its
+   * files, interfaces, addresses, user, scripts) are refused.
+   */
+  dnsmasqOptions?: string[];
+  /**
+   * TFTP from the network's gateway (libvirt's <tftp root>), for network boot: `root` must be a directory on
+   * the host, readable by the user dnsmasq runs as ("dnsmasq"). IPv4.
+   */
+  tftp?: { root: string };
+  /**
+   * The boot file DHCP offers guests (libvirt's <bootp file server>): `server` is the TFTP server that holds
+   * it, by default the network's gateway (its own `tftp`). IPv4.
+   */
+  bootp?: { file: string; server?: string };
 }
 
 export interface CnameArgs {
@@ -105,6 +135,9 @@ export const NETWORK_INPUT_KEYS = [
   "domain",
   "vlan",
   "dns",
+  "dnsmasqOptions",
+  "tftp",
+  "bootp",
 ] as const;
 
 export interface DhcpReservationArgs {
@@ -117,8 +150,9 @@ export interface DhcpReservationArgs {
 export interface RangeArgs {
   /** Unique within the network; defaults to the resource name. */
   name?: string;
-  start: string;
-  end: string;
+  /** start and end: the range's ends; both left out with `hosts` given: static-only DHCP (only reservations). */
+  start?: string;
+  end?: string;
   /** dnsmasq lease time: "3600", "30m", "1h", "7d" or "infinite"; default "1h". */
   leaseTime?: string;
   hosts?: DhcpReservationArgs[];

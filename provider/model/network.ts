@@ -3,6 +3,8 @@ import * as ipaddr from "ipaddr.js";
 import { FIREWALL_BACKENDS, NetworkArgs, Unchecked } from "./inputs";
 import { Mode, modeForwards, MODES, modeMasquerades, modeRoutesThroughFirewall } from "./modes";
 import { defaultBridgeMac, defaultBridgeName, MAX_IFNAME, vlanLinkName } from "../naming";
+import { checkDnsmasqOptions } from "./dnsmasqOptions";
+import { BootSpec, checkBoot } from "./networkBoot";
 import { checkDns, DnsSpec } from "./networkDns";
 import {
   checkInteger,
@@ -69,6 +71,10 @@ export interface NetworkSpec {
   /** The network's VLAN on a trunk uplink: `link` is the 802.1Q sub-interface on the bridge. */
   vlan?: { id: number; uplink: string; link: string };
   dns: DnsSpec;
+  /** The user's own dnsmasq options, checked (model/dnsmasqOptions.ts); absent when none. */
+  dnsmasqOptions?: string[];
+  tftp?: BootSpec["tftp"];
+  bootp?: BootSpec["bootp"];
 }
 
 /**
@@ -260,7 +266,10 @@ function compareIpv4(a: ipaddr.IPv4, b: ipaddr.IPv4): number {
 /** `host` (the connection's): a network on a VLAN uplink gets a bridge MAC of its own on each host. */
 export function buildNetworkSpec(raw: NetworkInputs, defaultName: string, host?: string): SpecResult {
   const problems = new Problems();
-  checkNoControlCharacters({ ...raw, name: raw.name ?? defaultName }, "", problems);
+  // dnsmasqOptions gets its own message (model/dnsmasqOptions.ts).
+  const { dnsmasqOptions: rawOptions, ...rest } = raw;
+  checkNoControlCharacters({ ...rest, name: raw.name ?? defaultName }, "", problems);
+  const dnsmasqOptions = containsUnknown(rawOptions) ? undefined : checkDnsmasqOptions(rawOptions, problems);
   if (!problems.ok) return { errors: problems.errors };
   const known = <T>(v: T): v is Exclude<T, undefined> => v !== undefined && !isUnknown(v);
 
@@ -289,14 +298,6 @@ export function buildNetworkSpec(raw: NetworkInputs, defaultName: string, host?:
     modeRoutesThroughFirewall(mode)
   )
     problems.add("ipv4", `mode "${mode}" needs an address: set ipv4.cidr or ipv6.cidr`);
-  if (
-    mode !== undefined &&
-    modeMasquerades(mode) &&
-    raw.ipv4 === undefined &&
-    raw.ipv6 !== undefined &&
-    raw.nat?.ipv6 !== true
-  )
-    problems.add("ipv4", 'mode "nat" with only IPv6 needs nat.ipv6: true, or an ipv4 subnet to masquerade');
 
   let forwardDevice: string | undefined;
   if (known(raw.forwardDevice)) {
@@ -376,6 +377,11 @@ export function buildNetworkSpec(raw: NetworkInputs, defaultName: string, host?:
     else autostart = raw.autostart;
   }
 
+  const boot =
+    containsUnknown(raw.tftp) || containsUnknown(raw.bootp)
+      ? {}
+      : checkBoot(raw, raw.ipv4 !== undefined, problems);
+
   if (!problems.ok) return { errors: problems.errors };
   if (!known(name) || !mode) return { errors: [] }; // unknowns: nothing to build yet
   const spec: NetworkSpec = {
@@ -400,5 +406,8 @@ export function buildNetworkSpec(raw: NetworkInputs, defaultName: string, host?:
   if (mtu !== undefined) spec.bridge.mtu = mtu;
   if (domain) spec.domain = domain;
   if (vlan) spec.vlan = vlan;
+  if (dnsmasqOptions) spec.dnsmasqOptions = dnsmasqOptions;
+  if (boot.tftp) spec.tftp = boot.tftp;
+  if (boot.bootp) spec.bootp = boot.bootp;
   return { spec, errors: [] };
 }

@@ -8,6 +8,10 @@ export type SrvRecord = SrvArgs;
 
 export interface DnsSpec {
   enabled: boolean;
+  /** Absent: true (libvirt's default; records from before it existed kept plain names local). */
+  forwardPlainNames?: false;
+  /** Absent: false. */
+  etcHosts?: true;
   forwarders: { address?: string; domain?: string }[];
   hosts: { ip: string; hostnames: string[] }[];
   srv?: SrvRecord[];
@@ -28,11 +32,20 @@ export function checkDns(raw: Unchecked<NetworkArgs>["dns"], problems: Problems)
     if (typeof raw.enabled !== "boolean") problems.add("dns.enabled", "must be true or false");
     else dns.enabled = raw.enabled;
   }
+  if (raw.forwardPlainNames !== undefined) {
+    if (typeof raw.forwardPlainNames !== "boolean")
+      problems.add("dns.forwardPlainNames", "must be true or false");
+    else if (!raw.forwardPlainNames) dns.forwardPlainNames = false;
+  }
+  if (raw.etcHosts !== undefined) {
+    if (typeof raw.etcHosts !== "boolean") problems.add("dns.etcHosts", "must be true or false");
+    else if (raw.etcHosts) dns.etcHosts = true;
+  }
   (raw.forwarders ?? []).forEach((f, i) => {
     const path = `dns.forwarders[${i}]`;
     const entry = typeof f === "string" ? { address: f } : f;
     if (!entry || typeof entry !== "object")
-      return problems.add(path, "must be an address or { address, domain }");
+      return problems.add(path, "must be an address, { address, domain? } or { domain }");
     const out: { address?: string; domain?: string } = {};
     if (entry.address !== undefined) {
       const addr = parseStrictIp(entry.address);
@@ -44,8 +57,11 @@ export function checkDns(raw: Unchecked<NetworkArgs>["dns"], problems: Problems)
         problems.add(`${path}.domain`, `"${entry.domain}" is not a DNS domain name`);
       else out.domain = entry.domain;
     }
-    if (out.address === undefined && entry.address === undefined)
-      problems.add(`${path}.address`, "is required");
+    if (entry.address === undefined && entry.domain === undefined)
+      problems.add(
+        `${path}.address`,
+        "is required (or a domain alone: its queries go to the host's resolvers)",
+      );
     dns.forwarders.push(out);
   });
   (raw.hosts ?? []).forEach((h, i) => {

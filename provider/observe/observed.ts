@@ -191,6 +191,8 @@ export interface ObservedNetwork {
   portRestore?: string;
   /** The uid of the owner a Port's change asked about; null: the host has no such user. */
   portOwnerUid?: number | null;
+  /** Whether the TFTP root a network's change asked about is a directory on the host (absent: not asked). */
+  tftpRootFound?: boolean;
 }
 
 /** Hand-made observations (unit tests) carry no firewall section: a host with nft and nothing else. */

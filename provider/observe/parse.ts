@@ -199,6 +199,7 @@ function observedFrom(
     ...parsePort(s.get("port"), interfaces),
     ...(s.has("portrestore") ? { portRestore: fileContent(s.get("portrestore")) } : {}),
     ...parseOwner(s.get("owneruid")),
+    ...(s.has("tftproot") ? { tftpRootFound: (s.get("tftproot") ?? "").trim() === "dir" } : {}),
   };
 }
 

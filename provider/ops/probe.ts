@@ -46,6 +46,7 @@ export const PROBE_VARS = [
   "rundir",
   "port",
   "owner",
+  "tftproot",
 ] as const;
 
 /** A path of naming.ts in shell text. */
@@ -150,6 +151,8 @@ export const PROBE_FUNCTION = [
       done
     fi
     bridge -j vlan show dev "$port" 2>/dev/null; echo; }
+  # The TFTP root a network's change asks for: whether it is a directory.
+  [ -n "$tftproot" ] && { echo "@@tftproot"; [ -d "$tftproot" ] && echo dir; }
   [ -n "$owner" ] && { echo "@@owneruid"; case "$owner" in *[!0-9]*) id -u -- "$owner" 2>/dev/null;; *) echo "$owner";; esac; }
   echo "@@dirs"; for d in ${[STATE_DIR, NETWORKS_STATE_DIR, ROUTES_DIR, EXTENSIONS_DIR].map(q).join(" ")} "$netdir" "$rangesdir" "$netdir/${PORTS_DIR_NAME}" "$rundir" ${[NETWORKS_RUN_DIR, RUN_DIR].map(q).join(" ")}; do [ -d "$d" ] && echo "$d"; done
   # firewall-cmd is a Python program (0.1 s even to fail): without a system bus there is no firewalld to ask.
@@ -188,6 +191,7 @@ export function probeArgs(
   paths: NetworkPaths,
   gateway = "",
   port?: PortProbe,
+  tftpRoot = "",
 ): string[] {
   return [
     bridge,
@@ -204,6 +208,7 @@ export function probeArgs(
     paths.runDir,
     port?.tap ?? "",
     port?.owner ?? "",
+    tftpRoot,
   ];
 }
 

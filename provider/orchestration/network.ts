@@ -14,6 +14,7 @@ export function applyNetwork(host: Host, spec: NetworkSpec, opts: ApplyOptions =
   return runChange(host, {
     name: spec.name,
     bridge: spec.bridge.name,
+    tftpRoot: spec.tftp?.root,
     makePlan: (o) => planApply(spec, o, paths), // ranges: as recorded on the host
     undo: true,
     failAfter: opts.failAfter,

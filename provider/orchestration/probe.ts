@@ -21,6 +21,8 @@ export interface ProbeTarget {
   network?: { name: string; bridge: string };
   /** A Port's TAP and owner, read too. */
   port?: PortProbe;
+  /** A network's TFTP root: whether the host has that directory. */
+  tftpRoot?: string;
 }
 
 /** The network a target's probe reads: its own, or the one it names. */
@@ -36,7 +38,7 @@ function safeDirName(name: string): string {
 /** The probe's arguments for one target. */
 export function targetArgs(t: ProbeTarget): string[] {
   const n = networkOf(t);
-  return probeArgs(n.name, n.bridge, networkPaths(safeDirName(n.name)), t.gateway, t.port);
+  return probeArgs(n.name, n.bridge, networkPaths(safeDirName(n.name)), t.gateway, t.port, t.tftpRoot);
 }
 
 /** One probe of the targets: the plain probe for one, the multi-network probe for several. */

@@ -46,6 +46,7 @@ export interface ChangeSpec {
   /** The network the probe reads for a change that is not that network's own (a Port), and its TAP. */
   network?: ProbeTarget["network"];
   port?: ProbeTarget["port"];
+  tftpRoot?: ProbeTarget["tftpRoot"];
   makePlan: (o: ObservedNetwork) => Plan;
   /** Undo the change's done steps when one fails (applies); deletes go on as far as they can. */
   undo: boolean;

@@ -131,6 +131,9 @@ export function planApply(
   const errors = [
     ...hostConflicts(spec, observed),
     ...rangeErrors(spec, ranges),
+    ...(spec.tftp && observed.tftpRootFound === false
+      ? [`tftp.root ${spec.tftp.root} is not a directory on the host: make it first`]
+      : []),
     ...vlanUplinkErrors(spec, observed),
     ...(firewall.error ? [firewall.error] : []),
     ...foreign.errors,

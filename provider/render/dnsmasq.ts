@@ -10,7 +10,7 @@ export const DNSMASQ_GROUP = "nogroup";
 /** Whether the network needs a dnsmasq at all: DNS on, or DHCP ranges. */
 export function needsDnsmasq(spec: NetworkSpec, ranges: DhcpRangeSpec[] = []): boolean {
   if (spec.ipv6) return true; // router advertisements
-  return spec.ipv4 !== undefined && (spec.dns.enabled || ranges.length > 0);
+  return spec.ipv4 !== undefined && (spec.dns.enabled || ranges.length > 0 || spec.tftp !== undefined);
 }
 
 /**
@@ -39,15 +39,19 @@ export function renderDnsmasqConf(
     ...[spec.ipv4?.gateway, spec.ipv6?.gateway]
       .filter((a) => a !== undefined)
       .map((a) => `listen-address=${a}`),
-    "no-hosts", // the host's own /etc/hosts is not the guests' business
-    "domain-needed", // plain names (no dot) are the network's own: never forwarded upstream
+    ...(spec.dns.etcHosts ? [] : ["no-hosts"]), // the host's own /etc/hosts, unless asked for
+    // Plain names (no dot) kept to the network (libvirt's forwardPlainNames='no'): never forwarded, every type.
+    ...(spec.dns.forwardPlainNames === false ? ["domain-needed", "local=//"] : []),
     `addn-hosts=${paths.addnHosts}`,
   ];
   if (!spec.dns.enabled) lines.push("port=0");
   const withAddress = spec.dns.forwarders.filter((f) => f.address !== undefined);
-  if (withAddress.some((f) => f.domain === undefined)) lines.push("no-resolv");
+  // An isolated network reaches nothing outside, by DNS neither: the host's resolvers are not its upstream
+  // (libvirt writes the same). Forwarders it names are used still.
+  if (modeIsolated(spec.mode) || withAddress.some((f) => f.domain === undefined)) lines.push("no-resolv");
   for (const f of spec.dns.forwarders) {
-    lines.push(f.domain ? `server=/${f.domain}/${f.address ?? ""}` : `server=${f.address}`);
+    // "#": the domain's queries go to the standard (the host's) resolvers.
+    lines.push(f.domain ? `server=/${f.domain}/${f.address ?? "#"}` : `server=${f.address}`);
   }
   for (const r of spec.dns.srv ?? []) {
     // srv-host=_service._prot.domain,target,port,priority,weight; fields after the name are optional in order.
@@ -67,7 +71,11 @@ export function renderDnsmasqConf(
   const v6 = ranges.filter((r) => r.family === 6);
   if (v4.length && spec.ipv4)
     for (const r of sortedRanges(v4))
-      lines.push(`dhcp-range=${r.start},${r.end},${spec.ipv4.netmask},${r.leaseTime}`);
+      lines.push(
+        r.static // reservations only, on the network's subnet
+          ? `dhcp-range=${r.start},static,${spec.ipv4.netmask},${r.leaseTime}`
+          : `dhcp-range=${r.start},${r.end},${spec.ipv4.netmask},${r.leaseTime}`,
+      );
   if (spec.ipv6) {
     lines.push("enable-ra");
     if (v6.length)
@@ -96,6 +104,11 @@ export function renderDnsmasqConf(
     if (modeIsolated(spec.mode) && v4.length) lines.push("dhcp-option=3"); // no default gateway: nothing to route through
     if (mtu !== undefined && v4.length) lines.push(`dhcp-option-force=option:mtu,${mtu}`);
   }
+  if (spec.tftp) lines.push("enable-tftp", `tftp-root=${spec.tftp.root}`);
+  // dhcp-boot=<file>,<server name>,<server address>: no server name, as libvirt writes it.
+  if (spec.bootp)
+    lines.push(`dhcp-boot=${spec.bootp.file}${spec.bootp.server ? `,,${spec.bootp.server}` : ""}`);
+  if (spec.dnsmasqOptions?.length) lines.push("# dnsmasqOptions, the user's own:", ...spec.dnsmasqOptions);
   return lines.join("\n") + "\n";
 }
 

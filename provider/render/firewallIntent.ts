@@ -65,6 +65,8 @@ export function firewallIntent(spec: NetworkSpec): FirewallIntent | null {
   const toGuests: ServiceRule[] = [
     { protocols: ["udp"], port: 68, families: ["ipv4"], comment: "DHCP to guests" },
   ];
+  if (spec.tftp)
+    fromGuests.push({ protocols: ["udp"], port: 69, families: ["ipv4"], comment: "TFTP from guests" });
   if (spec.ipv6) {
     fromGuests.push({ protocols: ["udp"], port: 547, families: ["ipv6"], comment: "DHCPv6 from guests" });
     toGuests.push({ protocols: ["udp"], port: 546, families: ["ipv6"], comment: "DHCPv6 to guests" });

@@ -26,7 +26,9 @@ function specOf(props: Props) {
 }
 
 function rendered(spec: DhcpRangeSpec): Props {
-  const r: Props = { dhcpRange: `${spec.start},${spec.end},${spec.leaseTime}` };
+  const r: Props = {
+    dhcpRange: `${spec.start},${spec.static ? "static" : spec.end},${spec.leaseTime}`,
+  };
   if (spec.hosts.length) r.dhcpHosts = renderDhcpHosts([spec]);
   return r;
 }
@@ -98,8 +100,9 @@ export async function read(id: string, props: Props) {
   // A range changed on the host shows as a diff of its inputs on the next preview.
   if (JSON.stringify(recorded) !== JSON.stringify(spec)) {
     Object.assign(inputs, {
-      start: recorded.start,
-      end: recorded.end,
+      // A static-only range has no ends of its own.
+      start: recorded.static ? undefined : recorded.start,
+      end: recorded.static ? undefined : recorded.end,
       leaseTime: recorded.leaseTime,
       hosts: recorded.hosts,
     });

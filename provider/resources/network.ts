@@ -244,5 +244,8 @@ export function specToInputs(spec: NetworkSpec): Props {
     inputs.nat = spec.nat;
   if (spec.domain) inputs.domain = spec.domain;
   if (spec.vlan) inputs.vlan = { id: spec.vlan.id, uplink: spec.vlan.uplink };
+  if (spec.dnsmasqOptions) inputs.dnsmasqOptions = spec.dnsmasqOptions;
+  if (spec.tftp) inputs.tftp = spec.tftp;
+  if (spec.bootp) inputs.bootp = spec.bootp;
   return inputs;
 }

@@ -156,3 +156,111 @@ describe("DhcpRange on a lab host, through the engine path", function () {
     expect(findResource(stack.state, "broken")).to.equal(undefined);
   });
 });
+
+// libvirt's <dhcp> with <host>s and no <range>: only the reserved guests get an address.
+describe("static-only DHCP (a DhcpRange of reservations alone), through the engine path", function () {
+  this.timeout(120_000);
+  const reservedMac = "52:54:00:89:00:11";
+  let stack: TestStack;
+
+  before(async () => {
+    const [h1] = await labHosts(2);
+    stack = stackFor(h1);
+    await stack.up(() => {
+      const net = new VirtualNetwork("fixednet", { mode: "nat", ipv4: { cidr: "10.89.0.0/24" } });
+      new DhcpRange("fixed", {
+        network: net,
+        hosts: [{ mac: reservedMac, ip: "10.89.0.11", hostname: "fixed1" }],
+      });
+      return {};
+    });
+    await guestAdd("sr", "h1", "vn-fixednet", { mac: reservedMac });
+    await guestAdd("su", "h1", "vn-fixednet", { mac: "52:54:00:89:00:99" });
+  });
+  after(async () => {
+    await stack.destroy();
+    await guestDel("sr");
+    await guestDel("su");
+  });
+
+  it("gives the reserved guest its address", async () => {
+    const lease = await guestDhcp("sr");
+    expect(lease.ip).to.equal("10.89.0.11");
+    expect(lease.router).to.equal("10.89.0.1");
+  });
+
+  it("gives a guest without a reservation none", async () => {
+    let error: unknown;
+    try {
+      await guestDhcp("su", { timeoutMs: 8000 });
+    } catch (e) {
+      error = e;
+    }
+    expect(error, "an unreserved guest got a lease").to.be.instanceOf(Error);
+  });
+});
+
+// PXE: the boot file in the DHCP offer, and the file itself over TFTP from the gateway.
+describe("network boot (tftp, bootp), through the engine path", function () {
+  this.timeout(120_000);
+  const root = "/var/tmp/virtnet-e2e-tftp"; // /var is the lab host's own (overlay), not this machine's
+  const local = fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-pxe-"));
+  let stack: TestStack;
+
+  const pxeNet = (tftpRoot: string) => () => {
+    const net = new VirtualNetwork("pxenet", {
+      mode: "nat",
+      ipv4: { cidr: "10.90.0.0/24" },
+      tftp: { root: tftpRoot },
+      bootp: { file: "pxe.bin" },
+    });
+    new DhcpRange("pxepool", { network: net, start: "10.90.0.100", end: "10.90.0.150" });
+    return {};
+  };
+
+  before(async () => {
+    const [h1] = await labHosts(2);
+    stack = stackFor(h1);
+    await sh(
+      "h1",
+      `rm -rf ${root}; mkdir -p ${root} && printf 'virtnet boot file\\n' > ${root}/pxe.bin && chmod -R a+rX ${root}`,
+    );
+  });
+  after(async () => {
+    await stack.destroy();
+    await guestDel("px");
+    await sh("h1", `rm -rf ${root}`);
+    fs.rmSync(local, { recursive: true, force: true });
+  });
+
+  it("refuses a TFTP root the host does not have, before changing anything", async () => {
+    const before = await sh("h1", "ip -br link; ls /var/lib/virtnet/networks 2>/dev/null || true");
+    const err: DeploymentError = await stack.up(pxeNet(`${root}-missing`)).then(
+      () => expect.fail("up should fail"),
+      (e) => e,
+    );
+    expect(String(err.message)).to.include(`tftp.root ${root}-missing is not a directory on the host`);
+    expect(await sh("h1", "ip -br link; ls /var/lib/virtnet/networks 2>/dev/null || true")).to.equal(before);
+  });
+
+  it("offers the boot file with the gateway as its server, and serves it over TFTP", async () => {
+    await stack.up(pxeNet(root));
+    await guestAdd("px", "h1", "vn-pxenet");
+    const script = path.join(local, "show-offer");
+    fs.writeFileSync(
+      script,
+      '#!/bin/sh\n[ "$1" = bound ] && echo "boot_file=$boot_file siaddr=$siaddr"\nexit 0\n',
+      {
+        mode: 0o755,
+      },
+    );
+    const r = await guestExec("px", ["busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-t", "5", "-s", script]);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.include("boot_file=pxe.bin siaddr=10.90.0.1");
+    await guestDhcp("px");
+    const copy = path.join(local, "pxe.bin");
+    const t = await guestExec("px", ["busybox", "tftp", "-g", "-r", "pxe.bin", "-l", copy, "10.90.0.1"]);
+    expect(t.code, t.stderr).to.equal(0);
+    expect(fs.readFileSync(copy, "utf8")).to.equal("virtnet boot file\n");
+  });
+});

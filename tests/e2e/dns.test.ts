@@ -4,7 +4,16 @@ import { expect } from "chai";
 import { networkPaths } from "../../provider/naming";
 import { DhcpRange, VirtualNetwork, VirtualNetworkArgs } from "../../sdk";
 import { findOp, TestStack } from "../engine/engine";
-import { guestAdd, guestAddr, guestDel, guestExec, LabHost, upstreamExec } from "../lab/lab";
+import {
+  guestAdd,
+  guestAddr,
+  guestDel,
+  guestDhcp,
+  guestExec,
+  LabHost,
+  SERVER_ADDRESS,
+  upstreamExec,
+} from "../lab/lab";
 import { labHosts, sh, stackFor } from "./support";
 
 const UPSTREAM_DNS = "198.51.100.53";
@@ -112,5 +121,114 @@ describe("network DNS, through the engine path", function () {
     expect(findOp(r, "dnsnet")!.op).to.equal("update");
     expect((await sh("h1", `cat ${networkPaths("dnsnet").dnsmasqPid}`)).trim()).to.equal(pid);
     expect(await lookup("db.lab.test")).to.include("10.85.0.11");
+  });
+});
+
+// The host's own resolvers (the lab host's resolv.conf names SERVER_ADDRESS) and the DNS behaviours libvirt's
+// networks have: an isolated network's guests must not reach those resolvers; plain names go upstream unless
+// forwardPlainNames is false; a domain-only forwarder sends its domain to them; /etc/hosts on request; a
+// reservation's name with a domain.
+describe("the host's resolvers and libvirt's DNS behaviours, through the engine path", function () {
+  this.timeout(120_000);
+  const pidFile = "/run/virtnet-e2e-host-resolver.pid";
+  const reservedMac = "52:54:00:86:00:20";
+  let stack: TestStack;
+  let h1: LabHost;
+
+  const hostLookup = async (guest: string, name: string, server: string) =>
+    (await guestExec(guest, ["busybox", "nslookup", "-type=a", name, server])).stdout;
+
+  before(async () => {
+    [h1] = await labHosts(2);
+    // The upstream resolver of every lab host: answers these names, nothing else.
+    const r = await upstreamExec([
+      "dnsmasq",
+      `--listen-address=${SERVER_ADDRESS}`,
+      "--bind-interfaces",
+      "--no-resolv",
+      "--no-hosts",
+      "--address=/only-upstream.example.test/198.51.100.9",
+      "--address=/x.up.lab.test/198.51.100.10",
+      "--address=/plainhost/198.51.100.11",
+      `--pid-file=${pidFile}`,
+      "--user=root",
+    ]);
+    expect(r.code, r.stderr).to.equal(0);
+    stack = stackFor(h1);
+    await stack.up(() => {
+      const nat = new VirtualNetwork("resnat", {
+        mode: "nat",
+        ipv4: { cidr: "10.86.0.0/24" },
+        domain: { name: "lab.test", localOnly: true },
+        dns: { forwarders: [{ domain: "up.lab.test" }] },
+      });
+      new DhcpRange("respool", {
+        network: nat,
+        start: "10.86.0.100",
+        end: "10.86.0.150",
+        hosts: [{ mac: reservedMac, ip: "10.86.0.20", hostname: "a.lab.test" }],
+      });
+      new VirtualNetwork("resiso", {
+        mode: "isolated",
+        ipv4: { cidr: "10.87.0.0/24" },
+        dns: { hosts: [{ ip: "10.87.0.10", hostnames: ["inside.iso.test"] }] },
+      });
+      new VirtualNetwork("resloc", {
+        mode: "nat",
+        ipv4: { cidr: "10.88.0.0/24" },
+        dns: { forwardPlainNames: false, etcHosts: true },
+        dnsmasqOptions: ["address=/opt.example.test/10.88.0.77"],
+      });
+      return {};
+    });
+    await guestAdd("rn", "h1", "vn-resnat", { mac: reservedMac });
+    await guestAdd("ri", "h1", "vn-resiso");
+    await guestAddr("ri", "10.87.0.50/24");
+    await guestAdd("rl", "h1", "vn-resloc");
+    await guestAddr("rl", "10.88.0.50/24", "10.88.0.1");
+  });
+  after(async () => {
+    // Networks first: a guest's veth goes with its namespace asynchronously, and a dnsmasq restarting meanwhile
+    // (the range's delete) can fail to list the interfaces.
+    await stack.destroy();
+    for (const g of ["rn", "ri", "rl"]) await guestDel(g);
+    await upstreamExec(["sh", "-c", `kill $(cat ${pidFile}); rm -f ${pidFile}`]);
+  });
+
+  it("a nat network's guest resolves a name only the host's resolver knows", async () => {
+    await guestAddr("rn", "10.86.0.50/24", "10.86.0.1");
+    expect(await hostLookup("rn", "only-upstream.example.test", "10.86.0.1")).to.include("198.51.100.9");
+  });
+
+  it("an isolated network's guest gets no answer for it", async () => {
+    const out = await hostLookup("ri", "only-upstream.example.test", "10.87.0.1");
+    expect(out).to.not.include("198.51.100.9");
+    // Its DNS answers what the network knows itself.
+    expect(await hostLookup("ri", "inside.iso.test", "10.87.0.1")).to.include("10.87.0.10");
+  });
+
+  it("forwards plain names upstream by default, and keeps them local with forwardPlainNames: false", async () => {
+    expect(await hostLookup("rn", "plainhost", "10.86.0.1")).to.include("198.51.100.11");
+    expect(await hostLookup("rl", "plainhost", "10.88.0.1")).to.not.include("198.51.100.11");
+  });
+
+  it("sends a domain-only forwarder's domain to the host's resolvers, inside a local-only domain", async () => {
+    expect(await hostLookup("rn", "x.up.lab.test", "10.86.0.1")).to.include("198.51.100.10");
+  });
+
+  it("serves the host's /etc/hosts only with etcHosts: true", async () => {
+    expect(await hostLookup("rl", "h1.lab", "10.88.0.1")).to.include(h1.address);
+    expect(await hostLookup("rn", "h1.lab", "10.86.0.1")).to.not.include(h1.address);
+  });
+
+  it("runs dnsmasq with the network's own dnsmasqOptions", async () => {
+    expect(await hostLookup("rl", "opt.example.test", "10.88.0.1")).to.include("10.88.0.77");
+    expect(await hostLookup("rn", "opt.example.test", "10.86.0.1")).to.not.include("10.88.0.77");
+  });
+
+  it("resolves a reservation's host name with a domain once its guest has its lease", async () => {
+    const lease = await guestDhcp("rn");
+    expect(lease.ip).to.equal("10.86.0.20");
+    expect(await hostLookup("rn", "a.lab.test", "10.86.0.1")).to.include("10.86.0.20");
   });
 });

@@ -99,6 +99,17 @@ describe("IPv6 on a lab host, through the engine path", function () {
     expect(await ping6("v6b", server6)).to.equal(false);
   });
 
+  it("nat mode with only an IPv6 subnet, as libvirt: IPv6 routed with the guest's own address", async () => {
+    const outs = await deploy("v6o", { mode: "nat", ipv6: { cidr: "fd00:94::/64" } });
+    expect(await nftChainsOf("h1", outs.name)).to.equal(outs.rendered.nftables);
+    await upstreamExec(["ip", "-6", "route", "replace", "fd00:94::/64", "via", h1.uplinkAddress6]);
+    routes.push("fd00:94::/64");
+    await guest("v6o", outs.bridgeName);
+    const addr = await slaacAddress("v6o", "fd00:94:");
+    const seen = await captureUpstream(`icmp6 and dst host ${server6}`, () => ping6("v6o", server6));
+    expect(seen).to.include(`${addr} > ${server6}`);
+  });
+
   it("nat mode with nat.ipv6: IPv6 egress masqueraded behind the host's uplink address", async () => {
     const outs = await deploy("v6n", {
       mode: "nat",

@@ -130,7 +130,7 @@ describe("libvirt XML import: mapping", () => {
     expect(r.network.ipv4).to.equal(undefined);
   });
 
-  it("imports SRV and TXT records; reports domain-only forwarders and forwardPlainNames='yes'", () => {
+  it("imports SRV and TXT records, domain-only forwarders and forwardPlainNames", () => {
     const r = fromLibvirtXml(readFixture("dns-records"));
     expect(r.network.dns!.srv).to.deep.equal([
       {
@@ -145,17 +145,16 @@ describe("libvirt XML import: mapping", () => {
       { service: "sip", protocol: "udp" },
     ]);
     expect(r.network.dns!.txt).to.deep.equal([{ name: "info", value: "virtnet test network" }]);
-    expect(r.warnings.find((w) => w.startsWith("<forwarder domain='blackhole.example'>"))).to.match(
-      /not supported/,
-    );
-    expect(r.warnings.find((w) => w.startsWith("<dns "))).to.match(/forwardPlainNames='yes'/);
+    expect(r.warnings.filter((w) => w.startsWith("<forwarder ") || w.startsWith("<dns "))).to.deep.equal([]);
+    expect(r.network.dns!.forwardPlainNames).to.equal(true);
     expect(r.network.dns!.forwarders).to.deep.equal([
       { address: "2001:db8::53" },
       { address: "192.0.2.53", domain: "internal.example" },
+      { domain: "blackhole.example" },
     ]);
   });
 
-  it("reads CNAME and MX records from <dnsmasq:options> under any prefix; other lines are warned about", () => {
+  it("reads CNAME and MX records from <dnsmasq:options> under any prefix; other lines are dnsmasqOptions", () => {
     const opts = (prefix: string, values: string[]) =>
       `<${prefix}:options xmlns:${prefix}='http://libvirt.org/schemas/network/dnsmasq/1.0'>` +
       values.map((v) => `<${prefix}:option value='${v}'/>`).join("") +
@@ -179,10 +178,12 @@ describe("libvirt XML import: mapping", () => {
       ],
       mx: [{ domain: "t", target: "mail.t" }],
     });
-    expect(r.warnings).to.have.length(3);
-    expect(r.warnings[0]).to.equal(
-      "<dm:option value='cname=c.t,web.t,600'> in <dm:options>: virtnet imports the dnsmasq options cname= and mx-host= (as DNS records) only; ignored",
-    );
+    expect(r.warnings).to.deep.equal([]);
+    expect(r.network.dnsmasqOptions).to.deep.equal([
+      "cname=c.t,web.t,600",
+      "mx-host=t,5",
+      "cname=d.t, web.t",
+    ]);
     // An element in another namespace that happens to be called options is not libvirt's passthrough.
     const other = fromLibvirtXml(
       net(subnet + "<x:options xmlns:x='urn:other'><x:option value='cname=a,b'/></x:options>"),
@@ -272,6 +273,8 @@ const SUPPORTED: Record<string, string[]> = {
   "network/ip/dhcp/range": ["start", "end"],
   "network/ip/dhcp/range/lease": ["expiry", "unit"],
   "network/ip/dhcp/host": ["mac", "name", "ip"],
+  "network/ip/tftp": ["root"],
+  "network/ip/dhcp/bootp": ["file", "server"],
   "network/route": ["family", "address", "prefix", "netmask", "gateway", "metric"],
   "network/dnsmasq:options": [],
   "network/dnsmasq:options/dnsmasq:option": ["value"],
@@ -279,7 +282,6 @@ const SUPPORTED: Record<string, string[]> = {
 /** Attributes supported with one value only: another value must be reported. */
 const ONLY: Record<string, Record<string, string>> = {
   network: { ipv6: "no" },
-  "network/dns": { forwardPlainNames: "no" },
 };
 const NOTED: Record<string, string[]> = { "network/uuid": [], network: ["connections"] };
 const WITH_TEXT = ["network/name", "network/uuid", "network/dns/host/hostname"];
@@ -311,9 +313,7 @@ function unreported(r: LibvirtImport, root: Item): string[] {
   const check = (item: Item) => {
     const wholeReported =
       !(item.path in SUPPORTED || item.path in NOTED) ||
-      (item.path === "network/ip" && item !== firstV4 && item !== firstV6) ||
-      (item.path === "network/dns/forwarder" && item.attrs.addr === undefined) ||
-      (item.path === "network/dnsmasq:options/dnsmasq:option" && !/^(cname|mx-host)=/.test(item.attrs.value));
+      (item.path === "network/ip" && item !== firstV4 && item !== firstV6);
     if (item.path === "network/uuid") {
       if (!aboutElement(r.notes, item)) missing.push(`${item.path} (note)`);
       return;
@@ -339,11 +339,9 @@ function unreported(r: LibvirtImport, root: Item): string[] {
       !r.warnings.some((w) => isAbout(w, item) && w.includes(`"${item.text}"`))
     )
       missing.push(`${item.path} text`);
-    // Reservations virtnet cannot keep: DHCPv6 ones, by name only, or in a <dhcp> without a range.
+    // Reservations virtnet cannot keep: DHCPv6 ones, or by name only.
     const lostHosts =
-      item.path === "network/ip/dhcp" &&
-      (item === firstV6?.children.find((c) => c.name === "dhcp") ||
-        !item.children.some((c) => c.name === "range"));
+      item.path === "network/ip/dhcp" && item === firstV6?.children.find((c) => c.name === "dhcp");
     for (const c of item.children) {
       if (c.name === "host" && item.path === "network/ip/dhcp" && (lostHosts || c.attrs.mac === undefined)) {
         if (!aboutElement(r.warnings, c)) missing.push(`${c.path} (no range)`);

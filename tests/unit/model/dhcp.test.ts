@@ -49,6 +49,38 @@ describe("network/dhcp: ranges of each family", () => {
     ]);
   });
 
+  it("takes a reservation's host name with a domain (as libvirt does), not one with a final dot or a space", () => {
+    const hosts = [{ mac: "52:54:00:aa:00:01", ip: "10.50.1.150", hostname: "a.example.com" }];
+    expect(
+      buildRangeSpec({ start: "10.50.1.100", end: "10.50.1.199", hosts }, "p", dualStack).spec!.hosts,
+    ).to.deep.equal(hosts);
+    for (const hostname of ["a.example.com.", "a b", "-a"])
+      expect(
+        errorsOf({ start: "10.50.1.100", end: "10.50.1.199", hosts: [{ ...hosts[0], hostname }] }),
+      ).to.deep.equal([
+        `hosts[0].hostname: "${hostname}" is not a valid host name (DNS labels, no final dot)`,
+      ]);
+  });
+
+  it("builds a static-only range from hosts alone, and asks for start without either", () => {
+    const hosts = [{ mac: "52:54:00:aa:00:01", ip: "10.50.1.150" }];
+    expect(buildRangeSpec({ hosts }, "s", dualStack).spec).to.deep.equal({
+      name: "s",
+      static: true,
+      start: "10.50.1.0",
+      end: "10.50.1.0",
+      size: 0,
+      leaseTime: "1h",
+      hosts,
+    });
+    expect(errorsOf({})).to.deep.equal([
+      "start: is required: a range needs start and end, or hosts alone (static-only DHCP)",
+    ]);
+    expect(errorsOf({ hosts: [{ mac: "52:54:00:aa:00:01", ip: "10.50.2.150" }] })).to.deep.equal([
+      "hosts[0].ip: 10.50.2.150 is outside the network's subnet 10.50.1.0/24",
+    ]);
+  });
+
   it("never claims that IPv6 is unsupported", () => {
     const all = [
       ...errorsOf({ start: "10.50.1.100", end: "fd00:50:1::1ff" }),

@@ -128,10 +128,22 @@ describe("network input validation", () => {
       /anycast/,
     ],
     [
-      "ipv6-only nat without nat.ipv6",
-      { mode: "nat", ipv6: { cidr: "fd00:50:1::/64" } },
-      "ipv4",
-      /nat\.ipv6/,
+      "dns.forwardPlainNames type",
+      { mode: "nat", ipv4, dns: { forwardPlainNames: "no" as unknown as boolean } },
+      "dns.forwardPlainNames",
+      /true or false/,
+    ],
+    [
+      "dns.etcHosts type",
+      { mode: "nat", ipv4, dns: { etcHosts: 1 as unknown as boolean } },
+      "dns.etcHosts",
+      /true or false/,
+    ],
+    [
+      "forwarder with neither",
+      { mode: "nat", ipv4, dns: { forwarders: [{}] } },
+      "dns.forwarders[0].address",
+      /required/,
     ],
     [
       "nat.ipv6 type",
@@ -267,6 +279,94 @@ describe("network input validation", () => {
   for (const [title, inputs, property, reason, name] of cases) {
     it(`rejects ${title} on ${property}`, () => expectError(inputs, property, reason, name));
   }
+
+  it("accepts mode nat with only an IPv6 subnet: IPv6 is routed, masqueraded only with nat.ipv6", () => {
+    const r = buildNetworkSpec({ mode: "nat", ipv6: { cidr: "fd00:50:1::/64" } }, "lab");
+    expect(r.errors).to.deep.equal([]);
+    expect(r.spec!.nat.ipv6).to.equal(undefined);
+  });
+
+  it("takes a forwarder with a domain alone, plain names and /etc/hosts as booleans", () => {
+    const r = buildNetworkSpec(
+      {
+        mode: "nat",
+        ipv4,
+        dns: { forwarders: [{ domain: "corp.test" }], forwardPlainNames: false, etcHosts: true },
+      },
+      "lab",
+    );
+    expect(r.errors).to.deep.equal([]);
+    expect(r.spec!.dns).to.deep.include({
+      forwarders: [{ domain: "corp.test" }],
+      forwardPlainNames: false,
+      etcHosts: true,
+    });
+    // The defaults leave no trace in the spec (records from before them stay equal).
+    const d = buildNetworkSpec(
+      { mode: "nat", ipv4, dns: { forwardPlainNames: true, etcHosts: false } },
+      "lab",
+    );
+    expect(d.spec!.dns).to.deep.equal({ enabled: true, forwarders: [], hosts: [] });
+  });
+
+  it("takes dnsmasqOptions one per entry, refusing what virtnet owns, each error naming the option", () => {
+    const ok = buildNetworkSpec(
+      { mode: "nat", ipv4, dnsmasqOptions: ["log-queries", "--cname=a.t,b.t"] },
+      "lab",
+    );
+    expect(ok.errors).to.deep.equal([]);
+    expect(ok.spec!.dnsmasqOptions).to.deep.equal(["log-queries", "cname=a.t,b.t"]);
+    const owned = [
+      "conf-file=/tmp/x",
+      "conf-dir=/etc/dnsmasq.d",
+      "pid-file=/run/x.pid",
+      "dhcp-leasefile=/tmp/l",
+      "dhcp-script=/bin/sh",
+      "interface=eth0",
+      "except-interface=eth1",
+      "listen-address=0.0.0.0",
+      "bind-dynamic",
+      "user=root",
+      "group=root",
+      "--interface=eth0",
+    ];
+    const errors = errorsOf({ mode: "nat", ipv4, dnsmasqOptions: owned });
+    expect(errors.map((e) => e.property)).to.deep.equal(owned.map((_, i) => `dnsmasqOptions[${i}]`));
+    errors.forEach((e, i) => expect(e.reason).to.include(owned[i].replace(/^--/, "").split("=")[0]));
+    expectError(
+      { mode: "nat", ipv4, dnsmasqOptions: ["log-queries\nconf-file=/tmp/x"] },
+      "dnsmasqOptions[0]",
+      /control characters such as newline/,
+    );
+    expectError(
+      { mode: "nat", ipv4, dnsmasqOptions: ["a b=c"] },
+      "dnsmasqOptions[0]",
+      /not a dnsmasq option/,
+    );
+    expectError(
+      { mode: "nat", ipv4, dnsmasqOptions: "log-queries" as unknown as string[] },
+      "dnsmasqOptions",
+      /list/,
+    );
+  });
+
+  it("takes network boot inputs (tftp.root, bootp.file and server) and refuses bad ones by property", () => {
+    const ok = buildNetworkSpec(
+      { mode: "nat", ipv4, tftp: { root: "/srv/tftp/" }, bootp: { file: "pxelinux.0", server: "10.50.1.2" } },
+      "lab",
+    );
+    expect(ok.errors).to.deep.equal([]);
+    expect(ok.spec).to.deep.include({
+      tftp: { root: "/srv/tftp" },
+      bootp: { file: "pxelinux.0", server: "10.50.1.2" },
+    });
+    expectError({ mode: "nat", ipv4, tftp: { root: "srv/tftp" } }, "tftp.root", /absolute/);
+    expectError({ mode: "nat", ipv4, tftp: { root: "/srv/../etc" } }, "tftp.root", /absolute/);
+    expectError({ mode: "nat", ipv4, tftp: { root: "/srv/a b" } }, "tftp.root", /absolute/);
+    expectError({ mode: "route", ipv6: { cidr: "fd00::/64" }, tftp: { root: "/srv" } }, "tftp", /needs ipv4/);
+    expectError({ mode: "nat", ipv4, bootp: { file: "a,b" } }, "bootp.file", /boot file/);
+    expectError({ mode: "nat", ipv4, bootp: { file: "a", server: "x" } }, "bootp.server", /IPv4/);
+  });
 
   it("gives an STP bridge the kernel's minimum forward delay of 2 s", () => {
     expect(buildNetworkSpec({ mode: "nat", ipv4, bridge: { stp: true } }, "lab").spec!.bridge).to.include({

@@ -343,6 +343,27 @@ describe("apply script", () => {
     "ünïcödé ＄(x)",
   ].join("\n");
 
+  it("refuses a TFTP root the host does not have, before any action, as the probe reads it", () => {
+    const pxe = buildNetworkSpec(
+      { mode: "nat", ipv4: { cidr: "10.50.1.0/24" }, tftp: { root: os.tmpdir() }, bootp: { file: "pxe.0" } },
+      "lab",
+    ).spec!;
+    const probed = (root: string) =>
+      parseProbe(
+        sh(PROBE_SCRIPT, probeArgs("lab", "vn-lab", paths, "", undefined, root)).stdout,
+        "lab",
+        "vn-lab",
+      );
+    expect(probed(os.tmpdir()).tftpRootFound).to.equal(true);
+    const missing = probed("/nonexistent-virtnet-tftp");
+    expect(missing.tftpRootFound).to.equal(false);
+    const plan = planApply(pxe, { ...emptyHost(), tftpRootFound: false }, paths);
+    expect(plan.errors).to.deep.equal([
+      `tftp.root ${os.tmpdir()} is not a directory on the host: make it first`,
+    ]);
+    expect(planApply(pxe, { ...emptyHost(), tftpRootFound: true }, paths).errors).to.deep.equal([]);
+  });
+
   it("deletes the bridge while the other steps run; one already gone is fine, one the kernel keeps fails", () => {
     const args = probeArgs("none", "vn-none", networkPaths("none"));
     const gen = parseProbe(sh(PROBE_SCRIPT, args).stdout, "none", "vn-none").generation;

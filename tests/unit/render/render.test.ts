@@ -111,6 +111,25 @@ describe("dnsmasq renderer (golden)", () => {
         ],
       },
     },
+    // No upstream but the forwarders it names: the host's resolvers are outside an isolated network.
+    isolated: {
+      mode: "isolated",
+      ipv4,
+      dns: { forwarders: [{ address: "10.50.1.53", domain: "corp.test" }] },
+    },
+    // libvirt's forwardPlainNames='no', the host's /etc/hosts served, and a domain sent to the host's resolvers.
+    "plain-names-local-etc-hosts": {
+      mode: "nat",
+      ipv4,
+      dns: { forwardPlainNames: false, etcHosts: true, forwarders: [{ domain: "corp.test" }] },
+    },
+    "dnsmasq-options": {
+      mode: "nat",
+      ipv4,
+      dnsmasqOptions: ["log-queries", "dhcp-option=option:ntp-server,10.50.1.1"],
+    },
+    pxe: { mode: "nat", ipv4, tftp: { root: "/srv/tftp" }, bootp: { file: "pxelinux.0" } },
+    "pxe-other-server": { mode: "nat", ipv4, bootp: { file: "boot/grub.efi", server: "10.50.1.2" } },
     "domain-forwarders-only": {
       mode: "nat",
       ipv4,
@@ -120,7 +139,9 @@ describe("dnsmasq renderer (golden)", () => {
   for (const [name, inputs] of Object.entries(cases)) {
     it(`renders ${name}`, () => {
       const s = spec(inputs);
-      expectGolden(`dnsmasq/${name}.conf`, renderDnsmasqConf(s, networkPaths(s.name)));
+      const text = renderDnsmasqConf(s, networkPaths(s.name));
+      expectGolden(`dnsmasq/${name}.conf`, text);
+      dnsmasqAccepts(text);
     });
   }
 
@@ -141,6 +162,16 @@ describe("dnsmasq renderer (golden)", () => {
     }).spec!;
     const text = renderDnsmasqConf(s, networkPaths(s.name), [r4, r6]);
     expectGolden("dnsmasq/dual-stack-ranges.conf", text);
+    dnsmasqAccepts(text);
+  });
+
+  it("serves static-only DHCP for a range of reservations alone", () => {
+    const s = spec({ mode: "nat", ipv4 });
+    const r = buildRangeSpec({ hosts: [{ mac: "52:54:00:aa:00:01", ip: "10.50.1.150" }] }, "fixed", {
+      cidr: "10.50.1.0/24",
+    }).spec!;
+    const text = renderDnsmasqConf(s, networkPaths(s.name), [r]);
+    expectGolden("dnsmasq/static-only.conf", text);
     dnsmasqAccepts(text);
   });
 

@@ -28,5 +28,8 @@ export const firewallCases: Record<string, NetworkInputs> = {
   "nat-dual-stack-masquerade-ipv6": { mode: "nat", ipv4, ipv6, nat: { ipv6: true }, forwardDevice: "eth0" },
   "route-dual-stack": { mode: "route", ipv4, ipv6 },
   "route-ipv6-only": { mode: "route", ipv6 },
+  // As libvirt: IPv6 routed, NAT66 only with nat.ipv6.
+  "nat-ipv6-only": { mode: "nat", ipv6 },
+  "nat-tftp": { mode: "nat", ipv4, tftp: { root: "/srv/tftp" } },
   "isolated-dual-stack": { mode: "isolated", ipv4, ipv6 },
 };
