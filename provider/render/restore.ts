@@ -21,6 +21,7 @@ import {
 } from "../naming";
 import { MemberRecord } from "../model/networkExtension";
 import { DhcpRangeSpec } from "../model/dhcpRange";
+import { modeUsesExistingBridge } from "../model/modes";
 import { NetworkSpec, routesTraffic } from "../model/network";
 import { needsDnsmasq } from "./dnsmasq";
 import { firewalldZoneCommand } from "./firewalld";
@@ -66,8 +67,11 @@ export function renderNetworkRestore(
   firewall: RestoreFirewall = { backend: "nftables", dockerUser: [] },
   segment?: RestoreSegment,
 ): string {
+  const header = `# virtnet: brings network "${spec.name}" back as last applied. Generated: virtnet rewrites this file.`;
+  // The bridge is the host's (or a HostBridge's, restored before the networks): nothing to bring back.
+  if (modeUsesExistingBridge(spec.mode)) return `${header}\n`;
   const lines = [
-    `# virtnet: brings network "${spec.name}" back as last applied. Generated: virtnet rewrites this file.`,
+    header,
     `ip link show dev ${quote([spec.bridge.name])} >/dev/null 2>&1 || printf '%s\\n' ${quote(renderBridgeCreate(spec))} | ip -batch -`,
     ...(segment ? segmentRestoreLines(spec.name, segment) : []),
   ];
