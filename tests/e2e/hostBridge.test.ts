@@ -1,0 +1,170 @@
+// HostBridge on a lab host: h1's uplink eth0 (towards upstream) moves into a bridge and back under the
+// guard; a network of mode "bridge" over it puts a guest straight on the upstream LAN (no NAT); a host that
+// cannot be reached over new SSH connections after the move rolls back by itself. (The lab's SSH runs over
+// mgmt0, not over the uplink that moves: the confirming connection is cut with a proxy instead.)
+import { expect } from "chai";
+import { closeAllConnections, connect, ConnectionArgs } from "../../provider/host";
+import * as hostBridge from "../../provider/resources/hostBridge";
+import * as network from "../../provider/resources/network";
+import { guestAdd, guestAddr, guestDel, guestExec, hostExec, LabHost } from "../lab/lab";
+import { CutProxy } from "../support-fault/proxy";
+import { captureUpstream, connectionFor, labHosts, sh } from "./support";
+
+const BR = "vnhb0";
+const GUEST = "hbg1";
+const GUEST_ADDR = "198.19.0.200";
+
+/** The uplink and everything that hangs on it, as the kernel lists it: the state a delete must restore. */
+async function uplinkState(): Promise<string> {
+  const out = await sh(
+    "h1",
+    [
+      "ip -j addr show dev eth0",
+      "ip -j link show dev eth0",
+      "ip -j route show table all",
+      "ip -6 -j route show table all",
+    ].join("; echo; "),
+  );
+  // Counters and the interface's operational state settle by themselves; lifetimes count down.
+  const parts = out
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+  const routes = [...parts[2], ...parts[3]]
+    // IPv6 link-local autoconf is the kernel's own (its routes come as DAD finishes).
+    .filter((r: any) => (r.dev === "eth0" || r.dev === BR) && !String(r.dst).startsWith("fe80:"))
+    .map((r: any) => JSON.stringify(r))
+    .sort();
+  const addr = parts[0][0].addr_info.filter((a: any) => a.scope !== "link");
+  const { operstate: _o, ...link } = parts[1][0];
+  return JSON.stringify({ addr, link, routes }, null, 1);
+}
+
+async function pingUpstream(): Promise<boolean> {
+  return (await hostExec("h1", ["ping", "-c", "1", "-W", "2", "198.51.100.1"])).code === 0;
+}
+
+describe("HostBridge on a lab host", function () {
+  this.timeout(180_000);
+  let h1: LabHost;
+  let conn: ConnectionArgs;
+  let initial: string;
+  const props = () => ({ name: BR, uplink: "eth0", confirmTimeout: 8, connection: conn });
+
+  before(async () => {
+    [h1] = await labHosts(1);
+    conn = connectionFor(h1);
+    // Routes the move must carry: one in another table, with protocol, source and metric of its own.
+    await sh(
+      "h1",
+      "ip route replace 203.0.113.0/24 via 198.19.0.1 dev eth0 table 100 proto static metric 7 src 198.19.0.11",
+    );
+    await sh("h1", "ip route replace 192.0.2.0/24 via 198.19.0.1 dev eth0 metric 33");
+    initial = await uplinkState();
+  });
+  after(async () => {
+    await guestDel(GUEST).catch(() => undefined);
+    await hostBridge.remove("", { ...props() }).catch(() => undefined);
+    await sh("h1", "ip route del 203.0.113.0/24 table 100; ip route del 192.0.2.0/24; true");
+    await closeAllConnections();
+  });
+
+  it("refuses a missing uplink, the loopback and a bad confirmTimeout before any change", async () => {
+    const r = hostBridge.check({}, { ...props(), uplink: "lo", confirmTimeout: 2 });
+    expect(r.failures.map((f: any) => f.property).sort()).to.deep.equal(["confirmTimeout", "uplink"]);
+    const err = await hostBridge.create({ ...props(), uplink: "nosuch0" }).catch((e) => e);
+    expect(err.message).to.match(/uplink nosuch0 does not exist on this host/);
+    expect(await uplinkState()).to.equal(initial);
+  });
+
+  it("moves eth0 into the bridge: MAC kept, addresses and every route moved, confirmed over a new connection", async () => {
+    const mac = JSON.parse(await sh("h1", "ip -j link show dev eth0"))[0].address;
+    const t0 = Date.now();
+    const { outs } = await hostBridge.create(props());
+    expect(outs.macAddress).to.equal(mac);
+    expect(outs.addresses).to.include("198.19.0.11/24");
+    expect(outs.routes).to.include.members([
+      "default via 198.19.0.1",
+      "203.0.113.0/24 via 198.19.0.1 table 100",
+    ]);
+    expect(outs.confirmedAfterMs).to.be.below(8000);
+    const eth0 = JSON.parse(await sh("h1", "ip -j link show dev eth0"))[0];
+    const br = JSON.parse(await sh("h1", `ip -j addr show dev ${BR}`))[0];
+    expect(eth0.master).to.equal(BR);
+    expect(br.address).to.equal(mac);
+    expect(br.addr_info.map((a: any) => a.local)).to.include("198.19.0.11");
+    const t100 = await sh("h1", "ip route show table 100");
+    expect(t100).to.match(
+      /203\.0\.113\.0\/24 via 198\.19\.0\.1 dev vnhb0 proto static src 198\.19\.0\.11 metric 7/,
+    );
+    expect(await sh("h1", "ip route show default")).to.match(new RegExp(`default via 198.19.0.1 dev ${BR}`));
+    expect(await sh("h1", "ip route show 192.0.2.0/24")).to.match(/dev vnhb0 metric 33/);
+    expect(await pingUpstream(), "the host reaches upstream through the bridge").to.equal(true);
+    // The pooled connection that made the change, and a new one, both work.
+    expect((await (await connect(conn)).run("echo ok")).stdout).to.equal("ok\n");
+    console.log(`      (create to confirmed: ${Date.now() - t0} ms)`);
+    const { props: read } = await hostBridge.read("x", { ...props(), ...outs });
+    expect((read as any).drift).to.deep.equal([]);
+  });
+
+  it('puts a guest of a mode "bridge" network on the upstream LAN with its own address (no NAT)', async () => {
+    const net = { name: "hblan", mode: "bridge", bridge: { name: BR }, connection: conn };
+    expect(network.check({}, net).failures).to.deep.equal([]);
+    const { outs } = await network.create(net);
+    expect(outs.bridgeName).to.equal(BR);
+    await guestAdd(GUEST, "h1", BR);
+    await guestAddr(GUEST, `${GUEST_ADDR}/24`, "198.19.0.1");
+    const seen = await captureUpstream("icmp and dst host 198.51.100.1", () =>
+      guestExec(GUEST, ["busybox", "ping", "-c", "3", "-W", "2", "198.51.100.1"]),
+    );
+    expect(seen).to.include(GUEST_ADDR);
+    expect(seen).to.not.include("198.19.0.11 >");
+    const back = await hostExec("h1", ["true"]);
+    expect(back.code).to.equal(0);
+    const read = await network.read("x", { ...net, ...outs });
+    expect((read.props as any).drift).to.deep.equal([]);
+    await guestDel(GUEST);
+    await network.remove("x", { ...net, ...outs });
+    expect(JSON.parse(await sh("h1", `ip -j link show dev ${BR}`))[0].ifname, "the bridge stays").to.equal(
+      BR,
+    );
+  });
+
+  it("reports the uplink taken out of the bridge as drift", async () => {
+    await sh("h1", "ip link set dev eth0 nomaster");
+    const { props: read } = await hostBridge.read("x", props());
+    expect((read as any).drift).to.include(`uplink eth0 is not in bridge ${BR}`);
+    await sh("h1", `ip link set dev eth0 master ${BR}`);
+  });
+
+  it("delete puts the uplink back exactly: addresses, routes in every table, link", async () => {
+    await hostBridge.remove("x", props());
+    await new Promise((r) => setTimeout(r, 2500)); // IPv6 DAD of the addresses put back
+    expect(await uplinkState()).to.equal(initial);
+    expect((await hostExec("h1", ["ip", "link", "show", "dev", BR])).code).to.not.equal(0);
+    expect(await sh("h1", "ls -A /var/lib/virtnet /run/virtnet 2>/dev/null; true")).to.equal("");
+    expect(await pingUpstream()).to.equal(true);
+  });
+
+  it("rolls back by itself when no new SSH connection can confirm the move, and says why", async () => {
+    const proxy = await new CutProxy(h1.address).start();
+    try {
+      const via = { ...conn, host: "127.0.0.1", port: proxy.port } as ConnectionArgs;
+      await connect(via); // the pooled connection that starts the change
+      proxy.dropNextDuringHandshake(1000); // every new one fails
+      const t0 = Date.now();
+      const err = await hostBridge.create({ ...props(), connection: via }).catch((e) => e);
+      const took = Date.now() - t0;
+      expect(err.message, err.stack).to.match(
+        /not confirmed \(a new SSH connection failed.*\); the host rolled back by itself: no confirmation over a new SSH connection within 8 s/,
+      );
+      expect(took).to.be.below(8000 + 6000);
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(await uplinkState()).to.equal(initial);
+      expect(await pingUpstream()).to.equal(true);
+    } finally {
+      await proxy.close();
+      await hostBridge.remove("x", props()).catch(() => undefined);
+    }
+  });
+});
