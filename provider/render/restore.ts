@@ -189,7 +189,8 @@ export function renderSystemdUnit(): string {
     "# Installed by virtnet: brings virtnet's networks and routes back at boot.",
     "[Unit]",
     "Description=virtnet: restore virtual networks and routes",
-    "After=network-pre.target",
+    // After ifupdown (networking.service): a HostBridge moves the uplink it configured.
+    "After=network-pre.target networking.service",
     "Before=network.target",
     "Wants=network-pre.target",
     "",

@@ -6,13 +6,19 @@ import { expect } from "chai";
 import { closeAllConnections, connect, ConnectionArgs } from "../../provider/host";
 import * as hostBridge from "../../provider/resources/hostBridge";
 import * as network from "../../provider/resources/network";
-import { guestAdd, guestAddr, guestDel, guestExec, hostExec, LabHost } from "../lab/lab";
+import * as port from "../../provider/resources/port";
+import { guestAdd, guestAddr, guestDel, guestExec, hostExec, hostReboot, LabHost } from "../lab/lab";
 import { CutProxy } from "../support-fault/proxy";
 import { captureUpstream, connectionFor, labHosts, sh } from "./support";
 
 const BR = "vnhb0";
 const GUEST = "hbg1";
 const GUEST_ADDR = "198.19.0.200";
+/** Routes the move must carry: one in another table, with protocol, source and metric of its own. */
+const EXTRA_ROUTES = [
+  "ip route replace 203.0.113.0/24 via 198.19.0.1 dev eth0 table 100 proto static metric 7 src 198.19.0.11",
+  "ip route replace 192.0.2.0/24 via 198.19.0.1 dev eth0 metric 33",
+].join("; ");
 
 /** The uplink and everything that hangs on it, as the kernel lists it: the state a delete must restore. */
 async function uplinkState(): Promise<string> {
@@ -25,7 +31,8 @@ async function uplinkState(): Promise<string> {
       "ip -6 -j route show table all",
     ].join("; echo; "),
   );
-  // Counters and the interface's operational state settle by themselves; lifetimes count down.
+  // The operational state settles by itself; link_index is the veth peer's, outside the host (a lab reboot
+  // makes the peer anew).
   const parts = out
     .split("\n")
     .filter(Boolean)
@@ -36,7 +43,7 @@ async function uplinkState(): Promise<string> {
     .map((r: any) => JSON.stringify(r))
     .sort();
   const addr = parts[0][0].addr_info.filter((a: any) => a.scope !== "link");
-  const { operstate: _o, ...link } = parts[1][0];
+  const { operstate: _o, link_index: _l, ...link } = parts[1][0];
   return JSON.stringify({ addr, link, routes }, null, 1);
 }
 
@@ -54,12 +61,7 @@ describe("HostBridge on a lab host", function () {
   before(async () => {
     [h1] = await labHosts(1);
     conn = connectionFor(h1);
-    // Routes the move must carry: one in another table, with protocol, source and metric of its own.
-    await sh(
-      "h1",
-      "ip route replace 203.0.113.0/24 via 198.19.0.1 dev eth0 table 100 proto static metric 7 src 198.19.0.11",
-    );
-    await sh("h1", "ip route replace 192.0.2.0/24 via 198.19.0.1 dev eth0 metric 33");
+    await sh("h1", EXTRA_ROUTES);
     initial = await uplinkState();
   });
   after(async () => {
@@ -123,6 +125,15 @@ describe("HostBridge on a lab host", function () {
     expect(back.code).to.equal(0);
     const read = await network.read("x", { ...net, ...outs });
     expect((read.props as any).drift).to.deep.equal([]);
+    // A Port (a VM's TAP) on it: on the host's bridge, up, and gone with its delete.
+    const p = { resourceName: "hbnic", network: { name: "hblan", bridgeName: BR }, connection: conn };
+    const checkedPort = port.check({}, p);
+    expect(checkedPort.failures).to.deep.equal([]);
+    const made = await port.create(checkedPort.inputs);
+    const tap = JSON.parse(await sh("h1", `ip -j link show dev ${made.outs.name}`))[0];
+    expect(tap.master).to.equal(BR);
+    await port.remove("x", made.outs);
+    expect((await hostExec("h1", ["ip", "link", "show", "dev", made.outs.name])).code).to.not.equal(0);
     await guestDel(GUEST);
     await network.remove("x", { ...net, ...outs });
     expect(JSON.parse(await sh("h1", `ip -j link show dev ${BR}`))[0].ifname, "the bridge stays").to.equal(
@@ -165,6 +176,33 @@ describe("HostBridge on a lab host", function () {
     } finally {
       await proxy.close();
       await hostBridge.remove("x", props()).catch(() => undefined);
+    }
+  });
+
+  it("comes back after a reboot (ifupdown configures eth0 at boot, then virtnet's unit moves it), and delete then restores eth0 exactly", async () => {
+    await closeAllConnections();
+    try {
+      h1 = await hostReboot("h1", { init: "systemd" });
+      await sh("h1", EXTRA_ROUTES);
+      const booted = await uplinkState();
+      await hostBridge.create(props());
+      await closeAllConnections();
+      h1 = await hostReboot("h1"); // systemctl reboot, and a boot
+      const eth0 = JSON.parse(await sh("h1", "ip -j link show dev eth0"))[0];
+      expect(eth0.master, "eth0 is in the bridge after the boot").to.equal(BR);
+      const br = JSON.parse(await sh("h1", `ip -j addr show dev ${BR}`))[0];
+      expect(br.address).to.equal(eth0.address);
+      expect(br.addr_info.map((a: any) => a.local)).to.include.members(["198.19.0.11", "2001:db8:ff::11"]);
+      expect(await sh("h1", "ip route show table 100")).to.match(
+        /203\.0\.113\.0\/24 via 198\.19\.0\.1 dev vnhb0/,
+      );
+      expect(await pingUpstream()).to.equal(true);
+      await hostBridge.remove("x", props());
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(await uplinkState()).to.equal(booted);
+    } finally {
+      await closeAllConnections();
+      h1 = await hostReboot("h1", { init: "sshd" });
     }
   });
 });
