@@ -1,6 +1,8 @@
 // What the HostBridge probe (ops/hostBridge.ts) reports, parsed.
 import { IpAddrInfo, IpRoute, UplinkState } from "../render/hostBridge";
 
+export type { UplinkState } from "../render/hostBridge";
+
 export interface ObservedHostLink {
   name: string;
   kind?: string;

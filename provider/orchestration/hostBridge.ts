@@ -15,7 +15,7 @@ import {
   SYSTEMD_UNIT_PATH,
   SYSTEMD_WANTS_LINK,
 } from "../naming";
-import { ObservedHostBridge, parseHostBridgeProbe } from "../observe/hostBridge";
+import { ObservedHostBridge, parseHostBridgeProbe, UplinkState } from "../observe/hostBridge";
 import {
   HOST_BRIDGE_BOOT,
   HOST_BRIDGE_CONFIRM,
@@ -24,9 +24,16 @@ import {
   HOST_BRIDGE_RUNNER,
   HOST_BRIDGE_START,
 } from "../ops/hostBridge";
-import { hostBridgeDrift, hostBridgeErrors, isOurs, tuningCommands } from "../plan/hostBridge";
-import { movedAddresses, movedRoutes, renderMove, renderRollback, UplinkState } from "../render/hostBridge";
-import { renderHostBridgeRestore, renderRestoreEntry, renderSystemdUnit } from "../render/restore";
+import {
+  bootTexts,
+  hostBridgeDrift,
+  hostBridgeErrors,
+  hostBridgeFiles,
+  isOurs,
+  movedAddressList,
+  movedOf,
+  tuningCommands,
+} from "../plan/hostBridge";
 
 export interface HostBridgeResult {
   bridgeName: string;
@@ -74,10 +81,7 @@ function resultOf(spec: HostBridgeSpec, saved: UplinkState): HostBridgeResult {
     bridgeName: spec.name,
     uplink: spec.uplink,
     macAddress: saved.mac,
-    addresses: movedAddresses(saved).map((a) => `${a.local}/${a.prefixlen}`),
-    routes: movedRoutes(saved).map((r) =>
-      [r.dst, ...(r.gateway ? ["via", r.gateway] : []), ...(r.table ? ["table", r.table] : [])].join(" "),
-    ),
+    ...movedOf(saved),
   };
 }
 
@@ -92,8 +96,7 @@ const moved =
     if (o.bridge?.mac !== saved.mac)
       wrong.push(`${spec.name} does not have ${spec.uplink}'s MAC ${saved.mac}`);
     const on = o.bridgeAddresses.map((a) => a.local);
-    for (const a of movedAddresses(saved))
-      if (!on.includes(a.local)) wrong.push(`${a.local} is not on ${spec.name}`);
+    for (const a of movedAddressList(saved)) if (!on.includes(a)) wrong.push(`${a} is not on ${spec.name}`);
     return wrong;
   };
 
@@ -103,8 +106,7 @@ const restored =
     const wrong: string[] = [];
     if (o.bridge) wrong.push(`${spec.name} is still there`);
     const on = (o.uplinkState?.addresses ?? []).map((a) => a.local);
-    for (const a of movedAddresses(saved))
-      if (!on.includes(a.local)) wrong.push(`${a.local} is not on ${spec.uplink}`);
+    for (const a of movedAddressList(saved)) if (!on.includes(a)) wrong.push(`${a} is not on ${spec.uplink}`);
     return wrong;
   };
 
@@ -189,20 +191,22 @@ async function readStatus(h: Host, p: HostBridgePaths): Promise<string> {
 async function writeRecords(host: Host, spec: HostBridgeSpec, p: HostBridgePaths, saved: UplinkState) {
   await host.runChecked(`mkdir -p -m 0755 -- "$1" "$2"`, { args: [p.stateDir, p.runDir] });
   await host.writeFile(p.saved, JSON.stringify(saved) + "\n");
-  await host.writeFile(p.move, renderMove(spec, saved).join("\n") + "\n");
-  await host.writeFile(p.rollback, renderRollback(spec, saved).join("\n") + "\n");
+  const files = hostBridgeFiles(spec, saved, p.move);
+  await host.writeFile(p.move, files.move);
+  await host.writeFile(p.rollback, files.rollback);
 }
 
-async function writeBoot(host: Host, spec: HostBridgeSpec, p: HostBridgePaths) {
-  await host.writeFile(p.restore, renderHostBridgeRestore(spec.name, spec.uplink, p.move));
+async function writeBoot(host: Host, spec: HostBridgeSpec, p: HostBridgePaths, saved: UplinkState) {
+  const boot = bootTexts();
+  await host.writeFile(p.restore, hostBridgeFiles(spec, saved, p.move).restore);
   await host.runChecked(HOST_BRIDGE_BOOT, {
     args: [
       RESTORE_ENTRY,
       SYSTEMD_UNIT_PATH,
       SYSTEMD_WANTS_LINK,
       SYSTEMD_RUNTIME_DIR,
-      renderRestoreEntry().replace(/\n$/, ""),
-      renderSystemdUnit().replace(/\n$/, ""),
+      boot.entry.replace(/\n$/, ""),
+      boot.unit.replace(/\n$/, ""),
     ],
     step: "install the boot-time restore",
   });
@@ -216,7 +220,7 @@ export async function applyHostBridge(conn: ConnectionArgs, spec: HostBridgeSpec
   if (isOurs(spec, o) && o.saved && o.uplink?.master === spec.name) {
     for (const c of tuningCommands(spec, o)) await host.runChecked(`ip "$@"`, { args: c.args, step: c.what });
     await writeRecords(host, spec, p, o.saved);
-    await writeBoot(host, spec, p);
+    await writeBoot(host, spec, p, o.saved);
     return resultOf(spec, o.saved);
   }
   const errors = hostBridgeErrors(spec, o);
@@ -232,7 +236,7 @@ export async function applyHostBridge(conn: ConnectionArgs, spec: HostBridgeSpec
   );
   const after = await connectFresh(conn);
   try {
-    await writeBoot(after, spec, p);
+    await writeBoot(after, spec, p, saved);
   } finally {
     await after.close();
   }
@@ -248,7 +252,7 @@ export async function deleteHostBridge(conn: ConnectionArgs, spec: HostBridgeSpe
     // The boot-time restore goes first: a reboot during the change must not move the uplink again.
     await host.runChecked(`rm -f -- "$1"`, { args: [p.restore] });
     await guardedChange(conn, host, spec, p, p.rollback, p.move, restored(spec, o.saved)).catch(async (e) => {
-      await writeBoot(host, spec, p).catch(() => undefined);
+      await writeBoot(host, spec, p, o.saved!).catch(() => undefined);
       throw e;
     });
   }

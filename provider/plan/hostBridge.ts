@@ -4,7 +4,8 @@ import { HostBridgeSpec } from "../model/hostBridge";
 import { hostBridgeAlias } from "../naming";
 import { ObservedHostBridge } from "../observe/hostBridge";
 import { bridgeTuning } from "../render/ip";
-import { movedAddresses } from "../render/hostBridge";
+import { movedAddresses, movedRoutes, renderMove, renderRollback, UplinkState } from "../render/hostBridge";
+import { renderHostBridgeRestore, renderRestoreEntry, renderSystemdUnit } from "../render/restore";
 
 const FOREVER = 4294967295;
 
@@ -93,4 +94,37 @@ export function tuningCommands(
       });
   }
   return out;
+}
+
+/** The files of a HostBridge on its host: the move and the rollback (`ip -batch`), and its boot restore. */
+export function hostBridgeFiles(
+  spec: HostBridgeSpec,
+  saved: UplinkState,
+  movePath: string,
+): { move: string; rollback: string; restore: string } {
+  return {
+    move: renderMove(spec, saved).join("\n") + "\n",
+    rollback: renderRollback(spec, saved).join("\n") + "\n",
+    restore: renderHostBridgeRestore(spec.name, spec.uplink, movePath),
+  };
+}
+
+/** virtnet's boot-time entry and systemd unit, which a HostBridge needs as networks do. */
+export function bootTexts(): { entry: string; unit: string } {
+  return { entry: renderRestoreEntry(), unit: renderSystemdUnit() };
+}
+
+/** What moved from the uplink to the bridge, for the resource's outputs. */
+export function movedOf(saved: UplinkState): { addresses: string[]; routes: string[] } {
+  return {
+    addresses: movedAddresses(saved).map((a) => `${a.local}/${a.prefixlen}`),
+    routes: movedRoutes(saved).map((r) =>
+      [r.dst, ...(r.gateway ? ["via", r.gateway] : []), ...(r.table ? ["table", r.table] : [])].join(" "),
+    ),
+  };
+}
+
+/** The addresses a move takes to the bridge. */
+export function movedAddressList(saved: UplinkState): string[] {
+  return movedAddresses(saved).map((a) => a.local);
 }
