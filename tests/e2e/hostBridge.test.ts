@@ -1,14 +1,15 @@
 // HostBridge on a lab host: h1's uplink eth0 (towards upstream) moves into a bridge and back under the
 // guard; a network of mode "bridge" over it puts a guest straight on the upstream LAN (no NAT); a host that
-// cannot be reached over new SSH connections after the move rolls back by itself. (The lab's SSH runs over
-// mgmt0, not over the uplink that moves: the confirming connection is cut with a proxy instead.)
+// cannot be reached over new SSH connections after the move rolls back by itself (a proxy drops them). The
+// lab's SSH runs over mgmt0; tests/support/uplinkSsh.ts runs a session over eth0 itself for the move under it.
 import { expect } from "chai";
-import { closeAllConnections, connect, ConnectionArgs } from "../../provider/host";
+import { closeAllConnections, connect, connectFresh, ConnectionArgs } from "../../provider/host";
 import * as hostBridge from "../../provider/resources/hostBridge";
 import * as network from "../../provider/resources/network";
 import * as port from "../../provider/resources/port";
 import { guestAdd, guestAddr, guestDel, guestExec, hostExec, hostReboot, LabHost } from "../lab/lab";
 import { CutProxy } from "../support-fault/proxy";
+import { UplinkSsh } from "../support/uplinkSsh";
 import { captureUpstream, connectionFor, labHosts, sh } from "./support";
 
 const BR = "vnhb0";
@@ -155,6 +156,30 @@ describe("HostBridge on a lab host", function () {
     expect((await hostExec("h1", ["ip", "link", "show", "dev", BR])).code).to.not.equal(0);
     expect(await sh("h1", "ls -A /var/lib/virtnet /run/virtnet 2>/dev/null; true")).to.equal("");
     expect(await pingUpstream()).to.equal(true);
+  });
+
+  it("moves the very uplink its SSH session runs over: that session and a new one both work, and back", async () => {
+    const uplink = await new UplinkSsh(h1.address, h1.uplinkAddress).start();
+    try {
+      const via = { ...conn, host: "127.0.0.1", port: uplink.port } as ConnectionArgs;
+      const session = await connect(via);
+      const client = async (h: { run(s: string): Promise<{ stdout: string }> }) =>
+        (await h.run("echo $SSH_CONNECTION")).stdout.split(" ")[0];
+      expect(await client(session), "the session comes in over eth0, from upstream").to.equal("198.19.0.1");
+      const { outs } = await hostBridge.create({ ...props(), connection: via });
+      expect(JSON.parse(await sh("h1", "ip -j link show dev eth0"))[0].master).to.equal(BR);
+      expect(await client(session), "the session that made the change").to.equal("198.19.0.1");
+      const fresh = await connectFresh(via);
+      expect(await client(fresh), "a new session").to.equal("198.19.0.1");
+      await fresh.close();
+      await hostBridge.remove("x", { ...props(), ...outs, connection: via });
+      expect(await client(session), "the session after the delete").to.equal("198.19.0.1");
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(await uplinkState()).to.equal(initial);
+    } finally {
+      await closeAllConnections();
+      await uplink.stop();
+    }
   });
 
   it("rolls back by itself when no new SSH connection can confirm the move, and says why", async () => {
