@@ -3,7 +3,7 @@
 // new configuration, that the host is reachable and as planned.
 import { randomBytes } from "node:crypto";
 import { connect, connectFresh } from "../host";
-import { ConnectionArgs, Host } from "../host/host";
+import { ConnectionArgs, Host, HostCommandError } from "../host/host";
 import { HostBridgeSpec } from "../model/hostBridge";
 import {
   GENERATION_FILE,
@@ -126,12 +126,18 @@ async function guardedChange(
   const token = randomBytes(8).toString("hex");
   const started = Date.now();
   const deadline = started + spec.confirmTimeout * 1000;
-  await host.runChecked(HOST_BRIDGE_START, {
-    args: [p.stateDir, p.runDir, String(spec.confirmTimeout), apply, undo, token],
-    stdin: HOST_BRIDGE_RUNNER,
-    step: "start the guarded change",
-  });
   let why = "no new SSH connection succeeded";
+  try {
+    await host.runChecked(HOST_BRIDGE_START, {
+      args: [p.stateDir, p.runDir, String(spec.confirmTimeout), apply, undo, token],
+      stdin: HOST_BRIDGE_RUNNER,
+      step: "start the guarded change",
+    });
+  } catch (e) {
+    if (e instanceof HostCommandError) throw e;
+    // The connection went while starting: the change may run all the same; new connections find out.
+    why = `the connection that started the change was lost (${(e as Error).message})`;
+  }
   // Leave the host a second to take the confirmation before its own deadline.
   while (Date.now() < deadline - 1000) {
     let fresh;
@@ -249,12 +255,8 @@ export async function deleteHostBridge(conn: ConnectionArgs, spec: HostBridgeSpe
   const p = hostBridgePaths(spec.name);
   const o = await probe(host, spec);
   if (o.saved && isOurs(spec, o)) {
-    // The boot-time restore goes first: a reboot during the change must not move the uplink again.
-    await host.runChecked(`rm -f -- "$1"`, { args: [p.restore] });
-    await guardedChange(conn, host, spec, p, p.rollback, p.move, restored(spec, o.saved)).catch(async (e) => {
-      await writeBoot(host, spec, p, o.saved!).catch(() => undefined);
-      throw e;
-    });
+    // The boot-time restore goes with the files once the uplink is back (a reboot in between moves it again).
+    await guardedChange(conn, host, spec, p, p.rollback, p.move, restored(spec, o.saved));
   }
   const after = await connectFresh(conn);
   try {

@@ -204,6 +204,55 @@ describe("HostBridge on a lab host", function () {
     }
   });
 
+  it("with its SSH connection cut at any moment of create or delete, ends fully moved and confirmed or fully as before", async () => {
+    const proxy = await new CutProxy(h1.address).start();
+    const via = { ...conn, host: "127.0.0.1", port: proxy.port } as ConnectionArgs;
+    const p = { ...props(), confirmTimeout: 5, connection: via };
+    const moved = async () => {
+      const eth0 = JSON.parse(await sh("h1", "ip -j link show dev eth0"))[0];
+      const status = await sh("h1", `cat /run/virtnet/host-bridges/${BR}/status 2>/dev/null; true`);
+      return eth0.master === BR && /^confirmed /.test(status);
+    };
+    const outcomes: string[] = [];
+    try {
+      for (const ms of [0, 20, 60, 120, 250, 500]) {
+        await connect(via);
+        const cut = setTimeout(() => proxy.cut(), ms);
+        const created = await hostBridge.create(p).then(
+          () => true,
+          () => false,
+        );
+        clearTimeout(cut);
+        if (!created) await new Promise((r) => setTimeout(r, 7500)); // the host's own rollback, if it started
+        if (await moved()) outcomes.push(`create cut at ${ms} ms: moved`);
+        else {
+          await new Promise((r) => setTimeout(r, 2500));
+          expect(await uplinkState(), `create cut at ${ms} ms`).to.equal(initial);
+          outcomes.push(`create cut at ${ms} ms: as before`);
+          await hostBridge.create(props());
+        }
+        await connect(via);
+        const cut2 = setTimeout(() => proxy.cut(), ms);
+        const deleted = await hostBridge.remove("x", p).then(
+          () => true,
+          () => false,
+        );
+        clearTimeout(cut2);
+        if (!deleted) await new Promise((r) => setTimeout(r, 7500));
+        if (await moved()) {
+          outcomes.push(`delete cut at ${ms} ms: still moved`);
+          await hostBridge.remove("x", props());
+        } else outcomes.push(`delete cut at ${ms} ms: as before`);
+        await new Promise((r) => setTimeout(r, 2500));
+        expect(await uplinkState(), `after delete cut at ${ms} ms`).to.equal(initial);
+      }
+    } finally {
+      console.log(`      (${outcomes.join("; ")})`);
+      await proxy.close();
+      await closeAllConnections();
+    }
+  });
+
   it("comes back after a reboot (ifupdown configures eth0 at boot, then virtnet's unit moves it), and delete then restores eth0 exactly", async () => {
     await closeAllConnections();
     try {
