@@ -306,3 +306,46 @@ export const NET_DEVICES_DIR = "/proc/sys/net/ipv4/conf";
 export function ipv6DisabledPath(ifname: string): string {
   return `/proc/sys/net/ipv6/conf/${ifname}/disable_ipv6`;
 }
+
+/** A HostBridge's records (the uplink's saved state, the move and its rollback) and its run files. */
+export const HOST_BRIDGES_DIR = `${STATE_DIR}/host-bridges`;
+export const HOST_BRIDGES_RUN_DIR = `${RUN_DIR}/host-bridges`;
+export const HOST_BRIDGE_RESTORE_FILE = "restore.sh";
+
+export interface HostBridgePaths {
+  stateDir: string;
+  /** The uplink as it was before the move: `ip -j` listings of its link, addresses and routes. */
+  saved: string;
+  /** `ip -batch` lines that move the uplink into the bridge, and those that put it back. */
+  move: string;
+  rollback: string;
+  /** Brings the bridge back at boot (run before the networks'). */
+  restore: string;
+  runDir: string;
+  /** Written by virtnet over a new SSH connection: the detached change keeps the new state. */
+  confirm: string;
+  /** What the detached change did last: "moving", "moved", "confirmed", "rolled back: <why>". */
+  status: string;
+  log: string;
+}
+
+export function hostBridgePaths(name: string): HostBridgePaths {
+  const stateDir = `${HOST_BRIDGES_DIR}/${name}`;
+  const runDir = `${HOST_BRIDGES_RUN_DIR}/${name}`;
+  return {
+    stateDir,
+    saved: `${stateDir}/uplink.json`,
+    move: `${stateDir}/move.batch`,
+    rollback: `${stateDir}/rollback.batch`,
+    restore: `${stateDir}/${HOST_BRIDGE_RESTORE_FILE}`,
+    runDir,
+    confirm: `${runDir}/confirm`,
+    status: `${runDir}/status`,
+    log: `${runDir}/log`,
+  };
+}
+
+/** A HostBridge's ifalias: the kernel-side proof that virtnet made the bridge, and for which uplink. */
+export function hostBridgeAlias(uplink: string): string {
+  return `virtnet-host-bridge:${uplink}`;
+}

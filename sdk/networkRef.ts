@@ -59,14 +59,21 @@ function declaredOr<T>(
     );
 }
 
+/** The declared mode when the program gave one (a range on a "bridge" network is refused at preview), else the output. */
+function declaredMode(net: VirtualNetwork): pulumi.Output<string> {
+  const args = declared.get(net);
+  return args?.mode !== undefined ? pulumi.output(args.mode as pulumi.Input<string>) : net.mode;
+}
+
 /**
- * The `network` property of DhcpRange and StaticRoute: the network's name, bridge, and subnet and own address
+ * The `network` property of DhcpRange and StaticRoute: the network's name, mode, bridge, and subnet and own address
  * per family, which their checks need (provider/resources/networkRef.ts validates it). Each field is its own
  * output, so what is known at preview (the declared subnet) reaches the check even while the bridge is not.
  */
 export function networkRef(net: VirtualNetwork) {
   return {
     name: net.name,
+    mode: declaredMode(net),
     bridgeName: net.bridgeName,
     cidr: declaredOr(net, "ipv4", "cidr", net.cidr),
     gatewayIp: declaredOr(net, "ipv4", "gateway", net.gatewayIp),

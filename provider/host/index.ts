@@ -12,6 +12,7 @@ export { buildCommand, SCRIPT_NAME } from "./command";
 export { LocalHost, LocalHostOptions } from "./local";
 export {
   SshHost,
+  connectFresh,
   hostLabel,
   poolKey,
   connectionStats,

@@ -650,11 +650,12 @@ export class SshHost extends CommandHost {
   protected readonly userName: string;
   #conn: ConnectionArgs; // holds secrets: private, never logged
 
-  constructor(conn: ConnectionArgs) {
+  /** `fresh`: a connection of its own, never shared and never reused (closed with `close`). */
+  constructor(conn: ConnectionArgs, fresh = false) {
     super();
     this.#conn = { ...conn };
     this.label = hostLabel(conn);
-    this.poolKey = poolKey(conn);
+    this.poolKey = fresh ? `${poolKey(conn)} fresh#${++freshConnections}` : poolKey(conn);
     this.userName = conn.user ?? DEFAULT_USER;
     this.useSudo = conn.sudo === true && this.userName !== "root";
   }
@@ -673,7 +674,24 @@ export class SshHost extends CommandHost {
     return pooled(this.#conn, this.poolKey).exec(commandLine, stdin, step);
   }
 
+  /** Closes this host's connection (the pooled one, for every SshHost that shares it). */
+  async close(): Promise<void> {
+    const c = pool.get(this.poolKey);
+    pool.delete(this.poolKey);
+    await c?.close();
+  }
+
   toJSON(): { label: string } {
     return { label: this.label };
   }
+}
+
+let freshConnections = 0;
+
+/**
+ * A new SSH connection to the host, made now, through whatever way the host is reached now (not the pooled
+ * one, which may have survived a change that new connections do not): the caller closes it.
+ */
+export async function connectFresh(conn: ConnectionArgs): Promise<SshHost> {
+  return new SshHost(conn, true).connect();
 }

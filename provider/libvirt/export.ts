@@ -3,6 +3,7 @@
 import { XMLBuilder } from "fast-xml-parser";
 import * as ipaddr from "ipaddr.js";
 import { DhcpRangeSpec } from "../model/dhcpRange";
+import { modeUsesExistingBridge } from "../model/modes";
 import { DEFAULT_NAT_PORTS, NetworkSpec } from "../model/network";
 import { dnsRecordOptions } from "../render/dnsmasq";
 import { DNSMASQ_NAMESPACE, DNSMASQ_PREFIX } from "./dnsmasqOptions";
@@ -99,6 +100,11 @@ export function toLibvirtXml(
   routes: LibvirtRoute[] = [],
 ): string {
   const net: Element[] = [textEl("name", spec.name)];
+  // libvirt refuses stp, delay, <mac>, <dns> and <ip> on a bridge it does not own.
+  if (modeUsesExistingBridge(spec.mode)) {
+    net.push(el("forward", { mode: spec.mode }), el("bridge", { name: spec.bridge.name }));
+    return builder.build([el("network", {}, net)]).trim() + "\n";
+  }
 
   if (spec.mode !== "isolated") {
     const forward: Element[] = [];

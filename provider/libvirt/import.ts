@@ -34,8 +34,8 @@ export interface LibvirtNetworkArgs {
     portRange?: { start: number; end: number };
     ipv6?: boolean;
   };
-  /** stp is always set: libvirt's default is on, virtnet's is off. */
-  bridge: { name?: string; stp: boolean; delay?: number; mtu?: number; macAddress?: string };
+  /** stp is set except in mode "bridge" (the host's bridge): libvirt's default is on, virtnet's is off. */
+  bridge: { name?: string; stp?: boolean; delay?: number; mtu?: number; macAddress?: string };
   domain?: { name: string; localOnly?: boolean };
   dns?: {
     enabled?: boolean;
@@ -106,7 +106,6 @@ export interface LibvirtImportDetail {
 }
 
 const UNSUPPORTED_FORWARD: Record<string, string> = {
-  bridge: "guests on an existing host bridge",
   passthrough: "macvtap passthrough of a host interface",
   private: "macvtap private mode",
   vepa: "macvtap VEPA mode",
@@ -381,10 +380,17 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
     im.note(uuid, "ignored: virtnet identifies a network by its host and name");
   }
 
-  // <bridge>, <mtu>, <mac>
+  // <bridge>, <mtu>, <mac>; mode 'bridge' names a bridge of the host, with none of virtnet's settings.
+  const existingBridge = childrenNamed(root, "forward").some((f) => attr(f, "mode") === "bridge");
   const bridge: LibvirtNetworkArgs["bridge"] = { stp: true };
   const bridgeNode = im.one(root, "bridge");
-  if (bridgeNode) {
+  if (bridgeNode && existingBridge) {
+    im.origins.set("bridge", bridgeNode);
+    im.origins.set("bridge.name", bridgeNode);
+    const bname = attr(bridgeNode, "name");
+    if (bname !== undefined) bridge.name = bname;
+  } else if (existingBridge) im.origins.set("bridge.name", root);
+  else if (bridgeNode) {
     im.origins.set("bridge", bridgeNode);
     const bname = attr(bridgeNode, "name");
     if (bname !== undefined) bridge.name = bname;
@@ -395,7 +401,7 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
     if (delay !== undefined) bridge.delay = delay;
   } else im.note(root, "no <bridge>: libvirt's default stp='on' is kept (virtnet bridge.stp: true)");
   // With STP the kernel raises a forward delay below 2 s to 2 s (libvirt's default stp='on' delay='0' runs so).
-  if (bridge.stp && (bridge.delay ?? 0) < MIN_STP_DELAY) {
+  if (!existingBridge && bridge.stp && (bridge.delay ?? 0) < MIN_STP_DELAY) {
     im.note(
       bridgeNode ?? root,
       `forward delay ${bridge.delay ?? 0} with STP: the kernel's minimum with STP, ${MIN_STP_DELAY} s, is what runs (virtnet bridge.delay: ${MIN_STP_DELAY})`,
@@ -437,14 +443,18 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
     if (m === undefined) {
       mode = "nat";
       im.note(forward, "no mode: libvirt's default mode 'nat' is used");
-    } else if (m === "nat" || m === "route" || m === "open") mode = m;
+    } else if (m === "nat" || m === "route" || m === "open" || m === "bridge") mode = m;
     else if (m === "none") mode = "isolated";
     else if (Object.hasOwn(UNSUPPORTED_FORWARD, m))
       im.err(
         forward,
         `mode '${m}' (${UNSUPPORTED_FORWARD[m]}) is a libvirt forward mode that virtnet does not support yet`,
       );
-    else im.err(forward, `mode '${m}' is not a libvirt forward mode (nat, route, open, or no <forward>)`);
+    else
+      im.err(
+        forward,
+        `mode '${m}' is not a libvirt forward mode (nat, route, open, bridge, or no <forward>)`,
+      );
     const dev = attr(forward, "dev");
     if (dev !== undefined) forwardDevice = dev;
     // libvirt lists the dev of nat/route again as the only <interface>.
@@ -674,13 +684,15 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
     ...(ipv6 && { ipv6 }),
     ...(forwardDevice !== undefined && { forwardDevice }),
     ...(nat && Object.keys(nat).length > 0 && { nat }),
-    bridge: {
-      ...(bridge.name !== undefined && { name: bridge.name }),
-      stp: bridge.stp,
-      ...(bridge.delay !== undefined && { delay: bridge.delay }),
-      ...(bridge.mtu !== undefined && { mtu: bridge.mtu }),
-      ...(bridge.macAddress !== undefined && { macAddress: bridge.macAddress }),
-    },
+    bridge: existingBridge
+      ? { ...(bridge.name !== undefined && { name: bridge.name }) }
+      : {
+          ...(bridge.name !== undefined && { name: bridge.name }),
+          stp: bridge.stp,
+          ...(bridge.delay !== undefined && { delay: bridge.delay }),
+          ...(bridge.mtu !== undefined && { mtu: bridge.mtu }),
+          ...(bridge.macAddress !== undefined && { macAddress: bridge.macAddress }),
+        },
     ...(domain && { domain }),
     ...(dns && { dns }),
     ...(dnsmasqOptions.length > 0 && { dnsmasqOptions }),

@@ -204,6 +204,31 @@ export interface PortArgs {
 
 export const PORT_INPUT_KEYS = ["name", "macAddress", "owner", "multiQueue", "vlan", "isolated"] as const;
 
+/** A HostBridge's inputs besides its connection. */
+export interface HostBridgeArgs {
+  /** The bridge's name (at most 15 characters); defaults to the resource name. */
+  name?: string;
+  /** The NIC, bond or VLAN interface to enslave; its addresses and routes move to the bridge. */
+  uplink: string;
+  /** Spanning tree (default false). */
+  stp?: boolean;
+  /** Forward delay in seconds (default 0; 2-30 with stp). */
+  forwardDelay?: number;
+  /** The bridge's and the uplink's MTU (default: the uplink's as it is). */
+  mtu?: number;
+  /** Seconds (5-600, default 30) the host waits for virtnet's confirmation over a new SSH connection before it rolls back by itself. */
+  confirmTimeout?: number;
+}
+
+export const HOST_BRIDGE_INPUT_KEYS = [
+  "name",
+  "uplink",
+  "stp",
+  "forwardDelay",
+  "mtu",
+  "confirmTimeout",
+] as const;
+
 /**
  * What arrives for the inputs `T` before validation: every field optional, strings of any value (a
  * preview's unknowns among them).
@@ -227,3 +252,4 @@ const _rangeKeys: Same<(typeof RANGE_INPUT_KEYS)[number], keyof RangeArgs> = tru
 const _routeKeys: Same<(typeof ROUTE_INPUT_KEYS)[number], keyof RouteArgs> = true;
 const _extensionKeys: Same<(typeof EXTENSION_INPUT_KEYS)[number], keyof ExtensionArgs> = true;
 const _portKeys: Same<(typeof PORT_INPUT_KEYS)[number], keyof PortArgs> = true;
+const _hostBridgeKeys: Same<(typeof HOST_BRIDGE_INPUT_KEYS)[number], keyof HostBridgeArgs> = true;

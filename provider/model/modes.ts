@@ -1,6 +1,6 @@
 // The forward modes, as libvirt defines them, and what each one means for the host: one place for each meaning.
 
-export const MODES = ["nat", "route", "open", "isolated"] as const;
+export const MODES = ["nat", "route", "open", "isolated", "bridge"] as const;
 export type Mode = (typeof MODES)[number];
 
 /** Guests' traffic is forwarded by the host (forwarding turned on; a forward chain with policy drop stops it). */
@@ -20,7 +20,15 @@ export function modeMasquerades(mode: string): boolean {
 
 /** virtnet adds no firewall rules at all. */
 export function modeHasNoFirewall(mode: string): boolean {
-  return mode === "open";
+  return mode === "open" || mode === "bridge";
+}
+
+/**
+ * The network is a bridge the host already has (libvirt's <forward mode='bridge'>): guests sit on the LAN
+ * behind it; virtnet adds no address, firewall or dnsmasq, and never makes or deletes the bridge.
+ */
+export function modeUsesExistingBridge(mode: string): boolean {
+  return mode === "bridge";
 }
 
 /** Guests get no default gateway (DHCP option 3 empty, IPv6 router lifetime 0). */

@@ -1,7 +1,14 @@
 // A network's inputs, validated and normalized into the desired state that renderers and the apply layer use.
 import * as ipaddr from "ipaddr.js";
 import { FIREWALL_BACKENDS, NetworkArgs, Unchecked } from "./inputs";
-import { Mode, modeForwards, MODES, modeMasquerades, modeRoutesThroughFirewall } from "./modes";
+import {
+  Mode,
+  modeForwards,
+  MODES,
+  modeMasquerades,
+  modeRoutesThroughFirewall,
+  modeUsesExistingBridge,
+} from "./modes";
 import { defaultBridgeMac, defaultBridgeName, MAX_IFNAME, vlanLinkName } from "../naming";
 import { checkDnsmasqOptions } from "./dnsmasqOptions";
 import { BootSpec, checkBoot } from "./networkBoot";
@@ -258,6 +265,34 @@ function checkVlan(raw: NetworkInputs["vlan"], problems: Problems): NetworkSpec[
   return { id, uplink, link: vlanLinkName(uplink, id) };
 }
 
+/**
+ * Mode "bridge" names a bridge the host already has: virtnet puts nothing on it, so every property that would
+ * (an address, DHCP/DNS, the bridge's own settings) is refused, naming it.
+ */
+function checkExistingBridge(raw: NetworkInputs, problems: Problems): void {
+  const why = 'mode "bridge" uses a bridge the host already has, and virtnet adds nothing to it';
+  if (raw.bridge?.name === undefined)
+    problems.add("bridge.name", 'is required with mode "bridge": the existing bridge, e.g. "br0"');
+  for (const key of ["ipv4", "ipv6", "domain", "vlan"] as const)
+    if (raw[key] !== undefined)
+      problems.add(key, `${why}: guests take their addresses from the LAN behind it`);
+  const dns = raw.dns;
+  const dnsSet =
+    dns !== undefined &&
+    Object.entries(dns).some(([k, v]) =>
+      k === "enabled" ? v !== false : Array.isArray(v) ? v.length > 0 : v !== undefined,
+    );
+  if (dnsSet) problems.add("dns", `${why}: no DNS server runs for it`);
+  for (const key of ["stp", "delay", "mtu", "macAddress", "zone", "vlanFiltering"] as const)
+    if (raw.bridge?.[key] !== undefined)
+      problems.add(
+        `bridge.${key}`,
+        `${why}: the bridge's settings stay the host's (set them on the HostBridge)`,
+      );
+  if (raw.firewallBackend !== undefined && raw.firewallBackend !== "auto")
+    problems.add("firewallBackend", `${why}: it has no firewall rules`);
+}
+
 function compareIpv4(a: ipaddr.IPv4, b: ipaddr.IPv4): number {
   for (let i = 0; i < 4; i++) if (a.octets[i] !== b.octets[i]) return a.octets[i] - b.octets[i];
   return 0;
@@ -381,6 +416,7 @@ export function buildNetworkSpec(raw: NetworkInputs, defaultName: string, host?:
     containsUnknown(raw.tftp) || containsUnknown(raw.bootp)
       ? {}
       : checkBoot(raw, raw.ipv4 !== undefined, problems);
+  if (mode !== undefined && modeUsesExistingBridge(mode)) checkExistingBridge(raw, problems);
 
   if (!problems.ok) return { errors: problems.errors };
   if (!known(name) || !mode) return { errors: [] }; // unknowns: nothing to build yet
@@ -397,6 +433,7 @@ export function buildNetworkSpec(raw: NetworkInputs, defaultName: string, host?:
     dns,
   };
   if (!autostart) spec.autostart = false;
+  if (modeUsesExistingBridge(mode)) spec.dns = { enabled: false, forwarders: [], hosts: [] };
   if (firewallBackend) spec.firewallBackend = firewallBackend;
   if (zone) spec.bridge.zone = zone;
   if (vlanFiltering) spec.bridge.vlanFiltering = true;

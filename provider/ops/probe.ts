@@ -3,6 +3,7 @@
 // reads its output.
 import {
   EXTENSIONS_DIR,
+  HOST_BRIDGES_DIR,
   EXTENSION_RESTORE_SUFFIX,
   FORWARDING_MARKERS,
   GENERATION_FILE,
@@ -154,7 +155,7 @@ export const PROBE_FUNCTION = [
   # The TFTP root a network's change asks for: whether it is a directory.
   [ -n "$tftproot" ] && { echo "@@tftproot"; [ -d "$tftproot" ] && echo dir; }
   [ -n "$owner" ] && { echo "@@owneruid"; case "$owner" in *[!0-9]*) id -u -- "$owner" 2>/dev/null;; *) echo "$owner";; esac; }
-  echo "@@dirs"; for d in ${[STATE_DIR, NETWORKS_STATE_DIR, ROUTES_DIR, EXTENSIONS_DIR].map(q).join(" ")} "$netdir" "$rangesdir" "$netdir/${PORTS_DIR_NAME}" "$rundir" ${[NETWORKS_RUN_DIR, RUN_DIR].map(q).join(" ")}; do [ -d "$d" ] && echo "$d"; done
+  echo "@@dirs"; for d in ${[STATE_DIR, NETWORKS_STATE_DIR, ROUTES_DIR, EXTENSIONS_DIR, HOST_BRIDGES_DIR].map(q).join(" ")} "$netdir" "$rangesdir" "$netdir/${PORTS_DIR_NAME}" "$rundir" ${[NETWORKS_RUN_DIR, RUN_DIR].map(q).join(" ")}; do [ -d "$d" ] && echo "$d"; done
   # firewall-cmd is a Python program (0.1 s even to fail): without a system bus there is no firewalld to ask.
   [ -n "$br" ] && command -v firewall-cmd >/dev/null 2>&1 && { echo "@@fwzone"; if [ -S /run/dbus/system_bus_socket ]; then firewall-cmd --get-zone-of-interface="$br" 2>&1; echo "exit=$?"; else echo "exit=nobus"; fi; }
 }`,

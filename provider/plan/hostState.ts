@@ -5,6 +5,7 @@ import { modeForwards } from "../model/modes";
 import { NetworkSpec, routesTraffic } from "../model/network";
 import {
   FORWARDING_MARKERS,
+  HOST_BRIDGES_DIR,
   INOTIFY_MARKER,
   NetworkPaths,
   NETWORKS_RUN_DIR,
@@ -101,8 +102,13 @@ export function hostTeardownActions(name: string, observed: ObservedNetwork): Ac
     );
   }
   if (last) actions.push(...removeNftTable(name, observed));
-  // Routes, and extensions of networks on other hosts, keep the boot-time restore and the state directory.
-  const nothingLeft = last && observed.route.records.length === 0 && (observed.extensions ?? []).length === 0;
+  // Routes, extensions of networks on other hosts and HostBridges keep the boot-time restore and the state
+  // directory.
+  const nothingLeft =
+    last &&
+    observed.route.records.length === 0 &&
+    (observed.extensions ?? []).length === 0 &&
+    !observed.dirs.includes(HOST_BRIDGES_DIR);
   if (nothingLeft) actions.push(...restoreGlobalActions(observed, false));
   if (nothingLeft && observed.dirs.includes(STATE_DIR)) actions.push(ops.removeStateDir());
   return actions;

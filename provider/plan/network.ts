@@ -3,12 +3,14 @@
 import * as ipaddr from "ipaddr.js";
 import { DhcpRangeSpec } from "../model/dhcpRange";
 import { SegmentRecord } from "../model/networkExtension";
+import { modeUsesExistingBridge } from "../model/modes";
 import { FirewallBackend, NetworkSpec } from "../model/network";
 import { bridgeAlias, NetworkPaths, NFT_FAMILY, NFT_TABLE } from "../naming";
 import { AppliedNetworkRecord, firewallOf, ObservedNetwork } from "../observe/observed";
 import { Action } from "../ops/action";
 import * as ops from "../ops/ops";
 import { bridgeActions } from "./bridge";
+import { planExistingBridge } from "./existingBridge";
 import { dnsmasqActions, stopDnsmasqActions } from "./dnsmasq";
 import { chooseFirewallBackend, ownFirewallActions, removeOwnFirewallActions } from "./firewall";
 import { dockerUserFamilies, planForeignFirewalls, removeForeignFirewallActions } from "./foreignFirewalls";
@@ -116,6 +118,8 @@ export function planApply(
   paths: NetworkPaths,
   options: { ranges?: DhcpRangeSpec[]; segment?: SegmentRecord | null } = {},
 ): Plan {
+  if (modeUsesExistingBridge(spec.mode))
+    return planExistingBridge(spec, observed, paths, JSON.stringify(appliedRecord(spec)) + "\n");
   const ranges = options.ranges ?? observed.ranges;
   const wanted = options.segment === undefined ? observed.segment : options.segment;
   const segment = wanted?.members.length ? wanted : undefined;
@@ -179,7 +183,9 @@ export function planDelete(
   const warnings: string[] = [];
   actions.push(...removeForeignFirewallActions(name, bridge, observed));
   let deleting = false;
-  if (observed.bridge) {
+  const recorded = observed.networks.find((n) => n.name === name);
+  // A mode "bridge" network's bridge is the host's: it stays.
+  if (observed.bridge && !(recorded && modeUsesExistingBridge(recorded.mode))) {
     if (observed.bridge.alias === bridgeAlias(name)) {
       // Deleted from the start of the script, with the bridges of the other deletes in the same script, while
       // the rules and files go; the step after the round checks that it is gone.

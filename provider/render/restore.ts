@@ -4,6 +4,8 @@ import { quote } from "shell-quote";
 import {
   extensionBridgeAlias,
   EXTENSIONS_DIR,
+  HOST_BRIDGE_RESTORE_FILE,
+  HOST_BRIDGES_DIR,
   EXTENSION_RESTORE_SUFFIX,
   INOTIFY_MARKER,
   NETWORK_RECORD_FILE,
@@ -21,6 +23,7 @@ import {
 } from "../naming";
 import { MemberRecord } from "../model/networkExtension";
 import { DhcpRangeSpec } from "../model/dhcpRange";
+import { modeUsesExistingBridge } from "../model/modes";
 import { NetworkSpec, routesTraffic } from "../model/network";
 import { needsDnsmasq } from "./dnsmasq";
 import { firewalldZoneCommand } from "./firewalld";
@@ -66,8 +69,11 @@ export function renderNetworkRestore(
   firewall: RestoreFirewall = { backend: "nftables", dockerUser: [] },
   segment?: RestoreSegment,
 ): string {
+  const header = `# virtnet: brings network "${spec.name}" back as last applied. Generated: virtnet rewrites this file.`;
+  // The bridge is the host's (or a HostBridge's, restored before the networks): nothing to bring back.
+  if (modeUsesExistingBridge(spec.mode)) return `${header}\n`;
   const lines = [
-    `# virtnet: brings network "${spec.name}" back as last applied. Generated: virtnet rewrites this file.`,
+    header,
     `ip link show dev ${quote([spec.bridge.name])} >/dev/null 2>&1 || printf '%s\\n' ${quote(renderBridgeCreate(spec))} | ip -batch -`,
     ...(segment ? segmentRestoreLines(spec.name, segment) : []),
   ];
@@ -106,6 +112,15 @@ export function renderNetworkRestore(
     lines.push(`dnsmasq --conf-file=${quote([paths.dnsmasqConf])}`);
   }
   return lines.join("\n") + "\n";
+}
+
+/** A HostBridge at boot: the saved move, made again unless the bridge is there (-force: the uplink may have no address yet). */
+export function renderHostBridgeRestore(name: string, uplink: string, moveBatch: string): string {
+  return [
+    `# virtnet: brings HostBridge ${name} (uplink ${uplink}) back. Generated: virtnet rewrites this file.`,
+    `ip link show dev ${quote([name])} >/dev/null 2>&1 || ip -force -batch ${quote([moveBatch])}`,
+    "",
+  ].join("\n");
 }
 
 /** A segment's VXLAN device, its forwarding database and its filter, on any member. */
@@ -153,11 +168,13 @@ export function renderExtensionRestore(m: MemberRecord): string {
 export function renderRestoreEntry(): string {
   return [
     "#!/bin/sh",
-    "# virtnet: brings every autostart network, its DHCP ranges and Ports, and every static route back as last applied.",
+    "# virtnet: brings every HostBridge, every autostart network, its DHCP ranges and Ports, and every static route back as last applied.",
     "# A network without restore.sh is transient (autostart: false): like libvirt, it does not outlive a boot.",
     `for d in ${NETWORKS_STATE_DIR}/*/; do [ -f "$d/${NETWORK_RECORD_FILE}" ] && [ ! -f "$d/${NETWORK_RESTORE_FILE}" ] && rm -rf -- "$d"; done`,
     // Many dnsmasqs need more inotify instances than the kernel's default (plan/hostState.ts, inotifyActions).
     `[ -f ${INOTIFY_MARKER} ] && read -r vn_orig vn_raised < ${INOTIFY_MARKER} && vn_now=$(cat ${sysctlPath(SYSCTL.inotifyInstances)}); [ "\${vn_now:-0}" -lt "\${vn_raised:-0}" ] && sysctl -qw ${SYSCTL.inotifyInstances}="$vn_raised"`,
+    // HostBridges first: a network of mode "bridge" and its Ports go on them.
+    `for f in ${HOST_BRIDGES_DIR}/*/${HOST_BRIDGE_RESTORE_FILE}; do [ -f "$f" ] && sh "$f"; done`,
     `for f in ${NETWORKS_STATE_DIR}/*/${NETWORK_RESTORE_FILE}; do [ -f "$f" ] && sh "$f"; done`,
     `for f in ${NETWORKS_STATE_DIR}/*/${PORTS_DIR_NAME}/*.restore; do [ -f "$f" ] && sh "$f"; done`,
     `for f in ${EXTENSIONS_DIR}/*${EXTENSION_RESTORE_SUFFIX}; do [ -f "$f" ] && sh "$f"; done`,
@@ -172,7 +189,8 @@ export function renderSystemdUnit(): string {
     "# Installed by virtnet: brings virtnet's networks and routes back at boot.",
     "[Unit]",
     "Description=virtnet: restore virtual networks and routes",
-    "After=network-pre.target",
+    // After ifupdown (networking.service): a HostBridge moves the uplink it configured.
+    "After=network-pre.target networking.service",
     "Before=network.target",
     "Wants=network-pre.target",
     "",

@@ -6,6 +6,7 @@ import { applyRange, deleteRange, NetworkRef, readRange } from "../orchestration
 import { readLeases } from "../orchestration/leases";
 import { renderDhcpHosts } from "../render/dnsmasq";
 import { containsUnknown } from "../model/validation";
+import { modeUsesExistingBridge } from "../model/modes";
 import { checkNetworkRef } from "./networkRef";
 import { connectTo, Credentials, resolveConnection } from "./connection";
 import { changedKeys, checked, pick, Props, required } from "./props";
@@ -36,6 +37,11 @@ function rendered(spec: DhcpRangeSpec): Props {
 export function check(_olds: Props, news: Props) {
   const failures = [...validateConnection(resolveConnection(news.connection, news.__credentials)).errors];
   failures.push(...checkNetworkRef(news.network, true));
+  if (news.network?.mode !== undefined && modeUsesExistingBridge(news.network.mode))
+    failures.push({
+      property: "network",
+      reason: `network "${news.network.name}" is mode "bridge": its guests get DHCP from the LAN behind the host's bridge, virtnet runs no DHCP server on it`,
+    });
   const r = specOf(news);
   failures.push(...r.errors);
   return checked(news, failures, r.spec, rendered);

@@ -18,6 +18,7 @@ import { containsUnknown, isUnknown, parseStrictCidr, PropertyError } from "../m
 import { connectTo, resolveConnection } from "./connection";
 import { changedKeys, checked, pick, Props, required } from "./props";
 import { NETWORK_INPUT_KEYS } from "../model/inputs";
+import { modeUsesExistingBridge } from "../model/modes";
 
 function networkInputs(props: Props): NetworkInputs {
   return pick(NETWORK_INPUT_KEYS, props);
@@ -229,6 +230,11 @@ async function recordedSpec(host: Host, name: string): Promise<NetworkSpec | und
 
 /** The inputs that rebuild a normalized spec exactly. */
 export function specToInputs(spec: NetworkSpec): Props {
+  if (modeUsesExistingBridge(spec.mode)) {
+    const own: Props = { name: spec.name, mode: spec.mode, bridge: { name: spec.bridge.name } };
+    if (spec.autostart === false) own.autostart = false;
+    return own;
+  }
   const inputs: Props = { name: spec.name, mode: spec.mode, bridge: { ...spec.bridge }, dns: spec.dns };
   if (spec.autostart === false) inputs.autostart = false;
   if (spec.firewallBackend) inputs.firewallBackend = spec.firewallBackend;

@@ -218,10 +218,12 @@ describe("libvirt XML import: errors", () => {
     expect(nat.problems[0]).to.match(/^<forward mode='nat'>: mode "nat" needs an address/);
   });
 
-  it("refuses forward mode bridge as not supported yet, not as something else", () => {
-    expect(importError(readFixture("invalid-bridge-mode")).problems).to.deep.equal([
-      "<forward mode='bridge'>: mode 'bridge' (guests on an existing host bridge) is a libvirt forward mode that virtnet does not support yet",
-    ]);
+  it("imports forward mode bridge as mode bridge over the named bridge, with nothing of virtnet's on it", () => {
+    const r = fromLibvirtXml(readFixture("bridge-mode"));
+    expect(r.network).to.deep.equal({ name: "hostbridge", mode: "bridge", bridge: { name: "br0" } });
+    expect(r.warnings).to.deep.equal([]);
+    const noName = importError(net("<forward mode='bridge'/>"));
+    expect(noName.problems[0]).to.match(/is required with mode "bridge".*\(virtnet bridge\.name\)$/);
   });
 
   const malformed: [string, unknown, RegExp][] = [

@@ -1,0 +1,99 @@
+// What the HostBridge probe (ops/hostBridge.ts) reports, parsed.
+import { IpAddrInfo, IpRoute, UplinkState } from "../render/hostBridge";
+
+export type { UplinkState } from "../render/hostBridge";
+
+export interface ObservedHostLink {
+  name: string;
+  kind?: string;
+  alias?: string;
+  master?: string;
+  mac: string;
+  mtu: number;
+  up: boolean;
+  stp?: boolean;
+  /** Hundredths of a second. */
+  forwardDelay?: number;
+}
+
+export interface ObservedHostBridge {
+  uplink?: ObservedHostLink;
+  bridge?: ObservedHostLink;
+  /** The uplink as it is now (addresses, routes), when it exists. */
+  uplinkState?: UplinkState;
+  bridgeAddresses: IpAddrInfo[];
+  wireless: boolean;
+  /** Network managers that own the uplink. */
+  managers: string[];
+  /** Command lines of DHCP clients running on the host. */
+  dhcpClients: string[];
+  /** The uplink as saved before the move (the record of a HostBridge that exists). */
+  saved?: UplinkState;
+  /** The runner's last status line. */
+  status?: string;
+}
+
+function sections(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  let current = "";
+  for (const line of text.split("\n")) {
+    const m = /^@(\w+)$/.exec(line);
+    if (m) current = m[1];
+    else if (current) out[current] = (out[current] ?? "") + line + "\n";
+  }
+  return out;
+}
+
+function json<T>(s: string | undefined): T | undefined {
+  const t = s?.trim();
+  if (!t || t === "null") return undefined;
+  try {
+    return JSON.parse(t) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+function linkOf(s: string | undefined): ObservedHostLink | undefined {
+  const l = json<any[]>(s)?.[0];
+  if (!l) return undefined;
+  const data = l.linkinfo?.info_data ?? {};
+  const link: ObservedHostLink = {
+    name: l.ifname,
+    mac: l.address,
+    mtu: l.mtu,
+    up: (l.flags ?? []).includes("UP"),
+  };
+  if (l.linkinfo?.info_kind) link.kind = l.linkinfo.info_kind;
+  if (l.ifalias) link.alias = l.ifalias;
+  if (l.master) link.master = l.master;
+  if (link.kind === "bridge") {
+    link.stp = data.stp_state === 1;
+    link.forwardDelay = data.forward_delay;
+  }
+  return link;
+}
+
+export function parseHostBridgeProbe(text: string): ObservedHostBridge {
+  const s = sections(text);
+  const uplink = linkOf(s.link);
+  const o: ObservedHostBridge = {
+    bridgeAddresses: json<any[]>(s.bridgeAddr)?.[0]?.addr_info ?? [],
+    wireless: s.wireless?.trim() === "yes",
+    managers: (s.managers ?? "").split("\n").filter(Boolean),
+    dhcpClients: (s.dhcp ?? "").split("\n").filter(Boolean),
+  };
+  if (uplink) {
+    o.uplink = uplink;
+    const addresses: IpAddrInfo[] = json<any[]>(s.addr)?.[0]?.addr_info ?? [];
+    const routes = [...(json<IpRoute[]>(s.route4) ?? []), ...(json<IpRoute[]>(s.route6) ?? [])];
+    o.uplinkState = { name: uplink.name, mac: uplink.mac, mtu: uplink.mtu, up: uplink.up, addresses, routes };
+  }
+  const bridge = linkOf(s.bridge);
+  if (bridge) o.bridge = bridge;
+  const saved = json<UplinkState>(s.saved);
+  if (saved) o.saved = saved;
+  const status = s.status?.trim();
+  if (status) o.status = status;
+  return o;
+}

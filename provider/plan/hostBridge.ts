@@ -1,0 +1,130 @@
+// What a HostBridge needs from the host, decided from the probe alone: why it cannot be made, whether it is
+// there, what drifted, and the in-place tuning (stp, forward delay, MTU) that needs no move.
+import { HostBridgeSpec } from "../model/hostBridge";
+import { hostBridgeAlias } from "../naming";
+import { ObservedHostBridge } from "../observe/hostBridge";
+import { bridgeTuning } from "../render/ip";
+import { movedAddresses, movedRoutes, renderMove, renderRollback, UplinkState } from "../render/hostBridge";
+import { renderHostBridgeRestore, renderRestoreEntry, renderSystemdUnit } from "../render/restore";
+
+const FOREVER = 4294967295;
+
+/** The bridge is virtnet's HostBridge of this uplink. */
+export function isOurs(spec: HostBridgeSpec, o: ObservedHostBridge): boolean {
+  return o.bridge?.kind === "bridge" && o.bridge.alias === hostBridgeAlias(spec.uplink);
+}
+
+/** Why the uplink cannot be moved into the bridge; found before anything changes. */
+export function hostBridgeErrors(spec: HostBridgeSpec, o: ObservedHostBridge): string[] {
+  const u = o.uplink;
+  const name = spec.uplink;
+  if (!u) return [`uplink ${name} does not exist on this host`];
+  const errors: string[] = [];
+  if (o.wireless) errors.push(`uplink ${name} is a wireless interface: the kernel cannot put it in a bridge`);
+  if (u.kind === "bridge")
+    errors.push(`uplink ${name} is itself a bridge: give the interface it should carry`);
+  if (u.alias?.startsWith("virtnet:"))
+    errors.push(`uplink ${name} is the bridge of virtnet network "${u.alias.slice("virtnet:".length)}"`);
+  if (u.master && u.master !== spec.name) errors.push(`uplink ${name} is already a port of ${u.master}`);
+  if (o.bridge && !isOurs(spec, o))
+    errors.push(
+      `interface ${spec.name} already exists and is not virtnet's HostBridge of ${name}; choose another name`,
+    );
+  for (const m of o.managers)
+    errors.push(
+      `uplink ${name} is managed by ${m}: virtnet does not move it behind ${m}'s back (after a reboot ${m} ` +
+        `would configure it again); make the bridge in ${m}'s own configuration and use a VirtualNetwork of ` +
+        `mode "bridge" over it, or release ${name} from ${m} first`,
+    );
+  const client = o.dhcpClients.find((c) => c.split(/\s+/).includes(name));
+  const dynamic = (o.uplinkState?.addresses ?? []).some(
+    (a) => a.dynamic && a.valid_life_time !== undefined && a.valid_life_time !== FOREVER,
+  );
+  if (client || dynamic)
+    errors.push(
+      `uplink ${name} has its address from a DHCP client${client ? ` (${client.trim()})` : ""}: virtnet ` +
+        `moves static addressing only; run the DHCP client on ${spec.name} instead, or give ${name} a static address`,
+    );
+  return errors;
+}
+
+/** Where the host differs from a HostBridge that exists: what a refresh reports. */
+export function hostBridgeDrift(spec: HostBridgeSpec, o: ObservedHostBridge): string[] {
+  if (!o.bridge) return [`bridge ${spec.name} is missing`];
+  const drift: string[] = [];
+  if (o.uplink?.master !== spec.name) drift.push(`uplink ${spec.uplink} is not in bridge ${spec.name}`);
+  const moved = o.saved ? movedAddresses(o.saved).map((a) => a.local) : [];
+  const back = (o.uplinkState?.addresses ?? []).filter((a) => moved.includes(a.local));
+  if (back.length) drift.push(`addresses back on ${spec.uplink}: ${back.map((a) => a.local).join(", ")}`);
+  const onBridge = o.bridgeAddresses.map((a) => a.local);
+  const missing = moved.filter((a) => !onBridge.includes(a));
+  if (missing.length) drift.push(`addresses missing from ${spec.name}: ${missing.join(", ")}`);
+  drift.push(...tuningCommands(spec, o).map((c) => c.what));
+  return drift;
+}
+
+/** `ip` arguments that bring stp, forward delay and MTU to the spec in place, each with what it changes. */
+export function tuningCommands(
+  spec: HostBridgeSpec,
+  o: ObservedHostBridge,
+): { what: string; args: string[] }[] {
+  const b = o.bridge;
+  if (!b) return [];
+  const out: { what: string; args: string[] }[] = [];
+  if (b.stp !== spec.stp || b.forwardDelay !== spec.forwardDelay * 100)
+    out.push({
+      what: `tune bridge ${spec.name} (stp ${spec.stp ? "on" : "off"}, forward delay ${spec.forwardDelay} s)`,
+      args: [
+        "link",
+        "set",
+        "dev",
+        spec.name,
+        "type",
+        "bridge",
+        ...bridgeTuning(spec.stp, spec.forwardDelay * 100),
+      ],
+    });
+  if (spec.mtu !== undefined && (b.mtu !== spec.mtu || o.uplink?.mtu !== spec.mtu)) {
+    // The uplink first when growing (a bridge's MTU cannot pass its ports'), the bridge first when shrinking.
+    const order = spec.mtu > b.mtu ? [spec.uplink, spec.name] : [spec.name, spec.uplink];
+    for (const dev of order)
+      out.push({
+        what: `set ${dev} MTU ${spec.mtu}`,
+        args: ["link", "set", "dev", dev, "mtu", String(spec.mtu)],
+      });
+  }
+  return out;
+}
+
+/** The files of a HostBridge on its host: the move and the rollback (`ip -batch`), and its boot restore. */
+export function hostBridgeFiles(
+  spec: HostBridgeSpec,
+  saved: UplinkState,
+  movePath: string,
+): { move: string; rollback: string; restore: string } {
+  return {
+    move: renderMove(spec, saved).join("\n") + "\n",
+    rollback: renderRollback(spec, saved).join("\n") + "\n",
+    restore: renderHostBridgeRestore(spec.name, spec.uplink, movePath),
+  };
+}
+
+/** virtnet's boot-time entry and systemd unit, which a HostBridge needs as networks do. */
+export function bootTexts(): { entry: string; unit: string } {
+  return { entry: renderRestoreEntry(), unit: renderSystemdUnit() };
+}
+
+/** What moved from the uplink to the bridge, for the resource's outputs. */
+export function movedOf(saved: UplinkState): { addresses: string[]; routes: string[] } {
+  return {
+    addresses: movedAddresses(saved).map((a) => `${a.local}/${a.prefixlen}`),
+    routes: movedRoutes(saved).map((r) =>
+      [r.dst, ...(r.gateway ? ["via", r.gateway] : []), ...(r.table ? ["table", r.table] : [])].join(" "),
+    ),
+  };
+}
+
+/** The addresses a move takes to the bridge. */
+export function movedAddressList(saved: UplinkState): string[] {
+  return movedAddresses(saved).map((a) => a.local);
+}

@@ -1,0 +1,282 @@
+// HostBridge on a lab host: h1's uplink eth0 (towards upstream) moves into a bridge and back under the
+// guard; a network of mode "bridge" over it puts a guest straight on the upstream LAN (no NAT); a host that
+// cannot be reached over new SSH connections after the move rolls back by itself (a proxy drops them). The
+// lab's SSH runs over mgmt0; tests/support/uplinkSsh.ts runs a session over eth0 itself for the move under it.
+import { expect } from "chai";
+import { closeAllConnections, connect, connectFresh, ConnectionArgs } from "../../provider/host";
+import * as hostBridge from "../../provider/resources/hostBridge";
+import * as network from "../../provider/resources/network";
+import * as port from "../../provider/resources/port";
+import { guestAdd, guestAddr, guestDel, guestExec, hostExec, hostReboot, LabHost } from "../lab/lab";
+import { CutProxy } from "../support-fault/proxy";
+import { UplinkSsh } from "../support/uplinkSsh";
+import { captureUpstream, connectionFor, labHosts, sh } from "./support";
+
+const BR = "vnhb0";
+const GUEST = "hbg1";
+const GUEST_ADDR = "198.19.0.200";
+/** Routes the move must carry: one in another table, with protocol, source and metric of its own. */
+const EXTRA_ROUTES = [
+  "ip route replace 203.0.113.0/24 via 198.19.0.1 dev eth0 table 100 proto static metric 7 src 198.19.0.11",
+  "ip route replace 192.0.2.0/24 via 198.19.0.1 dev eth0 metric 33",
+].join("; ");
+
+/** The uplink and everything that hangs on it, as the kernel lists it: the state a delete must restore. */
+async function uplinkState(): Promise<string> {
+  const out = await sh(
+    "h1",
+    [
+      "ip -j addr show dev eth0",
+      "ip -j link show dev eth0",
+      "ip -j route show table all",
+      "ip -6 -j route show table all",
+    ].join("; echo; "),
+  );
+  // The operational state settles by itself; link_index is the veth peer's, outside the host (a lab reboot
+  // makes the peer anew).
+  const parts = out
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+  const routes = [...parts[2], ...parts[3]]
+    // IPv6 link-local autoconf is the kernel's own (its routes come as DAD finishes).
+    .filter((r: any) => (r.dev === "eth0" || r.dev === BR) && !String(r.dst).startsWith("fe80:"))
+    .map((r: any) => JSON.stringify(r))
+    .sort();
+  const addr = parts[0][0].addr_info.filter((a: any) => a.scope !== "link");
+  const { operstate: _o, link_index: _l, ...link } = parts[1][0];
+  return JSON.stringify({ addr, link, routes }, null, 1);
+}
+
+async function pingUpstream(): Promise<boolean> {
+  return (await hostExec("h1", ["ping", "-c", "1", "-W", "2", "198.51.100.1"])).code === 0;
+}
+
+describe("HostBridge on a lab host", function () {
+  this.timeout(180_000);
+  let h1: LabHost;
+  let conn: ConnectionArgs;
+  let initial: string;
+  const props = () => ({ name: BR, uplink: "eth0", confirmTimeout: 8, connection: conn });
+
+  before(async () => {
+    [h1] = await labHosts(1);
+    conn = connectionFor(h1);
+    await sh("h1", EXTRA_ROUTES);
+    initial = await uplinkState();
+  });
+  after(async () => {
+    await guestDel(GUEST).catch(() => undefined);
+    await hostBridge.remove("", { ...props() }).catch(() => undefined);
+    await sh("h1", "ip route del 203.0.113.0/24 table 100; ip route del 192.0.2.0/24; true");
+    await closeAllConnections();
+  });
+
+  it("refuses a missing uplink, the loopback and a bad confirmTimeout before any change", async () => {
+    const r = hostBridge.check({}, { ...props(), uplink: "lo", confirmTimeout: 2 });
+    expect(r.failures.map((f: any) => f.property).sort()).to.deep.equal(["confirmTimeout", "uplink"]);
+    const err = await hostBridge.create({ ...props(), uplink: "nosuch0" }).catch((e) => e);
+    expect(err.message).to.match(/uplink nosuch0 does not exist on this host/);
+    expect(await uplinkState()).to.equal(initial);
+  });
+
+  it("moves eth0 into the bridge: MAC kept, addresses and every route moved, confirmed over a new connection", async () => {
+    const mac = JSON.parse(await sh("h1", "ip -j link show dev eth0"))[0].address;
+    const t0 = Date.now();
+    const { outs } = await hostBridge.create(props());
+    expect(outs.macAddress).to.equal(mac);
+    expect(outs.addresses).to.include("198.19.0.11/24");
+    expect(outs.routes).to.include.members([
+      "default via 198.19.0.1",
+      "203.0.113.0/24 via 198.19.0.1 table 100",
+    ]);
+    expect(outs.confirmedAfterMs).to.be.below(8000);
+    const eth0 = JSON.parse(await sh("h1", "ip -j link show dev eth0"))[0];
+    const br = JSON.parse(await sh("h1", `ip -j addr show dev ${BR}`))[0];
+    expect(eth0.master).to.equal(BR);
+    expect(br.address).to.equal(mac);
+    expect(br.addr_info.map((a: any) => a.local)).to.include("198.19.0.11");
+    const t100 = await sh("h1", "ip route show table 100");
+    expect(t100).to.match(
+      /203\.0\.113\.0\/24 via 198\.19\.0\.1 dev vnhb0 proto static src 198\.19\.0\.11 metric 7/,
+    );
+    expect(await sh("h1", "ip route show default")).to.match(new RegExp(`default via 198.19.0.1 dev ${BR}`));
+    expect(await sh("h1", "ip route show 192.0.2.0/24")).to.match(/dev vnhb0 metric 33/);
+    expect(await pingUpstream(), "the host reaches upstream through the bridge").to.equal(true);
+    // The pooled connection that made the change, and a new one, both work.
+    expect((await (await connect(conn)).run("echo ok")).stdout).to.equal("ok\n");
+    console.log(`      (create to confirmed: ${Date.now() - t0} ms)`);
+    const { props: read } = await hostBridge.read("x", { ...props(), ...outs });
+    expect((read as any).drift).to.deep.equal([]);
+  });
+
+  it('puts a guest of a mode "bridge" network on the upstream LAN with its own address (no NAT)', async () => {
+    const net = { name: "hblan", mode: "bridge", bridge: { name: BR }, connection: conn };
+    expect(network.check({}, net).failures).to.deep.equal([]);
+    const { outs } = await network.create(net);
+    expect(outs.bridgeName).to.equal(BR);
+    await guestAdd(GUEST, "h1", BR);
+    await guestAddr(GUEST, `${GUEST_ADDR}/24`, "198.19.0.1");
+    const seen = await captureUpstream("icmp and dst host 198.51.100.1", () =>
+      guestExec(GUEST, ["busybox", "ping", "-c", "3", "-W", "2", "198.51.100.1"]),
+    );
+    expect(seen).to.include(GUEST_ADDR);
+    expect(seen).to.not.include("198.19.0.11 >");
+    const back = await hostExec("h1", ["true"]);
+    expect(back.code).to.equal(0);
+    const read = await network.read("x", { ...net, ...outs });
+    expect((read.props as any).drift).to.deep.equal([]);
+    // A Port (a VM's TAP) on it: on the host's bridge, up, and gone with its delete.
+    const p = { resourceName: "hbnic", network: { name: "hblan", bridgeName: BR }, connection: conn };
+    const checkedPort = port.check({}, p);
+    expect(checkedPort.failures).to.deep.equal([]);
+    const made = await port.create(checkedPort.inputs);
+    const tap = JSON.parse(await sh("h1", `ip -j link show dev ${made.outs.name}`))[0];
+    expect(tap.master).to.equal(BR);
+    await port.remove("x", made.outs);
+    expect((await hostExec("h1", ["ip", "link", "show", "dev", made.outs.name])).code).to.not.equal(0);
+    await guestDel(GUEST);
+    await network.remove("x", { ...net, ...outs });
+    expect(JSON.parse(await sh("h1", `ip -j link show dev ${BR}`))[0].ifname, "the bridge stays").to.equal(
+      BR,
+    );
+  });
+
+  it("reports the uplink taken out of the bridge as drift", async () => {
+    await sh("h1", "ip link set dev eth0 nomaster");
+    const { props: read } = await hostBridge.read("x", props());
+    expect((read as any).drift).to.include(`uplink eth0 is not in bridge ${BR}`);
+    await sh("h1", `ip link set dev eth0 master ${BR}`);
+  });
+
+  it("delete puts the uplink back exactly: addresses, routes in every table, link", async () => {
+    await hostBridge.remove("x", props());
+    await new Promise((r) => setTimeout(r, 2500)); // IPv6 DAD of the addresses put back
+    expect(await uplinkState()).to.equal(initial);
+    expect((await hostExec("h1", ["ip", "link", "show", "dev", BR])).code).to.not.equal(0);
+    expect(await sh("h1", "ls -A /var/lib/virtnet /run/virtnet 2>/dev/null; true")).to.equal("");
+    expect(await pingUpstream()).to.equal(true);
+  });
+
+  it("moves the very uplink its SSH session runs over: that session and a new one both work, and back", async () => {
+    const uplink = await new UplinkSsh(h1.address, h1.uplinkAddress).start();
+    try {
+      const via = { ...conn, host: "127.0.0.1", port: uplink.port } as ConnectionArgs;
+      const session = await connect(via);
+      const client = async (h: { run(s: string): Promise<{ stdout: string }> }) =>
+        (await h.run("echo $SSH_CONNECTION")).stdout.split(" ")[0];
+      expect(await client(session), "the session comes in over eth0, from upstream").to.equal("198.19.0.1");
+      const { outs } = await hostBridge.create({ ...props(), connection: via });
+      expect(JSON.parse(await sh("h1", "ip -j link show dev eth0"))[0].master).to.equal(BR);
+      expect(await client(session), "the session that made the change").to.equal("198.19.0.1");
+      const fresh = await connectFresh(via);
+      expect(await client(fresh), "a new session").to.equal("198.19.0.1");
+      await fresh.close();
+      await hostBridge.remove("x", { ...props(), ...outs, connection: via });
+      expect(await client(session), "the session after the delete").to.equal("198.19.0.1");
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(await uplinkState()).to.equal(initial);
+    } finally {
+      await closeAllConnections();
+      await uplink.stop();
+    }
+  });
+
+  it("rolls back by itself when no new SSH connection can confirm the move, and says why", async () => {
+    const proxy = await new CutProxy(h1.address).start();
+    try {
+      const via = { ...conn, host: "127.0.0.1", port: proxy.port } as ConnectionArgs;
+      await connect(via); // the pooled connection that starts the change
+      proxy.dropNextDuringHandshake(1000); // every new one fails
+      const t0 = Date.now();
+      const err = await hostBridge.create({ ...props(), connection: via }).catch((e) => e);
+      const took = Date.now() - t0;
+      expect(err.message, err.stack).to.match(
+        /not confirmed \(a new SSH connection failed.*\); the host rolled back by itself: no confirmation over a new SSH connection within 8 s/,
+      );
+      expect(took).to.be.below(8000 + 6000);
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(await uplinkState()).to.equal(initial);
+      expect(await pingUpstream()).to.equal(true);
+    } finally {
+      await proxy.close();
+      await hostBridge.remove("x", props()).catch(() => undefined);
+    }
+  });
+
+  it("with its SSH connection cut at any moment of create or delete, ends fully moved and confirmed or fully as before", async () => {
+    const proxy = await new CutProxy(h1.address).start();
+    const via = { ...conn, host: "127.0.0.1", port: proxy.port } as ConnectionArgs;
+    const p = { ...props(), confirmTimeout: 5, connection: via };
+    const moved = async () => {
+      const eth0 = JSON.parse(await sh("h1", "ip -j link show dev eth0"))[0];
+      const status = await sh("h1", `cat /run/virtnet/host-bridges/${BR}/status 2>/dev/null; true`);
+      return eth0.master === BR && /^confirmed /.test(status);
+    };
+    const outcomes: string[] = [];
+    try {
+      for (const ms of [0, 20, 60, 120, 250, 500]) {
+        await connect(via);
+        const cut = setTimeout(() => proxy.cut(), ms);
+        const created = await hostBridge.create(p).then(
+          () => true,
+          () => false,
+        );
+        clearTimeout(cut);
+        if (!created) await new Promise((r) => setTimeout(r, 7500)); // the host's own rollback, if it started
+        if (await moved()) outcomes.push(`create cut at ${ms} ms: moved`);
+        else {
+          await new Promise((r) => setTimeout(r, 2500));
+          expect(await uplinkState(), `create cut at ${ms} ms`).to.equal(initial);
+          outcomes.push(`create cut at ${ms} ms: as before`);
+          await hostBridge.create(props());
+        }
+        await connect(via);
+        const cut2 = setTimeout(() => proxy.cut(), ms);
+        const deleted = await hostBridge.remove("x", p).then(
+          () => true,
+          () => false,
+        );
+        clearTimeout(cut2);
+        if (!deleted) await new Promise((r) => setTimeout(r, 7500));
+        if (await moved()) {
+          outcomes.push(`delete cut at ${ms} ms: still moved`);
+          await hostBridge.remove("x", props());
+        } else outcomes.push(`delete cut at ${ms} ms: as before`);
+        await new Promise((r) => setTimeout(r, 2500));
+        expect(await uplinkState(), `after delete cut at ${ms} ms`).to.equal(initial);
+      }
+    } finally {
+      console.log(`      (${outcomes.join("; ")})`);
+      await proxy.close();
+      await closeAllConnections();
+    }
+  });
+
+  it("comes back after a reboot (ifupdown configures eth0 at boot, then virtnet's unit moves it), and delete then restores eth0 exactly", async () => {
+    await closeAllConnections();
+    try {
+      h1 = await hostReboot("h1", { init: "systemd" });
+      await sh("h1", EXTRA_ROUTES);
+      const booted = await uplinkState();
+      await hostBridge.create(props());
+      await closeAllConnections();
+      h1 = await hostReboot("h1"); // systemctl reboot, and a boot
+      const eth0 = JSON.parse(await sh("h1", "ip -j link show dev eth0"))[0];
+      expect(eth0.master, "eth0 is in the bridge after the boot").to.equal(BR);
+      const br = JSON.parse(await sh("h1", `ip -j addr show dev ${BR}`))[0];
+      expect(br.address).to.equal(eth0.address);
+      expect(br.addr_info.map((a: any) => a.local)).to.include.members(["198.19.0.11", "2001:db8:ff::11"]);
+      expect(await sh("h1", "ip route show table 100")).to.match(
+        /203\.0\.113\.0\/24 via 198\.19\.0\.1 dev vnhb0/,
+      );
+      expect(await pingUpstream()).to.equal(true);
+      await hostBridge.remove("x", props());
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(await uplinkState()).to.equal(booted);
+    } finally {
+      await closeAllConnections();
+      h1 = await hostReboot("h1", { init: "sshd" });
+    }
+  });
+});

@@ -1,0 +1,211 @@
+// HostBridge: validation (each property error), the move and rollback batches (golden, from a lab host's
+// listing), the probe's parsing, and what the planner refuses or reports as drift from hand-made observations.
+// (tests/e2e/hostBridge.test.ts runs the move, the rollback and the delete on a lab host.)
+import { expect } from "chai";
+import { buildHostBridgeSpec, HostBridgeSpec } from "../../../provider/model/hostBridge";
+import { hostBridgeAlias } from "../../../provider/naming";
+import { ObservedHostBridge, parseHostBridgeProbe } from "../../../provider/observe/hostBridge";
+import { hostBridgeDrift, hostBridgeErrors, tuningCommands } from "../../../provider/plan/hostBridge";
+import { renderMove, renderRollback, UplinkState } from "../../../provider/render/hostBridge";
+import { expectGolden } from "../golden";
+
+const spec = (over: Record<string, unknown> = {}): HostBridgeSpec => {
+  const r = buildHostBridgeSpec({ uplink: "eth0", ...over }, "br0");
+  expect(r.errors).to.deep.equal([]);
+  return r.spec!;
+};
+
+/** eth0 of a lab host, as `ip -j` lists it: IPv4 and IPv6, a default route per family, one in table 100. */
+const eth0: UplinkState = {
+  name: "eth0",
+  mac: "02:76:6e:00:01:01",
+  mtu: 1500,
+  up: true,
+  addresses: [
+    { family: "inet", local: "198.19.0.11", prefixlen: 24, broadcast: "198.19.0.255", scope: "global" },
+    { family: "inet6", local: "2001:db8:ff::11", prefixlen: 64, scope: "global" },
+    { family: "inet6", local: "fe80::76:6eff:fe00:101", prefixlen: 64, scope: "link" },
+  ],
+  routes: [
+    { dst: "default", gateway: "198.19.0.1", dev: "eth0", flags: [], metrics: [{ quickack: 1 }] },
+    {
+      dst: "198.19.0.0/24",
+      dev: "eth0",
+      protocol: "kernel",
+      scope: "link",
+      prefsrc: "198.19.0.11",
+      metrics: [{ quickack: 1 }],
+    },
+    {
+      dst: "203.0.113.0/24",
+      gateway: "198.19.0.1",
+      dev: "eth0",
+      table: "100",
+      protocol: "static",
+      prefsrc: "198.19.0.11",
+      metric: 7,
+    },
+    { type: "local", dst: "198.19.0.11", dev: "eth0", table: "local", protocol: "kernel", scope: "host" },
+    { dst: "2001:db8:ff::/64", dev: "eth0", protocol: "kernel", metric: 256, pref: "medium" },
+    { dst: "default", gateway: "2001:db8:ff::1", dev: "eth0", metric: 1024, pref: "medium" },
+  ],
+};
+
+const observed = (over: Partial<ObservedHostBridge> = {}): ObservedHostBridge => ({
+  uplink: { name: "eth0", mac: eth0.mac, mtu: 1500, up: true, kind: "veth" },
+  uplinkState: eth0,
+  bridgeAddresses: [],
+  wireless: false,
+  managers: [],
+  dhcpClients: [],
+  ...over,
+});
+
+describe("HostBridge: validation", () => {
+  it("fills defaults: STP off, forward delay 0, confirmTimeout 30 s", () => {
+    expect(spec()).to.deep.equal({
+      name: "br0",
+      uplink: "eth0",
+      stp: false,
+      forwardDelay: 0,
+      confirmTimeout: 30,
+    });
+    expect(spec({ stp: true }).forwardDelay).to.equal(2);
+  });
+
+  const cases: [string, Record<string, unknown>, string][] = [
+    ["no uplink", { uplink: undefined }, "uplink"],
+    ["the loopback", { uplink: "lo" }, "uplink"],
+    ["the bridge itself", { uplink: "br0" }, "uplink"],
+    ["a name too long", { name: "a-very-long-bridge" }, "name"],
+    ["a confirmTimeout too short", { confirmTimeout: 2 }, "confirmTimeout"],
+    ["a confirmTimeout too long", { confirmTimeout: 3600 }, "confirmTimeout"],
+    ["a forward delay below STP's minimum", { stp: true, forwardDelay: 1 }, "forwardDelay"],
+    ["an MTU out of range", { mtu: 20 }, "mtu"],
+    ["stp not a boolean", { stp: "yes" }, "stp"],
+  ];
+  for (const [what, over, property] of cases)
+    it(`refuses ${what}, naming ${property}`, () => {
+      const r = buildHostBridgeSpec({ uplink: "eth0", ...over } as any, "br0");
+      expect(r.errors.map((e) => e.property)).to.include(property);
+    });
+});
+
+describe("HostBridge: the move and its rollback", () => {
+  it("moves addresses and every non-kernel route whole, the bridge with the uplink's MAC (golden)", () => {
+    expectGolden("hostBridge/move.batch", renderMove(spec(), eth0).join("\n") + "\n");
+    expectGolden("hostBridge/rollback.batch", renderRollback(spec(), eth0).join("\n") + "\n");
+  });
+
+  it("takes each route off the uplink before its address (IPv6 routes outlive addresses), never the link-local one", () => {
+    const move = renderMove(spec(), eth0);
+    const firstAddrDel = move.findIndex((l) => l.startsWith("address del"));
+    const routeDels = move.map((l, i) => [l, i] as const).filter(([l]) => l.startsWith("route del"));
+    expect(routeDels).to.have.length(3);
+    for (const [, i] of routeDels) expect(i).to.be.below(firstAddrDel);
+    expect(move.join("\n")).to.not.include("fe80::");
+    expect(move.filter((l) => / table local/.test(l))).to.deep.equal([]);
+  });
+
+  it("sets an MTU on both the bridge and the uplink", () => {
+    const move = renderMove(spec({ mtu: 9000 }), eth0);
+    expect(move).to.include("link set dev eth0 mtu 9000");
+    expect(move[1]).to.match(/mtu 9000/);
+  });
+});
+
+describe("HostBridge: what the host forbids, and drift", () => {
+  it("refuses an uplink that is missing, wireless, a bridge, a bridge port or a virtnet network's bridge", () => {
+    expect(hostBridgeErrors(spec(), observed({ uplink: undefined }))).to.deep.equal([
+      "uplink eth0 does not exist on this host",
+    ]);
+    expect(hostBridgeErrors(spec(), observed({ wireless: true }))[0]).to.match(/wireless/);
+    const as = (u: object) => hostBridgeErrors(spec(), observed({ uplink: { ...observed().uplink!, ...u } }));
+    expect(as({ kind: "bridge" })[0]).to.match(/is itself a bridge/);
+    expect(as({ master: "br9" })[0]).to.match(/already a port of br9/);
+    expect(as({ alias: "virtnet:lab", kind: "bridge" }).join()).to.match(/virtnet network "lab"/);
+  });
+
+  it("refuses a bridge name taken by something not virtnet's HostBridge of this uplink", () => {
+    const taken = observed({
+      bridge: { name: "br0", kind: "bridge", mac: "02:00:00:00:00:01", mtu: 1500, up: true },
+    });
+    expect(hostBridgeErrors(spec(), taken)[0]).to.match(/interface br0 already exists/);
+  });
+
+  it("refuses an uplink owned by a network manager, naming it and what to do", () => {
+    const e = hostBridgeErrors(spec(), observed({ managers: ["NetworkManager"] }));
+    expect(e[0]).to.match(/managed by NetworkManager.*mode "bridge"/);
+  });
+
+  it("refuses an uplink whose address comes from a DHCP client", () => {
+    const e = hostBridgeErrors(spec(), observed({ dhcpClients: ["udhcpc -i eth0 -f "] }));
+    expect(e[0]).to.match(/DHCP client \(udhcpc -i eth0 -f\)/);
+    expect(hostBridgeErrors(spec(), observed({ dhcpClients: ["udhcpc -i eth10 "] }))).to.deep.equal([]);
+  });
+
+  it("reports a missing bridge, an uplink out of it, addresses moved back and tuning", () => {
+    const bridge = {
+      name: "br0",
+      kind: "bridge",
+      alias: hostBridgeAlias("eth0"),
+      mac: eth0.mac,
+      mtu: 1500,
+      up: true,
+      stp: false,
+      forwardDelay: 0,
+    };
+    expect(hostBridgeDrift(spec(), observed({ saved: eth0 }))).to.deep.equal(["bridge br0 is missing"]);
+    const drift = hostBridgeDrift(spec({ stp: true }), observed({ saved: eth0, bridge }));
+    expect(drift).to.include("uplink eth0 is not in bridge br0");
+    expect(drift).to.include("addresses back on eth0: 198.19.0.11, 2001:db8:ff::11");
+    expect(drift.some((d) => d.startsWith("tune bridge br0 (stp on"))).to.equal(true);
+    expect(
+      tuningCommands(spec({ mtu: 9000 }), observed({ bridge })).map((c) => c.args.join(" ")),
+    ).to.deep.equal(["link set dev eth0 mtu 9000", "link set dev br0 mtu 9000"]);
+  });
+
+  it("parses the probe's sections", () => {
+    const text = [
+      "@link",
+      JSON.stringify([
+        {
+          ifname: "eth0",
+          address: eth0.mac,
+          mtu: 1500,
+          flags: ["UP"],
+          master: "br0",
+          linkinfo: { info_kind: "veth" },
+        },
+      ]),
+      "@bridge",
+      "null",
+      "@addr",
+      JSON.stringify([{ addr_info: eth0.addresses }]),
+      "@route4",
+      JSON.stringify(eth0.routes.slice(0, 4)),
+      "@route6",
+      JSON.stringify(eth0.routes.slice(4)),
+      "@bridgeAddr",
+      "null",
+      "@wireless",
+      "no",
+      "@managers",
+      "systemd-networkd",
+      "@dhcp",
+      "dhclient eth0 ",
+      "@saved",
+      "@status",
+      "confirmed 0123",
+      "@end",
+    ].join("\n");
+    const o = parseHostBridgeProbe(text);
+    expect(o.uplink).to.include({ name: "eth0", master: "br0", kind: "veth", up: true });
+    expect(o.bridge).to.equal(undefined);
+    expect(o.uplinkState!.routes).to.have.length(6);
+    expect(o.managers).to.deep.equal(["systemd-networkd"]);
+    expect(o.dhcpClients).to.deep.equal(["dhclient eth0 "]);
+    expect(o.status).to.equal("confirmed 0123");
+    expect(o.saved).to.equal(undefined);
+  });
+});
