@@ -11,6 +11,7 @@ import {
   NFT_TABLE,
   NFT_TABLE_REF,
   nftSegmentChain,
+  portAlias,
   STATE_DIR,
   VXLAN_ALIAS_MARK,
   vxlanAlias,
@@ -273,6 +274,12 @@ export function planMember(
   return { errors: [], warnings: [], actions };
 }
 
+/** The Ports of `network` on this host's bridge: their records, and TAPs of virtnet's on the bridge. */
+function portsOnExtension(network: string, bridge: string, o: ObservedNetwork): string[] {
+  const taps = linksOf(o).filter((l) => l.master === bridge && l.alias === portAlias(network));
+  return [...new Set([...(o.ports ?? []).map((p) => p.name), ...taps.map((l) => l.name)])].sort();
+}
+
 /**
  * Takes an extension off its host: what it made, and virtnet's host-wide pieces when it was the last thing of
  * virtnet's there (`bootRestore`: the removal of the boot-time pieces). Succeeds when already gone.
@@ -283,6 +290,12 @@ export function planMemberRemoval(
   o: ObservedNetwork,
   bootRestore: Action[],
 ): Plan {
+  // A Port's TAP would be left on no bridge, its VM cut off: the Ports go first.
+  const ports = portsOnExtension(network, bridge, o);
+  if (ports.length)
+    return refused([
+      `Port${ports.length > 1 ? "s" : ""} ${ports.join(", ")} of network "${network}" ${ports.length > 1 ? "are" : "is"} on ${bridge} on this host: delete ${ports.length > 1 ? "them" : "it"} first`,
+    ]);
   const warnings: string[] = [];
   const actions = vxlanRemoval(network, o);
   const record = extensionOf(o, network);

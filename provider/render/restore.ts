@@ -147,8 +147,8 @@ export function renderExtensionRestore(m: MemberRecord): string {
 }
 
 /**
- * The one entry point: every autostart network, then its Ports (on its bridge), the extensions, then every route
- * (routes via a bridge need it first).
+ * The one entry point: every autostart network, the extensions, then the Ports (on a network's bridge or an
+ * extension's), then every route (routes via a bridge need it first).
  */
 export function renderRestoreEntry(): string {
   return [
@@ -159,8 +159,8 @@ export function renderRestoreEntry(): string {
     // Many dnsmasqs need more inotify instances than the kernel's default (plan/hostState.ts, inotifyActions).
     `[ -f ${INOTIFY_MARKER} ] && read -r vn_orig vn_raised < ${INOTIFY_MARKER} && vn_now=$(cat ${sysctlPath(SYSCTL.inotifyInstances)}); [ "\${vn_now:-0}" -lt "\${vn_raised:-0}" ] && sysctl -qw ${SYSCTL.inotifyInstances}="$vn_raised"`,
     `for f in ${NETWORKS_STATE_DIR}/*/${NETWORK_RESTORE_FILE}; do [ -f "$f" ] && sh "$f"; done`,
-    `for f in ${NETWORKS_STATE_DIR}/*/${PORTS_DIR_NAME}/*.restore; do [ -f "$f" ] && sh "$f"; done`,
     `for f in ${EXTENSIONS_DIR}/*${EXTENSION_RESTORE_SUFFIX}; do [ -f "$f" ] && sh "$f"; done`,
+    `for f in ${NETWORKS_STATE_DIR}/*/${PORTS_DIR_NAME}/*.restore; do [ -f "$f" ] && sh "$f"; done`,
     `for f in ${ROUTES_DIR}/*.restore; do [ -f "$f" ] && sh "$f"; done`,
     "exit 0",
     "",
