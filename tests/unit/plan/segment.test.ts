@@ -157,6 +157,23 @@ describe("stretched segments: a member's plan", () => {
     );
     expect(names(planMemberRemoval("lab", "vn-lab", underlayHost(), []))).to.deep.equal([]);
   });
+  it("refuses to take the extension off while a Port is on its bridge, naming it", () => {
+    const o = joinedHost();
+    const tap = {
+      name: "vt-nic0",
+      kind: "tun",
+      alias: "virtnet-port:lab",
+      mtu: 1450,
+      up: true,
+      master: "vn-lab",
+      addresses: [],
+    };
+    const p = planMemberRemoval("lab", "vn-lab", { ...o, links: [...o.links!, tap] }, []);
+    expect(p.actions).to.deep.equal([]);
+    expect(p.errors).to.deep.equal([
+      'Port vt-nic0 of network "lab" is on vn-lab on this host: delete it first',
+    ]);
+  });
 });
 
 describe("stretched segments: the network's own host", () => {
