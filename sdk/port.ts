@@ -36,7 +36,9 @@ export class Port extends pulumi.dynamic.Resource {
   constructor(name: string, args: PortArgs, opts?: pulumi.CustomResourceOptions) {
     const on = args.network as any;
     // On an extension: the network's name and VLAN-awareness, the extension's bridge and host.
-    const net = (args.network instanceof NetworkExtension ? args.network.virtualNetwork : args.network) as any;
+    const net = (
+      args.network instanceof NetworkExtension ? args.network.virtualNetwork : args.network
+    ) as any;
     const props: Record<string, any> = {
       ...inputProps(PORT_INPUT_KEYS, args),
       // The default TAP name comes from the resource's name.

@@ -378,10 +378,7 @@ export function leaveSegment(spec: ExtensionSpec, hosts: SegmentHosts): Promise<
     const { home, self } = hosts;
     const n = spec.network;
     const scope = extensionScope(n.name);
-    const [homeObs, selfObs] = await Promise.all([
-      observe(home, n.name, n.bridge),
-      observeMember(self, n),
-    ]);
+    const [homeObs, selfObs] = await Promise.all([observe(home, n.name, n.bridge), observeMember(self, n)]);
     // The segment it leaves, as the network's host records it (none when the network or its entry is gone).
     const recorded = homeObs.networks.some((r) => r.name === n.name && r.spec) ? homeObs.segment : undefined;
     const old = recorded?.members.some((m) => m.extension === spec.name) ? recorded : undefined;

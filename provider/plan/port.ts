@@ -59,8 +59,7 @@ function portHome(network: string, o: ObservedNetwork): PortHome | undefined {
       extension: false,
     };
   const member = extensionOf(o, network);
-  if (member)
-    return { mtu: member.mtu, filtering: !!member.vlanFiltering, restores: true, extension: true };
+  if (member) return { mtu: member.mtu, filtering: !!member.vlanFiltering, restores: true, extension: true };
   return undefined;
 }
 
