@@ -18,10 +18,17 @@ import {
   vxlanName,
   vxlanOverhead,
 } from "../naming";
-import { extensionOf, FdbEntry, firewallOf, ObservedNetwork } from "../observe/observed";
+import { extensionOf, FdbEntry, firewallOf, KernelVlanRange, ObservedNetwork } from "../observe/observed";
 import { Action } from "../ops/action";
 import * as ops from "../ops/ops";
-import { renderExtensionBridgeCreate, renderVxlanCreate, VxlanDevice } from "../render/ip";
+import {
+  renderExtensionBridgeCreate,
+  renderVxlanCreate,
+  segmentTrunkLine,
+  TRUNK_VLANS,
+  vlanFilteringArgs,
+  VxlanDevice,
+} from "../render/ip";
 import { nftSegmentScript, renderSegmentFilter, segmentFilterOf } from "../render/nftables";
 import { memberDevice, renderExtensionRestore } from "../render/restore";
 import { Plan, refused } from "./plan";
@@ -85,6 +92,18 @@ function fdbDelete(dev: string, e: FdbEntry): Action {
   return ops.bridgeFdb(`remove FDB entry ${what}`, ["del", ...args], ["append", ...args]);
 }
 
+/** Whether a port's VLANs include every one of TRUNK_VLANS, tagged. */
+function carriesTrunk(ranges: KernelVlanRange[]): boolean {
+  let covered = 0;
+  for (const r of ranges) {
+    if (r.untagged) continue;
+    const from = Math.max(r.id, TRUNK_VLANS.first);
+    const to = Math.min(r.end, TRUNK_VLANS.last);
+    if (to >= from) covered += to - from + 1;
+  }
+  return covered === TRUNK_VLANS.last - TRUNK_VLANS.first + 1;
+}
+
 /** The device, its forwarding database towards `peers`, and the segment's filter: what every member has. */
 function vxlanActions(d: VxlanDevice, network: string, peers: string[], o: ObservedNetwork): Action[] {
   const have = linkNamed(o, d.name);
@@ -120,6 +139,14 @@ function vxlanActions(d: VxlanDevice, network: string, peers: string[], o: Obser
       const args = [ZERO_MAC, "dev", d.name, "dst", p];
       actions.push(ops.bridgeFdb(`add FDB entry ${p}`, ["append", ...args], ["del", ...args]));
     }
+  if (d.trunk && (fresh || !carriesTrunk(o.vxlanVlans?.[d.name] ?? [])))
+    actions.push(
+      ops.bridgeBatch(
+        `carry VLANs ${TRUNK_VLANS.first}-${TRUNK_VLANS.last} on ${d.name}`,
+        [segmentTrunkLine(d.name)],
+        [segmentTrunkLine(d.name, true)],
+      ),
+    );
   return [...actions, ...segmentFilterActions(network, d.vni, d.port, peers, o)];
 }
 
@@ -163,26 +190,31 @@ export function homeDevice(network: string, bridge: string, s: SegmentRecord): V
     mtu: s.mtu,
     alias: vxlanAlias(network),
     bridge,
+    ...(s.vlanFiltering ? { trunk: true } : {}),
   };
 }
 
 /**
  * The segment's part of the network's plan on its own host: errors, and the device, its forwarding database
- * and filter (or their removal when the segment has no member). `bridgeMtu`: the network's own bridge.mtu.
+ * and filter (or their removal when the segment has no member). `bridge`: the network's own (its mtu and vlanFiltering as set).
  */
 export function segmentHomePlan(
   network: string,
-  bridge: string,
-  bridgeMtu: number | undefined,
+  bridge: { name: string; mtu?: number; vlanFiltering?: boolean },
   segment: SegmentRecord | undefined,
   o: ObservedNetwork,
 ): { errors: string[]; actions: Action[] } {
   if (!segment) return { errors: [], actions: vxlanRemoval(network, o) };
-  const d = homeDevice(network, bridge, segment);
+  const d = homeDevice(network, bridge.name, segment);
   const errors = vxlanErrors(d, network, o);
-  if (bridgeMtu !== undefined && bridgeMtu !== segment.mtu)
+  if (bridge.mtu !== undefined && bridge.mtu !== segment.mtu)
     errors.push(
-      `bridge.mtu ${bridgeMtu}: the network is stretched over VXLAN with MTU ${segment.mtu}; remove its NetworkExtensions to change it`,
+      `bridge.mtu ${bridge.mtu}: the network is stretched over VXLAN with MTU ${segment.mtu}; remove its NetworkExtensions to change it`,
+    );
+  // The extension hosts' bridges were made as the network's was: a change would leave them behind.
+  if (!!bridge.vlanFiltering !== !!segment.vlanFiltering)
+    errors.push(
+      `bridge.vlanFiltering ${!!bridge.vlanFiltering}: the network is stretched over VXLAN with vlanFiltering ${!!segment.vlanFiltering}; remove its NetworkExtensions to change it`,
     );
   if (errors.length) return { errors, actions: [] };
   return {
@@ -222,8 +254,15 @@ function memberHostErrors(want: MemberRecord, o: ObservedNetwork): string[] {
 function bridgeActions(want: MemberRecord, o: ObservedNetwork): Action[] {
   const b = o.bridge;
   const name = want.bridge;
+  const filtering = !!want.vlanFiltering;
   if (!b) {
-    const spec = { name, mac: want.bridgeMac, mtu: want.mtu, alias: extensionBridgeAlias(want.network) };
+    const spec = {
+      name,
+      mac: want.bridgeMac,
+      mtu: want.mtu,
+      alias: extensionBridgeAlias(want.network),
+      vlanFiltering: filtering,
+    };
     return [
       ops.ipBatch(`create bridge ${name}`, renderExtensionBridgeCreate(spec), ["link", "del", "dev", name]),
       ops.ipv6Off(`turn IPv6 off on ${name}`, name),
@@ -234,6 +273,14 @@ function bridgeActions(want: MemberRecord, o: ObservedNetwork): Action[] {
   if (b.mtu !== want.mtu)
     actions.push(
       ops.ip(`set MTU of ${name}`, link(name, "mtu", String(want.mtu)), link(name, "mtu", String(b.mtu))),
+    );
+  if (!!b.vlanFiltering !== filtering)
+    actions.push(
+      ops.ip(
+        filtering ? `turn VLAN filtering on on ${name}` : `turn VLAN filtering off on ${name}`,
+        link(name, "type", "bridge", ...vlanFilteringArgs(filtering)),
+        link(name, "type", "bridge", ...vlanFilteringArgs(!filtering)),
+      ),
     );
   if (!b.up) actions.push(ops.ip(`bring ${name} up`, link(name, "up"), link(name, "down")));
   return actions;

@@ -31,6 +31,7 @@ import {
   renderVlanLinkCreate,
   renderExtensionBridgeCreate,
   renderVxlanCreate,
+  segmentTrunkLine,
   VxlanDevice,
 } from "./ip";
 import {
@@ -114,6 +115,7 @@ function segmentRestoreLines(network: string, s: RestoreSegment): string[] {
   const filter = renderSegmentFilter(network, s.device.vni, s.device.port, s.peers);
   return [
     `ip link show dev ${dev} >/dev/null 2>&1 || printf '%s\\n' ${quote(renderVxlanCreate(s.device))} | ip -batch -`,
+    ...(s.device.trunk ? [`bridge ${segmentTrunkLine(s.device.name)}`] : []),
     ...s.peers.map((p) => `bridge fdb append 00:00:00:00:00:00 dev ${dev} dst ${quote([p])} 2>/dev/null`),
     // At boot the underlay address may come after this script: the device comes up once it is there.
     `ip link set dev ${dev} up 2>/dev/null || { i=0; while [ $i -lt 300 ] && ! ip link set dev ${dev} up; do sleep 1; i=$((i+1)); done; } >/dev/null 2>&1 &`,
@@ -131,13 +133,20 @@ export function memberDevice(m: MemberRecord): VxlanDevice {
     mtu: m.mtu,
     alias: vxlanAlias(m.network),
     bridge: m.bridge,
+    ...(m.vlanFiltering ? { trunk: true } : {}),
   };
 }
 
 /** Brings an extension back on its host exactly as last applied: bridge, VXLAN device, FDB and filter. */
 export function renderExtensionRestore(m: MemberRecord): string {
   const br = quote([m.bridge]);
-  const bridge = { name: m.bridge, mac: m.bridgeMac, mtu: m.mtu, alias: extensionBridgeAlias(m.network) };
+  const bridge = {
+    name: m.bridge,
+    mac: m.bridgeMac,
+    mtu: m.mtu,
+    alias: extensionBridgeAlias(m.network),
+    vlanFiltering: !!m.vlanFiltering,
+  };
   return [
     `# virtnet: brings the extension of network "${m.network}" back as last applied. Generated: virtnet rewrites this file.`,
     `ip link show dev ${br} >/dev/null 2>&1 || { printf '%s\\n' ${quote(renderExtensionBridgeCreate(bridge))} | ip -batch - && ${ipv6OffText(m.bridge)} && ip link set dev ${br} up; }`,
