@@ -67,7 +67,7 @@ export interface KernelPortVlan {
   untagged: boolean;
 }
 
-/** VLANs `id` to `end` of a bridge port with the same flags (`bridge -c vlan show`). */
+/** VLANs `id` to `end` of a bridge port with the same flags (`bridge -compressvlans vlan show`). */
 export interface KernelVlanRange extends KernelPortVlan {
   end: number;
 }
@@ -183,7 +183,7 @@ export interface ObservedNetwork {
   links?: ObservedLink[];
   /** The VXLAN forwarding database of each of virtnet's VXLAN devices, by device. */
   fdb?: Record<string, FdbEntry[]>;
-  /** The bridge VLANs of each of virtnet's VXLAN devices, by device, as `bridge -c vlan show` lists ranges. */
+  /** The bridge VLANs of each of virtnet's VXLAN devices, by device, as `bridge -compressvlans vlan show` lists ranges. */
   vxlanVlans?: Record<string, KernelVlanRange[]>;
   /** This network's stretched segment, as its host records it. */
   segment?: SegmentRecord;

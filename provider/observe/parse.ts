@@ -243,7 +243,7 @@ function parseFdb(section: string | undefined): Record<string, FdbEntry[]> {
   return out;
 }
 
-/** Device names, each followed by its `bridge -j -c vlan show dev` listing. */
+/** Device names, each followed by its `bridge -j -compressvlans vlan show dev` listing. */
 function parseVlanRanges(section: string | undefined): Record<string, KernelVlanRange[]> {
   const out: Record<string, KernelVlanRange[]> = {};
   let dev = "";

@@ -2,7 +2,6 @@
 // bridge of one of its NetworkExtensions. Created whole when missing; otherwise changed in place (bridge, MTU,
 // MAC, isolation, VLANs), so a VM holding the TAP stays attached.
 import { NetworkSpec } from "../model/network";
-import { SegmentRecord } from "../model/networkExtension";
 import { PortSpec } from "../model/port";
 import {
   networkPaths,
@@ -29,11 +28,12 @@ import { Plan, refused } from "./plan";
 import { restoreGlobalActions } from "./restore";
 
 /**
- * The MTU of a network's ports: its bridge's MTU as set, else the segment's when the network is stretched over
- * VXLAN, else the kernel's default.
+ * The MTU of a network's ports on its own host: its bridge's MTU as set, else the kernel's default (also when
+ * the network is stretched: guests are told the segment's MTU by DHCP, and a Port made before or after an
+ * extension stays the same).
  */
-export function portMtu(network: NetworkSpec | undefined, segment?: SegmentRecord): number {
-  return network?.bridge.mtu ?? (segment?.members.length ? segment.mtu : undefined) ?? 1500;
+export function portMtu(network: NetworkSpec | undefined): number {
+  return network?.bridge.mtu ?? 1500;
 }
 
 /**
@@ -53,7 +53,7 @@ function portHome(network: string, o: ObservedNetwork): PortHome | undefined {
   const spec = recordOf(o, network)?.spec as NetworkSpec | undefined;
   if (spec)
     return {
-      mtu: portMtu(spec, o.segment),
+      mtu: portMtu(spec),
       filtering: !!spec.bridge.vlanFiltering,
       restores: spec.autostart !== false,
       extension: false,
@@ -64,7 +64,7 @@ function portHome(network: string, o: ObservedNetwork): PortHome | undefined {
 }
 
 /** The directories an extension host's Ports live in, outermost first. */
-function extensionPortDirs(network: string): string[] {
+export function extensionPortDirs(network: string): string[] {
   return [NETWORKS_STATE_DIR, networkPaths(network).stateDir, portsDir(network)];
 }
 

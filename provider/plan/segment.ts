@@ -32,6 +32,7 @@ import {
 import { nftSegmentScript, renderSegmentFilter, segmentFilterOf } from "../render/nftables";
 import { memberDevice, renderExtensionRestore } from "../render/restore";
 import { Plan, refused } from "./plan";
+import { extensionPortDirs } from "./port";
 
 /** The all-zeros MAC: an entry with it sends every flooded frame (broadcast, unknown unicast) to its dst. */
 const ZERO_MAC = "00:00:00:00:00:00";
@@ -358,6 +359,12 @@ export function planMemberRemoval(
     ...(o.extensionRestores?.[network] !== undefined ? [paths.restore] : []),
   ];
   if (files.length) actions.push(ops.discardFiles(`remove ${paths.record}`, ...files));
+  // The network's directories its Ports had here (Ports deleted in one round leave them to the extension).
+  const portDirs = extensionPortDirs(network)
+    .reverse()
+    .filter((d) => o.dirs.includes(d));
+  if (portDirs.length && !o.networks.some((n) => n.name === network))
+    actions.push(ops.removeEmptyDirs(`remove directory ${portDirs.join(", ")}`, portDirs));
   const othersLeft = (o.extensions ?? []).some((e) => e.network !== network);
   if (!othersLeft && o.dirs.includes(EXTENSIONS_DIR))
     actions.push(ops.removeEmptyDirs(`remove directory ${EXTENSIONS_DIR}`, [EXTENSIONS_DIR]));
