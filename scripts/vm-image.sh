@@ -15,8 +15,8 @@ hostinit=$here/vm-host/init
 stage2=$here/vm-host/stage2
 # virtio_pci is the bus driver the NIC sits on: no symbol dependency of virtio_net, so it is named here.
 modules=(virtio_pci virtio_net)
-# A host: its root over 9p, bridges with VLANs, 802.1Q, TAPs, veths, nf_tables.
-host_modules=(virtio_pci virtio_net 9pnet_virtio 9p bridge 8021q tun veth nf_tables br_netfilter)
+# A host: its root over 9p, bridges with VLANs, 802.1Q, TAPs, veths, nf_tables, VXLAN (stretched segments).
+host_modules=(virtio_pci virtio_net 9pnet_virtio 9p bridge 8021q tun veth nf_tables br_netfilter vxlan)
 
 mkdir -p "$cache"
 exec 9>"$cache/.lock"
@@ -58,7 +58,9 @@ module_order() { # tree dir modules...
   done
 }
 
-if [ ! -f "$kernel/vmlinuz" ] || [ ! -f "$kernel/host-modules/order" ]; then
+# A cache made for another module list is made again.
+if [ ! -f "$kernel/vmlinuz" ] || [ ! -f "$kernel/host-modules/order" ] ||
+  [ "$(cat "$kernel/host-modules/list" 2>/dev/null)" != "${host_modules[*]}" ]; then
   log "kernel $version: downloading and unpacking $package"
   # Package lists older than the mirror name a kernel it no longer has: refresh them once.
   download "$package" || { apt_update "$package is not on the mirror"; resolve; download "$package"; }
@@ -67,6 +69,7 @@ if [ ! -f "$kernel/vmlinuz" ] || [ ! -f "$kernel/host-modules/order" ]; then
   cp "$work/$package/boot/vmlinuz-$version" "$work/kernel/vmlinuz"
   module_order "$work/$package" "$work/kernel/modules" "${modules[@]}"
   module_order "$work/$package" "$work/kernel/host-modules" "${host_modules[@]}"
+  echo "${host_modules[*]}" >"$work/kernel/host-modules/list"
   rm -rf "$work/$package" "$work/$package"_*.deb # the unpacked tree is ~400 MB
   rm -rf "$kernel"
   mv "$work/kernel" "$kernel"

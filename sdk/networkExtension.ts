@@ -45,6 +45,8 @@ export class NetworkExtension extends pulumi.dynamic.Resource {
   /** After a refresh: what the next `up` will repair. Empty when the host matches. */
   declare readonly drift: pulumi.Output<string[]>;
   declare readonly warnings: pulumi.Output<string[]>;
+  /** The network this extends (a Port on the extension is on this network). */
+  readonly virtualNetwork: VirtualNetwork;
 
   constructor(name: string, args: NetworkExtensionArgs, opts?: pulumi.CustomResourceOptions) {
     const net = args.network as any;
@@ -108,6 +110,7 @@ export class NetworkExtension extends pulumi.dynamic.Resource {
       "virtnet",
       "NetworkExtension",
     );
+    this.virtualNetwork = args.network;
     this.warnings.apply((ws) => (ws ?? []).forEach((w) => pulumi.log.warn(w, this)));
   }
 }

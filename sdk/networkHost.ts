@@ -48,11 +48,11 @@ export function readOnNetworkHost<T>(
 }
 
 /**
- * The options of a resource that belongs to a network (DhcpRange, Port): it depends on the network, and its
- * copy of the network's credentials stays secret.
+ * The options of a resource that belongs to a network (DhcpRange, Port) or to an extension of it (Port): it
+ * depends on that resource, and its copy of the host's credentials stays secret.
  */
 export function onNetworkOptions(
-  network: VirtualNetwork,
+  network: pulumi.Resource,
   opts: pulumi.CustomResourceOptions | undefined,
 ): pulumi.CustomResourceOptions {
   return {

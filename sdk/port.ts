@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { lazyProvider } from "./lazyProvider";
+import { NetworkExtension } from "./networkExtension";
 import { VirtualNetwork } from "./virtualNetwork";
 import { Inputs, inputProps } from "./inputs";
 import { onNetworkOptions, readOnNetworkHost } from "./networkHost";
@@ -7,14 +8,18 @@ import { PORT_INPUT_KEYS } from "../provider/model/inputs";
 import type { PortArgs as PortInputArgs } from "../provider/model/inputs";
 
 export type PortArgs = Inputs<PortInputArgs> & {
-  /** The network whose bridge the TAP is on (any mode); its host connection is reused (and stays secret). */
-  network: VirtualNetwork;
+  /**
+   * The network whose bridge the TAP is on (any mode), or one of its NetworkExtensions (the TAP goes on the
+   * extension's bridge, on the extension's host, with the segment's MTU); its host connection is reused (and
+   * stays secret).
+   */
+  network: VirtualNetwork | NetworkExtension;
 };
 
 const portProvider = lazyProvider("pulumi-virtnet/dist/provider/resources/port.js");
 
 /**
- * A TAP device on a network's bridge, for a VM (qemu: `-netdev tap,ifname=<name>,script=no,downscript=no`):
+ * A TAP device on a network's bridge (or a NetworkExtension's), for a VM (qemu: `-netdev tap,ifname=<name>,script=no,downscript=no`):
  * persistent, up, with the network's MTU, its VLANs and isolation. VLANs, isolation and the MAC change in place
  * (the TAP stays, and a VM holding it stays attached); a new name, network, owner or multiQueue replaces it.
  */
@@ -29,18 +34,22 @@ export class Port extends pulumi.dynamic.Resource {
   declare readonly warnings: pulumi.Output<string[]>;
 
   constructor(name: string, args: PortArgs, opts?: pulumi.CustomResourceOptions) {
-    const net = args.network as any;
+    const on = args.network as any;
+    // On an extension: the network's name and VLAN-awareness, the extension's bridge and host.
+    const net = (
+      args.network instanceof NetworkExtension ? args.network.virtualNetwork : args.network
+    ) as any;
     const props: Record<string, any> = {
       ...inputProps(PORT_INPUT_KEYS, args),
       // The default TAP name comes from the resource's name.
       resourceName: name,
-      network: pulumi.all([net.name, net.bridgeName, net.bridge]).apply(([n, bridgeName, bridge]) => ({
+      network: pulumi.all([net.name, on.bridgeName, net.bridge]).apply(([n, bridgeName, bridge]) => ({
         name: n,
         bridgeName,
         vlanFiltering: bridge?.vlanFiltering === true,
       })),
-      connection: net.connection,
-      __credentials: net.__credentials,
+      connection: on.connection,
+      __credentials: on.__credentials,
       bridgeName: undefined,
       host: undefined,
       drift: undefined,

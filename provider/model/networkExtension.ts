@@ -46,6 +46,8 @@ export interface SegmentRecord {
   /** The network's host's own underlay address. */
   local: string;
   members: SegmentMember[];
+  /** The network's bridge is VLAN-aware: so is every member's, and the VXLAN devices carry every VLAN. */
+  vlanFiltering?: true;
 }
 
 /** What an extension host was last applied with (naming.extensionPaths(network).record). */
@@ -63,6 +65,8 @@ export interface MemberRecord {
   local: string;
   /** Every other member's underlay address, the network's host first. */
   peers: string[];
+  /** A VLAN-aware bridge, as the network's (SegmentRecord.vlanFiltering). */
+  vlanFiltering?: true;
 }
 
 /** Underlay addresses of the whole segment: the network's host, then every extension. */

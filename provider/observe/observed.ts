@@ -67,6 +67,11 @@ export interface KernelPortVlan {
   untagged: boolean;
 }
 
+/** VLANs `id` to `end` of a bridge port with the same flags (`bridge -compressvlans vlan show`). */
+export interface KernelVlanRange extends KernelPortVlan {
+  end: number;
+}
+
 /** A Port's TAP as the kernel has it (the probe's listing of interfaces, sysfs and `bridge vlan show`). */
 export interface ObservedPort {
   name: string;
@@ -178,6 +183,8 @@ export interface ObservedNetwork {
   links?: ObservedLink[];
   /** The VXLAN forwarding database of each of virtnet's VXLAN devices, by device. */
   fdb?: Record<string, FdbEntry[]>;
+  /** The bridge VLANs of each of virtnet's VXLAN devices, by device, as `bridge -compressvlans vlan show` lists ranges. */
+  vxlanVlans?: Record<string, KernelVlanRange[]>;
   /** This network's stretched segment, as its host records it. */
   segment?: SegmentRecord;
   /** The extensions this host is a member of, and the restore script of each (by network). */

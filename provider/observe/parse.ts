@@ -10,6 +10,7 @@ import {
   AppliedNetworkRecord,
   FdbEntry,
   KernelPortVlan,
+  KernelVlanRange,
   KernelRoute,
   ObservedBridge,
   ObservedFirewall,
@@ -192,6 +193,7 @@ function observedFrom(
     firewall: parseFirewall(s, chains),
     links: interfaces.map(linkOf),
     fdb: parseFdb(s.get("fdb")),
+    vxlanVlans: parseVlanRanges(s.get("vxlanvlans")),
     ...(s.has("segment") ? { segment: json<SegmentRecord | undefined>(s.get("segment"), undefined) } : {}),
     extensions: jsonLines<MemberRecord>(s.get("extensions")),
     extensionRestores: parseExtensionRestores(s.get("extensionrestore")),
@@ -238,6 +240,29 @@ function parseFdb(section: string | undefined): Record<string, FdbEntry[]> {
     for (const e of json<any[]>(line, []))
       if (dev && e.dst && (e.flags ?? []).includes("self"))
         out[dev].push({ mac: e.mac, dst: e.dst, permanent: e.state === "permanent" });
+  }
+  return out;
+}
+
+/** Device names, each followed by its `bridge -j -compressvlans vlan show dev` listing. */
+function parseVlanRanges(section: string | undefined): Record<string, KernelVlanRange[]> {
+  const out: Record<string, KernelVlanRange[]> = {};
+  let dev = "";
+  for (const line of (section ?? "").split("\n").filter((l) => l.trim())) {
+    if (!line.startsWith("[")) {
+      out[(dev = line.trim())] = [];
+      continue;
+    }
+    for (const port of json<any[]>(line, []))
+      for (const v of port.vlans ?? []) {
+        const flags: string[] = v.flags ?? [];
+        out[dev]?.push({
+          id: v.vlan,
+          end: v.vlanEnd ?? v.vlan,
+          pvid: flags.includes("PVID"),
+          untagged: flags.includes("Egress Untagged"),
+        });
+      }
   }
   return out;
 }

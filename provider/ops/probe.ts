@@ -85,6 +85,8 @@ export const PROBE_FUNCTION = [
   echo "@@extensions"; for f in ${q(EXTENSIONS_DIR)}/*.json; do [ -f "$f" ] && [ ! -L "$f" ] && { cat "$f"; echo; }; done
   echo "@@extensionrestore"; for f in ${q(EXTENSIONS_DIR)}/*${EXTENSION_RESTORE_SUFFIX}; do [ -f "$f" ] && [ ! -L "$f" ] && { echo "=== $f"; cat "$f"; }; done
   echo "@@fdb"; for d in ${q(NET_DEVICES_DIR)}/${VXLAN_PREFIX}*; do [ -e "$d" ] && echo "${"$"}{d##*/}" && bridge -j fdb show dev "${"$"}{d##*/}" 2>/dev/null && echo; done
+  # Their VLANs on a VLAN-aware bridge, ranges compressed (a segment's trunk carries 2-4094).
+  echo "@@vxlanvlans"; for d in ${q(NET_DEVICES_DIR)}/${VXLAN_PREFIX}*; do [ -e "$d" ] && echo "${"$"}{d##*/}" && bridge -j -compressvlans vlan show dev "${"$"}{d##*/}" 2>/dev/null && echo; done
   echo "@@routes4"; ip -j -4 route show table main 2>/dev/null
   echo "@@routes6"; ip -j -6 route show table main 2>/dev/null
   echo "@@routerecords"; for f in ${q(ROUTES_DIR)}/*.json; do [ -f "$f" ] && [ ! -L "$f" ] && { cat "$f"; echo; }; done

@@ -11,6 +11,7 @@ import * as ipaddr from "ipaddr.js";
 import { Host } from "../host/host";
 import { NetworkSpec } from "../model/network";
 import {
+  ExtendedNetwork,
   ExtensionSpec,
   MemberRecord,
   segmentAddresses,
@@ -71,6 +72,16 @@ function serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
 
 const segmentKey = (hosts: SegmentHosts, spec: ExtensionSpec) => `${hosts.home.label}/${spec.network.name}`;
 
+/**
+ * Reads a member host: its records of the segment, and the network's directories there, where the Ports on the
+ * extension's bridge keep their records.
+ */
+function observeMember(host: Host, n: ExtendedNetwork, gateway = ""): Promise<ObservedNetwork> {
+  return observe(host, extensionScope(n.name), n.bridge, gateway, {
+    network: { name: n.name, bridge: n.bridge },
+  });
+}
+
 /** What a member host is applied with, from the segment's record. */
 function memberRecord(spec: ExtensionSpec, home: Host, s: SegmentRecord, m: SegmentMember): MemberRecord {
   const n = spec.network;
@@ -86,6 +97,7 @@ function memberRecord(spec: ExtensionSpec, home: Host, s: SegmentRecord, m: Segm
     mtu: s.mtu,
     local: m.address,
     peers: segmentAddresses(s).filter((a) => a !== m.address),
+    ...(s.vlanFiltering ? { vlanFiltering: true as const } : {}),
   };
 }
 
@@ -160,6 +172,7 @@ function memberChange(
     runChange(host, {
       name: extensionScope(n.name),
       bridge: n.bridge,
+      network: { name: n.name, bridge: n.bridge },
       gateway: m ? homeAddress : "",
       makePlan: plan(m),
       undo: m !== undefined,
@@ -223,7 +236,7 @@ async function reachPeers(
         warnings.push(
           `extension "${m.extension}" on ${m.host} was not updated: no connection to it is known here (its own next up or refresh repairs it)`,
         );
-      return host && { m, host, o: await observe(host, extensionScope(n.name), n.bridge, homeAddress) };
+      return host && { m, host, o: await observeMember(host, n, homeAddress) };
     }),
   );
   return { peers: found.filter((p) => p !== undefined), warnings };
@@ -253,7 +266,7 @@ async function lookBothWays(spec: ExtensionSpec, hosts: SegmentHosts): Promise<J
   const netSpec = recordedNetwork(spec, home, homeObs);
   const old = homeObs.segment?.members.length ? homeObs.segment : undefined;
   const towardsHome = old?.local ?? (spec.localAddress ? undefined : await connectionAddress(n.id));
-  let selfObs = towardsHome === undefined ? undefined : await observe(self, scope, n.bridge, towardsHome);
+  let selfObs = towardsHome === undefined ? undefined : await observeMember(self, n, towardsHome);
   const local = spec.localAddress ?? (selfObs && sourceAddress(selfObs));
   if (!local)
     throw new NetworkError(
@@ -266,7 +279,7 @@ async function lookBothWays(spec: ExtensionSpec, hosts: SegmentHosts): Promise<J
   const homeLocal = old?.local ?? sourceAddress(homeObs);
   if (!homeLocal)
     throw new NetworkError(home.label, n.name, "check host", `no route to the extension's address ${local}`);
-  if (!selfObs || towardsHome !== homeLocal) selfObs = await observe(self, scope, n.bridge, homeLocal);
+  if (!selfObs || towardsHome !== homeLocal) selfObs = await observeMember(self, n, homeLocal);
   return { netSpec, ...(old ? { old } : {}), homeObs, selfObs, local, homeLocal };
 }
 
@@ -295,6 +308,7 @@ function withMember(spec: ExtensionSpec, self: Host, v: JoinView): SegmentRecord
     mtu: old?.mtu ?? v.netSpec.bridge.mtu ?? underlay,
     local: homeLocal,
     members: [...stay, me].sort((a, b) => (a.extension < b.extension ? -1 : 1)),
+    ...(v.netSpec.bridge.vlanFiltering ? { vlanFiltering: true as const } : {}),
   };
 }
 
@@ -364,10 +378,7 @@ export function leaveSegment(spec: ExtensionSpec, hosts: SegmentHosts): Promise<
     const { home, self } = hosts;
     const n = spec.network;
     const scope = extensionScope(n.name);
-    const [homeObs, selfObs] = await Promise.all([
-      observe(home, n.name, n.bridge),
-      observe(self, scope, n.bridge),
-    ]);
+    const [homeObs, selfObs] = await Promise.all([observe(home, n.name, n.bridge), observeMember(self, n)]);
     // The segment it leaves, as the network's host records it (none when the network or its entry is gone).
     const recorded = homeObs.networks.some((r) => r.name === n.name && r.spec) ? homeObs.segment : undefined;
     const old = recorded?.members.some((m) => m.extension === spec.name) ? recorded : undefined;
@@ -424,7 +435,7 @@ export async function readExtension(spec: ExtensionSpec, hosts: SegmentHosts): P
   const homeObs = await observe(home, n.name, n.bridge);
   const segment = homeObs.segment?.members.length ? homeObs.segment : undefined;
   const me = segment?.members.find((m) => m.extension === spec.name);
-  const selfObs = await observe(self, extensionScope(n.name), n.bridge);
+  const selfObs = await observeMember(self, n);
   const recorded = extensionOf(selfObs, n.name);
   const vxlan = selfObs.links?.find((l) => l.name === vxlanName(n.name));
   const exists = recorded !== undefined || selfObs.bridge !== undefined || vxlan !== undefined;

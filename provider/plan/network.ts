@@ -131,7 +131,7 @@ export function planApply(
   const seen = tableComing
     ? { ...observed, firewall: { ...firewallOf(observed), virtnetTable: true } }
     : observed;
-  const stretch = segmentHomePlan(spec.name, spec.bridge.name, spec.bridge.mtu, segment, seen);
+  const stretch = segmentHomePlan(spec.name, spec.bridge, segment, seen);
   const errors = [
     ...hostConflicts(spec, observed),
     ...rangeErrors(spec, ranges),
@@ -199,7 +199,7 @@ export function planDelete(
   actions.push(...vlanUplinkDeleteActions(name, observed));
   actions.push(...removeOwnFirewallActions(name, observed));
   // Its VXLAN device and filter, when it was stretched to other hosts.
-  actions.push(...segmentHomePlan(name, bridge, undefined, undefined, observed).actions);
+  actions.push(...segmentHomePlan(name, { name: bridge }, undefined, observed).actions);
   // The per-network directories hold only virtnet's files.
   const dirs = [paths.stateDir, paths.runDir].filter((d) => observed.dirs.includes(d));
   if (dirs.length) actions.push(ops.removeTrees("remove files", dirs));

@@ -1,9 +1,19 @@
-// The pure planner of a Port: a persistent TAP on its network's bridge. Created whole when missing; otherwise
-// changed in place (bridge, MTU, MAC, isolation, VLANs), so a VM holding the TAP stays attached.
+// The pure planner of a Port: a persistent TAP on its network's bridge, on the network's own host or on the
+// bridge of one of its NetworkExtensions. Created whole when missing; otherwise changed in place (bridge, MTU,
+// MAC, isolation, VLANs), so a VM holding the TAP stays attached.
 import { NetworkSpec } from "../model/network";
 import { PortSpec } from "../model/port";
-import { PORT_ALIAS_PREFIX, portAlias, portRecordPath, portRestorePath, portsDir, tapMac } from "../naming";
-import { ObservedNetwork, ObservedPort, recordOf } from "../observe/observed";
+import {
+  networkPaths,
+  NETWORKS_STATE_DIR,
+  PORT_ALIAS_PREFIX,
+  portAlias,
+  portRecordPath,
+  portRestorePath,
+  portsDir,
+  tapMac,
+} from "../naming";
+import { extensionOf, ObservedNetwork, ObservedPort, recordOf } from "../observe/observed";
 import { Action } from "../ops/action";
 import * as ops from "../ops/ops";
 import {
@@ -17,9 +27,45 @@ import {
 import { Plan, refused } from "./plan";
 import { restoreGlobalActions } from "./restore";
 
-/** The MTU of a network's ports: its bridge's MTU as set, else the kernel's default. */
+/**
+ * The MTU of a network's ports on its own host: its bridge's MTU as set, else the kernel's default (also when
+ * the network is stretched: guests are told the segment's MTU by DHCP, and a Port made before or after an
+ * extension stays the same).
+ */
 export function portMtu(network: NetworkSpec | undefined): number {
   return network?.bridge.mtu ?? 1500;
+}
+
+/**
+ * The bridge a Port goes on, as this host has it: the network's own (its host), or the bridge of the network's
+ * NetworkExtension (an extension host: the segment's MTU, no restore switch of its own).
+ */
+interface PortHome {
+  mtu: number;
+  filtering: boolean;
+  /** Whether the Port comes back at boot. */
+  restores: boolean;
+  /** On an extension host, the network's directories are the Ports' alone: made and removed with them. */
+  extension: boolean;
+}
+
+function portHome(network: string, o: ObservedNetwork): PortHome | undefined {
+  const spec = recordOf(o, network)?.spec as NetworkSpec | undefined;
+  if (spec)
+    return {
+      mtu: portMtu(spec),
+      filtering: !!spec.bridge.vlanFiltering,
+      restores: spec.autostart !== false,
+      extension: false,
+    };
+  const member = extensionOf(o, network);
+  if (member) return { mtu: member.mtu, filtering: !!member.vlanFiltering, restores: true, extension: true };
+  return undefined;
+}
+
+/** The directories an extension host's Ports live in, outermost first. */
+export function extensionPortDirs(network: string): string[] {
+  return [NETWORKS_STATE_DIR, networkPaths(network).stateDir, portsDir(network)];
 }
 
 /** Why the TAP named by `spec` cannot be the Port's, or undefined. */
@@ -35,15 +81,19 @@ function ownershipError(tap: string, network: string, port: ObservedPort | undef
 }
 
 /** Problems only the host reveals, found before anything changes. */
-function hostErrors(spec: PortSpec, o: ObservedNetwork, network: NetworkSpec | undefined): string[] {
+function hostErrors(spec: PortSpec, o: ObservedNetwork, home: PortHome | undefined): string[] {
   const errors: string[] = [];
-  if (!network) {
-    errors.push(`network "${spec.network}" does not exist on this host: create its VirtualNetwork first`);
+  if (!home) {
+    errors.push(
+      `network "${spec.network}" does not exist on this host: create its VirtualNetwork (or a NetworkExtension of it) first`,
+    );
     return errors;
   }
   if (!o.bridge)
-    errors.push(`bridge ${spec.bridge} of network "${spec.network}" is missing: run up for the network`);
-  if (spec.vlan && !network.bridge.vlanFiltering)
+    errors.push(
+      `bridge ${spec.bridge} of network "${spec.network}" is missing: run up for the ${home.extension ? "NetworkExtension" : "network"}`,
+    );
+  if (spec.vlan && !home.filtering)
     errors.push(
       `network "${spec.network}" is not VLAN-aware: set bridge.vlanFiltering on it to give its ports VLANs`,
     );
@@ -78,15 +128,15 @@ function mustRecreate(spec: PortSpec, port: ObservedPort, ownerUid: number | nul
 
 /** The steps that make the Port's TAP on a host match `spec`; errors when the host forbids it. */
 export function planPort(spec: PortSpec, o: ObservedNetwork): Plan {
-  const network = recordOf(o, spec.network)?.spec as NetworkSpec | undefined;
-  const errors = hostErrors(spec, o, network);
+  const home = portHome(spec.network, o);
+  const errors = hostErrors(spec, o, home);
   if (errors.length) return refused(errors);
   const tap = spec.name;
-  const mtu = portMtu(network);
-  const filtering = !!network!.bridge.vlanFiltering;
+  const { mtu, filtering } = home!;
   const want = kernelVlansOf(spec.vlan);
   const actions: Action[] = [];
-  if (!o.dirs.includes(portsDir(spec.network))) actions.push(ops.ensureDir(portsDir(spec.network)));
+  const dirs = home!.extension ? extensionPortDirs(spec.network) : [portsDir(spec.network)];
+  for (const dir of dirs) if (!o.dirs.includes(dir)) actions.push(ops.ensureDir(dir));
   let have = o.port;
   if (have && mustRecreate(spec, have, o.portOwnerUid)) {
     const held = heldError(tap, have, "run up again: its owner or queues can change only with a new TAP");
@@ -111,7 +161,7 @@ export function planPort(spec: PortSpec, o: ObservedNetwork): Plan {
     const vlans = filtering ? vlanChange(tap, want, kernelVlansOf(undefined)).run : [];
     if (vlans.length) actions.push(ops.bridgeBatch(`set VLANs of ${tap}: ${describeVlans(want)}`, vlans));
   } else actions.push(...inPlace(spec, have, mtu, filtering));
-  actions.push(...recordActions(spec, o, mtu, filtering, network!));
+  actions.push(...recordActions(spec, o, mtu, filtering, home!.restores));
   if (actions.length) actions.push(...restoreGlobalActions(o, true));
   return { errors: [], warnings: [], actions };
 }
@@ -176,7 +226,7 @@ function recordActions(
   o: ObservedNetwork,
   mtu: number,
   filtering: boolean,
-  network: NetworkSpec,
+  restores: boolean,
 ): Action[] {
   const actions: Action[] = [];
   const recorded = (o.ports ?? []).find((p) => p.name === spec.name);
@@ -184,7 +234,7 @@ function recordActions(
   const prev = recorded ? JSON.stringify(recorded) + "\n" : undefined;
   if (text !== prev) actions.push(ops.writeFile(portRecordPath(spec.network, spec.name), text, prev));
   const restorePath = portRestorePath(spec.network, spec.name);
-  const restore = network.autostart === false ? undefined : renderPortRestore(spec, mtu, filtering);
+  const restore = restores ? renderPortRestore(spec, mtu, filtering) : undefined;
   if (restore !== o.portRestore) {
     if (restore === undefined) actions.push(ops.removeFile(restorePath, o.portRestore!));
     else actions.push(ops.writeFile(restorePath, restore, o.portRestore));
@@ -215,7 +265,11 @@ export function planPortDelete(tap: string, network: string, o: ObservedNetwork)
         portRestorePath(network, tap),
       ),
     );
-  if (o.dirs.includes(portsDir(network)) && records.every((r) => r.name === tap))
-    actions.push(ops.removeEmptyDirs(`remove directory ${portsDir(network)}`, [portsDir(network)]));
+  if (o.dirs.includes(portsDir(network)) && records.every((r) => r.name === tap)) {
+    // On an extension host the network's directories were made for its Ports: the last one takes them along.
+    const dirs = recordOf(o, network) ? [portsDir(network)] : extensionPortDirs(network).reverse();
+    const present = dirs.filter((d) => o.dirs.includes(d));
+    actions.push(ops.removeEmptyDirs(`remove directory ${present.join(", ")}`, present));
+  }
   return { errors: [], warnings, actions };
 }

@@ -11,19 +11,28 @@ import {
   NFT_TABLE,
   NFT_TABLE_REF,
   nftSegmentChain,
+  portAlias,
   STATE_DIR,
   VXLAN_ALIAS_MARK,
   vxlanAlias,
   vxlanName,
   vxlanOverhead,
 } from "../naming";
-import { extensionOf, FdbEntry, firewallOf, ObservedNetwork } from "../observe/observed";
+import { extensionOf, FdbEntry, firewallOf, KernelVlanRange, ObservedNetwork } from "../observe/observed";
 import { Action } from "../ops/action";
 import * as ops from "../ops/ops";
-import { renderExtensionBridgeCreate, renderVxlanCreate, VxlanDevice } from "../render/ip";
+import {
+  renderExtensionBridgeCreate,
+  renderVxlanCreate,
+  segmentTrunkLine,
+  TRUNK_VLANS,
+  vlanFilteringArgs,
+  VxlanDevice,
+} from "../render/ip";
 import { nftSegmentScript, renderSegmentFilter, segmentFilterOf } from "../render/nftables";
 import { memberDevice, renderExtensionRestore } from "../render/restore";
 import { Plan, refused } from "./plan";
+import { extensionPortDirs } from "./port";
 
 /** The all-zeros MAC: an entry with it sends every flooded frame (broadcast, unknown unicast) to its dst. */
 const ZERO_MAC = "00:00:00:00:00:00";
@@ -84,6 +93,18 @@ function fdbDelete(dev: string, e: FdbEntry): Action {
   return ops.bridgeFdb(`remove FDB entry ${what}`, ["del", ...args], ["append", ...args]);
 }
 
+/** Whether a port's VLANs include every one of TRUNK_VLANS, tagged. */
+function carriesTrunk(ranges: KernelVlanRange[]): boolean {
+  let covered = 0;
+  for (const r of ranges) {
+    if (r.untagged) continue;
+    const from = Math.max(r.id, TRUNK_VLANS.first);
+    const to = Math.min(r.end, TRUNK_VLANS.last);
+    if (to >= from) covered += to - from + 1;
+  }
+  return covered === TRUNK_VLANS.last - TRUNK_VLANS.first + 1;
+}
+
 /** The device, its forwarding database towards `peers`, and the segment's filter: what every member has. */
 function vxlanActions(d: VxlanDevice, network: string, peers: string[], o: ObservedNetwork): Action[] {
   const have = linkNamed(o, d.name);
@@ -119,6 +140,14 @@ function vxlanActions(d: VxlanDevice, network: string, peers: string[], o: Obser
       const args = [ZERO_MAC, "dev", d.name, "dst", p];
       actions.push(ops.bridgeFdb(`add FDB entry ${p}`, ["append", ...args], ["del", ...args]));
     }
+  if (d.trunk && (fresh || !carriesTrunk(o.vxlanVlans?.[d.name] ?? [])))
+    actions.push(
+      ops.bridgeBatch(
+        `carry VLANs ${TRUNK_VLANS.first}-${TRUNK_VLANS.last} on ${d.name}`,
+        [segmentTrunkLine(d.name)],
+        [segmentTrunkLine(d.name, true)],
+      ),
+    );
   return [...actions, ...segmentFilterActions(network, d.vni, d.port, peers, o)];
 }
 
@@ -162,26 +191,31 @@ export function homeDevice(network: string, bridge: string, s: SegmentRecord): V
     mtu: s.mtu,
     alias: vxlanAlias(network),
     bridge,
+    ...(s.vlanFiltering ? { trunk: true } : {}),
   };
 }
 
 /**
  * The segment's part of the network's plan on its own host: errors, and the device, its forwarding database
- * and filter (or their removal when the segment has no member). `bridgeMtu`: the network's own bridge.mtu.
+ * and filter (or their removal when the segment has no member). `bridge`: the network's own (its mtu and vlanFiltering as set).
  */
 export function segmentHomePlan(
   network: string,
-  bridge: string,
-  bridgeMtu: number | undefined,
+  bridge: { name: string; mtu?: number; vlanFiltering?: boolean },
   segment: SegmentRecord | undefined,
   o: ObservedNetwork,
 ): { errors: string[]; actions: Action[] } {
   if (!segment) return { errors: [], actions: vxlanRemoval(network, o) };
-  const d = homeDevice(network, bridge, segment);
+  const d = homeDevice(network, bridge.name, segment);
   const errors = vxlanErrors(d, network, o);
-  if (bridgeMtu !== undefined && bridgeMtu !== segment.mtu)
+  if (bridge.mtu !== undefined && bridge.mtu !== segment.mtu)
     errors.push(
-      `bridge.mtu ${bridgeMtu}: the network is stretched over VXLAN with MTU ${segment.mtu}; remove its NetworkExtensions to change it`,
+      `bridge.mtu ${bridge.mtu}: the network is stretched over VXLAN with MTU ${segment.mtu}; remove its NetworkExtensions to change it`,
+    );
+  // The extension hosts' bridges were made as the network's was: a change would leave them behind.
+  if (!!bridge.vlanFiltering !== !!segment.vlanFiltering)
+    errors.push(
+      `bridge.vlanFiltering ${!!bridge.vlanFiltering}: the network is stretched over VXLAN with vlanFiltering ${!!segment.vlanFiltering}; remove its NetworkExtensions to change it`,
     );
   if (errors.length) return { errors, actions: [] };
   return {
@@ -221,8 +255,15 @@ function memberHostErrors(want: MemberRecord, o: ObservedNetwork): string[] {
 function bridgeActions(want: MemberRecord, o: ObservedNetwork): Action[] {
   const b = o.bridge;
   const name = want.bridge;
+  const filtering = !!want.vlanFiltering;
   if (!b) {
-    const spec = { name, mac: want.bridgeMac, mtu: want.mtu, alias: extensionBridgeAlias(want.network) };
+    const spec = {
+      name,
+      mac: want.bridgeMac,
+      mtu: want.mtu,
+      alias: extensionBridgeAlias(want.network),
+      vlanFiltering: filtering,
+    };
     return [
       ops.ipBatch(`create bridge ${name}`, renderExtensionBridgeCreate(spec), ["link", "del", "dev", name]),
       ops.ipv6Off(`turn IPv6 off on ${name}`, name),
@@ -233,6 +274,14 @@ function bridgeActions(want: MemberRecord, o: ObservedNetwork): Action[] {
   if (b.mtu !== want.mtu)
     actions.push(
       ops.ip(`set MTU of ${name}`, link(name, "mtu", String(want.mtu)), link(name, "mtu", String(b.mtu))),
+    );
+  if (!!b.vlanFiltering !== filtering)
+    actions.push(
+      ops.ip(
+        filtering ? `turn VLAN filtering on on ${name}` : `turn VLAN filtering off on ${name}`,
+        link(name, "type", "bridge", ...vlanFilteringArgs(filtering)),
+        link(name, "type", "bridge", ...vlanFilteringArgs(!filtering)),
+      ),
     );
   if (!b.up) actions.push(ops.ip(`bring ${name} up`, link(name, "up"), link(name, "down")));
   return actions;
@@ -273,6 +322,12 @@ export function planMember(
   return { errors: [], warnings: [], actions };
 }
 
+/** The Ports of `network` on this host's bridge: their records, and TAPs of virtnet's on the bridge. */
+function portsOnExtension(network: string, bridge: string, o: ObservedNetwork): string[] {
+  const taps = linksOf(o).filter((l) => l.master === bridge && l.alias === portAlias(network));
+  return [...new Set([...(o.ports ?? []).map((p) => p.name), ...taps.map((l) => l.name)])].sort();
+}
+
 /**
  * Takes an extension off its host: what it made, and virtnet's host-wide pieces when it was the last thing of
  * virtnet's there (`bootRestore`: the removal of the boot-time pieces). Succeeds when already gone.
@@ -283,6 +338,12 @@ export function planMemberRemoval(
   o: ObservedNetwork,
   bootRestore: Action[],
 ): Plan {
+  // A Port's TAP would be left on no bridge, its VM cut off: the Ports go first.
+  const ports = portsOnExtension(network, bridge, o);
+  if (ports.length)
+    return refused([
+      `Port${ports.length > 1 ? "s" : ""} ${ports.join(", ")} of network "${network}" ${ports.length > 1 ? "are" : "is"} on ${bridge} on this host: delete ${ports.length > 1 ? "them" : "it"} first`,
+    ]);
   const warnings: string[] = [];
   const actions = vxlanRemoval(network, o);
   const record = extensionOf(o, network);
@@ -298,6 +359,12 @@ export function planMemberRemoval(
     ...(o.extensionRestores?.[network] !== undefined ? [paths.restore] : []),
   ];
   if (files.length) actions.push(ops.discardFiles(`remove ${paths.record}`, ...files));
+  // The network's directories its Ports had here (Ports deleted in one round leave them to the extension).
+  const portDirs = extensionPortDirs(network)
+    .reverse()
+    .filter((d) => o.dirs.includes(d));
+  if (portDirs.length && !o.networks.some((n) => n.name === network))
+    actions.push(ops.removeEmptyDirs(`remove directory ${portDirs.join(", ")}`, portDirs));
   const othersLeft = (o.extensions ?? []).some((e) => e.network !== network);
   if (!othersLeft && o.dirs.includes(EXTENSIONS_DIR))
     actions.push(ops.removeEmptyDirs(`remove directory ${EXTENSIONS_DIR}`, [EXTENSIONS_DIR]));

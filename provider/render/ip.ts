@@ -2,6 +2,7 @@
 import { quote } from "shell-quote";
 import { bridgeAlias, ipv6DisabledPath } from "../naming";
 import { NetworkSpec } from "../model/network";
+import { VLAN_MAX } from "../model/port";
 
 /** Bridge attributes that can change in place; forward_delay is in hundredths of a second. */
 export function bridgeTuning(stp: boolean, forwardDelay: number): string[] {
@@ -38,6 +39,16 @@ export interface VxlanDevice {
   alias: string;
   /** The bridge it is a port of. */
   bridge: string;
+  /** On a VLAN-aware bridge: the device is a trunk of every VLAN (segmentTrunkLine). */
+  trunk?: boolean;
+}
+
+/** VLANs a segment's VXLAN device carries tagged on a VLAN-aware bridge: all but VLAN 1, its untagged PVID. */
+export const TRUNK_VLANS = { first: 2, last: VLAN_MAX };
+
+/** The `bridge -batch` line that makes a VXLAN device a trunk of TRUNK_VLANS; `del` takes them off. */
+export function segmentTrunkLine(dev: string, del = false): string {
+  return `vlan ${del ? "del" : "add"} dev ${dev} vid ${TRUNK_VLANS.first}-${TRUNK_VLANS.last}`;
 }
 
 /**
@@ -58,9 +69,11 @@ export function renderExtensionBridgeCreate(b: {
   mac: string;
   mtu: number;
   alias: string;
+  vlanFiltering?: boolean;
 }): string[] {
+  const filtering = b.vlanFiltering ? ` ${vlanFilteringArgs(true).join(" ")}` : "";
   return [
-    `link add name ${b.name} type bridge stp_state 0 forward_delay 0`,
+    `link add name ${b.name} type bridge stp_state 0 forward_delay 0${filtering}`,
     `link set dev ${b.name} address ${b.mac} mtu ${b.mtu} alias ${b.alias}`,
   ];
 }

@@ -34,6 +34,7 @@ import {
   renderVlanLinkCreate,
   renderExtensionBridgeCreate,
   renderVxlanCreate,
+  segmentTrunkLine,
   VxlanDevice,
 } from "./ip";
 import {
@@ -129,6 +130,7 @@ function segmentRestoreLines(network: string, s: RestoreSegment): string[] {
   const filter = renderSegmentFilter(network, s.device.vni, s.device.port, s.peers);
   return [
     `ip link show dev ${dev} >/dev/null 2>&1 || printf '%s\\n' ${quote(renderVxlanCreate(s.device))} | ip -batch -`,
+    ...(s.device.trunk ? [`bridge ${segmentTrunkLine(s.device.name)}`] : []),
     ...s.peers.map((p) => `bridge fdb append 00:00:00:00:00:00 dev ${dev} dst ${quote([p])} 2>/dev/null`),
     // At boot the underlay address may come after this script: the device comes up once it is there.
     `ip link set dev ${dev} up 2>/dev/null || { i=0; while [ $i -lt 300 ] && ! ip link set dev ${dev} up; do sleep 1; i=$((i+1)); done; } >/dev/null 2>&1 &`,
@@ -146,13 +148,20 @@ export function memberDevice(m: MemberRecord): VxlanDevice {
     mtu: m.mtu,
     alias: vxlanAlias(m.network),
     bridge: m.bridge,
+    ...(m.vlanFiltering ? { trunk: true } : {}),
   };
 }
 
 /** Brings an extension back on its host exactly as last applied: bridge, VXLAN device, FDB and filter. */
 export function renderExtensionRestore(m: MemberRecord): string {
   const br = quote([m.bridge]);
-  const bridge = { name: m.bridge, mac: m.bridgeMac, mtu: m.mtu, alias: extensionBridgeAlias(m.network) };
+  const bridge = {
+    name: m.bridge,
+    mac: m.bridgeMac,
+    mtu: m.mtu,
+    alias: extensionBridgeAlias(m.network),
+    vlanFiltering: !!m.vlanFiltering,
+  };
   return [
     `# virtnet: brings the extension of network "${m.network}" back as last applied. Generated: virtnet rewrites this file.`,
     `ip link show dev ${br} >/dev/null 2>&1 || { printf '%s\\n' ${quote(renderExtensionBridgeCreate(bridge))} | ip -batch - && ${ipv6OffText(m.bridge)} && ip link set dev ${br} up; }`,
@@ -162,8 +171,8 @@ export function renderExtensionRestore(m: MemberRecord): string {
 }
 
 /**
- * The one entry point: every autostart network, then its Ports (on its bridge), the extensions, then every route
- * (routes via a bridge need it first).
+ * The one entry point: every autostart network, the extensions, then the Ports (on a network's bridge or an
+ * extension's), then every route (routes via a bridge need it first).
  */
 export function renderRestoreEntry(): string {
   return [
@@ -176,8 +185,8 @@ export function renderRestoreEntry(): string {
     // HostBridges first: a network of mode "bridge" and its Ports go on them.
     `for f in ${HOST_BRIDGES_DIR}/*/${HOST_BRIDGE_RESTORE_FILE}; do [ -f "$f" ] && sh "$f"; done`,
     `for f in ${NETWORKS_STATE_DIR}/*/${NETWORK_RESTORE_FILE}; do [ -f "$f" ] && sh "$f"; done`,
-    `for f in ${NETWORKS_STATE_DIR}/*/${PORTS_DIR_NAME}/*.restore; do [ -f "$f" ] && sh "$f"; done`,
     `for f in ${EXTENSIONS_DIR}/*${EXTENSION_RESTORE_SUFFIX}; do [ -f "$f" ] && sh "$f"; done`,
+    `for f in ${NETWORKS_STATE_DIR}/*/${PORTS_DIR_NAME}/*.restore; do [ -f "$f" ] && sh "$f"; done`,
     `for f in ${ROUTES_DIR}/*.restore; do [ -f "$f" ] && sh "$f"; done`,
     "exit 0",
     "",

@@ -10,15 +10,17 @@ import { extensionPaths, nftSegmentChain } from "../../provider/naming";
 import { joinSegment, leaveSegment } from "../../provider/orchestration/extension";
 import { applyNetwork, deleteNetwork } from "../../provider/orchestration/network";
 import { buildNetworkSpec } from "../../provider/model/network";
-import { DhcpRange, NetworkExtension, NetworkExtensionArgs, VirtualNetwork } from "../../sdk";
+import { DhcpRange, NetworkExtension, NetworkExtensionArgs, Port, VirtualNetwork } from "../../sdk";
 import { findOp, findResource, TestStack } from "../engine/engine";
 import { stretchedLabConfig } from "../support/stretchedLab";
+import { tapGuestAdd } from "../support/tapGuest";
 import {
   guestAdd,
   guestCommand,
   guestDel,
   guestDhcp,
   guestExec,
+  hostExec,
   hostReboot,
   LabHost,
   upstreamExec,
@@ -518,5 +520,144 @@ describe("NetworkExtension: an open network (no firewall of its own)", function 
     const b = await guestDhcp("sob");
     expect(b.mtu).to.equal(1450);
     expect(await ping("sob", a.ip, ["-M", "do", "-s", String(1450 - 28)])).to.equal(true);
+  });
+});
+
+describe("NetworkExtension: a Port on an extension host, and a network on the iptables backend", function () {
+  this.timeout(180_000);
+  let hosts: LabHost[];
+  let stack: TestStack;
+  let found: string[];
+  const TAP = "vt-spnic";
+
+  function program(withPort = true) {
+    return () => {
+      const net = new VirtualNetwork("labp", {
+        connection: connectionFor(hosts[0]),
+        mode: "nat",
+        ipv4: { cidr: "10.64.0.0/24" },
+        firewallBackend: "iptables",
+      });
+      new DhcpRange("poolp", { network: net, start: "10.64.0.100", end: "10.64.0.199" });
+      const ext = new NetworkExtension("labp-h2", {
+        network: net,
+        connection: connectionFor(hosts[1]),
+        localAddress: hosts[1].uplinkAddress,
+      });
+      if (!withPort) return {};
+      const port = new Port("spnic", { network: ext });
+      return { tap: port.name, bridge: port.bridgeName };
+    };
+  }
+
+  async function tap(): Promise<any | undefined> {
+    const r = await hostExec("h2", ["ip", "-d", "-j", "link", "show", "dev", TAP]);
+    return r.code === 0 ? JSON.parse(r.stdout)[0] : undefined;
+  }
+
+  before(async () => {
+    hosts = await labHosts(3);
+    found = await Promise.all(["h1", "h2"].map(snapshotOf));
+    stack = new TestStack({ cwd: projectDir() });
+  });
+  after(async () => {
+    for (const g of ["spa", "spb"]) await guestDel(g);
+    await stack.destroy();
+    expect(await Promise.all(["h1", "h2"].map(snapshotOf))).to.deep.equal(found);
+  });
+
+  it("stretches a network whose rules are iptables', filtering VXLAN in virtnet's nft table: a non-member is dropped", async () => {
+    await stack.up(program(false));
+    expect(await sh("h1", "iptables-save -t nat")).to.include("VN-");
+    expect(await sh("h1", "nft list table inet virtnet")).to.include(nftSegmentChain("labp"));
+    const vni = String(findResource(stack.state, "labp-h2")!.outputs.effectiveVni);
+    const rogue = "10.64.0.250";
+    const inject = () =>
+      upstreamExec(["ping", "-c", "2", "-i", "0.2", "-W", "1", "-I", "vxrogue", "10.64.0.1"]);
+    const vxlan = [
+      "vxlan",
+      "id",
+      vni,
+      "remote",
+      hosts[0].uplinkAddress,
+      "local",
+      "198.19.0.1",
+      "dstport",
+      "4789",
+    ];
+    await upstreamExec(["ip", "link", "add", "vxrogue", "type", ...vxlan]);
+    try {
+      await upstreamExec(["ip", "link", "set", "vxrogue", "up"]);
+      await upstreamExec(["ip", "addr", "add", `${rogue}/24`, "dev", "vxrogue"]);
+      const arrived = await captureOnHost("h1", "udp port 4789 and src host 198.19.0.1", inject);
+      expect(arrived).to.include("198.19.0.1");
+      expect(await captureOnHost("h1", `src host ${rogue}`, inject)).to.not.include(rogue);
+      // The filter is what drops it: without its chain the frame reaches the segment.
+      await sh("h1", `nft delete chain inet virtnet ${nftSegmentChain("labp")}`);
+      expect(await captureOnHost("h1", `src host ${rogue}`, inject)).to.include(rogue);
+      await stack.refresh();
+      expect(findResource(stack.state, "labp")!.outputs.drift).to.include("apply segment filter");
+      await stack.up(program(false));
+      expect(await captureOnHost("h1", `src host ${rogue}`, inject)).to.not.include(rogue);
+    } finally {
+      await upstreamExec(["ip", "link", "del", "vxrogue"]);
+    }
+  });
+
+  it("puts a Port on h2's extension bridge with the segment's MTU: its guest gets h1's lease and reaches h1's guest", async () => {
+    const r = await stack.up(program());
+    expect(r.outputs).to.deep.equal({ tap: TAP, bridge: "vn-labp" });
+    const t = await tap();
+    expect(t).to.include({ master: "vn-labp", mtu: 1450, ifalias: "virtnet-port:labp" });
+    expect(await sh("h2", "cat /var/lib/virtnet/networks/labp/ports/vt-spnic.json")).to.include(
+      '"bridge":"vn-labp"',
+    );
+    await guestAdd("spa", "h1", "vn-labp");
+    await tapGuestAdd("spb", "h2", TAP, "vn-labp");
+    const a = await guestDhcp("spa");
+    const b = await guestDhcp("spb", { timeoutMs: 15000 });
+    expect(b.ip).to.match(/^10\.64\.0\.1\d\d$/);
+    expect(b.mtu).to.equal(1450);
+    expect(await ping("spb", a.ip, ["-M", "do", "-s", String(1450 - 28)])).to.equal(true);
+    expect(await ping("spb", "10.64.0.1")).to.equal(true);
+  });
+
+  it("refuses to take the extension off h2 while the Port is on its bridge, changing nothing", async () => {
+    const [home, h2] = await Promise.all(hosts.slice(0, 2).map((h) => connect(connectionFor(h))));
+    const outs = findResource(stack.state, "labp-h2")!.outputs;
+    const spec = {
+      name: "labp-h2",
+      network: { id: outs.network.id, name: "labp", bridge: "vn-labp" },
+      localAddress: hosts[1].uplinkAddress,
+    };
+    const before = await Promise.all(["h1", "h2"].map(snapshotOf));
+    const err = await leaveSegment(spec, { home, self: h2, peer: async () => undefined }).then(
+      () => expect.fail("the leave should be refused"),
+      (e) => e,
+    );
+    expect(err.message).to.include(
+      `Port ${TAP} of network "labp" is on vn-labp on this host: delete it first`,
+    );
+    expect(await Promise.all(["h1", "h2"].map(snapshotOf))).to.deep.equal(before);
+  });
+
+  it("reports the Port's missing TAP on refresh, up repairs it, and a reboot of h2 brings it back", async () => {
+    await guestDel("spb");
+    await sh("h2", `ip link del dev ${TAP}`);
+    await stack.refresh();
+    expect(findResource(stack.state, "spnic")!.outputs.drift).to.deep.equal([
+      `create TAP ${TAP} (it is missing)`,
+    ]);
+    await stack.up(program());
+    expect(await tap()).to.include({ master: "vn-labp", mtu: 1450 });
+    await hostReboot("h2");
+    expect(await tap()).to.equal(undefined);
+    expect(await sh("h2", "sh /var/lib/virtnet/restore && echo restored")).to.include("restored");
+    expect(await tap()).to.include({ master: "vn-labp", mtu: 1450, ifalias: "virtnet-port:labp" });
+    await stack.refresh();
+    for (const name of ["labp", "labp-h2", "spnic"])
+      expect(findResource(stack.state, name)!.outputs.drift, name).to.deep.equal([]);
+    await tapGuestAdd("spb", "h2", TAP, "vn-labp");
+    expect((await guestDhcp("spb", { timeoutMs: 15000 })).ip).to.match(/^10\.64\.0\.1\d\d$/);
   });
 });

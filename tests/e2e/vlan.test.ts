@@ -3,7 +3,7 @@
 // (tests/support/vmHost.ts): the machine's own programs over 9p, virtnet over SSH as on any host. Guests
 // are namespaces inside a host, behind a Port's TAP (wired as a VM's NIC is) or on a bridge.
 import { expect } from "chai";
-import { DhcpRange, getFdb, Port, PortArgs, VirtualNetwork } from "../../sdk";
+import { DhcpRange, getFdb, NetworkExtension, Port, PortArgs, VirtualNetwork } from "../../sdk";
 import { DeploymentError, findOp, findResource, TestStack } from "../engine/engine";
 import {
   startVmHosts,
@@ -290,6 +290,73 @@ describe("VLANs across hosts on a trunk, on two host VMs, through the engine pat
   it("removes the sub-interfaces with the networks: both hosts as before", async () => {
     await vmGuestDel(h2, "g10");
     await vmGuestDel(h2, "g20");
+    await stack.destroy();
+    expect(await snapshot(h1)).to.equal(empty[0]);
+    expect(await snapshot(h2)).to.equal(empty[1]);
+  });
+});
+
+describe("A VLAN-aware network stretched over VXLAN to a second host VM, through the engine path", function () {
+  this.timeout(600_000);
+  let h1: VmHost;
+  let h2: VmHost;
+  let stack: TestStack;
+  let empty: string[];
+  const guests: [VmHost, string][] = [];
+
+  before(async () => {
+    // The trunk segment between the two VMs is the underlay: an address on each one's eth1.
+    [h1, h2] = await startVmHosts(["vh1", "vh2"], { trunk: true });
+    await h1.sh("ip addr add 192.0.2.1/24 dev eth1 && ip link set eth1 up");
+    await h2.sh("ip addr add 192.0.2.2/24 dev eth1 && ip link set eth1 up");
+    stack = new TestStack({ cwd: projectDir() });
+    empty = await Promise.all([snapshot(h1), snapshot(h2)]);
+  });
+  after(async () => {
+    await Promise.all([h1?.stop(), h2?.stop()]);
+  });
+
+  it("joins VLAN 10 on both hosts through the segment, keeps VLAN 20 apart, and leaves both hosts as before", async () => {
+    const r = await stack.up(() => {
+      const net = new VirtualNetwork("vxv", {
+        connection: h1.connection,
+        mode: "open",
+        ipv4: { cidr: "10.98.0.0/24" },
+        bridge: { vlanFiltering: true },
+      });
+      const ext = new NetworkExtension("vxv-h2", {
+        network: net,
+        connection: h2.connection,
+        localAddress: "192.0.2.2",
+      });
+      new Port("p10a", { network: net, vlan: 10 });
+      new Port("p10b", { network: ext, vlan: 10 });
+      new Port("p20b", { network: ext, vlan: 20 });
+      return { mtu: ext.mtu };
+    });
+    expect(r.outputs.mtu).to.equal(1450);
+    expect(await h2.sh("ip -d -j link show dev vn-vxv")).to.include('"vlan_filtering":1');
+    for (const h of [h1, h2])
+      expect(
+        JSON.parse(await h.sh("bridge -j -compressvlans vlan show dev vx-vxv"))[0].vlans,
+        h.name,
+      ).to.deep.equal([
+        { vlan: 1, flags: ["PVID", "Egress Untagged"] },
+        { vlan: 2, vlanEnd: 4094, flags: [] },
+      ]);
+    await stack.refresh();
+    for (const name of ["vxv", "vxv-h2", "p10a", "p10b", "p20b"])
+      expect(findResource(stack.state, name)!.outputs.drift, name).to.deep.equal([]);
+    const add = async (h: VmHost, guest: string, tap: string, cidr: string) => {
+      guests.push([h, guest]);
+      await vmTapGuestAdd(h, guest, tap, cidr);
+    };
+    await add(h1, "ga", "vt-p10a", "10.98.0.11/24");
+    await add(h2, "gb", "vt-p10b", "10.98.0.12/24");
+    await add(h2, "gc", "vt-p20b", "10.98.0.13/24");
+    expect(await vmGuestPing(h1, "ga", "10.98.0.12"), "VLAN 10 on h1 to VLAN 10 on h2").to.equal(true);
+    expect(await vmGuestPing(h1, "ga", "10.98.0.13"), "VLAN 10 to VLAN 20").to.equal(false);
+    for (const [h, g] of guests.splice(0)) await vmGuestDel(h, g);
     await stack.destroy();
     expect(await snapshot(h1)).to.equal(empty[0]);
     expect(await snapshot(h2)).to.equal(empty[1]);

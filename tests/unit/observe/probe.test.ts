@@ -102,3 +102,24 @@ describe("firewalld's answer about the bridge's zone", () => {
     expect(zoneOf("exit=nobus")).to.deep.equal({ running: false });
   });
 });
+
+describe("the VLANs of virtnet's VXLAN devices", () => {
+  // As Debian 12's bridge (iproute2 6.1) lists a trunk with `-j -compressvlans` on a Debian kernel (the VM
+  // test in tests/e2e/vlan.test.ts), and a device whose bridge is not VLAN-aware (no listing).
+  const listing = [
+    "vx-lab",
+    '[{"ifname":"vx-lab","vlans":[{"vlan":1,"flags":["PVID","Egress Untagged"]},{"vlan":2,"vlanEnd":4094,"flags":[]}]}]',
+    "vx-other",
+  ].join("\n");
+
+  it("reads each device's ranges with their flags", () => {
+    const o = parseProbe(`@@generation\n\n@@vxlanvlans\n${listing}\n@@end\n`, "lab", "vn-lab");
+    expect(o.vxlanVlans).to.deep.equal({
+      "vx-lab": [
+        { id: 1, end: 1, pvid: true, untagged: true },
+        { id: 2, end: 4094, pvid: false, untagged: false },
+      ],
+      "vx-other": [],
+    });
+  });
+});

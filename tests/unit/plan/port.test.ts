@@ -12,6 +12,7 @@ import { renderPortRestore } from "../../../provider/render/port";
 import { renderRestoreEntry } from "../../../provider/render/restore";
 import { emptyObserved } from "../support/observed";
 import { PrivateHost } from "../support/privateHost";
+import { joinedHost, member } from "../support/segment";
 
 const network = (filtering: boolean): NetworkSpec =>
   buildNetworkSpec({ mode: "open", bridge: { vlanFiltering: filtering, mtu: 1400 } }, "lab").spec!;
@@ -145,6 +146,56 @@ describe("Port planner", () => {
     );
     expect(names(foreign)).to.deep.equal(["remove directory /var/lib/virtnet/networks/lab/ports"]);
     expect(foreign.warnings.join()).to.match(/left alone/);
+  });
+});
+
+describe("Port planner on a NetworkExtension's host", () => {
+  const onExtension = (over: Partial<ObservedNetwork> = {}) => ({
+    ...joinedHost(),
+    bridge: joinedHost().bridge,
+    ...over,
+  });
+
+  it("makes the TAP on the extension's bridge with the segment's MTU, in the network's directories it makes", () => {
+    const spec = port();
+    const plan = planPort(spec, onExtension());
+    expect(plan.errors).to.deep.equal([]);
+    expect(names(plan)).to.deep.equal([
+      "create directory /var/lib/virtnet/networks",
+      "create directory /var/lib/virtnet/networks/lab",
+      "create directory /var/lib/virtnet/networks/lab/ports",
+      "create TAP vt-nic0",
+      "write /var/lib/virtnet/networks/lab/ports/vt-nic0.json",
+      "write /var/lib/virtnet/networks/lab/ports/vt-nic0.restore",
+    ]);
+    expect(plan.actions[3].run).to.include(`mtu ${member.mtu} alias virtnet-port:lab master vn-lab up`);
+    // VLANs only on a VLAN-aware segment.
+    expect(planPort(port({ vlan: 10 }), onExtension()).errors.join()).to.match(/not VLAN-aware/);
+    const aware = { ...member, vlanFiltering: true as const };
+    expect(names(planPort(port({ vlan: 10 }), onExtension({ extensions: [aware] })))).to.include(
+      "set VLANs of vt-nic0: 10 pvid untagged",
+    );
+  });
+
+  it("refuses a host with neither the network nor an extension of it", () => {
+    expect(planPort(port(), emptyObserved()).errors.join()).to.match(
+      /network "lab" does not exist on this host: create its VirtualNetwork \(or a NetworkExtension of it\) first/,
+    );
+  });
+
+  it("takes the network's directories along with the last Port, innermost first", () => {
+    const spec = port();
+    const dirs = [
+      ...joinedHost().dirs,
+      "/var/lib/virtnet/networks",
+      "/var/lib/virtnet/networks/lab",
+      "/var/lib/virtnet/networks/lab/ports",
+    ];
+    const plan = planPortDelete("vt-nic0", "lab", onExtension({ dirs, port: tap(spec), ports: [spec] }));
+    const last = plan.actions[plan.actions.length - 1];
+    expect(last.run).to.equal(
+      "rmdir /var/lib/virtnet/networks/lab/ports /var/lib/virtnet/networks/lab /var/lib/virtnet/networks 2>/dev/null; :",
+    );
   });
 });
 

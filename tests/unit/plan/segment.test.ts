@@ -18,6 +18,7 @@ import { renderApplyScript } from "../../../provider/ops/script";
 import { appliedRecord, planApply, planDelete } from "../../../provider/plan/network";
 import { restoreGlobalActions } from "../../../provider/plan/restore";
 import { planMember, planMemberRemoval } from "../../../provider/plan/segment";
+import { renderExtensionRestore } from "../../../provider/render/restore";
 import { PrivateHost } from "../support/privateHost";
 import { joinedHost, member, range, underlayHost } from "../support/segment";
 
@@ -157,6 +158,23 @@ describe("stretched segments: a member's plan", () => {
     );
     expect(names(planMemberRemoval("lab", "vn-lab", underlayHost(), []))).to.deep.equal([]);
   });
+  it("refuses to take the extension off while a Port is on its bridge, naming it", () => {
+    const o = joinedHost();
+    const tap = {
+      name: "vt-nic0",
+      kind: "tun",
+      alias: "virtnet-port:lab",
+      mtu: 1450,
+      up: true,
+      master: "vn-lab",
+      addresses: [],
+    };
+    const p = planMemberRemoval("lab", "vn-lab", { ...o, links: [...o.links!, tap] }, []);
+    expect(p.actions).to.deep.equal([]);
+    expect(p.errors).to.deep.equal([
+      'Port vt-nic0 of network "lab" is on vn-lab on this host: delete it first',
+    ]);
+  });
 });
 
 describe("stretched segments: the network's own host", () => {
@@ -207,6 +225,66 @@ describe("stretched segments: the network's own host", () => {
     };
     const n = names(planDelete("lab", "vn-lab", o, paths));
     expect(n).to.include.members(["delete VXLAN device vx-lab", "remove segment filter"]);
+  });
+});
+
+describe("stretched segments: a VLAN-aware network", () => {
+  const aware: MemberRecord = { ...member, vlanFiltering: true };
+  const trunk = "carry VLANs 2-4094 on vx-lab";
+
+  it("makes the member's bridge VLAN-aware and its VXLAN device a trunk of VLANs 2-4094, restored at boot", () => {
+    const p = plan(aware, underlayHost(), "198.51.100.11");
+    expect(p.errors).to.deep.equal([]);
+    expect(p.actions.find((a) => a.name === "create bridge vn-lab")!.run).to.include("vlan_filtering 1");
+    const carry = p.actions.find((a) => a.name === trunk)!;
+    expect(carry.run).to.include("'vlan add dev vx-lab vid 2-4094'");
+    expect(carry.undo).to.include("'vlan del dev vx-lab vid 2-4094'");
+    expect(renderExtensionRestore(aware)).to.include("bridge vlan add dev vx-lab vid 2-4094");
+    expect(renderExtensionRestore(aware)).to.include("vlan_filtering 1");
+    expect(names(plan(member, underlayHost(), "198.51.100.11"))).to.not.include(trunk);
+  });
+
+  it("is in sync when the device carries them, and repairs a device or bridge that does not", () => {
+    const joined = joinedHost(aware);
+    const o: ObservedNetwork = {
+      ...joined,
+      bridge: { ...joined.bridge!, vlanFiltering: true },
+      extensionRestores: { lab: renderExtensionRestore(aware) },
+      vxlanVlans: {
+        "vx-lab": [
+          { id: 1, end: 1, pvid: true, untagged: true },
+          { id: 2, end: 4094, pvid: false, untagged: false },
+        ],
+      },
+    };
+    expect(names(plan(aware, o))).to.deep.equal([]);
+    const partial = { "vx-lab": [{ id: 1, end: 1, pvid: true, untagged: true }] };
+    expect(names(plan(aware, { ...o, vxlanVlans: partial }))).to.deep.equal([trunk]);
+    expect(names(plan(aware, { ...o, bridge: { ...o.bridge!, vlanFiltering: false } }))).to.deep.equal([
+      "turn VLAN filtering on on vn-lab",
+    ]);
+  });
+
+  it("makes the network host's VXLAN device a trunk, and refuses a change of vlanFiltering while stretched", () => {
+    const spec = buildNetworkSpec(
+      { mode: "nat", ipv4: { cidr: "10.60.0.0/24" }, bridge: { vlanFiltering: true } },
+      "lab",
+    ).spec!;
+    const segment: SegmentRecord = {
+      vni: member.vni,
+      port: 4789,
+      mtu: 1450,
+      local: member.local,
+      members: [{ extension: "lab-h2", host: "root@h2:22", address: "198.51.100.13" }],
+      vlanFiltering: true,
+    };
+    const p = planApply(spec, underlayHost(), networkPaths("lab"), { segment });
+    expect(p.errors).to.deep.equal([]);
+    expect(names(p)).to.include(trunk);
+    const { vlanFiltering: _off, ...plain } = segment;
+    expect(planApply(spec, underlayHost(), networkPaths("lab"), { segment: plain }).errors.join()).to.match(
+      /bridge.vlanFiltering true: the network is stretched over VXLAN with vlanFiltering false; remove its NetworkExtensions/,
+    );
   });
 });
 
