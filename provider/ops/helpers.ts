@@ -86,17 +86,16 @@ bridge_deleted() {
 # A directory this script makes (mode, path): no one has a file in it yet.
 vn_made=""
 make_dir() { mkdir -m "$1" "$2" && vn_made="$vn_made|$2|"; }
-# One process (mv) per file: the temporary name is the shell's own (the host lock keeps other applies out),
-# and a 0644 file the shell makes needs no chmod under the script's umask 022. mktemp only if that name is taken.
-# A new file in a directory of make_dir's is written in place, with no process at all: nothing reads it before
-# this script ends, a probe skips a record it cannot parse, and an undo removes it.
+# A file that is not there yet is written in place, with no process at all: what reads virtnet's files runs
+# after this script (a dnsmasq it starts, the boot restore) or skips a record it cannot parse (a probe, whose
+# plan then meets a new token), and an undo removes it. One that is there is replaced whole, with one process
+# (mv): the temporary name is the shell's own (the host lock keeps other applies out), and a 0644 file the
+# shell makes needs no chmod under the script's umask 022. mktemp only if that name is taken.
 write_file() {
-  case "$vn_made" in *"|${"$"}{1%/*}|"*)
-    if [ ! -e "$1" ] && [ ! -L "$1" ]; then
-      printf '%s' "$3" > "$1" && { [ "$2" = 0644 ] || chmod "$2" "$1"; } && return 0
-      rm -f "$1"; return 1
-    fi;;
-  esac
+  if [ ! -e "$1" ] && [ ! -L "$1" ]; then
+    printf '%s' "$3" > "$1" && { [ "$2" = 0644 ] || chmod "$2" "$1"; } && return 0
+    rm -f "$1"; return 1
+  fi
   tmp="$1.vn$$"; vn_mode=$2
   if [ -e "$tmp" ] || [ -L "$tmp" ]; then tmp=$(mktemp "$1.XXXXXX") || return 1
   elif [ "$2" = 0644 ]; then vn_mode=""

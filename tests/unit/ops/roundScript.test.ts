@@ -239,38 +239,42 @@ describe("round script (several plans, one script)", function () {
     ).to.equal("ok\n");
   });
 
-  it("writes a new file in a directory it made in place (no mv), any other through a temporary name", () => {
+  it("writes a file that is not there in place (no mv), one that is there through a temporary name", () => {
     const mvRuns = countRuns("mv");
-    host.must("rm -rf /var/lib/vnw; mkdir -p /var/lib/vnold");
-    const write = (path: string, mode: string, text: string): Action => ({
+    host.must(
+      "rm -rf /var/lib/vnw /var/lib/vnold; mkdir -p /var/lib/vnold && printf 'old\\n' > /var/lib/vnold/c",
+    );
+    const write = (path: string, mode: string, text: string, was?: string): Action => ({
       name: `write ${path}`,
       run: `write_file ${path} ${mode} ${quote([text])}`,
-      undo: `rm -f ${path}`,
+      undo: was === undefined ? `rm -f ${path}` : `write_file ${path} ${mode} ${quote([was])}`,
     });
     const actions: Action[] = [
       { name: "create directory", run: "make_dir 0755 /var/lib/vnw", undo: "rmdir /var/lib/vnw" },
       write("/var/lib/vnw/a.json", "0644", '{"a": 1}\n'),
       write("/var/lib/vnw/b.sh", "0700", "echo b\n"),
-      write("/var/lib/vnold/c", "0644", "c\n"),
+      write("/var/lib/vnold/c", "0644", "c\n", "old\n"),
+      write("/var/lib/vnold/d.sh", "0755", "echo d\n"),
     ];
     const runWith = (failAfter: string) => runAlone(actions, "w", failAfter);
     const r = runWith("");
     expect(r.status, r.stderr).to.equal(0);
-    expect(host.must("cat /var/lib/vnw/a.json /var/lib/vnw/b.sh /var/lib/vnold/c")).to.equal(
-      '{"a": 1}\necho b\nc\n',
-    );
-    expect(host.must("stat -c '%a %n' /var/lib/vnw/* | sort")).to.equal(
-      "644 /var/lib/vnw/a.json\n700 /var/lib/vnw/b.sh\n",
+    expect(
+      host.must("cat /var/lib/vnw/a.json /var/lib/vnw/b.sh /var/lib/vnold/c /var/lib/vnold/d.sh"),
+    ).to.equal('{"a": 1}\necho b\nc\necho d\n');
+    expect(host.must("stat -c '%a %n' /var/lib/vnw/* /var/lib/vnold/* | sort")).to.equal(
+      "644 /var/lib/vnold/c\n644 /var/lib/vnw/a.json\n700 /var/lib/vnw/b.sh\n755 /var/lib/vnold/d.sh\n",
     );
     expect(host.must("ls -A /var/lib/vnw /var/lib/vnold")).to.not.match(/\.vn\d|XXXX/);
-    // Only the file in the directory that was there before went through mv.
+    // Only the file that was there before went through mv.
     const moves = host.must(`grep -e /var/lib/vnw -e /var/lib/vnold ${mvRuns} || true`);
     expect(moves).to.match(/^-f -T \/var\/lib\/vnold\/c\.\S+ \/var\/lib\/vnold\/c\n$/);
-    // Undone: the files written in place go, then their directory.
-    host.must("rm -rf /var/lib/vnw /var/lib/vnold/c");
-    const failed = runWith("write /var/lib/vnold/c");
+    // Undone: the new files go, the old one is back, the directory made goes.
+    host.must("rm -rf /var/lib/vnw /var/lib/vnold/d.sh; printf 'old\\n' > /var/lib/vnold/c");
+    const failed = runWith("write /var/lib/vnold/d.sh");
     expect(failed.status).to.equal(70);
-    expect(host.must("ls -d /var/lib/vnw 2>/dev/null || echo gone")).to.equal("gone\n");
+    expect(host.must("ls -d /var/lib/vnw /var/lib/vnold/d.sh 2>/dev/null || echo gone")).to.equal("gone\n");
+    expect(host.must("cat /var/lib/vnold/c")).to.equal("old\n");
   });
 
   it("removes files next to each other with one rm; a failure after it writes them all back", () => {
