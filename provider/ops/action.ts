@@ -21,6 +21,8 @@ export interface Touches {
    * for steps that no later step of the same plan depends on.
    */
   nft?: string;
+  /** The directory the step makes: next to each other, such steps share one mkdir. */
+  makesDir?: string;
   /** The file the step removes: next to each other, such steps share one rm. */
   removes?: string;
   /** A bridge the step deletes: a round deletes its bridges together, from its start, while the rest runs. */

@@ -14,6 +14,8 @@ export const SEGMENT_MARKER = "virtnet-segment: ";
 /** On stderr when a segment failed and the ones after it did not run. */
 export const STOPPED_MARKER = "virtnet-round-stopped: ";
 export const LOCK_WAIT_SECONDS = 60;
+/** The mode of the directories virtnet makes. */
+export const DIR_MODE = "0755";
 
 /** A path of naming.ts in shell text. */
 const q = (path: string) => sh(path);
@@ -83,9 +85,17 @@ bridge_deleted() {
   fi
   case "$vn_links" in *": $1:"*|*": $1@"*) ip link del dev "$1";; esac
 }
-# A directory this script makes (mode, path): no one has a file in it yet.
+# Directories this script makes (mode, paths): no one has a file in them yet. Several in one mkdir, which
+# names each one it made (-v): after a failure part way through, the undo removes those only (made_dir_undo).
 vn_made=""
-make_dir() { mkdir -m "$1" "$2" && vn_made="$vn_made|$2|"; }
+make_dir() {
+  vn_m=$1; shift
+  if [ $# = 1 ]; then mkdir -m "$vn_m" "$1" && vn_made="$vn_made|$1|"; return; fi
+  vn_out=$(LC_ALL=C mkdir -v -m "$vn_m" -- "$@"); vn_rc=$?
+  for vn_d; do case "$vn_out" in *"'$vn_d'"*) vn_made="$vn_made|$vn_d|";; esac; done
+  return $vn_rc
+}
+made_dir_undo() { case "$vn_made" in *"|$1|"*) rmdir "$1";; esac; }
 # A file that is not there yet is written in place, with no process at all: what reads virtnet's files runs
 # after this script (a dnsmasq it starts, the boot restore) or skips a record it cannot parse (a probe, whose
 # plan then meets a new token), and an undo removes it. One that is there is replaced whole, with one process

@@ -7,6 +7,7 @@ import { ipv6OffText } from "../render/ip";
 import { restoreCommand } from "../render/iptables";
 import { GENERATION_FILE, isNetworkPath, STATE_DIR } from "../naming";
 import { Action } from "./action";
+import { DIR_MODE } from "./helpers";
 import { sh } from "./shell";
 
 const FILE_MODE = "0644";
@@ -21,8 +22,9 @@ const hostTeardown = { shared: true, hostTeardown: true };
 export function makeDir(path: string): Action {
   return {
     name: `create directory ${path}`,
-    run: sh("make_dir", "0755", path),
+    run: sh("make_dir", DIR_MODE, path),
     undo: sh("rmdir", path),
+    makesDir: path,
     ...sharedIf(path),
   };
 }
@@ -100,7 +102,7 @@ export function removeTrees(name: string, dirs: string[]): Action {
 export function ensureDir(path: string): Action {
   return {
     name: `create directory ${path}`,
-    run: `[ -d ${sh(path)} ] || make_dir 0755 ${sh(path)}`,
+    run: `[ -d ${sh(path)} ] || make_dir ${DIR_MODE} ${sh(path)}`,
     undo: `case "$vn_made" in *${sh(`|${path}|`)}*) rmdir ${sh(path)};; esac`,
     ...sharedIf(path),
   };

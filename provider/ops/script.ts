@@ -7,6 +7,7 @@ import { quote } from "shell-quote";
 import { HOST_LOCK_PATH, ROUND_TMP_PREFIX } from "../naming";
 import { Action } from "./action";
 import {
+  DIR_MODE,
   EXIT_HOST_CHANGED,
   EXIT_LOCK_TIMEOUT,
   EXIT_STEP_FAILED,
@@ -102,6 +103,24 @@ export function renderRoundScript(segments: Segment[]): string {
         for (let i = j; i < steps.length && steps[i].removes !== undefined; i++) run.push(steps[i]);
         for (const r of run) if (seg.undo && r.undo) lines.push(`undo_push ${quote([r.undo])}`);
         lines.push(`{ rm -f -- ${quote(run.map((r) => r.removes!))} ; } || rollback ${name}`);
+        for (const r of run)
+          lines.push(
+            `[ "$fail_after" = ${quote([r.name])} ] && rollback ${quote([`${r.name} (injected failure)`])}`,
+          );
+        continue;
+      }
+      if (
+        a.makesDir !== undefined &&
+        (steps[j - 1]?.makesDir !== undefined || steps[j + 1]?.makesDir !== undefined)
+      ) {
+        // Directories next to each other: one mkdir, their undos pushed before it (each removes its directory
+        // only if this script made it), so a failure part way through is undone whole.
+        if (steps[j - 1]?.makesDir !== undefined) continue;
+        const run: Action[] = [];
+        for (let i = j; i < steps.length && steps[i].makesDir !== undefined; i++) run.push(steps[i]);
+        if (seg.undo)
+          for (const r of run) lines.push(`undo_push ${quote([`made_dir_undo ${quote([r.makesDir!])}`])}`);
+        lines.push(`{ make_dir ${DIR_MODE} ${quote(run.map((r) => r.makesDir!))} ; } || rollback ${name}`);
         for (const r of run)
           lines.push(
             `[ "$fail_after" = ${quote([r.name])} ] && rollback ${quote([`${r.name} (injected failure)`])}`,

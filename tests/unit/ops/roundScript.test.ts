@@ -6,6 +6,7 @@ import { quote } from "shell-quote";
 import { networkPaths, STATE_DIR } from "../../../provider/naming";
 import { probeArgs } from "../../../provider/ops/probe";
 import { Action } from "../../../provider/ops/action";
+import { makeDir } from "../../../provider/ops/ops";
 import { parseRoundOutput, renderRoundScript, Segment } from "../../../provider/ops/script";
 import { PrivateHost } from "../support/privateHost";
 
@@ -275,6 +276,30 @@ describe("round script (several plans, one script)", function () {
     expect(failed.status).to.equal(70);
     expect(host.must("ls -d /var/lib/vnw /var/lib/vnold/d.sh 2>/dev/null || echo gone")).to.equal("gone\n");
     expect(host.must("cat /var/lib/vnold/c")).to.equal("old\n");
+  });
+
+  it("makes directories next to each other with one mkdir; a failure part way through removes only those it made", () => {
+    const mkdirRuns = countRuns("mkdir");
+    host.must("rm -rf /var/lib/vnd");
+    const dirs = ["/var/lib/vnd", "/var/lib/vnd/a", "/var/lib/vnd/b", "/var/lib/vnd/b/c"];
+    const actions: Action[] = [...dirs.map((d) => makeDir(d)), step("after")];
+    const runWith = (failAfter: string) => runAlone(actions, "d", failAfter);
+    const ok = runWith("");
+    expect(ok.status, ok.stderr).to.equal(0);
+    expect(host.must("find /var/lib/vnd -type d -perm 755 | sort")).to.equal(dirs.join("\n") + "\n");
+    expect(host.must(`grep -c vnd ${mkdirRuns}`)).to.equal("1\n");
+    // Undone after a later step: all go.
+    host.must("rm -rf /var/lib/vnd");
+    expect(runWith("after").status).to.equal(70);
+    expect(host.must("ls -d /var/lib/vnd 2>/dev/null || echo gone")).to.equal("gone\n");
+    // One of them appeared since the probe (mkdir fails on it, makes the others): those it made go, that one stays.
+    host.must("rm -rf /var/lib/vnd && mkdir -p /var/lib/vnd/a && touch /var/lib/vnd/a/theirs");
+    const failed = runWith("");
+    expect(failed.status).to.equal(70);
+    expect(failed.stderr).to.include("create directory /var/lib/vnd");
+    expect(host.must("find /var/lib/vnd | sort")).to.equal(
+      "/var/lib/vnd\n/var/lib/vnd/a\n/var/lib/vnd/a/theirs\n",
+    );
   });
 
   it("removes files next to each other with one rm; a failure after it writes them all back", () => {
