@@ -35,6 +35,7 @@ rollback() {
   eval "vn_nft_$vn_stop=''"
   # The segments before it stay: their staged rules and late steps (which switch to their own segment).
   [ -n "$vn_finished" ] || finish_segments $((vn_stop - 1))
+  hoisted_undo "$vn_stop"
   wait
   [ "$vn_stop" -gt 1 ] && generation_next
   echo "${STOPPED_MARKER}$vn_stop" >&2

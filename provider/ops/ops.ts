@@ -148,6 +148,11 @@ export function ipBatch(name: string, lines: string[], undoArgs: string[]): Acti
   return { name, run: `printf '%s\\n' ${sh(...lines)} | ip -batch -`, undo: sh("ip", ...undoArgs) };
 }
 
+/** Makes a link that needs nothing else (a network's bridge) with `ip -batch` lines; the undo deletes it. */
+export function linkCreate(name: string, link: string, lines: string[]): Action {
+  return { ...ipBatch(name, lines, ["link", "del", "dev", link]), createsLink: { link, lines } };
+}
+
 /** Deletes a link; `remakeLines` (`ip -batch` lines) make it again as it was, as the undo. */
 export function linkDelete(name: string, link: string, remakeLines?: string[]): Action {
   const a: Action = { name, run: sh("ip", "link", "del", "dev", link) };

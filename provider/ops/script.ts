@@ -4,7 +4,7 @@
 // changed the host and leaves virtnet's state directory in place writes a new token. How each step runs comes
 // from what it touches (action.ts): nothing else.
 import { quote } from "shell-quote";
-import { HOST_LOCK_PATH, ROUND_TMP_PREFIX } from "../naming";
+import { HOST_LOCK_PATH, NET_DEVICES_DIR, ROUND_TMP_PREFIX } from "../naming";
 import { Action } from "./action";
 import {
   DIR_MODE,
@@ -61,6 +61,7 @@ export function renderRoundScript(segments: Segment[]): string {
   // table from the kernel: ~15 ms). A plan alone keeps its order: its host-wide steps may follow its rules.
   const stage = segments.length > 1;
   const staged = (seg: Segment) => stage && !seg.inOrder;
+  const hoisted = (seg: Segment, a: Action) => staged(seg) && !!a.createsLink && !atRoundEnd(seg, a);
   const lines = [
     "set -u",
     "umask 022",
@@ -78,6 +79,7 @@ export function renderRoundScript(segments: Segment[]): string {
     segments.map((_, i) => `vn_nft_${i + 1}=""; vn_undo_${i + 1}=""`).join("; "),
     finishFunction(segments, staged),
     `bridges_delete_start ${quote(segments.flatMap((seg) => seg.actions.flatMap((a) => (a.deletesBridge ? [a.deletesBridge] : []))))}`,
+    ...linksCreate(segments, hoisted),
   ];
   for (const [i, seg] of segments.entries()) {
     const k = i + 1;
@@ -89,6 +91,10 @@ export function renderRoundScript(segments: Segment[]): string {
       PROBE_VARS.map((v) => `vn_${k}_${v}=$${v}`).join("; "),
     );
     const steps = seg.actions.filter((x) => !atRoundEnd(seg, x));
+    // Links the round made at its start belong to the segment from its start.
+    for (const a of steps)
+      if (hoisted(seg, a) && seg.undo && a.undo)
+        lines.push(`[ -z "$vn_hoisted" ] || undo_push ${quote([a.undo])}`);
     for (const [j, a] of steps.entries()) {
       const name = quote([a.name]);
       const injected = `rollback ${quote([`${a.name} (injected failure)`])}`;
@@ -127,6 +133,13 @@ export function renderRoundScript(segments: Segment[]): string {
           );
         continue;
       }
+      if (hoisted(seg, a)) {
+        lines.push(
+          `[ -n "$vn_hoisted" ] || { { ${a.run} ; } || rollback ${name}${seg.undo && a.undo ? `; undo_push ${quote([a.undo])}` : ""}; }`,
+        );
+        lines.push(`[ "$fail_after" = ${name} ] && ${injected}`);
+        continue;
+      }
       if (staged(seg) && a.background) {
         lines.push(`{ in_background ${a.run} ; } || rollback ${name}`);
         if (seg.undo && a.undo) lines.push(`undo_push ${quote([a.undo])}`);
@@ -155,6 +168,33 @@ export function renderRoundScript(segments: Segment[]): string {
     "exit $vn_rc",
   );
   return lines.join("\n") + "\n";
+}
+
+// The new links of a round's segments (Action.createsLink) in one `ip -batch` at its start, when none of
+// them is there yet; if that batch fails, what it made goes and each segment makes its own in its place.
+// hoisted_undo K: the links made for the segments after K, which did not run (a segment that stopped the round).
+function linksCreate(segments: Segment[], hoisted: (seg: Segment, a: Action) => boolean): string[] {
+  const made = segments.map((seg) => seg.actions.filter((a) => hoisted(seg, a)).map((a) => a.createsLink!));
+  const all = made.flat();
+  if (all.length < 2) return ['vn_hoisted=""', "hoisted_undo() { :; }"];
+  const there = (l: string) =>
+    `[ -e ${quote([`${NET_DEVICES_DIR}/${l}`])} ] || [ -e ${quote([`/sys/class/net/${l}`])} ]`;
+  const del = (links: string[]) => links.map((l) => `ip link del dev ${quote([l])}`).join("; ");
+  return [
+    'vn_hoisted=""',
+    `if ! { ${all.map((c) => there(c.link)).join(" || ")}; }; then`,
+    `  if printf '%s\\n' ${quote(all.flatMap((c) => c.lines))} | ip -batch -; then vn_hoisted=1`,
+    `  else ${all.map((c) => `{ ! { ${there(c.link)}; } || ip link del dev ${quote([c.link])}; }`).join("; ")}`,
+    "  fi",
+    "fi",
+    "hoisted_undo() {",
+    '  [ -n "$vn_hoisted" ] || return 0',
+    ...made.flatMap((links, i) =>
+      links.length ? [`  [ "$1" -lt ${i + 1} ] && { ${del(links.map((c) => c.link))}; }`] : [],
+    ),
+    "  :",
+    "}",
+  ];
 }
 
 // finish_segments K: for segments 1..K, their staged nft transactions in one (when that one is refused, each

@@ -6,7 +6,7 @@ import { quote } from "shell-quote";
 import { networkPaths, STATE_DIR } from "../../../provider/naming";
 import { probeArgs } from "../../../provider/ops/probe";
 import { Action } from "../../../provider/ops/action";
-import { makeDir } from "../../../provider/ops/ops";
+import { linkCreate, makeDir } from "../../../provider/ops/ops";
 import { parseRoundOutput, renderRoundScript, Segment } from "../../../provider/ops/script";
 import { PrivateHost } from "../support/privateHost";
 
@@ -157,6 +157,43 @@ describe("round script (several plans, one script)", function () {
     expect([...out.failed]).to.deep.equal([[2, "bridge deleted"]]);
     expect(out.stderr.get(2)).to.match(/not supported/i);
     expect(links()).to.deep.equal(["lo", "vn-other"]);
+  });
+
+  it("makes the new bridges of its segments in one ip -batch at its start; a stopped round keeps none it did not finish", () => {
+    const ipRuns = countRuns("ip");
+    const links = () =>
+      host.must("ip -o link show | awk -F': ' '{print $2}' | grep vn-h | sort || true").split("\n").filter(Boolean);
+    const make = (b: string): Action[] => [
+      linkCreate("create bridge", b, [`link add name ${b} type bridge`, `link set dev ${b} up`]),
+      step(`after ${b}`),
+    ];
+    const segs = (): Segment[] => ["vn-h1", "vn-h2", "vn-h3"].map((b) => ({ actions: make(b), undo: true }));
+    const round = (failAfter2 = "") =>
+      host.sh(underCounters(renderRoundScript(segs())), [
+        tokenNow(),
+        "",
+        ...segArgs("h1"),
+        ...segArgs("h2", failAfter2),
+        ...segArgs("h3"),
+      ]);
+    const ok = round();
+    expect(ok.status, ok.stderr).to.equal(0);
+    expect(links()).to.deep.equal(["vn-h1", "vn-h2", "vn-h3"]);
+    expect(host.must(`grep -c batch ${ipRuns}`)).to.equal("1\n");
+    // Segment 2 fails: its own bridge goes with its undo, the one made for segment 3 (which did not run) goes too.
+    host.must("ip link del vn-h1 && ip link del vn-h2 && ip link del vn-h3");
+    const failed = round("after vn-h2");
+    expect(failed.status).to.equal(70);
+    expect(parseRoundOutput(failed.stderr)!.stoppedAt).to.equal(2);
+    expect(links()).to.deep.equal(["vn-h1"]);
+    // One is there already (not virtnet's): each segment makes its own in its place, and that one stays.
+    host.must("ip link del vn-h1 && ip link add vn-h2 type bridge && ip link set dev vn-h2 alias theirs");
+    const taken = round();
+    expect(taken.status).to.equal(70);
+    expect(parseRoundOutput(taken.stderr)!.stoppedAt).to.equal(2);
+    expect(links()).to.deep.equal(["vn-h1", "vn-h2"]);
+    expect(host.must("ip -o link show vn-h2")).to.include("alias theirs");
+    host.must("ip link del vn-h1 && ip link del vn-h2");
   });
 
   it("applies the nft transactions of its segments as one; a refused one fails and undoes its segment alone", () => {
