@@ -159,14 +159,22 @@ describe("round script (several plans, one script)", function () {
     expect(links()).to.deep.equal(["lo", "vn-other"]);
   });
 
-  it("makes the new bridges of its segments in one ip -batch at its start; a stopped round keeps none it did not finish", () => {
+  it("makes the new directories and bridges of its segments in one mkdir and one ip -batch; a stopped round keeps none it did not finish", () => {
     const ipRuns = countRuns("ip");
     const links = () =>
-      host.must("ip -o link show | awk -F': ' '{print $2}' | grep vn-h | sort || true").split("\n").filter(Boolean);
+      host
+        .must("ip -o link show | awk -F': ' '{print $2}' | grep vn-h | sort || true")
+        .split("\n")
+        .filter(Boolean);
     const make = (b: string): Action[] => [
+      makeDir(`/var/lib/vnh/${b}`),
+      makeDir(`/var/lib/vnh/${b}/sub`),
       linkCreate("create bridge", b, [`link add name ${b} type bridge`, `link set dev ${b} up`]),
       step(`after ${b}`),
     ];
+    const mkdirRuns = countRuns("mkdir");
+    const dirs = () => host.must("cd /var/lib/vnh && find . -mindepth 1 | sort").split("\n").filter(Boolean);
+    host.must("rm -rf /var/lib/vnh && mkdir /var/lib/vnh");
     const segs = (): Segment[] => ["vn-h1", "vn-h2", "vn-h3"].map((b) => ({ actions: make(b), undo: true }));
     const round = (failAfter2 = "") =>
       host.sh(underCounters(renderRoundScript(segs())), [
@@ -180,20 +188,42 @@ describe("round script (several plans, one script)", function () {
     expect(ok.status, ok.stderr).to.equal(0);
     expect(links()).to.deep.equal(["vn-h1", "vn-h2", "vn-h3"]);
     expect(host.must(`grep -c batch ${ipRuns}`)).to.equal("1\n");
+    expect(host.must(`grep -c vnh ${mkdirRuns}`)).to.equal("1\n");
+    expect(dirs()).to.have.length(6);
     // Segment 2 fails: its own bridge goes with its undo, the one made for segment 3 (which did not run) goes too.
-    host.must("ip link del vn-h1 && ip link del vn-h2 && ip link del vn-h3");
+    host.must("ip link del vn-h1 && ip link del vn-h2 && ip link del vn-h3 && rm -rf /var/lib/vnh/*");
     const failed = round("after vn-h2");
     expect(failed.status).to.equal(70);
     expect(parseRoundOutput(failed.stderr)!.stoppedAt).to.equal(2);
     expect(links()).to.deep.equal(["vn-h1"]);
+    expect(dirs()).to.deep.equal(["./vn-h1", "./vn-h1/sub"]);
+    // A directory is there already (not virtnet's): the ones made for the round go, each segment makes its own
+    // in its place, the third fails on it and leaves it.
+    host.must("ip link del vn-h1 && rm -rf /var/lib/vnh/* && mkdir -p /var/lib/vnh/vn-h3/sub/theirs");
+    const dirTaken = round();
+    expect(dirTaken.status).to.equal(70);
+    expect(parseRoundOutput(dirTaken.stderr)!.stoppedAt).to.equal(3);
+    expect(links()).to.deep.equal(["vn-h1", "vn-h2"]);
+    expect(dirs()).to.deep.equal([
+      "./vn-h1",
+      "./vn-h1/sub",
+      "./vn-h2",
+      "./vn-h2/sub",
+      "./vn-h3",
+      "./vn-h3/sub",
+      "./vn-h3/sub/theirs",
+    ]);
     // One is there already (not virtnet's): each segment makes its own in its place, and that one stays.
-    host.must("ip link del vn-h1 && ip link add vn-h2 type bridge && ip link set dev vn-h2 alias theirs");
+    host.must(
+      "ip link del vn-h1 && ip link del vn-h2 && rm -rf /var/lib/vnh/* && ip link add vn-h2 type bridge && ip link set dev vn-h2 alias theirs",
+    );
     const taken = round();
     expect(taken.status).to.equal(70);
     expect(parseRoundOutput(taken.stderr)!.stoppedAt).to.equal(2);
     expect(links()).to.deep.equal(["vn-h1", "vn-h2"]);
     expect(host.must("ip -o link show vn-h2")).to.include("alias theirs");
-    host.must("ip link del vn-h1 && ip link del vn-h2");
+    expect(dirs()).to.deep.equal(["./vn-h1", "./vn-h1/sub"]);
+    host.must("ip link del vn-h1 && ip link del vn-h2 && rm -rf /var/lib/vnh");
   });
 
   it("applies the nft transactions of its segments as one; a refused one fails and undoes its segment alone", () => {
