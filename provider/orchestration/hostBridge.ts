@@ -175,15 +175,9 @@ async function guardedChange(
     }
     await sleep(300);
   }
-  // Not confirmed: the host rolls back at its deadline. Report what it did.
-  await sleep(Math.max(0, deadline - Date.now()) + 2000);
-  let status = "";
-  try {
-    const h = await connectFresh({ ...conn, retries: 1 });
-    status = await readStatus(h, p).finally(() => h.close());
-  } catch {
-    status = await readStatus(host, p).catch(() => "");
-  }
+  // Not confirmed: the host rolls back at its deadline. Report what it did, once it says so.
+  await sleep(Math.max(0, deadline - Date.now()) + 1000);
+  const status = await settledStatus(conn, host, p, token, Date.now() + 10_000);
   const outcome = status.startsWith(`rolled-back ${token}`)
     ? `the host rolled back by itself${status.slice(status.indexOf(token) + token.length)}`
     : `the host should have rolled back by itself after ${spec.confirmTimeout} s; its status reads "${status || "(unreachable)"}"`;
@@ -192,6 +186,28 @@ async function guardedChange(
 
 async function readStatus(h: Host, p: HostBridgePaths): Promise<string> {
   return (await h.run(`cat -- "$1" 2>/dev/null`, { args: [p.status] })).stdout.trim();
+}
+
+/** The change's status once the host has ended it (rolled back, failed, confirmed), or the last read by `until`. */
+async function settledStatus(
+  conn: ConnectionArgs,
+  host: Host,
+  p: HostBridgePaths,
+  token: string,
+  until: number,
+): Promise<string> {
+  const ended = (s: string) => /^(rolled-back|failed|confirmed) /.test(s) && s.includes(token);
+  let status = "";
+  for (;;) {
+    try {
+      const h = await connectFresh({ ...conn, retries: 0, connectTimeoutMs: 3000 });
+      status = await readStatus(h, p).finally(() => h.close());
+    } catch {
+      status = (await readStatus(host, p).catch(() => "")) || status;
+    }
+    if (ended(status) || Date.now() >= until) return status;
+    await sleep(500);
+  }
 }
 
 async function writeRecords(host: Host, spec: HostBridgeSpec, p: HostBridgePaths, saved: UplinkState) {
