@@ -391,7 +391,7 @@ describe("HostBridge over an uplink that a DHCP client (dhclient) configures", f
     const pid = fs.readFileSync(path.join(dir, "dnsmasq.pid"), "utf8").trim();
     await upstreamExec(["kill", pid]);
     // Back to the lab's static eth0.
-    h1 = await hostReboot("h1");
+    h1 = await hostReboot("h1", { init: "sshd" });
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -462,6 +462,45 @@ describe("HostBridge over an uplink that a DHCP client (dhclient) configures", f
       expect(releases()).to.deep.equal([]);
     } finally {
       await proxy.close();
+      await closeAllConnections();
+    }
+  });
+
+  it("comes back after a reboot (ifupdown's dhclient configures eth0, then virtnet's unit moves it and the client to the bridge); delete then gives eth0 back to the client", async () => {
+    const original = await sh("h1", "cat /etc/network/interfaces");
+    try {
+      // eth0's IPv4 from DHCP at boot: ifupdown starts dhclient with the command line above.
+      await sh(
+        "h1",
+        "sed -i 's/^iface eth0 inet static$/iface eth0 inet dhcp/; /^\\taddress 198\\.19\\.0\\./d; /^\\tup ip .*dev eth0/d' /etc/network/interfaces",
+      );
+      await closeAllConnections();
+      h1 = await hostReboot("h1", { init: "systemd" });
+      expect(await dhclients(), "ifupdown's dhclient").to.deep.equal([DHCLIENT.join(" ")]);
+      const booted = await dhcpUplinkState();
+      const address = JSON.parse(await sh("h1", "ip -4 -j addr show dev eth0"))[0].addr_info[0].local;
+      await hostBridge.create(props());
+      await closeAllConnections();
+      h1 = await hostReboot("h1"); // systemctl reboot (ifdown releases the lease, as it would without virtnet), and a boot
+      const eth0 = JSON.parse(await sh("h1", "ip -j link show dev eth0"))[0];
+      expect(eth0.master, "eth0 is in the bridge after the boot").to.equal(BR);
+      expect(await dhclients(), "the client runs on the bridge").to.deep.equal([
+        [...DHCLIENT.slice(0, -1), BR].join(" "),
+      ]);
+      const br = JSON.parse(await sh("h1", `ip -4 -j addr show dev ${BR}`))[0];
+      expect(br.addr_info.map((a: any) => a.local)).to.deep.equal([address]);
+      expect(JSON.parse(await sh("h1", "ip -4 -j addr show dev eth0"))).to.deep.equal([]);
+      expect(
+        leasesOfHost().map((l) => l.lease.split(" ")[0]),
+        "the server's one lease",
+      ).to.deep.equal([address]);
+      expect(await pingUpstream()).to.equal(true);
+      await hostBridge.remove("x", props());
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(await dhclients()).to.deep.equal([DHCLIENT.join(" ")]);
+      expect(await dhcpUplinkState()).to.equal(booted);
+    } finally {
+      await hostExec("h1", ["sh", "-c", 'printf "%s" "$1" > /etc/network/interfaces', "sh", original]);
       await closeAllConnections();
     }
   });
