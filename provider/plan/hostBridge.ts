@@ -42,7 +42,7 @@ export function hostBridgeErrors(spec: HostBridgeSpec, o: ObservedHostBridge): s
 }
 
 /** The DHCP clients that serve interface `name` (one that names no interface serves them all). */
-export function clientsOn(name: string, o: ObservedHostBridge): DhcpClient[] {
+function clientsOn(name: string, o: ObservedHostBridge): DhcpClient[] {
   return o.dhcpClients.filter((c) => c.interfaces.includes(name) || c.interfaces.length === 0);
 }
 

@@ -40,6 +40,8 @@ export function renderClientCarry(c: ClientCarry): string {
     'if [ -n "$pids" ]; then',
     "  kill -TERM $pids 2>/dev/null",
     "  i=0; while [ $i -lt 50 ] && alive $pids; do sleep 0.1; i=$((i + 1)); done",
+    // SIGKILL sends no DHCPRELEASE either.
+    "  ! alive $pids || kill -KILL $pids 2>/dev/null",
     "fi",
     // Without -force a failed batch stops here: the runner's undo brings the client back where it was.
     'ip $force -batch "$batch"; rc=$?',

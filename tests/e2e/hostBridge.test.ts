@@ -406,6 +406,8 @@ describe("HostBridge over an uplink that a DHCP client (dhclient) configures", f
       expect(outs.addresses).to.include(`${leased}/24`);
       const br = JSON.parse(await sh("h1", `ip -4 -j addr show dev ${BR}`))[0];
       expect(br.addr_info.map((a: any) => a.local)).to.deep.equal([leased]);
+      expect(br.addr_info[0].dynamic, "a leased address, with the lease's lifetime").to.equal(true);
+      expect(br.addr_info[0].valid_life_time).to.be.at.most(120);
       expect(JSON.parse(await sh("h1", "ip -4 -j addr show dev eth0"))).to.deep.equal([]);
       expect(await dhclients(), "the client runs on the bridge, with eth0's command line").to.deep.equal([
         [...DHCLIENT.slice(0, -1), BR].join(" "),

@@ -9,6 +9,7 @@ pids=$(clients_on br0)
 if [ -n "$pids" ]; then
   kill -TERM $pids 2>/dev/null
   i=0; while [ $i -lt 50 ] && alive $pids; do sleep 0.1; i=$((i + 1)); done
+  ! alive $pids || kill -KILL $pids 2>/dev/null
 fi
 ip $force -batch "$batch"; rc=$?
 [ -n "$force" ] || [ $rc -eq 0 ] || exit $rc
