@@ -319,6 +319,9 @@ export interface HostBridgePaths {
   /** `ip -batch` lines that move the uplink into the bridge, and those that put it back. */
   move: string;
   rollback: string;
+  /** With a DHCP client on the uplink: the scripts that carry it along with each batch. */
+  moveCarry: string;
+  rollbackCarry: string;
   /** Brings the bridge back at boot (run before the networks'). */
   restore: string;
   runDir: string;
@@ -337,6 +340,8 @@ export function hostBridgePaths(name: string): HostBridgePaths {
     saved: `${stateDir}/uplink.json`,
     move: `${stateDir}/move.batch`,
     rollback: `${stateDir}/rollback.batch`,
+    moveCarry: `${stateDir}/move.client.sh`,
+    rollbackCarry: `${stateDir}/rollback.client.sh`,
     restore: `${stateDir}/${HOST_BRIDGE_RESTORE_FILE}`,
     runDir,
     confirm: `${runDir}/confirm`,

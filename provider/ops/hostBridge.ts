@@ -25,7 +25,7 @@ for f in /etc/netplan/*.yaml; do [ -f "$f" ] && grep -qsw -- "$u" "$f" && { echo
 sect dhcp
 for p in /proc/[0-9]*; do
   read -r n < "$p/comm" 2>/dev/null || continue
-  case $n in dhclient|udhcpc|dhcpcd) tr '\0' ' ' < "$p/cmdline" 2>/dev/null; echo ;; esac
+  case $n in dhclient|udhcpc|dhcpcd) printf '%s %s ' "$p" "$n"; base64 -w0 < "$p/cmdline" 2>/dev/null; echo ;; esac
 done
 sect saved; cat "$state/uplink.json" 2>/dev/null
 sect status; cat "$run/status" 2>/dev/null
@@ -34,16 +34,19 @@ sect end
 
 /**
  * Runs detached: $1 state dir, $2 run dir, $3 seconds to wait for confirmation, $4 the batch that makes the
- * change, $5 the batch that undoes it, $6 the change's token. Writes "<what> <token>[: why]" to the status file.
+ * change, $5 the batch that undoes it, $6 the change's token, $7 and $8 the scripts that carry a DHCP client
+ * along with each batch (empty: none). Writes "<what> <token>[: why]" to the status file.
  */
-export const HOST_BRIDGE_RUNNER = String.raw`run=$2; timeout=$3; apply=$4; undo=$5; token=$6
+export const HOST_BRIDGE_RUNNER = String.raw`run=$2; timeout=$3; apply=$4; undo=$5; token=$6; apply_carry=$7; undo_carry=$8
 status() { printf '%s %s%s\n' "$1" "$token" "$2" > "$run/status.tmp" && mv -f "$run/status.tmp" "$run/status"; }
+# $1 a batch, $2 its carrying script or nothing, $3 -force or nothing.
+step() { if [ -n "$2" ]; then sh "$2" "$1" $3; else ip $3 -batch "$1"; fi; }
 exec 9<${HOST_LOCK_PATH} || exit 1
 if ! flock -w ${LOCK_WAIT_SECONDS} 9; then status failed ": timed out waiting for virtnet's host lock"; exit 1; fi
 rm -f "$run/confirm"
 status applying ""
-if ! ip -batch "$apply" 2>"$run/log"; then
-  ip -force -batch "$undo" 2>>"$run/log"
+if ! step "$apply" "$apply_carry" 2>"$run/log"; then
+  step "$undo" "$undo_carry" -force 2>>"$run/log"
   status "rolled-back" ": the change failed: $(head -n 1 "$run/log")"
   exit 1
 fi
@@ -53,7 +56,7 @@ while [ "$n" -lt $((timeout * 10)) ]; do
   if [ "$(cat "$run/confirm" 2>/dev/null)" = "$token" ]; then status confirmed ""; exit 0; fi
   sleep 0.1; n=$((n + 1))
 done
-ip -force -batch "$undo" 2>>"$run/log"
+step "$undo" "$undo_carry" -force 2>>"$run/log"
 status "rolled-back" ": no confirmation over a new SSH connection within $timeout s"
 exit 1
 `;

@@ -26,6 +26,7 @@ import {
 } from "../ops/hostBridge";
 import {
   bootTexts,
+  clientRunsOn,
   hostBridgeDrift,
   hostBridgeErrors,
   hostBridgeFiles,
@@ -33,6 +34,7 @@ import {
   movedAddressList,
   movedOf,
   tuningCommands,
+  uplinkToSave,
 } from "../plan/hostBridge";
 
 export interface HostBridgeResult {
@@ -97,6 +99,8 @@ const moved =
       wrong.push(`${spec.name} does not have ${spec.uplink}'s MAC ${saved.mac}`);
     const on = o.bridgeAddresses.map((a) => a.local);
     for (const a of movedAddressList(saved)) if (!on.includes(a)) wrong.push(`${a} is not on ${spec.name}`);
+    if (saved.clients?.length && !clientRunsOn(spec.name, o))
+      wrong.push(`no DHCP client (dhclient) runs on ${spec.name}`);
     return wrong;
   };
 
@@ -107,8 +111,25 @@ const restored =
     if (o.bridge) wrong.push(`${spec.name} is still there`);
     const on = (o.uplinkState?.addresses ?? []).map((a) => a.local);
     for (const a of movedAddressList(saved)) if (!on.includes(a)) wrong.push(`${a} is not on ${spec.uplink}`);
+    if (saved.clients?.length && !clientRunsOn(spec.uplink, o))
+      wrong.push(`no DHCP client (dhclient) runs on ${spec.uplink}`);
     return wrong;
   };
+
+/** A batch, and the script that carries the uplink's DHCP client along with it (when there is one). */
+interface Step {
+  batch: string;
+  carry?: string;
+}
+
+/** The move and the rollback of a HostBridge whose saved uplink state is `saved`. */
+function steps(p: HostBridgePaths, saved: UplinkState): { move: Step; rollback: Step } {
+  const carried = !!saved.clients?.length;
+  return {
+    move: { batch: p.move, ...(carried ? { carry: p.moveCarry } : {}) },
+    rollback: { batch: p.rollback, ...(carried ? { carry: p.rollbackCarry } : {}) },
+  };
+}
 
 /**
  * Starts `apply` detached on the host with `undo` armed, then confirms over new SSH connections until the
@@ -119,8 +140,8 @@ async function guardedChange(
   host: Host,
   spec: HostBridgeSpec,
   p: HostBridgePaths,
-  apply: string,
-  undo: string,
+  apply: Step,
+  undo: Step,
   verify: Verify,
 ): Promise<number> {
   const token = randomBytes(8).toString("hex");
@@ -129,7 +150,16 @@ async function guardedChange(
   let why = "no new SSH connection succeeded";
   try {
     await host.runChecked(HOST_BRIDGE_START, {
-      args: [p.stateDir, p.runDir, String(spec.confirmTimeout), apply, undo, token],
+      args: [
+        p.stateDir,
+        p.runDir,
+        String(spec.confirmTimeout),
+        apply.batch,
+        undo.batch,
+        token,
+        apply.carry ?? "",
+        undo.carry ?? "",
+      ],
       stdin: HOST_BRIDGE_RUNNER,
       step: "start the guarded change",
     });
@@ -213,14 +243,16 @@ async function settledStatus(
 async function writeRecords(host: Host, spec: HostBridgeSpec, p: HostBridgePaths, saved: UplinkState) {
   await host.runChecked(`mkdir -p -m 0755 -- "$1" "$2"`, { args: [p.stateDir, p.runDir] });
   await host.writeFile(p.saved, JSON.stringify(saved) + "\n");
-  const files = hostBridgeFiles(spec, saved, p.move);
+  const files = hostBridgeFiles(spec, saved, p);
   await host.writeFile(p.move, files.move);
   await host.writeFile(p.rollback, files.rollback);
+  if (files.moveCarry) await host.writeFile(p.moveCarry, files.moveCarry);
+  if (files.rollbackCarry) await host.writeFile(p.rollbackCarry, files.rollbackCarry);
 }
 
 async function writeBoot(host: Host, spec: HostBridgeSpec, p: HostBridgePaths, saved: UplinkState) {
   const boot = bootTexts();
-  await host.writeFile(p.restore, hostBridgeFiles(spec, saved, p.move).restore);
+  await host.writeFile(p.restore, hostBridgeFiles(spec, saved, p).restore);
   await host.runChecked(HOST_BRIDGE_BOOT, {
     args: [
       RESTORE_ENTRY,
@@ -247,15 +279,14 @@ export async function applyHostBridge(conn: ConnectionArgs, spec: HostBridgeSpec
   }
   const errors = hostBridgeErrors(spec, o);
   if (errors.length) throw new HostBridgeError(`${scope(host, spec)}: ${errors.join("; ")}`);
-  const saved = o.uplinkState!;
+  const saved = uplinkToSave(spec, o);
   await writeRecords(host, spec, p, saved);
-  const ms = await guardedChange(conn, host, spec, p, p.move, p.rollback, moved(spec, saved)).catch(
-    async (e) => {
-      // The host is as before: so are virtnet's files.
-      await forget(host, p).catch(() => undefined);
-      throw e;
-    },
-  );
+  const { move, rollback } = steps(p, saved);
+  const ms = await guardedChange(conn, host, spec, p, move, rollback, moved(spec, saved)).catch(async (e) => {
+    // The host is as before: so are virtnet's files.
+    await forget(host, p).catch(() => undefined);
+    throw e;
+  });
   const after = await connectFresh(conn);
   try {
     await writeBoot(after, spec, p, saved);
@@ -272,7 +303,8 @@ export async function deleteHostBridge(conn: ConnectionArgs, spec: HostBridgeSpe
   const o = await probe(host, spec);
   if (o.saved && isOurs(spec, o)) {
     // The boot-time restore goes with the files once the uplink is back (a reboot in between moves it again).
-    await guardedChange(conn, host, spec, p, p.rollback, p.move, restored(spec, o.saved));
+    const { move, rollback } = steps(p, o.saved);
+    await guardedChange(conn, host, spec, p, rollback, move, restored(spec, o.saved));
   }
   const after = await connectFresh(conn);
   try {

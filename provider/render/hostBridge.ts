@@ -44,6 +44,8 @@ export interface UplinkState {
   addresses: IpAddrInfo[];
   /** Every route through the uplink, in every table, of both families. */
   routes: IpRoute[];
+  /** Command lines of the DHCP clients (ISC dhclient) that ran on the uplink: they follow the addressing. */
+  clients?: string[][];
 }
 
 const FOREVER = 4294967295;

@@ -3,9 +3,15 @@
 // (tests/e2e/hostBridge.test.ts runs the move, the rollback and the delete on a lab host.)
 import { expect } from "chai";
 import { buildHostBridgeSpec, HostBridgeSpec } from "../../../provider/model/hostBridge";
-import { hostBridgeAlias } from "../../../provider/naming";
-import { ObservedHostBridge, parseHostBridgeProbe } from "../../../provider/observe/hostBridge";
-import { hostBridgeDrift, hostBridgeErrors, tuningCommands } from "../../../provider/plan/hostBridge";
+import { hostBridgeAlias, hostBridgePaths } from "../../../provider/naming";
+import { dhcpClient, ObservedHostBridge, parseHostBridgeProbe } from "../../../provider/observe/hostBridge";
+import {
+  hostBridgeDrift,
+  hostBridgeErrors,
+  hostBridgeFiles,
+  tuningCommands,
+  uplinkToSave,
+} from "../../../provider/plan/hostBridge";
 import { renderMove, renderRollback, UplinkState } from "../../../provider/render/hostBridge";
 import { expectGolden } from "../golden";
 
@@ -50,6 +56,21 @@ const eth0: UplinkState = {
     { dst: "default", gateway: "2001:db8:ff::1", dev: "eth0", metric: 1024, pref: "medium" },
   ],
 };
+
+/** The arguments Debian's ifupdown gives dhclient for "iface eth0 inet dhcp". */
+const IFUPDOWN_DHCLIENT = [
+  "-4",
+  "-v",
+  "-i",
+  "-pf",
+  "/run/dhclient.eth0.pid",
+  "-lf",
+  "/var/lib/dhcp/dhclient.eth0.leases",
+  "-I",
+  "-df",
+  "/var/lib/dhcp/dhclient6.eth0.leases",
+  "eth0",
+];
 
 const observed = (over: Partial<ObservedHostBridge> = {}): ObservedHostBridge => ({
   uplink: { name: "eth0", mac: eth0.mac, mtu: 1500, up: true, kind: "veth" },
@@ -138,10 +159,45 @@ describe("HostBridge: what the host forbids, and drift", () => {
     expect(e[0]).to.match(/managed by NetworkManager.*mode "bridge"/);
   });
 
-  it("refuses an uplink whose address comes from a DHCP client", () => {
-    const e = hostBridgeErrors(spec(), observed({ dhcpClients: ["udhcpc -i eth0 -f "] }));
-    expect(e[0]).to.match(/DHCP client \(udhcpc -i eth0 -f\)/);
-    expect(hostBridgeErrors(spec(), observed({ dhcpClients: ["udhcpc -i eth10 "] }))).to.deep.equal([]);
+  it("carries ISC dhclient for IPv4 on the uplink alone, and refuses every other DHCP client, naming it", () => {
+    const errors = (program: string, ...args: string[]) =>
+      hostBridgeErrors(spec(), observed({ dhcpClients: [dhcpClient(9, program, [program, ...args])] }));
+    expect(errors("dhclient", ...IFUPDOWN_DHCLIENT)).to.deep.equal([]);
+    expect(errors("udhcpc", "-i", "eth0", "-f")[0]).to.match(
+      /from udhcpc \(udhcpc -i eth0 -f\): virtnet carries ISC dhclient only \(udhcpc deconfigures/,
+    );
+    expect(errors("udhcpc", "-f")[0], "udhcpc's default interface").to.match(/from udhcpc/);
+    expect(errors("udhcpc", "-i", "eth10")).to.deep.equal([]);
+    expect(errors("dhcpcd", "eth0")[0]).to.match(
+      /from dhcpcd \(dhcpcd eth0\): virtnet carries ISC dhclient only/,
+    );
+    expect(errors("dhclient", "-6", "eth0")[0]).to.match(/IPv4 only/);
+    expect(errors("dhclient", "-v")[0]).to.match(/it serves every interface/);
+    expect(errors("dhclient", "eth0", "eth1")[0]).to.match(/it serves eth0, eth1/);
+    expect(errors("dhclient", "-pf", "eth0", "eth1"), "a value, not an interface").to.deep.equal([]);
+    const leased = { ...eth0, addresses: [{ ...eth0.addresses[0], dynamic: true, valid_life_time: 600 }] };
+    expect(hostBridgeErrors(spec(), observed({ uplinkState: leased }))[0]).to.match(
+      /finite lifetime but no DHCP client/,
+    );
+  });
+
+  it("saves the dhclient's command line, and starts it on the bridge with the bridge for the uplink", () => {
+    const client = dhcpClient(9, "dhclient", ["dhclient", ...IFUPDOWN_DHCLIENT]);
+    const saved = uplinkToSave(spec(), observed({ dhcpClients: [client] }));
+    expect(saved.clients).to.deep.equal([["dhclient", ...IFUPDOWN_DHCLIENT]]);
+    expect(uplinkToSave(spec(), observed())).to.not.have.property("clients");
+    const leased = {
+      ...saved,
+      addresses: [{ ...eth0.addresses[0], dynamic: true, valid_life_time: 600, preferred_life_time: 600 }],
+    };
+    const files = hostBridgeFiles(spec(), leased, hostBridgePaths("br0"));
+    expectGolden("hostBridge/move.client.sh", files.moveCarry!);
+    expectGolden("hostBridge/rollback.client.sh", files.rollbackCarry!);
+    expectGolden("hostBridge/restore-dhclient.sh", files.restore);
+    expect(files.moveCarry).to.include("setsid dhclient -4 -v -i -pf /run/dhclient.eth0.pid");
+    expect(files.moveCarry).to.match(/-df \/var\/lib\/dhcp\/dhclient6.eth0.leases br0 </);
+    expect(files.rollbackCarry).to.match(/-df \/var\/lib\/dhcp\/dhclient6.eth0.leases eth0 </);
+    expect(hostBridgeFiles(spec(), eth0, hostBridgePaths("br0"))).to.not.have.property("moveCarry");
   });
 
   it("reports a missing bridge, an uplink out of it, addresses moved back and tuning", () => {
@@ -163,6 +219,30 @@ describe("HostBridge: what the host forbids, and drift", () => {
     expect(
       tuningCommands(spec({ mtu: 9000 }), observed({ bridge })).map((c) => c.args.join(" ")),
     ).to.deep.equal(["link set dev eth0 mtu 9000", "link set dev br0 mtu 9000"]);
+  });
+
+  it("reports a carried DHCP client that no longer runs on the bridge", () => {
+    const bridge = {
+      name: "br0",
+      kind: "bridge",
+      alias: hostBridgeAlias("eth0"),
+      mac: eth0.mac,
+      mtu: 1500,
+      up: true,
+      stp: false,
+      forwardDelay: 0,
+    };
+    const saved = { ...eth0, clients: [["dhclient", "eth0"]] };
+    const onBr0 = dhcpClient(9, "dhclient", ["dhclient", "br0"]);
+    const base = {
+      saved,
+      bridge,
+      bridgeAddresses: eth0.addresses,
+      uplinkState: { ...eth0, addresses: [] },
+      uplink: { ...observed().uplink!, master: "br0" },
+    };
+    expect(hostBridgeDrift(spec(), observed({ ...base, dhcpClients: [onBr0] }))).to.deep.equal([]);
+    expect(hostBridgeDrift(spec(), observed(base))).to.deep.equal(["no DHCP client (dhclient) runs on br0"]);
   });
 
   it("parses the probe's sections", () => {
@@ -193,7 +273,7 @@ describe("HostBridge: what the host forbids, and drift", () => {
       "@managers",
       "systemd-networkd",
       "@dhcp",
-      "dhclient eth0 ",
+      `/proc/77 dhclient ${Buffer.from(["dhclient", ...IFUPDOWN_DHCLIENT, ""].join("\0")).toString("base64")}`,
       "@saved",
       "@status",
       "confirmed 0123",
@@ -204,7 +284,10 @@ describe("HostBridge: what the host forbids, and drift", () => {
     expect(o.bridge).to.equal(undefined);
     expect(o.uplinkState!.routes).to.have.length(6);
     expect(o.managers).to.deep.equal(["systemd-networkd"]);
-    expect(o.dhcpClients).to.deep.equal(["dhclient eth0 "]);
+    expect(o.dhcpClients).to.have.length(1);
+    expect(o.dhcpClients[0]).to.include({ pid: 77, program: "dhclient" });
+    expect(o.dhcpClients[0].argv).to.deep.equal(["dhclient", ...IFUPDOWN_DHCLIENT]);
+    expect(o.dhcpClients[0].interfaces).to.deep.equal(["eth0"]);
     expect(o.status).to.equal("confirmed 0123");
     expect(o.saved).to.equal(undefined);
   });
