@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { lazyProvider } from "./lazyProvider";
+import { declaringStack } from "./stack";
 import { NetworkExtension } from "./networkExtension";
 import { VirtualNetwork } from "./virtualNetwork";
 import { Inputs, inputProps } from "./inputs";
@@ -50,6 +51,7 @@ export class Port extends pulumi.dynamic.Resource {
       })),
       connection: on.connection,
       __credentials: on.__credentials,
+      __stack: declaringStack(),
       bridgeName: undefined,
       host: undefined,
       drift: undefined,

@@ -126,8 +126,11 @@ function mustRecreate(spec: PortSpec, port: ObservedPort, ownerUid: number | nul
   return port.ownerUid !== wantUid || port.multiQueue !== spec.multiQueue;
 }
 
-/** The steps that make the Port's TAP on a host match `spec`; errors when the host forbids it. */
-export function planPort(spec: PortSpec, o: ObservedNetwork): Plan {
+/**
+ * The steps that make the Port's TAP on a host match `spec`; errors when the host forbids it. Its record names
+ * `stack`, the stack that declares it (kept from the record when not given).
+ */
+export function planPort(spec: PortSpec, o: ObservedNetwork, stack?: string): Plan {
   const home = portHome(spec.network, o);
   const errors = hostErrors(spec, o, home);
   if (errors.length) return refused(errors);
@@ -161,7 +164,7 @@ export function planPort(spec: PortSpec, o: ObservedNetwork): Plan {
     const vlans = filtering ? vlanChange(tap, want, kernelVlansOf(undefined)).run : [];
     if (vlans.length) actions.push(ops.bridgeBatch(`set VLANs of ${tap}: ${describeVlans(want)}`, vlans));
   } else actions.push(...inPlace(spec, have, mtu, filtering));
-  actions.push(...recordActions(spec, o, mtu, filtering, home!.restores));
+  actions.push(...recordActions(spec, o, mtu, filtering, home!.restores, stack));
   if (actions.length) actions.push(...restoreGlobalActions(o, true));
   return { errors: [], warnings: [], actions };
 }
@@ -227,10 +230,12 @@ function recordActions(
   mtu: number,
   filtering: boolean,
   restores: boolean,
+  stack: string | undefined,
 ): Action[] {
   const actions: Action[] = [];
   const recorded = (o.ports ?? []).find((p) => p.name === spec.name);
-  const text = JSON.stringify(spec) + "\n";
+  const declaredBy = stack ?? recorded?.stack;
+  const text = JSON.stringify(declaredBy === undefined ? spec : { ...spec, stack: declaredBy }) + "\n";
   const prev = recorded ? JSON.stringify(recorded) + "\n" : undefined;
   if (text !== prev) actions.push(ops.writeFile(portRecordPath(spec.network, spec.name), text, prev));
   const restorePath = portRestorePath(spec.network, spec.name);
