@@ -319,6 +319,10 @@ export interface HostBridgePaths {
   /** `ip -batch` lines that move the uplink into the bridge, and those that put it back. */
   move: string;
   rollback: string;
+  /** `bridge -batch` lines run after the move: the uplink's trunk VLANs (empty without vlanFiltering). */
+  moveVlans: string;
+  /** An in-place change of vlanFiltering: its `ip -batch` and `bridge -batch` lines, and their undo. */
+  vlans: { apply: string; applyVlans: string; undo: string; undoVlans: string };
   /** Brings the bridge back at boot (run before the networks'). */
   restore: string;
   runDir: string;
@@ -337,6 +341,13 @@ export function hostBridgePaths(name: string): HostBridgePaths {
     saved: `${stateDir}/uplink.json`,
     move: `${stateDir}/move.batch`,
     rollback: `${stateDir}/rollback.batch`,
+    moveVlans: `${stateDir}/move.vlans`,
+    vlans: {
+      apply: `${runDir}/vlans.batch`,
+      applyVlans: `${runDir}/vlans.vlans`,
+      undo: `${runDir}/vlans-undo.batch`,
+      undoVlans: `${runDir}/vlans-undo.vlans`,
+    },
     restore: `${stateDir}/${HOST_BRIDGE_RESTORE_FILE}`,
     runDir,
     confirm: `${runDir}/confirm`,

@@ -1,5 +1,6 @@
 // What the HostBridge probe (ops/hostBridge.ts) reports, parsed.
 import { IpAddrInfo, IpRoute, UplinkState } from "../render/hostBridge";
+import { TRUNK_VLANS } from "../render/ip";
 
 export type { UplinkState } from "../render/hostBridge";
 
@@ -14,11 +15,15 @@ export interface ObservedHostLink {
   stp?: boolean;
   /** Hundredths of a second. */
   forwardDelay?: number;
+  /** A VLAN-aware bridge (the kernel's vlan_filtering). */
+  vlanFiltering?: boolean;
 }
 
 export interface ObservedHostBridge {
   uplink?: ObservedHostLink;
   bridge?: ObservedHostLink;
+  /** The uplink, a bridge port, carries every VLAN of TRUNK_VLANS tagged. */
+  uplinkTrunk?: boolean;
   /** The uplink as it is now (addresses, routes), when it exists. */
   uplinkState?: UplinkState;
   bridgeAddresses: IpAddrInfo[];
@@ -70,8 +75,17 @@ function linkOf(s: string | undefined): ObservedHostLink | undefined {
   if (link.kind === "bridge") {
     link.stp = data.stp_state === 1;
     link.forwardDelay = data.forward_delay;
+    link.vlanFiltering = (data.vlan_filtering ?? 0) !== 0;
   }
   return link;
+}
+
+/** `bridge -c -j vlan show` of a port lists TRUNK_VLANS as one range when it has them all, tagged. */
+function isTrunk(vlans: { vlan: number; vlanEnd?: number; flags?: string[] }[]): boolean {
+  return vlans.some(
+    (v) =>
+      v.vlan <= TRUNK_VLANS.first && (v.vlanEnd ?? v.vlan) >= TRUNK_VLANS.last && !(v.flags ?? []).length,
+  );
 }
 
 export function parseHostBridgeProbe(text: string): ObservedHostBridge {
@@ -82,6 +96,7 @@ export function parseHostBridgeProbe(text: string): ObservedHostBridge {
     wireless: s.wireless?.trim() === "yes",
     managers: (s.managers ?? "").split("\n").filter(Boolean),
     dhcpClients: (s.dhcp ?? "").split("\n").filter(Boolean),
+    uplinkTrunk: isTrunk(json<any[]>(s.uplinkVlans)?.[0]?.vlans ?? []),
   };
   if (uplink) {
     o.uplink = uplink;

@@ -12,6 +12,7 @@ sect bridge; ip -j -d link show dev "$b" 2>/dev/null || echo null
 sect addr; ip -j addr show dev "$u" 2>/dev/null || echo null
 sect route4; ip -4 -j route show table all dev "$u" 2>/dev/null || echo null
 sect route6; ip -6 -j route show table all dev "$u" 2>/dev/null || echo null
+sect uplinkVlans; bridge -c -j vlan show dev "$u" 2>/dev/null || echo null
 sect bridgeAddr; ip -j addr show dev "$b" 2>/dev/null || echo null
 sect wireless; if [ -e "/sys/class/net/$u/wireless" ] || [ -e "/sys/class/net/$u/phy80211" ]; then echo yes; else echo no; fi
 sect managers
@@ -33,17 +34,19 @@ sect end
 `;
 
 /**
- * Runs detached: $1 state dir, $2 run dir, $3 seconds to wait for confirmation, $4 the batch that makes the
- * change, $5 the batch that undoes it, $6 the change's token. Writes "<what> <token>[: why]" to the status file.
+ * Runs detached: $1 state dir, $2 run dir, $3 seconds to wait for confirmation, $4 the `ip -batch` that makes
+ * the change, $5 the one that undoes it, $6 the change's token, $7 and $8 the `bridge -batch` (VLANs) run after
+ * $4 and after $5 (skipped when empty). Writes "<what> <token>[: why]" to the status file.
  */
-export const HOST_BRIDGE_RUNNER = String.raw`run=$2; timeout=$3; apply=$4; undo=$5; token=$6
+export const HOST_BRIDGE_RUNNER = String.raw`run=$2; timeout=$3; apply=$4; undo=$5; token=$6; applyv=$7; undov=$8
 status() { printf '%s %s%s\n' "$1" "$token" "$2" > "$run/status.tmp" && mv -f "$run/status.tmp" "$run/status"; }
 exec 9<${HOST_LOCK_PATH} || exit 1
 if ! flock -w ${LOCK_WAIT_SECONDS} 9; then status failed ": timed out waiting for virtnet's host lock"; exit 1; fi
 rm -f "$run/confirm"
 status applying ""
-if ! ip -batch "$apply" 2>"$run/log"; then
-  ip -force -batch "$undo" 2>>"$run/log"
+rollback() { ip -force -batch "$undo" 2>>"$run/log"; [ ! -s "$undov" ] || bridge -force -batch "$undov" 2>>"$run/log"; }
+if ! { ip -batch "$apply" && { [ ! -s "$applyv" ] || bridge -batch "$applyv"; }; } 2>"$run/log"; then
+  rollback
   status "rolled-back" ": the change failed: $(head -n 1 "$run/log")"
   exit 1
 fi
@@ -53,7 +56,7 @@ while [ "$n" -lt $((timeout * 10)) ]; do
   if [ "$(cat "$run/confirm" 2>/dev/null)" = "$token" ]; then status confirmed ""; exit 0; fi
   sleep 0.1; n=$((n + 1))
 done
-ip -force -batch "$undo" 2>>"$run/log"
+rollback
 status "rolled-back" ": no confirmation over a new SSH connection within $timeout s"
 exit 1
 `;

@@ -33,6 +33,7 @@ import {
   movedAddressList,
   movedOf,
   tuningCommands,
+  vlanFilteringChange,
 } from "../plan/hostBridge";
 
 export interface HostBridgeResult {
@@ -97,6 +98,9 @@ const moved =
       wrong.push(`${spec.name} does not have ${spec.uplink}'s MAC ${saved.mac}`);
     const on = o.bridgeAddresses.map((a) => a.local);
     for (const a of movedAddressList(saved)) if (!on.includes(a)) wrong.push(`${a} is not on ${spec.name}`);
+    if (!!o.bridge?.vlanFiltering !== !!spec.vlanFiltering)
+      wrong.push(`${spec.name} has VLAN filtering ${o.bridge?.vlanFiltering ? "on" : "off"}`);
+    if (spec.vlanFiltering && !o.uplinkTrunk) wrong.push(`${spec.uplink} is not a trunk`);
     return wrong;
   };
 
@@ -110,6 +114,12 @@ const restored =
     return wrong;
   };
 
+/** A step of a guarded change: an `ip -batch` file, then a `bridge -batch` file ("" or empty: none). */
+interface Batches {
+  ip: string;
+  vlans: string;
+}
+
 /**
  * Starts `apply` detached on the host with `undo` armed, then confirms over new SSH connections until the
  * host's confirmTimeout. Throws a HostBridgeError (the host rolled back by itself) when it cannot confirm.
@@ -119,8 +129,8 @@ async function guardedChange(
   host: Host,
   spec: HostBridgeSpec,
   p: HostBridgePaths,
-  apply: string,
-  undo: string,
+  apply: Batches,
+  undo: Batches,
   verify: Verify,
 ): Promise<number> {
   const token = randomBytes(8).toString("hex");
@@ -129,7 +139,16 @@ async function guardedChange(
   let why = "no new SSH connection succeeded";
   try {
     await host.runChecked(HOST_BRIDGE_START, {
-      args: [p.stateDir, p.runDir, String(spec.confirmTimeout), apply, undo, token],
+      args: [
+        p.stateDir,
+        p.runDir,
+        String(spec.confirmTimeout),
+        apply.ip,
+        undo.ip,
+        token,
+        apply.vlans,
+        undo.vlans,
+      ],
       stdin: HOST_BRIDGE_RUNNER,
       step: "start the guarded change",
     });
@@ -197,14 +216,15 @@ async function readStatus(h: Host, p: HostBridgePaths): Promise<string> {
 async function writeRecords(host: Host, spec: HostBridgeSpec, p: HostBridgePaths, saved: UplinkState) {
   await host.runChecked(`mkdir -p -m 0755 -- "$1" "$2"`, { args: [p.stateDir, p.runDir] });
   await host.writeFile(p.saved, JSON.stringify(saved) + "\n");
-  const files = hostBridgeFiles(spec, saved, p.move);
+  const files = hostBridgeFiles(spec, saved, p.move, p.moveVlans);
   await host.writeFile(p.move, files.move);
+  await host.writeFile(p.moveVlans, files.moveVlans);
   await host.writeFile(p.rollback, files.rollback);
 }
 
 async function writeBoot(host: Host, spec: HostBridgeSpec, p: HostBridgePaths, saved: UplinkState) {
   const boot = bootTexts();
-  await host.writeFile(p.restore, hostBridgeFiles(spec, saved, p.move).restore);
+  await host.writeFile(p.restore, hostBridgeFiles(spec, saved, p.move, p.moveVlans).restore);
   await host.runChecked(HOST_BRIDGE_BOOT, {
     args: [
       RESTORE_ENTRY,
@@ -225,6 +245,8 @@ export async function applyHostBridge(conn: ConnectionArgs, spec: HostBridgeSpec
   const o = await probe(host, spec);
   if (isOurs(spec, o) && o.saved && o.uplink?.master === spec.name) {
     for (const c of tuningCommands(spec, o)) await host.runChecked(`ip "$@"`, { args: c.args, step: c.what });
+    const vlans = vlanFilteringChange(spec, o);
+    if (vlans) await changeVlanFiltering(conn, host, spec, p, o.saved, vlans);
     await writeRecords(host, spec, p, o.saved);
     await writeBoot(host, spec, p, o.saved);
     return resultOf(spec, o.saved);
@@ -233,13 +255,13 @@ export async function applyHostBridge(conn: ConnectionArgs, spec: HostBridgeSpec
   if (errors.length) throw new HostBridgeError(`${scope(host, spec)}: ${errors.join("; ")}`);
   const saved = o.uplinkState!;
   await writeRecords(host, spec, p, saved);
-  const ms = await guardedChange(conn, host, spec, p, p.move, p.rollback, moved(spec, saved)).catch(
-    async (e) => {
-      // The host is as before: so are virtnet's files.
-      await forget(host, p).catch(() => undefined);
-      throw e;
-    },
-  );
+  const move = { ip: p.move, vlans: p.moveVlans };
+  const rollback = { ip: p.rollback, vlans: "" };
+  const ms = await guardedChange(conn, host, spec, p, move, rollback, moved(spec, saved)).catch(async (e) => {
+    // The host is as before: so are virtnet's files.
+    await forget(host, p).catch(() => undefined);
+    throw e;
+  });
   const after = await connectFresh(conn);
   try {
     await writeBoot(after, spec, p, saved);
@@ -249,6 +271,36 @@ export async function applyHostBridge(conn: ConnectionArgs, spec: HostBridgeSpec
   return { ...resultOf(spec, saved), confirmedAfterMs: ms };
 }
 
+/**
+ * Turns vlan_filtering on or off on the bridge in place (the uplink stays enslaved, the bridge keeps its
+ * ifindex) under the move's guard: it changes how the host's own frames cross the bridge, so it is confirmed
+ * over a new connection or undone by the host itself.
+ */
+async function changeVlanFiltering(
+  conn: ConnectionArgs,
+  host: Host,
+  spec: HostBridgeSpec,
+  p: HostBridgePaths,
+  saved: UplinkState,
+  change: NonNullable<ReturnType<typeof vlanFilteringChange>>,
+): Promise<void> {
+  const lines = (l: string[]) => l.map((x) => x + "\n").join("");
+  await host.runChecked(`mkdir -p -m 0755 -- "$1"`, { args: [p.runDir] });
+  await host.writeFile(p.vlans.apply, lines(change.apply));
+  await host.writeFile(p.vlans.applyVlans, lines(change.applyVlans));
+  await host.writeFile(p.vlans.undo, lines(change.undo));
+  await host.writeFile(p.vlans.undoVlans, lines(change.undoVlans));
+  await guardedChange(
+    conn,
+    host,
+    spec,
+    p,
+    { ip: p.vlans.apply, vlans: p.vlans.applyVlans },
+    { ip: p.vlans.undo, vlans: p.vlans.undoVlans },
+    moved(spec, saved),
+  );
+}
+
 /** Puts the uplink back exactly as saved, under the same guard; then virtnet's files go. */
 export async function deleteHostBridge(conn: ConnectionArgs, spec: HostBridgeSpec): Promise<void> {
   const host = await connect(conn);
@@ -256,7 +308,16 @@ export async function deleteHostBridge(conn: ConnectionArgs, spec: HostBridgeSpe
   const o = await probe(host, spec);
   if (o.saved && isOurs(spec, o)) {
     // The boot-time restore goes with the files once the uplink is back (a reboot in between moves it again).
-    await guardedChange(conn, host, spec, p, p.rollback, p.move, restored(spec, o.saved));
+    const rollback = { ip: p.rollback, vlans: "" };
+    await guardedChange(
+      conn,
+      host,
+      spec,
+      p,
+      rollback,
+      { ip: p.move, vlans: p.moveVlans },
+      restored(spec, o.saved),
+    );
   }
   const after = await connectFresh(conn);
   try {

@@ -116,10 +116,18 @@ export function renderNetworkRestore(
 }
 
 /** A HostBridge at boot: the saved move, made again unless the bridge is there (-force: the uplink may have no address yet). */
-export function renderHostBridgeRestore(name: string, uplink: string, moveBatch: string): string {
+export function renderHostBridgeRestore(
+  name: string,
+  uplink: string,
+  moveBatch: string,
+  /** The `bridge -batch` of a VLAN-aware bridge's trunk, run after the move. */
+  vlansBatch?: string,
+): string {
+  const move = `ip -force -batch ${quote([moveBatch])}`;
+  const again = vlansBatch ? `{ ${move}; bridge -force -batch ${quote([vlansBatch])}; }` : move;
   return [
     `# virtnet: brings HostBridge ${name} (uplink ${uplink}) back. Generated: virtnet rewrites this file.`,
-    `ip link show dev ${quote([name])} >/dev/null 2>&1 || ip -force -batch ${quote([moveBatch])}`,
+    `ip link show dev ${quote([name])} >/dev/null 2>&1 || ${again}`,
     "",
   ].join("\n");
 }
