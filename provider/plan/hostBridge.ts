@@ -4,7 +4,7 @@
 import { HostBridgeSpec } from "../model/hostBridge";
 import { hostBridgeAlias } from "../naming";
 import { ObservedHostBridge } from "../observe/hostBridge";
-import { bridgeTuning } from "../render/ip";
+import { bridgeTuning, TRUNK_VLANS } from "../render/ip";
 import {
   movedAddresses,
   movedRoutes,
@@ -14,7 +14,6 @@ import {
   renderVlanFilteringChange,
   UplinkState,
 } from "../render/hostBridge";
-import { TRUNK_VLANS } from "../render/ip";
 import { renderHostBridgeRestore, renderRestoreEntry, renderSystemdUnit } from "../render/restore";
 
 const FOREVER = 4294967295;
