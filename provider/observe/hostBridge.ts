@@ -80,7 +80,7 @@ function linkOf(s: string | undefined): ObservedHostLink | undefined {
   return link;
 }
 
-/** `bridge -c -j vlan show` of a port lists TRUNK_VLANS as one range when it has them all, tagged. */
+/** `bridge -compressvlans -j vlan show` of a port lists TRUNK_VLANS as one range when it has them all, tagged. */
 function isTrunk(vlans: { vlan: number; vlanEnd?: number; flags?: string[] }[]): boolean {
   return vlans.some(
     (v) =>

@@ -12,7 +12,7 @@ sect bridge; ip -j -d link show dev "$b" 2>/dev/null || echo null
 sect addr; ip -j addr show dev "$u" 2>/dev/null || echo null
 sect route4; ip -4 -j route show table all dev "$u" 2>/dev/null || echo null
 sect route6; ip -6 -j route show table all dev "$u" 2>/dev/null || echo null
-sect uplinkVlans; bridge -c -j vlan show dev "$u" 2>/dev/null || echo null
+sect uplinkVlans; bridge -compressvlans -j vlan show dev "$u" 2>/dev/null || echo null
 sect bridgeAddr; ip -j addr show dev "$b" 2>/dev/null || echo null
 sect wireless; if [ -e "/sys/class/net/$u/wireless" ] || [ -e "/sys/class/net/$u/phy80211" ]; then echo yes; else echo no; fi
 sect managers
@@ -51,10 +51,11 @@ if ! { ip -batch "$apply" && { [ ! -s "$applyv" ] || bridge -batch "$applyv"; };
   exit 1
 fi
 status applied ""
-n=0
-while [ "$n" -lt $((timeout * 10)) ]; do
-  if [ "$(cat "$run/confirm" 2>/dev/null)" = "$token" ]; then status confirmed ""; exit 0; fi
-  sleep 0.1; n=$((n + 1))
+# By the clock, not by turns of the loop: on a slow host a turn takes far more than 0.1 s.
+end=$(( $(date +%s) + timeout ))
+while [ "$(date +%s)" -lt "$end" ]; do
+  if [ -f "$run/confirm" ] && read -r c < "$run/confirm" && [ "$c" = "$token" ]; then status confirmed ""; exit 0; fi
+  sleep 0.1
 done
 rollback
 status "rolled-back" ": no confirmation over a new SSH connection within $timeout s"
