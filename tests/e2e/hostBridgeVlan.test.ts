@@ -85,6 +85,9 @@ describe("A VLAN-aware HostBridge over a host VM's SSH uplink, through the engin
         "ip -6 route flush dev eth0 proto ra",
       ].join(" && "),
     );
+    // And the prefix routes the advertisements made (the kernel's, with a lifetime that counts down).
+    for (const r of JSON.parse(await h.sh("ip -6 -j route show dev eth0")))
+      if (r.expires !== undefined) await h.sh(`ip -6 route del ${r.dst} dev eth0`);
     stack = new TestStack({ cwd: projectDir() });
     initial = await uplinkState(h);
     empty = await snapshot(h);
