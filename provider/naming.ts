@@ -322,6 +322,10 @@ export interface HostBridgePaths {
   /** With a DHCP client on the uplink: the scripts that carry it along with each batch. */
   moveCarry: string;
   rollbackCarry: string;
+  /** `bridge -batch` lines run after the move: the uplink's trunk VLANs (empty without vlanFiltering). */
+  moveVlans: string;
+  /** An in-place change of vlanFiltering: its `ip -batch` and `bridge -batch` lines, and their undo. */
+  vlans: { apply: string; applyVlans: string; undo: string; undoVlans: string };
   /** Brings the bridge back at boot (run before the networks'). */
   restore: string;
   runDir: string;
@@ -342,6 +346,13 @@ export function hostBridgePaths(name: string): HostBridgePaths {
     rollback: `${stateDir}/rollback.batch`,
     moveCarry: `${stateDir}/move.client.sh`,
     rollbackCarry: `${stateDir}/rollback.client.sh`,
+    moveVlans: `${stateDir}/move.vlans`,
+    vlans: {
+      apply: `${runDir}/vlans.batch`,
+      applyVlans: `${runDir}/vlans.vlans`,
+      undo: `${runDir}/vlans-undo.batch`,
+      undoVlans: `${runDir}/vlans-undo.vlans`,
+    },
     restore: `${stateDir}/${HOST_BRIDGE_RESTORE_FILE}`,
     runDir,
     confirm: `${runDir}/confirm`,

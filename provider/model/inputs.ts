@@ -196,7 +196,10 @@ export interface PortArgs {
   owner?: string | number;
   /** A multi-queue TAP (one queue per vCPU: -netdev tap,queues=N). */
   multiQueue?: boolean;
-  /** On a network with bridge.vlanFiltering: an access VLAN (1-4094), or { tagged: [...], untagged? }. */
+  /**
+   * On a network with bridge.vlanFiltering (or of mode "bridge" over a VLAN-aware bridge: a HostBridge's
+   * vlanFiltering): an access VLAN (1-4094), or { tagged: [...], untagged? }.
+   */
   vlan?: PortVlanArgs;
   /** Isolated ports reach the gateway and other ports, not each other. */
   isolated?: boolean;
@@ -216,6 +219,12 @@ export interface HostBridgeArgs {
   forwardDelay?: number;
   /** The bridge's and the uplink's MTU (default: the uplink's as it is). */
   mtu?: number;
+  /**
+   * A VLAN-aware bridge (the kernel's vlan_filtering), as on VirtualNetwork's bridge: the uplink becomes a trunk
+   * (VLANs 2-4094 tagged, VLAN 1 untagged), the host's own address stays in VLAN 1, and Ports of a mode "bridge"
+   * VirtualNetwork over it carry access or trunk VLANs. Changes in place, under the same guard as the move.
+   */
+  vlanFiltering?: boolean;
   /** Seconds (5-600, default 30) the host waits for virtnet's confirmation over a new SSH connection before it rolls back by itself. */
   confirmTimeout?: number;
 }
@@ -226,6 +235,7 @@ export const HOST_BRIDGE_INPUT_KEYS = [
   "stp",
   "forwardDelay",
   "mtu",
+  "vlanFiltering",
   "confirmTimeout",
 ] as const;
 

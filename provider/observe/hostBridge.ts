@@ -1,5 +1,6 @@
 // What the HostBridge probe (ops/hostBridge.ts) reports, parsed.
 import { IpAddrInfo, IpRoute, UplinkState } from "../render/hostBridge";
+import { TRUNK_VLANS } from "../render/ip";
 
 export type { UplinkState } from "../render/hostBridge";
 
@@ -14,6 +15,8 @@ export interface ObservedHostLink {
   stp?: boolean;
   /** Hundredths of a second. */
   forwardDelay?: number;
+  /** A VLAN-aware bridge (the kernel's vlan_filtering). */
+  vlanFiltering?: boolean;
 }
 
 /** A DHCP client process: its program and its command line, and the interfaces it serves. */
@@ -89,6 +92,8 @@ export function dhcpClient(pid: number, program: string, argv: string[]): DhcpCl
 export interface ObservedHostBridge {
   uplink?: ObservedHostLink;
   bridge?: ObservedHostLink;
+  /** The uplink, a bridge port, carries every VLAN of TRUNK_VLANS tagged. */
+  uplinkTrunk?: boolean;
   /** The uplink as it is now (addresses, routes), when it exists. */
   uplinkState?: UplinkState;
   bridgeAddresses: IpAddrInfo[];
@@ -140,8 +145,17 @@ function linkOf(s: string | undefined): ObservedHostLink | undefined {
   if (link.kind === "bridge") {
     link.stp = data.stp_state === 1;
     link.forwardDelay = data.forward_delay;
+    link.vlanFiltering = (data.vlan_filtering ?? 0) !== 0;
   }
   return link;
+}
+
+/** `bridge -compressvlans -j vlan show` of a port lists TRUNK_VLANS as one range when it has them all, tagged. */
+function isTrunk(vlans: { vlan: number; vlanEnd?: number; flags?: string[] }[]): boolean {
+  return vlans.some(
+    (v) =>
+      v.vlan <= TRUNK_VLANS.first && (v.vlanEnd ?? v.vlan) >= TRUNK_VLANS.last && !(v.flags ?? []).length,
+  );
 }
 
 export function parseHostBridgeProbe(text: string): ObservedHostBridge {
@@ -155,6 +169,7 @@ export function parseHostBridgeProbe(text: string): ObservedHostBridge {
       .split("\n")
       .map(dhcpClientOf)
       .filter((c): c is DhcpClient => c !== undefined),
+    uplinkTrunk: isTrunk(json<any[]>(s.uplinkVlans)?.[0]?.vlans ?? []),
   };
   if (uplink) {
     o.uplink = uplink;

@@ -35,6 +35,7 @@ import {
   movedOf,
   tuningCommands,
   uplinkToSave,
+  vlanFilteringChange,
 } from "../plan/hostBridge";
 
 export interface HostBridgeResult {
@@ -101,6 +102,9 @@ const moved =
     for (const a of movedAddressList(saved)) if (!on.includes(a)) wrong.push(`${a} is not on ${spec.name}`);
     if (saved.clients?.length && !clientRunsOn(spec.name, o))
       wrong.push(`no DHCP client (dhclient) runs on ${spec.name}`);
+    if (!!o.bridge?.vlanFiltering !== !!spec.vlanFiltering)
+      wrong.push(`${spec.name} has VLAN filtering ${o.bridge?.vlanFiltering ? "on" : "off"}`);
+    if (spec.vlanFiltering && !o.uplinkTrunk) wrong.push(`${spec.uplink} is not a trunk`);
     return wrong;
   };
 
@@ -116,18 +120,20 @@ const restored =
     return wrong;
   };
 
-/** A batch, and the script that carries the uplink's DHCP client along with it (when there is one). */
+/** A step of a guarded change: an `ip -batch` file (run through `carry`, the script that carries the uplink's
+ * DHCP client along with it, when there is one), then a `bridge -batch` file ("" or empty: none). */
 interface Step {
   batch: string;
   carry?: string;
+  vlans: string;
 }
 
 /** The move and the rollback of a HostBridge whose saved uplink state is `saved`. */
 function steps(p: HostBridgePaths, saved: UplinkState): { move: Step; rollback: Step } {
   const carried = !!saved.clients?.length;
   return {
-    move: { batch: p.move, ...(carried ? { carry: p.moveCarry } : {}) },
-    rollback: { batch: p.rollback, ...(carried ? { carry: p.rollbackCarry } : {}) },
+    move: { batch: p.move, vlans: p.moveVlans, ...(carried ? { carry: p.moveCarry } : {}) },
+    rollback: { batch: p.rollback, vlans: "", ...(carried ? { carry: p.rollbackCarry } : {}) },
   };
 }
 
@@ -159,6 +165,8 @@ async function guardedChange(
         token,
         apply.carry ?? "",
         undo.carry ?? "",
+        apply.vlans,
+        undo.vlans,
       ],
       stdin: HOST_BRIDGE_RUNNER,
       step: "start the guarded change",
@@ -245,6 +253,7 @@ async function writeRecords(host: Host, spec: HostBridgeSpec, p: HostBridgePaths
   await host.writeFile(p.saved, JSON.stringify(saved) + "\n");
   const files = hostBridgeFiles(spec, saved, p);
   await host.writeFile(p.move, files.move);
+  await host.writeFile(p.moveVlans, files.moveVlans);
   await host.writeFile(p.rollback, files.rollback);
   if (files.moveCarry) await host.writeFile(p.moveCarry, files.moveCarry);
   if (files.rollbackCarry) await host.writeFile(p.rollbackCarry, files.rollbackCarry);
@@ -273,6 +282,8 @@ export async function applyHostBridge(conn: ConnectionArgs, spec: HostBridgeSpec
   const o = await probe(host, spec);
   if (isOurs(spec, o) && o.saved && o.uplink?.master === spec.name) {
     for (const c of tuningCommands(spec, o)) await host.runChecked(`ip "$@"`, { args: c.args, step: c.what });
+    const vlans = vlanFilteringChange(spec, o);
+    if (vlans) await changeVlanFiltering(conn, host, spec, p, o.saved, vlans);
     await writeRecords(host, spec, p, o.saved);
     await writeBoot(host, spec, p, o.saved);
     return resultOf(spec, o.saved);
@@ -294,6 +305,36 @@ export async function applyHostBridge(conn: ConnectionArgs, spec: HostBridgeSpec
     await after.close();
   }
   return { ...resultOf(spec, saved), confirmedAfterMs: ms };
+}
+
+/**
+ * Turns vlan_filtering on or off on the bridge in place (the uplink stays enslaved, the bridge keeps its
+ * ifindex) under the move's guard: it changes how the host's own frames cross the bridge, so it is confirmed
+ * over a new connection or undone by the host itself.
+ */
+async function changeVlanFiltering(
+  conn: ConnectionArgs,
+  host: Host,
+  spec: HostBridgeSpec,
+  p: HostBridgePaths,
+  saved: UplinkState,
+  change: NonNullable<ReturnType<typeof vlanFilteringChange>>,
+): Promise<void> {
+  const lines = (l: string[]) => l.map((x) => x + "\n").join("");
+  await host.runChecked(`mkdir -p -m 0755 -- "$1"`, { args: [p.runDir] });
+  await host.writeFile(p.vlans.apply, lines(change.apply));
+  await host.writeFile(p.vlans.applyVlans, lines(change.applyVlans));
+  await host.writeFile(p.vlans.undo, lines(change.undo));
+  await host.writeFile(p.vlans.undoVlans, lines(change.undoVlans));
+  await guardedChange(
+    conn,
+    host,
+    spec,
+    p,
+    { batch: p.vlans.apply, vlans: p.vlans.applyVlans },
+    { batch: p.vlans.undo, vlans: p.vlans.undoVlans },
+    moved(spec, saved),
+  );
 }
 
 /** Puts the uplink back exactly as saved, under the same guard; then virtnet's files go. */

@@ -1,10 +1,19 @@
 // What a HostBridge needs from the host, decided from the probe alone: why it cannot be made, whether it is
-// there, what drifted, and the in-place tuning (stp, forward delay, MTU) that needs no move.
+// there, what drifted, the in-place tuning (stp, forward delay, MTU) that needs no move, and the in-place change
+// of vlanFiltering (run under the move's guard: it changes how the host's own frames cross the bridge).
 import { HostBridgeSpec } from "../model/hostBridge";
 import { HostBridgePaths, hostBridgeAlias } from "../naming";
 import { DhcpClient, dhcpClient, ObservedHostBridge } from "../observe/hostBridge";
-import { bridgeTuning } from "../render/ip";
-import { movedAddresses, movedRoutes, renderMove, renderRollback, UplinkState } from "../render/hostBridge";
+import { bridgeTuning, TRUNK_VLANS } from "../render/ip";
+import {
+  movedAddresses,
+  movedRoutes,
+  renderMove,
+  renderMoveVlans,
+  renderRollback,
+  renderVlanFilteringChange,
+  UplinkState,
+} from "../render/hostBridge";
 import { renderClientCarry } from "../render/hostBridgeClient";
 import { renderHostBridgeRestore, renderRestoreEntry, renderSystemdUnit } from "../render/restore";
 
@@ -121,7 +130,31 @@ export function hostBridgeDrift(spec: HostBridgeSpec, o: ObservedHostBridge): st
   if (o.saved?.clients?.length && !clientRunsOn(spec.name, o))
     drift.push(`no DHCP client (dhclient) runs on ${spec.name}`);
   drift.push(...tuningCommands(spec, o).map((c) => c.what));
+  const vlans = vlanFilteringChange(spec, o);
+  if (vlans) drift.push(vlans.what);
   return drift;
+}
+
+const trunkText = `a trunk of VLANs ${TRUNK_VLANS.first}-${TRUNK_VLANS.last}`;
+
+/** The in-place change that brings vlan_filtering and the uplink's trunk to the spec, or undefined. */
+export function vlanFilteringChange(
+  spec: HostBridgeSpec,
+  o: ObservedHostBridge,
+): ({ what: string } & ReturnType<typeof renderVlanFilteringChange>) | undefined {
+  const b = o.bridge;
+  if (!b) return undefined;
+  const on = !!spec.vlanFiltering;
+  const filtering = !!b.vlanFiltering;
+  const trunk = !!o.uplinkTrunk && o.uplink?.master === spec.name;
+  let what: string | undefined;
+  if (filtering !== on)
+    what = on
+      ? `turn VLAN filtering on for ${spec.name} (it is off), uplink ${spec.uplink} ${trunkText}`
+      : `turn VLAN filtering off for ${spec.name} (it is on)`;
+  else if (on && !trunk) what = `make uplink ${spec.uplink} ${trunkText} again`;
+  if (!what) return undefined;
+  return { what, ...renderVlanFilteringChange(spec, on, { filtering, trunk }) };
 }
 
 /** `ip` arguments that bring stp, forward delay and MTU to the spec in place, each with what it changes. */
@@ -164,14 +197,28 @@ export function tuningCommands(
 export function hostBridgeFiles(
   spec: HostBridgeSpec,
   saved: UplinkState,
-  p: Pick<HostBridgePaths, "move" | "moveCarry">,
-): { move: string; rollback: string; moveCarry?: string; rollbackCarry?: string; restore: string } {
+  p: Pick<HostBridgePaths, "move" | "moveCarry" | "moveVlans">,
+): {
+  move: string;
+  moveVlans: string;
+  rollback: string;
+  moveCarry?: string;
+  rollbackCarry?: string;
+  restore: string;
+} {
+  const vlans = renderMoveVlans(spec);
+  const vlansPath = vlans.length ? p.moveVlans : undefined;
   const files = {
     move: renderMove(spec, saved).join("\n") + "\n",
+    moveVlans: vlans.map((l) => l + "\n").join(""),
     rollback: renderRollback(spec, saved).join("\n") + "\n",
   };
   const clients = saved.clients ?? [];
-  if (!clients.length) return { ...files, restore: renderHostBridgeRestore(spec.name, spec.uplink, p.move) };
+  if (!clients.length)
+    return {
+      ...files,
+      restore: renderHostBridgeRestore(spec.name, spec.uplink, p.move, undefined, vlansPath),
+    };
   const addresses = movedAddresses(saved);
   return {
     ...files,
@@ -182,7 +229,7 @@ export function hostBridgeFiles(
       start: clients.map((argv) => onBridge(spec, argv)),
     }),
     rollbackCarry: renderClientCarry({ from: spec.name, to: spec.uplink, addresses, start: clients }),
-    restore: renderHostBridgeRestore(spec.name, spec.uplink, p.move, p.moveCarry),
+    restore: renderHostBridgeRestore(spec.name, spec.uplink, p.move, p.moveCarry, vlansPath),
   };
 }
 

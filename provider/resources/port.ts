@@ -3,7 +3,8 @@ import { validateConnection } from "../host";
 import { Host } from "../host/host";
 import { PORT_INPUT_KEYS } from "../model/inputs";
 import { buildPortSpec, PortInputs, PortSpec } from "../model/port";
-import { containsUnknown } from "../model/validation";
+import { modeUsesExistingBridge } from "../model/modes";
+import { containsUnknown, isUnknown } from "../model/validation";
 import { readFdb } from "../orchestration/fdb";
 import { portAlias } from "../naming";
 import { applyPort, deletePort, readPort } from "../orchestration/port";
@@ -14,13 +15,22 @@ import { changedKeys, keepHidden, pick, Props, required, stackOf } from "./props
 /** The Port's own inputs, and the network it is on (the SDK copies that from a VirtualNetwork). */
 const INPUT_KEYS = [...PORT_INPUT_KEYS, "network"] as const;
 
+/** A mode "bridge" network (or one whose mode is not known yet): its bridge's VLAN-awareness is the host's. */
+function hostDecides(mode: unknown): boolean {
+  return isUnknown(mode) || (typeof mode === "string" && modeUsesExistingBridge(mode));
+}
+
 function specOf(props: Props) {
   const net = props.network ?? {};
   const host = resolveConnection(props.connection, props.__credentials).host;
   return buildPortSpec(
     pick(PORT_INPUT_KEYS, props) as PortInputs,
     props.resourceName,
-    { name: net.name, bridgeName: net.bridgeName, vlanFiltering: net.vlanFiltering },
+    {
+      name: net.name,
+      bridgeName: net.bridgeName,
+      vlanFiltering: hostDecides(net.mode) ? undefined : net.vlanFiltering,
+    },
     host,
   );
 }

@@ -11,6 +11,7 @@ import {
   hostBridgeFiles,
   tuningCommands,
   uplinkToSave,
+  vlanFilteringChange,
 } from "../../../provider/plan/hostBridge";
 import { renderMove, renderRollback, UplinkState } from "../../../provider/render/hostBridge";
 import { expectGolden } from "../golden";
@@ -104,6 +105,7 @@ describe("HostBridge: validation", () => {
     ["a forward delay below STP's minimum", { stp: true, forwardDelay: 1 }, "forwardDelay"],
     ["an MTU out of range", { mtu: 20 }, "mtu"],
     ["stp not a boolean", { stp: "yes" }, "stp"],
+    ["vlanFiltering not a boolean", { vlanFiltering: 1 }, "vlanFiltering"],
   ];
   for (const [what, over, property] of cases)
     it(`refuses ${what}, naming ${property}`, () => {
@@ -126,6 +128,21 @@ describe("HostBridge: the move and its rollback", () => {
     for (const [, i] of routeDels) expect(i).to.be.below(firstAddrDel);
     expect(move.join("\n")).to.not.include("fe80::");
     expect(move.filter((l) => / table local/.test(l))).to.deep.equal([]);
+  });
+
+  const atS = { ...hostBridgePaths("br0"), move: "/s/move.batch", moveVlans: "/s/move.vlans" };
+
+  it("makes a VLAN-aware bridge, its uplink a trunk of VLANs 2-4094 after the move and at boot (golden)", () => {
+    const files = hostBridgeFiles(spec({ vlanFiltering: true }), eth0, atS);
+    expectGolden("hostBridge/move-vlan-filtering.batch", files.move);
+    expect(files.moveVlans).to.equal("vlan add dev eth0 vid 2-4094\n");
+    expect(files.rollback).to.equal(renderRollback(spec(), eth0).join("\n") + "\n");
+    expect(files.restore).to.include(
+      "ip link show dev br0 >/dev/null 2>&1 || { ip -force -batch /s/move.batch; bridge -force -batch /s/move.vlans; }",
+    );
+    const plain = hostBridgeFiles(spec(), eth0, atS);
+    expect(plain.moveVlans).to.equal("");
+    expect(plain.restore).to.not.include("bridge ");
   });
 
   it("sets an MTU on both the bridge and the uplink", () => {
@@ -245,6 +262,44 @@ describe("HostBridge: what the host forbids, and drift", () => {
     expect(hostBridgeDrift(spec(), observed(base))).to.deep.equal(["no DHCP client (dhclient) runs on br0"]);
   });
 
+  it("reports VLAN filtering turned off as drift, and turns it back on in place with its exact undo", () => {
+    const bridge = {
+      name: "br0",
+      kind: "bridge",
+      alias: hostBridgeAlias("eth0"),
+      mac: eth0.mac,
+      mtu: 1500,
+      up: true,
+      stp: false,
+      forwardDelay: 0,
+    };
+    const eth0In = { ...observed().uplink!, master: "br0" };
+    const on = spec({ vlanFiltering: true });
+    const off = observed({ saved: eth0, bridge: { ...bridge, vlanFiltering: false }, uplink: eth0In });
+    off.bridgeAddresses = eth0.addresses.filter((a) => a.scope !== "link");
+    off.uplinkState = { ...eth0, addresses: [] };
+    expect(hostBridgeDrift(on, { ...off, uplinkTrunk: true })).to.deep.equal([
+      "turn VLAN filtering on for br0 (it is off), uplink eth0 a trunk of VLANs 2-4094",
+    ]);
+    expect(vlanFilteringChange(on, off)).to.deep.include({
+      apply: ["link set dev br0 type bridge vlan_filtering 1"],
+      applyVlans: ["vlan add dev eth0 vid 2-4094"],
+      undo: ["link set dev br0 type bridge vlan_filtering 0"],
+      undoVlans: ["vlan del dev eth0 vid 2-4094"],
+    });
+    const filtering = { ...off, bridge: { ...bridge, vlanFiltering: true } };
+    expect(hostBridgeDrift(on, { ...filtering, uplinkTrunk: true })).to.deep.equal([]);
+    expect(hostBridgeDrift(on, filtering)).to.deep.equal(["make uplink eth0 a trunk of VLANs 2-4094 again"]);
+    expect(vlanFilteringChange(spec(), { ...filtering, uplinkTrunk: true })).to.deep.include({
+      what: "turn VLAN filtering off for br0 (it is on)",
+      apply: ["link set dev br0 type bridge vlan_filtering 0"],
+      applyVlans: ["vlan del dev eth0 vid 2-4094"],
+      undo: ["link set dev br0 type bridge vlan_filtering 1"],
+      undoVlans: ["vlan add dev eth0 vid 2-4094"],
+    });
+    expect(hostBridgeDrift(spec(), off)).to.deep.equal([]);
+  });
+
   it("parses the probe's sections", () => {
     const text = [
       "@link",
@@ -266,6 +321,16 @@ describe("HostBridge: what the host forbids, and drift", () => {
       JSON.stringify(eth0.routes.slice(0, 4)),
       "@route6",
       JSON.stringify(eth0.routes.slice(4)),
+      "@uplinkVlans",
+      JSON.stringify([
+        {
+          ifname: "eth0",
+          vlans: [
+            { vlan: 1, flags: ["PVID", "Egress Untagged"] },
+            { vlan: 2, vlanEnd: 4094, flags: [] },
+          ],
+        },
+      ]),
       "@bridgeAddr",
       "null",
       "@wireless",
@@ -290,5 +355,7 @@ describe("HostBridge: what the host forbids, and drift", () => {
     expect(o.dhcpClients[0].interfaces).to.deep.equal(["eth0"]);
     expect(o.status).to.equal("confirmed 0123");
     expect(o.saved).to.equal(undefined);
+    expect(o.uplinkTrunk).to.equal(true);
+    expect(parseHostBridgeProbe("@uplinkVlans\nnull\n@end\n").uplinkTrunk).to.equal(false);
   });
 });
