@@ -130,6 +130,41 @@ describe("mistakes users make, on a lab host through the engine path", function 
     }
   });
 
+  it("the same DUID reserved in two IPv6 DhcpRanges of one network (in another spelling): refused at create naming both", async () => {
+    const stack = stackFor(h1);
+    const program = (secondDuid?: string) => () => {
+      const n = new VirtualNetwork("dup6", {
+        mode: "isolated",
+        ipv4: { cidr: "10.76.0.0/24" },
+        ipv6: { cidr: "fd00:76::/64" },
+      });
+      new DhcpRange("first6", {
+        network: n,
+        start: "fd00:76::100",
+        end: "fd00:76::150",
+        hosts: [{ duid: "00:03:00:01:52:54:00:76:00:01", ip: "fd00:76::10" }],
+      });
+      if (secondDuid)
+        new DhcpRange("second6", {
+          network: n,
+          start: "fd00:76::160",
+          end: "fd00:76::200",
+          hosts: [{ duid: secondDuid, ip: "fd00:76::11" }],
+        });
+    };
+    try {
+      await stack.up(program());
+      const before = await snapshot("h1");
+      const e = await failureOf(stack.up(program("0:3:0:1:52:54:0:76:0:1")));
+      expect(e.message).to.include(
+        'hosts[0]: DUID 00:03:00:01:52:54:00:76:00:01 is already reserved by DhcpRange "first6" of this network; DhcpRange "second6"',
+      );
+      expect(await snapshot("h1")).to.equal(before);
+    } finally {
+      await stack.destroy();
+    }
+  });
+
   it("a forwardDevice the host does not have: refused at create before any change", async () => {
     const stack = stackFor(h1);
     const before = await snapshot("h1");
