@@ -319,6 +319,13 @@ export interface HostBridgePaths {
   /** `ip -batch` lines that move the uplink into the bridge, and those that put it back. */
   move: string;
   rollback: string;
+  /** With a DHCP client on the uplink: the scripts that carry it along with each batch. */
+  moveCarry: string;
+  rollbackCarry: string;
+  /** `bridge -batch` lines run after the move: the uplink's trunk VLANs (empty without vlanFiltering). */
+  moveVlans: string;
+  /** An in-place change of vlanFiltering: its `ip -batch` and `bridge -batch` lines, and their undo. */
+  vlans: { apply: string; applyVlans: string; undo: string; undoVlans: string };
   /** Brings the bridge back at boot (run before the networks'). */
   restore: string;
   runDir: string;
@@ -337,6 +344,15 @@ export function hostBridgePaths(name: string): HostBridgePaths {
     saved: `${stateDir}/uplink.json`,
     move: `${stateDir}/move.batch`,
     rollback: `${stateDir}/rollback.batch`,
+    moveCarry: `${stateDir}/move.client.sh`,
+    rollbackCarry: `${stateDir}/rollback.client.sh`,
+    moveVlans: `${stateDir}/move.vlans`,
+    vlans: {
+      apply: `${runDir}/vlans.batch`,
+      applyVlans: `${runDir}/vlans.vlans`,
+      undo: `${runDir}/vlans-undo.batch`,
+      undoVlans: `${runDir}/vlans-undo.vlans`,
+    },
     restore: `${stateDir}/${HOST_BRIDGE_RESTORE_FILE}`,
     runDir,
     confirm: `${runDir}/confirm`,

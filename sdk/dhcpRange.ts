@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { lazyProvider } from "./lazyProvider";
+import { declaringStack } from "./stack";
 import { networkRef } from "./networkRef";
 import { VirtualNetwork } from "./virtualNetwork";
 import { Inputs, inputProps } from "./inputs";
@@ -34,6 +35,7 @@ export class DhcpRange extends pulumi.dynamic.Resource {
       network: networkRef(net),
       connection: net.connection,
       __credentials: net.__credentials,
+      __stack: declaringStack(),
       size: undefined,
       effectiveLeaseTime: undefined,
       rendered: undefined,

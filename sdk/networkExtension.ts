@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { lazyProvider } from "./lazyProvider";
+import { declaringStack } from "./stack";
 import { splitConnection } from "../provider/resources/credentials";
 import { ConnectionInput } from "./connection";
 import { VirtualNetwork } from "./virtualNetwork";
@@ -79,6 +80,7 @@ export class NetworkExtension extends pulumi.dynamic.Resource {
       __networkCredentials: net.__credentials,
       connection: me.connection,
       __credentials: me.credentials,
+      __stack: declaringStack(),
       __peers: pulumi.secret(peers),
       bridgeName: undefined,
       vxlanName: undefined,

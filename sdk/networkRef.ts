@@ -60,7 +60,7 @@ function declaredOr<T>(
 }
 
 /** The declared mode when the program gave one (a range on a "bridge" network is refused at preview), else the output. */
-function declaredMode(net: VirtualNetwork): pulumi.Output<string> {
+export function declaredMode(net: VirtualNetwork): pulumi.Output<string> {
   const args = declared.get(net);
   return args?.mode !== undefined ? pulumi.output(args.mode as pulumi.Input<string>) : net.mode;
 }

@@ -1,9 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import { lazyProvider } from "./lazyProvider";
+import { declaringStack } from "./stack";
 import { NetworkExtension } from "./networkExtension";
 import { VirtualNetwork } from "./virtualNetwork";
 import { Inputs, inputProps } from "./inputs";
 import { onNetworkOptions, readOnNetworkHost } from "./networkHost";
+import { declaredMode } from "./networkRef";
 import { PORT_INPUT_KEYS } from "../provider/model/inputs";
 import type { PortArgs as PortInputArgs } from "../provider/model/inputs";
 
@@ -43,13 +45,18 @@ export class Port extends pulumi.dynamic.Resource {
       ...inputProps(PORT_INPUT_KEYS, args),
       // The default TAP name comes from the resource's name.
       resourceName: name,
-      network: pulumi.all([net.name, on.bridgeName, net.bridge]).apply(([n, bridgeName, bridge]) => ({
-        name: n,
-        bridgeName,
-        vlanFiltering: bridge?.vlanFiltering === true,
-      })),
+      // The mode: a mode "bridge" network's bridge is VLAN-aware as its host has it.
+      network: pulumi
+        .all([net.name, on.bridgeName, net.bridge, declaredMode(net)])
+        .apply(([n, bridgeName, bridge, mode]) => ({
+          name: n,
+          bridgeName,
+          mode,
+          vlanFiltering: bridge?.vlanFiltering === true,
+        })),
       connection: on.connection,
       __credentials: on.__credentials,
+      __stack: declaringStack(),
       bridgeName: undefined,
       host: undefined,
       drift: undefined,

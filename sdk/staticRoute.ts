@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { lazyProvider } from "./lazyProvider";
+import { declaringStack } from "./stack";
 import { networkRef } from "./networkRef";
 import { splitConnection } from "../provider/resources/credentials";
 import { ConnectionInput } from "./connection";
@@ -47,6 +48,7 @@ export class StaticRoute extends pulumi.dynamic.Resource {
       network: net ? networkRef(net) : undefined,
       connection,
       __credentials: credentials,
+      __stack: declaringStack(),
       device: undefined,
       effectiveMetric: undefined,
       rendered: undefined,

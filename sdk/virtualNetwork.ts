@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { lazyProvider } from "./lazyProvider";
+import { declaringStack } from "./stack";
 import { declaredSiblings, declareSibling, rememberNetworkArgs } from "./networkRef";
 import { splitConnection } from "../provider/resources/credentials";
 import { ConnectionInput } from "./connection";
@@ -66,6 +67,8 @@ export class VirtualNetwork extends pulumi.dynamic.Resource {
       ...inputProps(NETWORK_INPUT_KEYS, args),
       // The networks this program declared before this one: check refuses a subnet one of them has on this host.
       __siblings: args ? declaredSiblings() : undefined,
+      // The stack that owns the network: its delete refuses while another stack's dependants are on it.
+      __stack: args ? declaringStack() : undefined,
       name: args?.name ?? name,
       connection: pulumi.unsecret(split.apply((s) => s.connection)),
       __credentials: pulumi.secret(split.apply((s) => s.credentials ?? {})),

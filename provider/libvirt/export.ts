@@ -81,10 +81,11 @@ function dhcpElement(ranges: DhcpRangeSpec[], bootp?: NetworkSpec["bootp"]): Ele
   const seen = new Set<string>();
   for (const r of sorted)
     for (const h of r.hosts) {
-      const key = `${h.mac}/${h.ip}/${h.hostname ?? ""}`;
+      const key = `${h.mac ?? h.duid}/${h.ip}/${h.hostname ?? ""}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      children.push(el("host", { mac: h.mac, name: h.hostname, ip: h.ip }));
+      // An IPv6 reservation's DUID is libvirt's id.
+      children.push(el("host", { mac: h.mac, id: h.duid, name: h.hostname, ip: h.ip }));
     }
   return [el("dhcp", {}, [...children, ...boot])];
 }

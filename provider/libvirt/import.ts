@@ -59,15 +59,17 @@ export interface LibvirtNetworkArgs {
 /** A DNS SRV record as libvirt's <srv> has it: the same fields as virtnet's. */
 export type LibvirtSrvRecord = SrvRecord;
 
+/** IPv4: by mac. IPv6 (<host id name ip>): by duid (libvirt's id), by hostname, or by both. */
 export interface LibvirtDhcpReservation {
-  mac: string;
+  mac?: string;
+  duid?: string;
   ip: string;
   hostname?: string;
 }
 
 /**
- * DhcpRange arguments (without `network`), IPv4 or IPv6. libvirt keeps reservations per network, virtnet per
- * range: they go on the first IPv4 range.
+ * DhcpRange arguments (without `network`), IPv4 or IPv6. libvirt keeps reservations per <ip>, virtnet per
+ * range: they go on the first range of their family.
  */
 export interface LibvirtDhcpRangeArgs {
   name: string;
@@ -563,9 +565,10 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
   const ranges: LibvirtDhcpRangeArgs[] = [];
   const rangeNodes: XmlNode[] = [];
   const leaseNodes: (XmlNode | undefined)[] = [];
-  let firstV4Range: number | undefined;
-  const hosts: LibvirtDhcpReservation[] = [];
-  const hostNodes: XmlNode[] = [];
+  // Each family's reservations go on that family's first range (a static-only one when there is none).
+  const firstRange: { 4?: number; 6?: number } = {};
+  const hosts: { 4: LibvirtDhcpReservation[]; 6: LibvirtDhcpReservation[] } = { 4: [], 6: [] };
+  const hostNodes: { 4: XmlNode[]; 6: XmlNode[] } = { 4: [], 6: [] };
   for (const ip of childrenNamed(root, "ip")) {
     const family = familyOf(im, ip);
     if (family === undefined) continue;
@@ -607,43 +610,57 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
         const t = im.lease(lease);
         if (t !== undefined) range.leaseTime = t;
       }
-      if (family === 4 && firstV4Range === undefined) firstV4Range = ranges.length;
+      if (firstRange[family] === undefined) firstRange[family] = ranges.length;
       ranges.push(range);
       rangeNodes.push(r);
       leaseNodes.push(lease);
     }
-    if (family === 4 && rangesHere.length === 0 && childrenNamed(dhcp, "host").length) {
-      firstV4Range = ranges.length;
+    if (rangesHere.length === 0 && childrenNamed(dhcp, "host").length) {
+      firstRange[family] = ranges.length;
       ranges.push({ name: `range${ranges.length + 1}` });
       rangeNodes.push(dhcp);
       leaseNodes.push(undefined);
     }
     for (const h of childrenNamed(dhcp, "host")) {
-      if (family === 6) {
-        im.warn(h, "DHCPv6 reservations are not supported by virtnet yet: the reservation is not imported");
-        continue;
-      }
-      if (attr(h, "mac") === undefined) {
-        im.warn(
+      const hmac = attr(h, "mac");
+      const hid = family === 6 ? attr(h, "id") : undefined; // libvirt reads id on IPv6 hosts only
+      const hname = attr(h, "name");
+      if (family === 6 && hmac !== undefined) {
+        im.err(
           h,
-          "virtnet reserves addresses by MAC address only: this reservation has no mac and is not imported",
+          "an IPv6 <host> names its client by id (DUID) or name, not by mac (libvirt refuses it too)",
         );
         continue;
       }
-      const hmac = attr(h, "mac")!;
+      if (family === 6 && hid === undefined && hname === undefined) {
+        im.err(h, "an IPv6 <host> needs id (the client's DUID) or name, as libvirt requires");
+        continue;
+      }
+      if (family === 4 && hmac === undefined) {
+        im.warn(
+          h,
+          "virtnet reserves IPv4 addresses by MAC address only: this reservation has no mac and is not imported",
+        );
+        continue;
+      }
       const hip = im.required(h, "ip");
-      const hname = attr(h, "name");
       for (const l of childrenNamed(h, "lease"))
         im.warn(
           l,
           "a lease time per reservation is not supported by virtnet: the range's lease time applies",
         );
       if (hip === undefined) continue;
-      hosts.push(hname === undefined ? { mac: hmac, ip: hip } : { mac: hmac, ip: hip, hostname: hname });
-      hostNodes.push(h);
+      const reservation: LibvirtDhcpReservation =
+        family === 4 ? { mac: hmac!, ip: hip } : { ...(hid !== undefined && { duid: hid }), ip: hip };
+      if (hname !== undefined) reservation.hostname = hname;
+      hosts[family].push(reservation);
+      hostNodes[family].push(h);
     }
   }
-  if (hosts.length && firstV4Range !== undefined) ranges[firstV4Range].hosts = hosts;
+  for (const family of [4, 6] as const) {
+    const first = firstRange[family];
+    if (hosts[family].length && first !== undefined) ranges[first].hosts = hosts[family];
+  }
   if (guestIpv6 && ipNodes[6])
     im.note(root, "ipv6='yes' changes nothing on a network with an IPv6 <ip>: IPv6 is on there anyway");
   else if (guestIpv6)
@@ -710,7 +727,8 @@ export function importLibvirtNetwork(xml: string): LibvirtImportDetail {
     origins.set("start", rangeNodes[i]);
     origins.set("end", rangeNodes[i]);
     origins.set("leaseTime", leaseNodes[i] ?? rangeNodes[i]);
-    if (i === firstV4Range) hostNodes.forEach((h, j) => origins.set(`hosts[${j}]`, h));
+    const family = i === firstRange[4] ? 4 : i === firstRange[6] ? 6 : undefined;
+    if (family) hostNodes[family].forEach((h, j) => origins.set(`hosts[${j}]`, h));
     const res = buildRangeSpec(r, r.name, {
       cidr: ipv4?.cidr,
       gateway: ipv4?.gateway,

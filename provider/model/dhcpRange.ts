@@ -16,11 +16,17 @@ export interface DhcpRangeInputs {
   start?: string;
   end?: string;
   leaseTime?: string;
-  hosts?: { mac?: string; ip?: string; hostname?: string }[];
+  hosts?: { mac?: string; duid?: string; ip?: string; hostname?: string }[];
 }
 
+/**
+ * One reservation. IPv4 ranges reserve by `mac`; IPv6 ranges by `duid` (DHCPv6 names a client by its DUID,
+ * not its MAC), by `hostname` (the name the client sends), or by both, as libvirt's <host id name ip>.
+ */
 export interface DhcpReservation {
-  mac: string;
+  mac?: string;
+  /** Lowercase hex bytes, two digits each, separated by colons. */
+  duid?: string;
   ip: string;
   hostname?: string;
 }
@@ -58,7 +64,37 @@ function toNumber(a: ipaddr.IPv4): number {
 }
 
 const MIXED_FAMILIES = "start and end of a range are both IPv4 or both IPv6";
-const RESERVATIONS_IPV4 = "reservations are supported on IPv4 ranges only";
+const IPV6_RESERVATION = "an IPv6 reservation goes on an IPv6 range (start and end IPv6, or hosts alone)";
+const IPV4_RESERVATION = "an IPv4 reservation goes on an IPv4 range";
+// A DUID is 2 to 130 bytes (RFC 8415: a 2-byte type and at most 128 bytes); dnsmasq reads "id:" with colons as hex.
+const DUID = /^[0-9a-fA-F]{1,2}(:[0-9a-fA-F]{1,2}){1,129}$/;
+
+/** A DUID in one spelling, so that "0:3" and "00:03" are one client. */
+function normalDuid(duid: string): string {
+  return duid
+    .toLowerCase()
+    .split(":")
+    .map((b) => b.padStart(2, "0"))
+    .join(":");
+}
+
+function checkHostname(h: { hostname?: unknown }, p: string, problems: Problems): void {
+  if (
+    h.hostname !== undefined &&
+    (typeof h.hostname !== "string" || !isDnsName(h.hostname) || h.hostname.endsWith("."))
+  )
+    problems.add(`${p}.hostname`, `"${h.hostname}" is not a valid host name (DNS labels, no final dot)`);
+}
+
+/** Whether a range's reservations are IPv6 ones: the family of a static-only range (no start, no end). */
+function hostsAreIpv6(hosts: DhcpRangeInputs["hosts"]): boolean {
+  return (hosts ?? []).some(
+    (h) =>
+      h &&
+      typeof h === "object" &&
+      (h.duid !== undefined || (typeof h.ip === "string" && h.ip.includes(":"))),
+  );
+}
 
 /** An IPv4 address; `ipv6Reason` says why an IPv6 one does not fit where this one is read. */
 function parseV4(
@@ -87,12 +123,13 @@ export function buildRangeSpec(
   if (!problems.ok) return { errors: problems.errors };
   if (isUnknown(name) || isUnknown(raw.start) || isUnknown(raw.end)) return { errors: [] };
   checkSafeName(name, "name", problems, 64);
-  if (typeof raw.start === "string" && raw.start.includes(":")) return buildRange6(raw, name, net, problems);
   const staticOnly = raw.start === undefined && raw.end === undefined;
+  if ((typeof raw.start === "string" && raw.start.includes(":")) || (staticOnly && hostsAreIpv6(raw.hosts)))
+    return buildRange6(raw, name, net, problems);
   if (staticOnly && !(raw.hosts ?? []).length)
     problems.add("start", "is required: a range needs start and end, or hosts alone (static-only DHCP)");
   if (staticOnly && (net.cidr === undefined || isUnknown(net.cidr)) && net.ipv6Cidr !== undefined)
-    problems.add("hosts", "static-only DHCP serves IPv4 reservations: the network needs an IPv4 subnet");
+    problems.add("hosts", "IPv4 reservations alone (static-only DHCP) need an IPv4 subnet on the network");
   const start = staticOnly ? undefined : parseV4(raw.start, "start", problems, MIXED_FAMILIES);
   const end = staticOnly ? undefined : parseV4(raw.end, "end", problems, MIXED_FAMILIES);
   let leaseTime = DEFAULT_LEASE;
@@ -146,14 +183,12 @@ export function buildRangeSpec(
     const before = problems.errors.length;
     if (typeof h.mac !== "string") problems.add(`${p}.mac`, "is required");
     else checkUnicastMac(h.mac, `${p}.mac`, problems);
-    const ip = parseV4(h.ip, `${p}.ip`, problems, RESERVATIONS_IPV4);
+    if (h.duid !== undefined)
+      problems.add(`${p}.duid`, "is for IPv6 ranges (DHCPv6): an IPv4 reservation is by mac");
+    const ip = parseV4(h.ip, `${p}.ip`, problems, IPV6_RESERVATION);
     if (ip && !inSubnet(ip)) problems.add(`${p}.ip`, `${ip} is outside the network's subnet ${net.cidr}`);
     if (ip && net.gateway === ip.toString()) problems.add(`${p}.ip`, `${ip} is the gateway`);
-    if (
-      h.hostname !== undefined &&
-      (typeof h.hostname !== "string" || !isDnsName(h.hostname) || h.hostname.endsWith("."))
-    )
-      problems.add(`${p}.hostname`, `"${h.hostname}" is not a valid host name (DNS labels, no final dot)`);
+    checkHostname(h, p, problems);
     if (problems.errors.length !== before) return;
     const mac = (h.mac as string).toLowerCase();
     if (macs.has(mac)) problems.add(`${p}.mac`, `${mac} is reserved twice`);
@@ -198,23 +233,29 @@ function checkLease(value: unknown, problems: Problems): string {
   return DEFAULT_LEASE;
 }
 
-/** Stateful DHCPv6 ranges (no reservations yet: DHCPv6 identifies clients by DUID, not MAC). */
+/**
+ * Stateful DHCPv6 ranges, and static-only ones (reservations alone). A reservation names its client by DUID,
+ * by host name, or by both, as libvirt's IPv6 <host id name ip>; it never has a MAC.
+ */
 function buildRange6(raw: DhcpRangeInputs, name: string, net: RangeNetworkFacts, problems: Problems) {
-  const parse = (v: unknown, path: string) => {
+  const parse = (v: unknown, path: string, ipv4Reason: string) => {
     if (typeof v === "string" && ipaddr.IPv6.isValid(v) && !v.includes("%")) return ipaddr.IPv6.parse(v);
     if (typeof v === "string" && ipaddr.IPv4.isValidFourPartDecimal(v))
-      problems.add(path, `"${v}" is an IPv4 address: ${MIXED_FAMILIES}`);
+      problems.add(path, `"${v}" is an IPv4 address: ${ipv4Reason}`);
     else problems.add(path, `"${v}" is not an IPv6 address`);
     return undefined;
   };
-  const start = parse(raw.start, "start");
-  const end = parse(raw.end, "end");
+  const staticOnly = raw.start === undefined && raw.end === undefined;
+  const start = staticOnly ? undefined : parse(raw.start, "start", MIXED_FAMILIES);
+  const end = staticOnly ? undefined : parse(raw.end, "end", MIXED_FAMILIES);
   const leaseTime = checkLease(raw.leaseTime, problems);
-  if (raw.hosts && raw.hosts.length) problems.add("hosts", RESERVATIONS_IPV4);
   const parsed6 = net.ipv6Cidr && !isUnknown(net.ipv6Cidr) ? parseStrictCidr(net.ipv6Cidr) : undefined;
   const cidr = parsed6 && parsed6[0].kind() === "ipv6" ? (parsed6 as [ipaddr.IPv6, number]) : undefined;
   if (net.ipv6Cidr === undefined && net.cidr !== undefined)
-    problems.add("start", "an IPv6 range needs an IPv6 subnet on the network (ipv6.cidr)");
+    problems.add(
+      staticOnly ? "hosts" : "start",
+      `an IPv6 ${staticOnly ? "reservation" : "range"} needs an IPv6 subnet on the network (ipv6.cidr)`,
+    );
   const big = (a: ipaddr.IPv6) => a.parts.reduce((n, p) => n * 65536n + BigInt(p), 0n);
   for (const [path, a] of [
     ["start", start],
@@ -228,7 +269,68 @@ function buildRange6(raw: DhcpRangeInputs, name: string, net: RangeNetworkFacts,
     if (g >= big(start) && g <= big(end))
       problems.add("start", `the range contains the gateway ${net.ipv6Gateway}`);
   }
-  if (!problems.ok || !start || !end) return { errors: problems.errors };
+
+  const hosts: DhcpReservation[] = [];
+  const seen = { duid: new Set<string>(), ip: new Set<string>(), hostname: new Set<string>() };
+  (raw.hosts ?? []).forEach((h, i) => {
+    const p = `hosts[${i}]`;
+    if (!h || typeof h !== "object") return problems.add(p, "must be { duid?, hostname?, ip }");
+    const before = problems.errors.length;
+    if (h.mac !== undefined)
+      problems.add(`${p}.mac`, "DHCPv6 names a client by its DUID, not its MAC: give duid, hostname or both");
+    else if (h.duid === undefined && h.hostname === undefined)
+      problems.add(
+        p,
+        "an IPv6 reservation needs duid, hostname or both (the client's DUID, or the name it sends)",
+      );
+    if (h.duid !== undefined && (typeof h.duid !== "string" || !DUID.test(h.duid)))
+      problems.add(
+        `${p}.duid`,
+        `"${h.duid}" is not a DUID (2 to 130 hex bytes separated by colons, like 00:03:00:01:52:54:00:aa:00:01)`,
+      );
+    const ip = parse(h.ip, `${p}.ip`, IPV4_RESERVATION);
+    if (ip && cidr && !ip.match(cidr))
+      problems.add(`${p}.ip`, `${ip} is outside the network's subnet ${net.ipv6Cidr}`);
+    if (
+      ip &&
+      net.ipv6Gateway &&
+      ipaddr.IPv6.isValid(net.ipv6Gateway) &&
+      big(ip) === big(ipaddr.IPv6.parse(net.ipv6Gateway))
+    )
+      problems.add(`${p}.ip`, `${ip} is the gateway`);
+    checkHostname(h, p, problems);
+    if (problems.errors.length !== before) return;
+    const r: DhcpReservation = { ip: ip!.toString() };
+    if (h.duid !== undefined) r.duid = normalDuid(h.duid);
+    if (h.hostname !== undefined) r.hostname = h.hostname;
+    if (r.duid && seen.duid.has(r.duid)) problems.add(`${p}.duid`, `${r.duid} is reserved twice`);
+    if (seen.ip.has(r.ip)) problems.add(`${p}.ip`, `${r.ip} is reserved twice`);
+    // A reservation by name alone is found by the name: two of them for one name would be one client.
+    if (!r.duid && seen.hostname.has(r.hostname!.toLowerCase()))
+      problems.add(`${p}.hostname`, `${r.hostname} is reserved twice`);
+    if (r.duid) seen.duid.add(r.duid);
+    else seen.hostname.add(r.hostname!.toLowerCase());
+    seen.ip.add(r.ip);
+    hosts.push(r);
+  });
+  if (!problems.ok) return { errors: problems.errors };
+  if (staticOnly) {
+    if (!hosts.length) return { errors: problems.errors };
+    if (!cidr) return { errors: [] as PropertyError[] }; // the network's subnet is not known yet (preview)
+    const network = cidr[0].toString();
+    const spec: DhcpRangeSpec = {
+      name,
+      family: 6,
+      static: true,
+      start: network,
+      end: network,
+      size: 0,
+      leaseTime,
+      hosts,
+    };
+    return { spec, errors: [] as PropertyError[] };
+  }
+  if (!start || !end) return { errors: problems.errors };
   const size = Number(big(end) - big(start) + 1n > 1000000n ? 1000000n : big(end) - big(start) + 1n);
   const spec: DhcpRangeSpec = {
     name,
@@ -237,7 +339,7 @@ function buildRange6(raw: DhcpRangeInputs, name: string, net: RangeNetworkFacts,
     end: end.toString(),
     size,
     leaseTime,
-    hosts: [],
+    hosts,
   };
   return { spec, errors: [] as PropertyError[] };
 }
@@ -261,20 +363,22 @@ export function rangeInside(r: DhcpRangeSpec, cidr: string | undefined): boolean
 }
 
 /**
- * The reservations of `range` that another range of the same network already holds (same MAC, or same IP):
- * dnsmasq would get two `dhcp-host` lines for one MAC, or hand one address to two machines.
+ * The reservations of `range` that another range of the same network already holds (same MAC, same DUID, or
+ * same IP): dnsmasq would get two `dhcp-host` lines for one client, or hand one address to two machines.
  */
 export function reservationClashes(range: DhcpRangeSpec, others: DhcpRangeSpec[]): string[] {
   const clashes: string[] = [];
   range.hosts.forEach((h, i) => {
     for (const o of others) {
       if (o.name === range.name) continue;
-      const same = o.hosts.find((x) => x.mac === h.mac || x.ip === h.ip);
+      const sameMac = (x: DhcpReservation) => h.mac !== undefined && x.mac === h.mac;
+      const sameDuid = (x: DhcpReservation) => h.duid !== undefined && x.duid === h.duid;
+      const same = o.hosts.find((x) => sameMac(x) || sameDuid(x) || x.ip === h.ip);
       if (!same) continue;
-      const what = same.mac === h.mac ? `MAC ${h.mac}` : `IP ${h.ip}`;
+      const what = sameMac(same) ? `MAC ${h.mac}` : sameDuid(same) ? `DUID ${h.duid}` : `IP ${h.ip}`;
       clashes.push(
         `hosts[${i}]: ${what} is already reserved by DhcpRange "${o.name}" of this network; ` +
-          `DhcpRange "${range.name}" cannot reserve it too (one reservation per MAC and per IP in a network)`,
+          `DhcpRange "${range.name}" cannot reserve it too (one reservation per MAC, per DUID and per IP in a network)`,
       );
     }
   });

@@ -17,6 +17,8 @@ export interface HostBridgeSpec {
   /** Seconds. */
   forwardDelay: number;
   mtu?: number;
+  /** A VLAN-aware bridge; its uplink a trunk of every VLAN. */
+  vlanFiltering?: true;
   /** Seconds. */
   confirmTimeout: number;
 }
@@ -53,6 +55,11 @@ export function buildHostBridgeSpec(
     forwardDelay = raw.forwardDelay as number;
   let mtu: number | undefined;
   if (known(raw.mtu) && checkInteger(raw.mtu, "mtu", problems, 68, 65535)) mtu = raw.mtu as number;
+  let vlanFiltering = false;
+  if (known(raw.vlanFiltering)) {
+    if (typeof raw.vlanFiltering !== "boolean") problems.add("vlanFiltering", "must be true or false");
+    else vlanFiltering = raw.vlanFiltering;
+  }
   let confirmTimeout = DEFAULT_CONFIRM_TIMEOUT;
   const { min, max } = CONFIRM_TIMEOUT_RANGE;
   if (known(raw.confirmTimeout) && checkInteger(raw.confirmTimeout, "confirmTimeout", problems, min, max))
@@ -67,5 +74,6 @@ export function buildHostBridgeSpec(
     confirmTimeout,
   };
   if (mtu !== undefined) spec.mtu = mtu;
+  if (vlanFiltering) spec.vlanFiltering = true;
   return { spec, errors: [] };
 }

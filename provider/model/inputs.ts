@@ -140,9 +140,18 @@ export const NETWORK_INPUT_KEYS = [
   "bootp",
 ] as const;
 
+/**
+ * A fixed address for one client. On an IPv4 range the client is its `mac`; on an IPv6 range (DHCPv6, which
+ * names clients by DUID, not MAC) its `duid`, its `hostname` (the name the client sends), or both.
+ */
 export interface DhcpReservationArgs {
-  mac: string;
+  /** IPv4 ranges: the guest's MAC address, required there. */
+  mac?: string;
+  /** IPv6 ranges: the DHCPv6 client's DUID, hex bytes separated by colons ("00:03:00:01:52:54:00:aa:00:01"). */
+  duid?: string;
+  /** An address of the range's family, in the network's subnet (inside the range or not). */
   ip: string;
+  /** The guest's DNS name; on an IPv6 range, without duid, also the name the client must send. */
   hostname?: string;
 }
 
@@ -150,7 +159,10 @@ export interface DhcpReservationArgs {
 export interface RangeArgs {
   /** Unique within the network; defaults to the resource name. */
   name?: string;
-  /** start and end: the range's ends; both left out with `hosts` given: static-only DHCP (only reservations). */
+  /**
+   * start and end: the range's ends; both left out with `hosts` given: static-only DHCP (only reservations),
+   * IPv6 when the reservations are (a duid, or an IPv6 ip).
+   */
   start?: string;
   end?: string;
   /** dnsmasq lease time: "3600", "30m", "1h", "7d" or "infinite"; default "1h". */
@@ -196,7 +208,10 @@ export interface PortArgs {
   owner?: string | number;
   /** A multi-queue TAP (one queue per vCPU: -netdev tap,queues=N). */
   multiQueue?: boolean;
-  /** On a network with bridge.vlanFiltering: an access VLAN (1-4094), or { tagged: [...], untagged? }. */
+  /**
+   * On a network with bridge.vlanFiltering (or of mode "bridge" over a VLAN-aware bridge: a HostBridge's
+   * vlanFiltering): an access VLAN (1-4094), or { tagged: [...], untagged? }.
+   */
   vlan?: PortVlanArgs;
   /** Isolated ports reach the gateway and other ports, not each other. */
   isolated?: boolean;
@@ -216,6 +231,12 @@ export interface HostBridgeArgs {
   forwardDelay?: number;
   /** The bridge's and the uplink's MTU (default: the uplink's as it is). */
   mtu?: number;
+  /**
+   * A VLAN-aware bridge (the kernel's vlan_filtering), as on VirtualNetwork's bridge: the uplink becomes a trunk
+   * (VLANs 2-4094 tagged, VLAN 1 untagged), the host's own address stays in VLAN 1, and Ports of a mode "bridge"
+   * VirtualNetwork over it carry access or trunk VLANs. Changes in place, under the same guard as the move.
+   */
+  vlanFiltering?: boolean;
   /** Seconds (5-600, default 30) the host waits for virtnet's confirmation over a new SSH connection before it rolls back by itself. */
   confirmTimeout?: number;
 }
@@ -226,6 +247,7 @@ export const HOST_BRIDGE_INPUT_KEYS = [
   "stp",
   "forwardDelay",
   "mtu",
+  "vlanFiltering",
   "confirmTimeout",
 ] as const;
 

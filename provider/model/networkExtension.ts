@@ -36,6 +36,8 @@ export interface SegmentMember {
   host: string;
   /** Its underlay address: the VXLAN peer the other members send to and accept from. */
   address: string;
+  /** The stack that declared the extension (as in observe/observed.ts's Recorded); absent in older records. */
+  stack?: string;
 }
 
 /** The segment as the network's host records it (networkPaths(name).segment). */

@@ -18,7 +18,10 @@ export type PortInputs = Unchecked<PortArgs>;
 export interface PortNetworkFacts {
   name?: string;
   bridgeName?: string;
-  /** The network's bridge.vlanFiltering, when known. */
+  /**
+   * The network's bridge.vlanFiltering, when known; undefined too for a mode "bridge" network, whose bridge is
+   * VLAN-aware as the host has it (its HostBridge's vlanFiltering): the Port's plan reads it from the host.
+   */
   vlanFiltering?: boolean;
 }
 

@@ -6,6 +6,12 @@ import { RouteSpec } from "../model/staticRoute";
 import { IpFamily } from "../render/firewallIntent";
 import { IptListing } from "../render/iptables";
 
+/**
+ * A record of a network's dependant on the host: its spec, and the stack that declared it ("<project>/<stack>",
+ * with the organization first when the program knows it). Absent in records written before virtnet recorded it.
+ */
+export type Recorded<T> = T & { stack?: string };
+
 /** A route as the kernel lists it (ip -j route). */
 export interface KernelRoute {
   dst: string;
@@ -17,7 +23,7 @@ export interface KernelRoute {
 
 export interface RouteObservation {
   kernel: KernelRoute[]; // every route of the family in the main table
-  records: RouteSpec[];
+  records: Recorded<RouteSpec>[];
   /** `ip route get <gateway>` as JSON, when a gateway was asked about (prefsrc: the source address). */
   gatewayLookup?: { gateway?: string; dev?: string; prefsrc?: string };
   dirs: string[];
@@ -108,6 +114,8 @@ export interface AppliedNetworkRecord {
   spec?: unknown;
   /** The firewall backend chosen when it was applied; absent: nftables (records from before the choice). */
   firewallBackend?: "iptables";
+  /** The stack that applied the network (see Recorded); absent in records from before. */
+  stack?: string;
 }
 
 /** The host's firewalls as far as virtnet cares: its tools, its own iptables lines, Docker's and firewalld's. */
@@ -159,7 +167,7 @@ export interface ObservedNetwork {
   hosts?: string;
   dhcpHosts?: string;
   /** The DHCP ranges recorded for this network. */
-  ranges: DhcpRangeSpec[];
+  ranges: Recorded<DhcpRangeSpec>[];
   networks: AppliedNetworkRecord[];
   /** Networks the probe saw that plans before this one in the same script remove (orchestration/round.ts). */
   goneInRound?: string[];
@@ -191,7 +199,7 @@ export interface ObservedNetwork {
   extensions?: MemberRecord[];
   extensionRestores?: Record<string, string>;
   /** The Port records in the network's directory (absent in hand-made observations: none). */
-  ports?: PortSpec[];
+  ports?: Recorded<PortSpec>[];
   /** The TAP a Port's change asked about, when the host has an interface by its name. */
   port?: ObservedPort;
   /** That Port's boot-time restore file. */

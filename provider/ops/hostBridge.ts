@@ -12,6 +12,7 @@ sect bridge; ip -j -d link show dev "$b" 2>/dev/null || echo null
 sect addr; ip -j addr show dev "$u" 2>/dev/null || echo null
 sect route4; ip -4 -j route show table all dev "$u" 2>/dev/null || echo null
 sect route6; ip -6 -j route show table all dev "$u" 2>/dev/null || echo null
+sect uplinkVlans; bridge -compressvlans -j vlan show dev "$u" 2>/dev/null || echo null
 sect bridgeAddr; ip -j addr show dev "$b" 2>/dev/null || echo null
 sect wireless; if [ -e "/sys/class/net/$u/wireless" ] || [ -e "/sys/class/net/$u/phy80211" ]; then echo yes; else echo no; fi
 sect managers
@@ -25,7 +26,7 @@ for f in /etc/netplan/*.yaml; do [ -f "$f" ] && grep -qsw -- "$u" "$f" && { echo
 sect dhcp
 for p in /proc/[0-9]*; do
   read -r n < "$p/comm" 2>/dev/null || continue
-  case $n in dhclient|udhcpc|dhcpcd) tr '\0' ' ' < "$p/cmdline" 2>/dev/null; echo ;; esac
+  case $n in dhclient|udhcpc|dhcpcd) printf '%s %s ' "$p" "$n"; base64 -w0 < "$p/cmdline" 2>/dev/null; echo ;; esac
 done
 sect saved; cat "$state/uplink.json" 2>/dev/null
 sect status; cat "$run/status" 2>/dev/null
@@ -33,27 +34,36 @@ sect end
 `;
 
 /**
- * Runs detached: $1 state dir, $2 run dir, $3 seconds to wait for confirmation, $4 the batch that makes the
- * change, $5 the batch that undoes it, $6 the change's token. Writes "<what> <token>[: why]" to the status file.
+ * Runs detached: $1 state dir, $2 run dir, $3 seconds to wait for confirmation, $4 the `ip -batch` that makes
+ * the change, $5 the one that undoes it, $6 the change's token, $7 and $8 the scripts that carry a DHCP client
+ * along with $4 and $5 (empty: none), $9 and $10 the `bridge -batch` (VLANs) run after $4 and after $5 (skipped
+ * when empty). Writes "<what> <token>[: why]" to the status file.
  */
-export const HOST_BRIDGE_RUNNER = String.raw`run=$2; timeout=$3; apply=$4; undo=$5; token=$6
+export const HOST_BRIDGE_RUNNER = String.raw`run=$2; timeout=$3; apply=$4; undo=$5; token=$6; apply_carry=$7; undo_carry=$8; applyv=$9; undov=${"${10}"}
 status() { printf '%s %s%s\n' "$1" "$token" "$2" > "$run/status.tmp" && mv -f "$run/status.tmp" "$run/status"; }
+# $1 a batch, $2 its carrying script or nothing, $3 -force or nothing.
+step() { if [ -n "$2" ]; then sh "$2" "$1" $3; else ip $3 -batch "$1"; fi; }
 exec 9<${HOST_LOCK_PATH} || exit 1
 if ! flock -w ${LOCK_WAIT_SECONDS} 9; then status failed ": timed out waiting for virtnet's host lock"; exit 1; fi
 rm -f "$run/confirm"
 status applying ""
-if ! ip -batch "$apply" 2>"$run/log"; then
-  ip -force -batch "$undo" 2>>"$run/log"
+rollback() {
+  step "$undo" "$undo_carry" -force 2>>"$run/log"
+  [ ! -s "$undov" ] || bridge -force -batch "$undov" 2>>"$run/log"
+}
+if ! { step "$apply" "$apply_carry" && { [ ! -s "$applyv" ] || bridge -batch "$applyv"; }; } 2>"$run/log"; then
+  rollback
   status "rolled-back" ": the change failed: $(head -n 1 "$run/log")"
   exit 1
 fi
 status applied ""
-n=0
-while [ "$n" -lt $((timeout * 10)) ]; do
-  if [ "$(cat "$run/confirm" 2>/dev/null)" = "$token" ]; then status confirmed ""; exit 0; fi
-  sleep 0.1; n=$((n + 1))
+# By the clock, not by turns of the loop: on a slow host a turn takes far more than 0.1 s.
+end=$(( $(date +%s) + timeout ))
+while [ "$(date +%s)" -lt "$end" ]; do
+  if [ -f "$run/confirm" ] && read -r c < "$run/confirm" && [ "$c" = "$token" ]; then status confirmed ""; exit 0; fi
+  sleep 0.1
 done
-ip -force -batch "$undo" 2>>"$run/log"
+rollback
 status "rolled-back" ": no confirmation over a new SSH connection within $timeout s"
 exit 1
 `;

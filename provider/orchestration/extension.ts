@@ -284,7 +284,7 @@ async function lookBothWays(spec: ExtensionSpec, hosts: SegmentHosts): Promise<J
 }
 
 /** The segment with the extension in it (its entry replaced when it is there already), or errors. */
-function withMember(spec: ExtensionSpec, self: Host, v: JoinView): SegmentRecord {
+function withMember(spec: ExtensionSpec, self: Host, v: JoinView, stack: string | undefined): SegmentRecord {
   const { old, local, homeLocal } = v;
   const n = spec.network;
   const errors: string[] = [];
@@ -300,6 +300,9 @@ function withMember(spec: ExtensionSpec, self: Host, v: JoinView): SegmentRecord
   if (errors.length)
     throw new NetworkError(self.label, extensionScope(n.name), "check host", errors.join("; "));
   const me: SegmentMember = { extension: spec.name, host: self.label, address: local };
+  // The stack that declares the extension (kept from the record when the change does not say).
+  const declaredBy = stack ?? old?.members.find((m) => m.extension === spec.name)?.stack;
+  if (declaredBy !== undefined) me.stack = declaredBy;
   const stay = (old?.members ?? []).filter((m) => m.extension !== spec.name);
   const underlay = Math.min(underlayMtu(v.homeObs), underlayMtu(v.selfObs)) - vxlanOverhead(family);
   return {
@@ -322,14 +325,14 @@ const recordOn = (network: string) => (o: ObservedNetwork) =>
 export function joinSegment(
   spec: ExtensionSpec,
   hosts: SegmentHosts,
-  opts: { failAfter?: string } = {},
+  opts: { failAfter?: string; stack?: string } = {},
 ): Promise<SegmentResult> {
   return serialized(segmentKey(hosts, spec), async () => {
     const { home, self } = hosts;
     const n = spec.network;
     const scope = extensionScope(n.name);
     const v = await lookBothWays(spec, hosts);
-    const segment = withMember(spec, self, v);
+    const segment = withMember(spec, self, v, opts.stack);
     const stay = segment.members.filter((m) => m.extension !== spec.name);
     const { peers, warnings } = await reachPeers(hosts, spec, stay, v.homeLocal);
     const recordOf = (m: SegmentMember) => memberRecord(spec, home, segment, m);

@@ -26,6 +26,7 @@ import {
 } from "../ops/hostBridge";
 import {
   bootTexts,
+  clientRunsOn,
   hostBridgeDrift,
   hostBridgeErrors,
   hostBridgeFiles,
@@ -33,6 +34,8 @@ import {
   movedAddressList,
   movedOf,
   tuningCommands,
+  uplinkToSave,
+  vlanFilteringChange,
 } from "../plan/hostBridge";
 
 export interface HostBridgeResult {
@@ -97,6 +100,11 @@ const moved =
       wrong.push(`${spec.name} does not have ${spec.uplink}'s MAC ${saved.mac}`);
     const on = o.bridgeAddresses.map((a) => a.local);
     for (const a of movedAddressList(saved)) if (!on.includes(a)) wrong.push(`${a} is not on ${spec.name}`);
+    if (saved.clients?.length && !clientRunsOn(spec.name, o))
+      wrong.push(`no DHCP client (dhclient) runs on ${spec.name}`);
+    if (!!o.bridge?.vlanFiltering !== !!spec.vlanFiltering)
+      wrong.push(`${spec.name} has VLAN filtering ${o.bridge?.vlanFiltering ? "on" : "off"}`);
+    if (spec.vlanFiltering && !o.uplinkTrunk) wrong.push(`${spec.uplink} is not a trunk`);
     return wrong;
   };
 
@@ -107,8 +115,27 @@ const restored =
     if (o.bridge) wrong.push(`${spec.name} is still there`);
     const on = (o.uplinkState?.addresses ?? []).map((a) => a.local);
     for (const a of movedAddressList(saved)) if (!on.includes(a)) wrong.push(`${a} is not on ${spec.uplink}`);
+    if (saved.clients?.length && !clientRunsOn(spec.uplink, o))
+      wrong.push(`no DHCP client (dhclient) runs on ${spec.uplink}`);
     return wrong;
   };
+
+/** A step of a guarded change: an `ip -batch` file (run through `carry`, the script that carries the uplink's
+ * DHCP client along with it, when there is one), then a `bridge -batch` file ("" or empty: none). */
+interface Step {
+  batch: string;
+  carry?: string;
+  vlans: string;
+}
+
+/** The move and the rollback of a HostBridge whose saved uplink state is `saved`. */
+function steps(p: HostBridgePaths, saved: UplinkState): { move: Step; rollback: Step } {
+  const carried = !!saved.clients?.length;
+  return {
+    move: { batch: p.move, vlans: p.moveVlans, ...(carried ? { carry: p.moveCarry } : {}) },
+    rollback: { batch: p.rollback, vlans: "", ...(carried ? { carry: p.rollbackCarry } : {}) },
+  };
+}
 
 /**
  * Starts `apply` detached on the host with `undo` armed, then confirms over new SSH connections until the
@@ -119,8 +146,8 @@ async function guardedChange(
   host: Host,
   spec: HostBridgeSpec,
   p: HostBridgePaths,
-  apply: string,
-  undo: string,
+  apply: Step,
+  undo: Step,
   verify: Verify,
 ): Promise<number> {
   const token = randomBytes(8).toString("hex");
@@ -129,7 +156,18 @@ async function guardedChange(
   let why = "no new SSH connection succeeded";
   try {
     await host.runChecked(HOST_BRIDGE_START, {
-      args: [p.stateDir, p.runDir, String(spec.confirmTimeout), apply, undo, token],
+      args: [
+        p.stateDir,
+        p.runDir,
+        String(spec.confirmTimeout),
+        apply.batch,
+        undo.batch,
+        token,
+        apply.carry ?? "",
+        undo.carry ?? "",
+        apply.vlans,
+        undo.vlans,
+      ],
       stdin: HOST_BRIDGE_RUNNER,
       step: "start the guarded change",
     });
@@ -175,15 +213,9 @@ async function guardedChange(
     }
     await sleep(300);
   }
-  // Not confirmed: the host rolls back at its deadline. Report what it did.
-  await sleep(Math.max(0, deadline - Date.now()) + 2000);
-  let status = "";
-  try {
-    const h = await connectFresh({ ...conn, retries: 1 });
-    status = await readStatus(h, p).finally(() => h.close());
-  } catch {
-    status = await readStatus(host, p).catch(() => "");
-  }
+  // Not confirmed: the host rolls back at its deadline. Report what it did, once it says so.
+  await sleep(Math.max(0, deadline - Date.now()) + 1000);
+  const status = await settledStatus(conn, host, p, token, Date.now() + 10_000);
   const outcome = status.startsWith(`rolled-back ${token}`)
     ? `the host rolled back by itself${status.slice(status.indexOf(token) + token.length)}`
     : `the host should have rolled back by itself after ${spec.confirmTimeout} s; its status reads "${status || "(unreachable)"}"`;
@@ -194,17 +226,42 @@ async function readStatus(h: Host, p: HostBridgePaths): Promise<string> {
   return (await h.run(`cat -- "$1" 2>/dev/null`, { args: [p.status] })).stdout.trim();
 }
 
+/** The change's status once the host has ended it (rolled back, failed, confirmed), or the last read by `until`. */
+async function settledStatus(
+  conn: ConnectionArgs,
+  host: Host,
+  p: HostBridgePaths,
+  token: string,
+  until: number,
+): Promise<string> {
+  const ended = (s: string) => /^(rolled-back|failed|confirmed) /.test(s) && s.includes(token);
+  let status = "";
+  for (;;) {
+    try {
+      const h = await connectFresh({ ...conn, retries: 0, connectTimeoutMs: 3000 });
+      status = await readStatus(h, p).finally(() => h.close());
+    } catch {
+      status = (await readStatus(host, p).catch(() => "")) || status;
+    }
+    if (ended(status) || Date.now() >= until) return status;
+    await sleep(500);
+  }
+}
+
 async function writeRecords(host: Host, spec: HostBridgeSpec, p: HostBridgePaths, saved: UplinkState) {
   await host.runChecked(`mkdir -p -m 0755 -- "$1" "$2"`, { args: [p.stateDir, p.runDir] });
   await host.writeFile(p.saved, JSON.stringify(saved) + "\n");
-  const files = hostBridgeFiles(spec, saved, p.move);
+  const files = hostBridgeFiles(spec, saved, p);
   await host.writeFile(p.move, files.move);
+  await host.writeFile(p.moveVlans, files.moveVlans);
   await host.writeFile(p.rollback, files.rollback);
+  if (files.moveCarry) await host.writeFile(p.moveCarry, files.moveCarry);
+  if (files.rollbackCarry) await host.writeFile(p.rollbackCarry, files.rollbackCarry);
 }
 
 async function writeBoot(host: Host, spec: HostBridgeSpec, p: HostBridgePaths, saved: UplinkState) {
   const boot = bootTexts();
-  await host.writeFile(p.restore, hostBridgeFiles(spec, saved, p.move).restore);
+  await host.writeFile(p.restore, hostBridgeFiles(spec, saved, p).restore);
   await host.runChecked(HOST_BRIDGE_BOOT, {
     args: [
       RESTORE_ENTRY,
@@ -225,21 +282,22 @@ export async function applyHostBridge(conn: ConnectionArgs, spec: HostBridgeSpec
   const o = await probe(host, spec);
   if (isOurs(spec, o) && o.saved && o.uplink?.master === spec.name) {
     for (const c of tuningCommands(spec, o)) await host.runChecked(`ip "$@"`, { args: c.args, step: c.what });
+    const vlans = vlanFilteringChange(spec, o);
+    if (vlans) await changeVlanFiltering(conn, host, spec, p, o.saved, vlans);
     await writeRecords(host, spec, p, o.saved);
     await writeBoot(host, spec, p, o.saved);
     return resultOf(spec, o.saved);
   }
   const errors = hostBridgeErrors(spec, o);
   if (errors.length) throw new HostBridgeError(`${scope(host, spec)}: ${errors.join("; ")}`);
-  const saved = o.uplinkState!;
+  const saved = uplinkToSave(spec, o);
   await writeRecords(host, spec, p, saved);
-  const ms = await guardedChange(conn, host, spec, p, p.move, p.rollback, moved(spec, saved)).catch(
-    async (e) => {
-      // The host is as before: so are virtnet's files.
-      await forget(host, p).catch(() => undefined);
-      throw e;
-    },
-  );
+  const { move, rollback } = steps(p, saved);
+  const ms = await guardedChange(conn, host, spec, p, move, rollback, moved(spec, saved)).catch(async (e) => {
+    // The host is as before: so are virtnet's files.
+    await forget(host, p).catch(() => undefined);
+    throw e;
+  });
   const after = await connectFresh(conn);
   try {
     await writeBoot(after, spec, p, saved);
@@ -249,6 +307,36 @@ export async function applyHostBridge(conn: ConnectionArgs, spec: HostBridgeSpec
   return { ...resultOf(spec, saved), confirmedAfterMs: ms };
 }
 
+/**
+ * Turns vlan_filtering on or off on the bridge in place (the uplink stays enslaved, the bridge keeps its
+ * ifindex) under the move's guard: it changes how the host's own frames cross the bridge, so it is confirmed
+ * over a new connection or undone by the host itself.
+ */
+async function changeVlanFiltering(
+  conn: ConnectionArgs,
+  host: Host,
+  spec: HostBridgeSpec,
+  p: HostBridgePaths,
+  saved: UplinkState,
+  change: NonNullable<ReturnType<typeof vlanFilteringChange>>,
+): Promise<void> {
+  const lines = (l: string[]) => l.map((x) => x + "\n").join("");
+  await host.runChecked(`mkdir -p -m 0755 -- "$1"`, { args: [p.runDir] });
+  await host.writeFile(p.vlans.apply, lines(change.apply));
+  await host.writeFile(p.vlans.applyVlans, lines(change.applyVlans));
+  await host.writeFile(p.vlans.undo, lines(change.undo));
+  await host.writeFile(p.vlans.undoVlans, lines(change.undoVlans));
+  await guardedChange(
+    conn,
+    host,
+    spec,
+    p,
+    { batch: p.vlans.apply, vlans: p.vlans.applyVlans },
+    { batch: p.vlans.undo, vlans: p.vlans.undoVlans },
+    moved(spec, saved),
+  );
+}
+
 /** Puts the uplink back exactly as saved, under the same guard; then virtnet's files go. */
 export async function deleteHostBridge(conn: ConnectionArgs, spec: HostBridgeSpec): Promise<void> {
   const host = await connect(conn);
@@ -256,7 +344,8 @@ export async function deleteHostBridge(conn: ConnectionArgs, spec: HostBridgeSpe
   const o = await probe(host, spec);
   if (o.saved && isOurs(spec, o)) {
     // The boot-time restore goes with the files once the uplink is back (a reboot in between moves it again).
-    await guardedChange(conn, host, spec, p, p.rollback, p.move, restored(spec, o.saved));
+    const { move, rollback } = steps(p, o.saved);
+    await guardedChange(conn, host, spec, p, rollback, move, restored(spec, o.saved));
   }
   const after = await connectFresh(conn);
   try {

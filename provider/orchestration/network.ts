@@ -15,20 +15,28 @@ export function applyNetwork(host: Host, spec: NetworkSpec, opts: ApplyOptions =
     name: spec.name,
     bridge: spec.bridge.name,
     tftpRoot: spec.tftp?.root,
-    makePlan: (o) => planApply(spec, o, paths), // ranges: as recorded on the host
+    makePlan: (o) => planApply(spec, o, paths, { stack: opts.stack }), // ranges: as recorded on the host
     undo: true,
     failAfter: opts.failAfter,
-    effect: { adds: appliedRecord(spec) },
+    effect: { adds: appliedRecord(spec, "nftables", opts.stack) },
   });
 }
 
-/** Removes the network and everything virtnet made for it. Succeeds when it is already gone. */
-export function deleteNetwork(host: Host, name: string, bridge: string): Promise<ApplyResult> {
+/**
+ * Removes the network and everything virtnet made for it. Succeeds when it is already gone. Refused while
+ * another stack than `stack` (the deleting one) has dependants on it.
+ */
+export function deleteNetwork(
+  host: Host,
+  name: string,
+  bridge: string,
+  stack?: string,
+): Promise<ApplyResult> {
   const paths = networkPaths(name);
   return runChange(host, {
     name,
     bridge,
-    makePlan: (o) => planDelete(name, bridge, o, paths),
+    makePlan: (o) => planDelete(name, bridge, o, paths, stack),
     undo: false,
     effect: { removes: name },
   });

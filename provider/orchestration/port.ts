@@ -14,7 +14,7 @@ export function applyPort(host: Host, spec: PortSpec, opts: ApplyOptions = {}): 
     bridge: "",
     network: { name: spec.network, bridge: spec.bridge },
     port: { tap: spec.name, owner: spec.owner },
-    makePlan: (o) => planPort(spec, o),
+    makePlan: (o) => planPort(spec, o, opts.stack),
     undo: true,
     failAfter: opts.failAfter,
   });
@@ -51,7 +51,7 @@ export async function readPort(host: Host, spec: PortSpec): Promise<PortStatus> 
     network: { name: spec.network, bridge: spec.bridge },
     port: { tap: spec.name, owner: spec.owner },
   });
-  const plan = planPort(spec, o);
+  const plan = planPort(spec, o); // the stack its record names is no drift
   const status: PortStatus = {
     drift: plan.errors.length ? plan.errors : plan.actions.map((a) => a.name),
     observed: o,

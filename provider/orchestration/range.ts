@@ -4,7 +4,7 @@ import { Host } from "../host/host";
 import { DhcpRangeSpec, reservationClashes } from "../model/dhcpRange";
 import { NetworkSpec } from "../model/network";
 import { networkPaths } from "../naming";
-import { ObservedNetwork } from "../observe/observed";
+import { ObservedNetwork, Recorded } from "../observe/observed";
 import { planApply } from "../plan/network";
 import { nothingToDo, Plan, refused } from "../plan/plan";
 import { observe } from "./probe";
@@ -58,7 +58,12 @@ export function applyRange(
   range: DhcpRangeSpec,
   opts: ApplyOptions = {},
 ): Promise<ApplyResult> {
-  const choose = (recorded: DhcpRangeSpec[]) => [...recorded.filter((r) => r.name !== range.name), range];
+  const choose = (recorded: Recorded<DhcpRangeSpec>[]) => {
+    // The record names the stack that declared the range (kept from the record when the change does not say).
+    const stack = opts.stack ?? recorded.find((r) => r.name === range.name)?.stack;
+    const record: Recorded<DhcpRangeSpec> = stack === undefined ? range : { ...range, stack };
+    return [...recorded.filter((r) => r.name !== range.name), record];
+  };
   const clashes = (recorded: DhcpRangeSpec[]) => reservationClashes(range, recorded);
   return convergeRanges(host, ref, choose, noNetwork, opts.failAfter, clashes);
 }
@@ -70,12 +75,12 @@ export function deleteRange(host: Host, ref: NetworkRef, rangeName: string): Pro
   return convergeRanges(host, ref, choose, () => nothingToDo());
 }
 
-/** The range as recorded on the host, or undefined when it is gone. */
+/** The range as recorded on the host (with the stack that declared it), or undefined when it is gone. */
 export async function readRange(
   host: Host,
   ref: NetworkRef,
   rangeName: string,
-): Promise<DhcpRangeSpec | undefined> {
+): Promise<Recorded<DhcpRangeSpec> | undefined> {
   const observed = await observe(host, ref.name, ref.bridge);
   return observed.ranges.find((r) => r.name === rangeName);
 }

@@ -28,6 +28,8 @@ const HOST_CHANGED_DEADLINE_MS = 120_000;
 export interface ApplyOptions {
   /** Tests only: fail on purpose right after the action with this name, to prove the rollback. */
   failAfter?: string;
+  /** The stack that declares the change: recorded with what it makes (plan/dependants.ts reads it back). */
+  stack?: string;
 }
 
 export interface ApplyResult {

@@ -11,7 +11,7 @@ import { ApplyOptions, ApplyResult, runChange } from "./round";
 /** Adds or changes one static route: only virtnet's own routes are ever replaced. */
 export function applyRoute(host: Host, spec: RouteSpec, opts: ApplyOptions = {}): Promise<ApplyResult> {
   const plan = (o: ObservedNetwork): Plan => {
-    const p = planRoute(spec, o.route);
+    const p = planRoute(spec, o.route, opts.stack);
     if (!p.errors.length && p.actions.length) p.actions.push(...restoreGlobalActions(o, true));
     return p;
   };

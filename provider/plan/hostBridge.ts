@@ -1,10 +1,20 @@
 // What a HostBridge needs from the host, decided from the probe alone: why it cannot be made, whether it is
-// there, what drifted, and the in-place tuning (stp, forward delay, MTU) that needs no move.
+// there, what drifted, the in-place tuning (stp, forward delay, MTU) that needs no move, and the in-place change
+// of vlanFiltering (run under the move's guard: it changes how the host's own frames cross the bridge).
 import { HostBridgeSpec } from "../model/hostBridge";
-import { hostBridgeAlias } from "../naming";
-import { ObservedHostBridge } from "../observe/hostBridge";
-import { bridgeTuning } from "../render/ip";
-import { movedAddresses, movedRoutes, renderMove, renderRollback, UplinkState } from "../render/hostBridge";
+import { HostBridgePaths, hostBridgeAlias } from "../naming";
+import { DhcpClient, dhcpClient, ObservedHostBridge } from "../observe/hostBridge";
+import { bridgeTuning, TRUNK_VLANS } from "../render/ip";
+import {
+  movedAddresses,
+  movedRoutes,
+  renderMove,
+  renderMoveVlans,
+  renderRollback,
+  renderVlanFilteringChange,
+  UplinkState,
+} from "../render/hostBridge";
+import { renderClientCarry } from "../render/hostBridgeClient";
 import { renderHostBridgeRestore, renderRestoreEntry, renderSystemdUnit } from "../render/restore";
 
 const FOREVER = 4294967295;
@@ -36,16 +46,74 @@ export function hostBridgeErrors(spec: HostBridgeSpec, o: ObservedHostBridge): s
         `would configure it again); make the bridge in ${m}'s own configuration and use a VirtualNetwork of ` +
         `mode "bridge" over it, or release ${name} from ${m} first`,
     );
-  const client = o.dhcpClients.find((c) => c.split(/\s+/).includes(name));
+  errors.push(...dhcpErrors(spec, o));
+  return errors;
+}
+
+/** The DHCP clients that serve interface `name` (one that names no interface serves them all). */
+function clientsOn(name: string, o: ObservedHostBridge): DhcpClient[] {
+  return o.dhcpClients.filter((c) => c.interfaces.includes(name) || c.interfaces.length === 0);
+}
+
+/** An ISC dhclient for IPv4 on the uplink alone: the one client virtnet carries to the bridge. */
+function carried(c: DhcpClient, uplink: string): boolean {
+  return (
+    c.program === "dhclient" &&
+    c.interfaces.length === 1 &&
+    c.interfaces[0] === uplink &&
+    !c.argv.includes("-6")
+  );
+}
+
+/** Why the uplink's DHCP client cannot follow its address to the bridge. */
+function dhcpErrors(spec: HostBridgeSpec, o: ObservedHostBridge): string[] {
+  const name = spec.uplink;
+  const errors: string[] = [];
+  const clients = clientsOn(name, o);
+  const say = (c: DhcpClient, why: string) =>
+    `uplink ${name} has its address from ${c.program} (${c.argv.join(" ")}): ${why}; run the DHCP client ` +
+    `on ${spec.name} yourself after the move, or give ${name} a static address`;
+  for (const c of clients) {
+    if (carried(c, name)) continue;
+    if (c.program === "udhcpc")
+      errors.push(
+        say(
+          c,
+          "virtnet carries ISC dhclient only (udhcpc deconfigures the interface it starts on, which would drop the moved addressing)",
+        ),
+      );
+    else if (c.program !== "dhclient") errors.push(say(c, "virtnet carries ISC dhclient only"));
+    else if (c.argv.includes("-6"))
+      errors.push(say(c, "virtnet carries ISC dhclient for IPv4 only, not its DHCPv6 client"));
+    else
+      errors.push(
+        say(
+          c,
+          `it serves ${c.interfaces.length ? c.interfaces.join(", ") : "every interface"}, and virtnet carries a dhclient that serves ${name} alone`,
+        ),
+      );
+  }
   const dynamic = (o.uplinkState?.addresses ?? []).some(
     (a) => a.dynamic && a.valid_life_time !== undefined && a.valid_life_time !== FOREVER,
   );
-  if (client || dynamic)
+  if (dynamic && !clients.length)
     errors.push(
-      `uplink ${name} has its address from a DHCP client${client ? ` (${client.trim()})` : ""}: virtnet ` +
-        `moves static addressing only; run the DHCP client on ${spec.name} instead, or give ${name} a static address`,
+      `uplink ${name} has addresses with a finite lifetime but no DHCP client virtnet knows (dhclient, udhcpc, ` +
+        `dhcpcd) runs on it: virtnet cannot tell who renews them; give ${name} a static address`,
     );
   return errors;
+}
+
+/** The uplink's state to save before the move: with the command lines of the DHCP clients that follow it. */
+export function uplinkToSave(spec: HostBridgeSpec, o: ObservedHostBridge): UplinkState {
+  const clients = clientsOn(spec.uplink, o).filter((c) => carried(c, spec.uplink));
+  return clients.length ? { ...o.uplinkState!, clients: clients.map((c) => c.argv) } : o.uplinkState!;
+}
+
+/** A dhclient command line started on the bridge: the same, with the bridge for the uplink. */
+function onBridge(spec: HostBridgeSpec, argv: string[]): string[] {
+  const c = dhcpClient(0, "dhclient", argv);
+  return argv.map((a, i) => (c.interfaceAt.includes(i) && a === spec.uplink ? spec.name : a));
 }
 
 /** Where the host differs from a HostBridge that exists: what a refresh reports. */
@@ -59,8 +127,34 @@ export function hostBridgeDrift(spec: HostBridgeSpec, o: ObservedHostBridge): st
   const onBridge = o.bridgeAddresses.map((a) => a.local);
   const missing = moved.filter((a) => !onBridge.includes(a));
   if (missing.length) drift.push(`addresses missing from ${spec.name}: ${missing.join(", ")}`);
+  if (o.saved?.clients?.length && !clientRunsOn(spec.name, o))
+    drift.push(`no DHCP client (dhclient) runs on ${spec.name}`);
   drift.push(...tuningCommands(spec, o).map((c) => c.what));
+  const vlans = vlanFilteringChange(spec, o);
+  if (vlans) drift.push(vlans.what);
   return drift;
+}
+
+const trunkText = `a trunk of VLANs ${TRUNK_VLANS.first}-${TRUNK_VLANS.last}`;
+
+/** The in-place change that brings vlan_filtering and the uplink's trunk to the spec, or undefined. */
+export function vlanFilteringChange(
+  spec: HostBridgeSpec,
+  o: ObservedHostBridge,
+): ({ what: string } & ReturnType<typeof renderVlanFilteringChange>) | undefined {
+  const b = o.bridge;
+  if (!b) return undefined;
+  const on = !!spec.vlanFiltering;
+  const filtering = !!b.vlanFiltering;
+  const trunk = !!o.uplinkTrunk && o.uplink?.master === spec.name;
+  let what: string | undefined;
+  if (filtering !== on)
+    what = on
+      ? `turn VLAN filtering on for ${spec.name} (it is off), uplink ${spec.uplink} ${trunkText}`
+      : `turn VLAN filtering off for ${spec.name} (it is on)`;
+  else if (on && !trunk) what = `make uplink ${spec.uplink} ${trunkText} again`;
+  if (!what) return undefined;
+  return { what, ...renderVlanFilteringChange(spec, on, { filtering, trunk }) };
 }
 
 /** `ip` arguments that bring stp, forward delay and MTU to the spec in place, each with what it changes. */
@@ -96,17 +190,52 @@ export function tuningCommands(
   return out;
 }
 
-/** The files of a HostBridge on its host: the move and the rollback (`ip -batch`), and its boot restore. */
+/**
+ * The files of a HostBridge on its host: the move and the rollback (`ip -batch`), with a DHCP client the scripts
+ * that carry it along with each, and its boot restore.
+ */
 export function hostBridgeFiles(
   spec: HostBridgeSpec,
   saved: UplinkState,
-  movePath: string,
-): { move: string; rollback: string; restore: string } {
-  return {
+  p: Pick<HostBridgePaths, "move" | "moveCarry" | "moveVlans">,
+): {
+  move: string;
+  moveVlans: string;
+  rollback: string;
+  moveCarry?: string;
+  rollbackCarry?: string;
+  restore: string;
+} {
+  const vlans = renderMoveVlans(spec);
+  const vlansPath = vlans.length ? p.moveVlans : undefined;
+  const files = {
     move: renderMove(spec, saved).join("\n") + "\n",
+    moveVlans: vlans.map((l) => l + "\n").join(""),
     rollback: renderRollback(spec, saved).join("\n") + "\n",
-    restore: renderHostBridgeRestore(spec.name, spec.uplink, movePath),
   };
+  const clients = saved.clients ?? [];
+  if (!clients.length)
+    return {
+      ...files,
+      restore: renderHostBridgeRestore(spec.name, spec.uplink, p.move, undefined, vlansPath),
+    };
+  const addresses = movedAddresses(saved);
+  return {
+    ...files,
+    moveCarry: renderClientCarry({
+      from: spec.uplink,
+      to: spec.name,
+      addresses,
+      start: clients.map((argv) => onBridge(spec, argv)),
+    }),
+    rollbackCarry: renderClientCarry({ from: spec.name, to: spec.uplink, addresses, start: clients }),
+    restore: renderHostBridgeRestore(spec.name, spec.uplink, p.move, p.moveCarry, vlansPath),
+  };
+}
+
+/** A carried DHCP client runs on `name` (checked before a change is confirmed, and by refresh). */
+export function clientRunsOn(name: string, o: ObservedHostBridge): boolean {
+  return o.dhcpClients.some((c) => c.program === "dhclient" && c.interfaces.includes(name));
 }
 
 /** virtnet's boot-time entry and systemd unit, which a HostBridge needs as networks do. */

@@ -6,10 +6,11 @@ import { SegmentRecord } from "../model/networkExtension";
 import { modeUsesExistingBridge } from "../model/modes";
 import { FirewallBackend, NetworkSpec } from "../model/network";
 import { bridgeAlias, NetworkPaths, NFT_FAMILY, NFT_TABLE } from "../naming";
-import { AppliedNetworkRecord, firewallOf, ObservedNetwork } from "../observe/observed";
+import { AppliedNetworkRecord, firewallOf, ObservedNetwork, Recorded } from "../observe/observed";
 import { Action } from "../ops/action";
 import * as ops from "../ops/ops";
 import { bridgeActions } from "./bridge";
+import { dependantsRefusal } from "./dependants";
 import { planExistingBridge } from "./existingBridge";
 import { dnsmasqActions, stopDnsmasqActions } from "./dnsmasq";
 import { chooseFirewallBackend, ownFirewallActions, removeOwnFirewallActions } from "./firewall";
@@ -25,11 +26,13 @@ import { vlanUplinkActions, vlanUplinkDeleteActions, vlanUplinkErrors } from "./
 export function appliedRecord(
   spec: NetworkSpec,
   backend: FirewallBackend = "nftables",
+  stack?: string,
 ): AppliedNetworkRecord {
   const r: AppliedNetworkRecord = { name: spec.name, mode: spec.mode, bridge: spec.bridge.name };
   if (spec.ipv4) r.cidr = spec.ipv4.cidr;
   r.spec = spec;
   if (backend === "iptables") r.firewallBackend = backend;
+  if (stack !== undefined) r.stack = stack;
   return r;
 }
 
@@ -110,16 +113,23 @@ function segmentRecordActions(
 /**
  * Actions that make the host match `spec`, or errors when the host forbids it. Empty when in sync. `ranges`
  * and `segment` (the network stretched over VXLAN to other hosts; null: not stretched) default to what the
- * host records.
+ * host records; so does `stack`, the stack that owns the network (given by the network's own apply).
  */
 export function planApply(
   spec: NetworkSpec,
   observed: ObservedNetwork,
   paths: NetworkPaths,
-  options: { ranges?: DhcpRangeSpec[]; segment?: SegmentRecord | null } = {},
+  options: { ranges?: Recorded<DhcpRangeSpec>[]; segment?: SegmentRecord | null; stack?: string } = {},
 ): Plan {
+  const prevRecord = observed.networks.find((n) => n.name === spec.name);
+  const stack = options.stack ?? prevRecord?.stack;
   if (modeUsesExistingBridge(spec.mode))
-    return planExistingBridge(spec, observed, paths, JSON.stringify(appliedRecord(spec)) + "\n");
+    return planExistingBridge(
+      spec,
+      observed,
+      paths,
+      JSON.stringify(appliedRecord(spec, "nftables", stack)) + "\n",
+    );
   const ranges = options.ranges ?? observed.ranges;
   const wanted = options.segment === undefined ? observed.segment : options.segment;
   const segment = wanted?.members.length ? wanted : undefined;
@@ -147,8 +157,7 @@ export function planApply(
   if (errors.length) return refused(errors, warnings);
   const backend = firewall.backend;
   const restoreFirewall = { backend, dockerUser: dockerUserFamilies(spec, observed) };
-  const record = JSON.stringify(appliedRecord(spec, backend)) + "\n";
-  const prevRecord = observed.networks.find((n) => n.name === spec.name);
+  const record = JSON.stringify(appliedRecord(spec, backend, stack)) + "\n";
   const prevRecordText = prevRecord ? JSON.stringify(prevRecord) + "\n" : undefined;
   const actions = [
     ...dirActions(observed, paths),
@@ -172,18 +181,24 @@ export function planApply(
   return { errors, warnings, actions };
 }
 
-/** Actions that remove a network and everything virtnet made for it; idempotent, so no undo. */
+/**
+ * Actions that remove a network and everything virtnet made for it; idempotent, so no undo. Refused while
+ * another stack than `stack` (the deleting one; else the one the network's record names) has dependants on it.
+ */
 export function planDelete(
   name: string,
   bridge: string,
   observed: ObservedNetwork,
   paths: NetworkPaths,
+  stack?: string,
 ): Plan {
+  const recorded = observed.networks.find((n) => n.name === name);
+  const refusal = dependantsRefusal(name, bridge, observed, stack ?? recorded?.stack);
+  if (refusal) return refused([refusal]);
   const actions: Action[] = [...stopDnsmasqActions(observed, paths)];
   const warnings: string[] = [];
   actions.push(...removeForeignFirewallActions(name, bridge, observed));
   let deleting = false;
-  const recorded = observed.networks.find((n) => n.name === name);
   // A mode "bridge" network's bridge is the host's: it stays.
   if (observed.bridge && !(recorded && modeUsesExistingBridge(recorded.mode))) {
     if (observed.bridge.alias === bridgeAlias(name)) {

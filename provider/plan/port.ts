@@ -1,6 +1,7 @@
 // The pure planner of a Port: a persistent TAP on its network's bridge, on the network's own host or on the
 // bridge of one of its NetworkExtensions. Created whole when missing; otherwise changed in place (bridge, MTU,
 // MAC, isolation, VLANs), so a VM holding the TAP stays attached.
+import { modeUsesExistingBridge } from "../model/modes";
 import { NetworkSpec } from "../model/network";
 import { PortSpec } from "../model/port";
 import {
@@ -47,10 +48,20 @@ interface PortHome {
   restores: boolean;
   /** On an extension host, the network's directories are the Ports' alone: made and removed with them. */
   extension: boolean;
+  /** A mode "bridge" network: the bridge is the host's (a HostBridge), VLAN-aware as the host has it. */
+  existingBridge?: boolean;
 }
 
 function portHome(network: string, o: ObservedNetwork): PortHome | undefined {
   const spec = recordOf(o, network)?.spec as NetworkSpec | undefined;
+  if (spec && modeUsesExistingBridge(spec.mode))
+    return {
+      mtu: portMtu(spec),
+      filtering: !!o.bridge?.vlanFiltering,
+      restores: spec.autostart !== false,
+      extension: false,
+      existingBridge: true,
+    };
   if (spec)
     return {
       mtu: portMtu(spec),
@@ -93,7 +104,11 @@ function hostErrors(spec: PortSpec, o: ObservedNetwork, home: PortHome | undefin
     errors.push(
       `bridge ${spec.bridge} of network "${spec.network}" is missing: run up for the ${home.extension ? "NetworkExtension" : "network"}`,
     );
-  if (spec.vlan && !home.filtering)
+  if (spec.vlan && !home.filtering && home.existingBridge)
+    errors.push(
+      `bridge ${spec.bridge} of network "${spec.network}" is not VLAN-aware: turn vlanFiltering on for its HostBridge (or vlan_filtering in the host's own bridge configuration) to give its ports VLANs`,
+    );
+  else if (spec.vlan && !home.filtering)
     errors.push(
       `network "${spec.network}" is not VLAN-aware: set bridge.vlanFiltering on it to give its ports VLANs`,
     );
@@ -126,8 +141,11 @@ function mustRecreate(spec: PortSpec, port: ObservedPort, ownerUid: number | nul
   return port.ownerUid !== wantUid || port.multiQueue !== spec.multiQueue;
 }
 
-/** The steps that make the Port's TAP on a host match `spec`; errors when the host forbids it. */
-export function planPort(spec: PortSpec, o: ObservedNetwork): Plan {
+/**
+ * The steps that make the Port's TAP on a host match `spec`; errors when the host forbids it. Its record names
+ * `stack`, the stack that declares it (kept from the record when not given).
+ */
+export function planPort(spec: PortSpec, o: ObservedNetwork, stack?: string): Plan {
   const home = portHome(spec.network, o);
   const errors = hostErrors(spec, o, home);
   if (errors.length) return refused(errors);
@@ -161,7 +179,7 @@ export function planPort(spec: PortSpec, o: ObservedNetwork): Plan {
     const vlans = filtering ? vlanChange(tap, want, kernelVlansOf(undefined)).run : [];
     if (vlans.length) actions.push(ops.bridgeBatch(`set VLANs of ${tap}: ${describeVlans(want)}`, vlans));
   } else actions.push(...inPlace(spec, have, mtu, filtering));
-  actions.push(...recordActions(spec, o, mtu, filtering, home!.restores));
+  actions.push(...recordActions(spec, o, mtu, filtering, home!.restores, stack));
   if (actions.length) actions.push(...restoreGlobalActions(o, true));
   return { errors: [], warnings: [], actions };
 }
@@ -227,10 +245,12 @@ function recordActions(
   mtu: number,
   filtering: boolean,
   restores: boolean,
+  stack: string | undefined,
 ): Action[] {
   const actions: Action[] = [];
   const recorded = (o.ports ?? []).find((p) => p.name === spec.name);
-  const text = JSON.stringify(spec) + "\n";
+  const declaredBy = stack ?? recorded?.stack;
+  const text = JSON.stringify(declaredBy === undefined ? spec : { ...spec, stack: declaredBy }) + "\n";
   const prev = recorded ? JSON.stringify(recorded) + "\n" : undefined;
   if (text !== prev) actions.push(ops.writeFile(portRecordPath(spec.network, spec.name), text, prev));
   const restorePath = portRestorePath(spec.network, spec.name);

@@ -25,8 +25,11 @@ export function isOurs(r: KernelRoute): boolean {
   return String(r.protocol) === String(ROUTE_PROTO);
 }
 
-/** Actions that make one route true; errors when the host forbids it. */
-export function planRoute(spec: RouteSpec, o: RouteObservation): Plan {
+/**
+ * Actions that make one route true; errors when the host forbids it. Its record names `stack`, the stack that
+ * declares it (kept from the record when not given).
+ */
+export function planRoute(spec: RouteSpec, o: RouteObservation, stack?: string): Plan {
   const errors: string[] = [];
   const record = o.records.find((r) => r.name === spec.name);
   const conflict = o.kernel.find((r) => sameKey(r, spec));
@@ -78,7 +81,8 @@ export function planRoute(spec: RouteSpec, o: RouteObservation): Plan {
       ),
     );
   }
-  const text = JSON.stringify(spec) + "\n";
+  const declaredBy = stack ?? record?.stack;
+  const text = JSON.stringify(declaredBy === undefined ? spec : { ...spec, stack: declaredBy }) + "\n";
   const prev = record ? JSON.stringify(record) + "\n" : undefined;
   if (text !== prev) {
     actions.push(ops.writeFile(routeRecordPath(spec.name), text, prev));

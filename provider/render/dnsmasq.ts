@@ -1,7 +1,7 @@
 // dnsmasq configuration for one network, in the spirit of libvirt's networkDnsmasqConfContents.
 import { modeIsolated } from "../model/modes";
 import { NetworkPaths } from "../naming";
-import { DhcpRangeSpec } from "../model/dhcpRange";
+import { DhcpRangeSpec, DhcpReservation } from "../model/dhcpRange";
 import { NetworkSpec } from "../model/network";
 
 export const DNSMASQ_USER = "dnsmasq"; // Debian's dnsmasq-base creates it; never root, never an unrelated user
@@ -80,7 +80,11 @@ export function renderDnsmasqConf(
     lines.push("enable-ra");
     if (v6.length)
       for (const r of sortedRanges(v6))
-        lines.push(`dhcp-range=${r.start},${r.end},${spec.ipv6.prefixLength},${r.leaseTime}`);
+        lines.push(
+          r.static // reservations only, on the network's subnet
+            ? `dhcp-range=${r.start},static,${spec.ipv6.prefixLength},${r.leaseTime}`
+            : `dhcp-range=${r.start},${r.end},${spec.ipv6.prefixLength},${r.leaseTime}`,
+        );
     else lines.push(`dhcp-range=::,constructor:${spec.bridge.name},ra-only`); // SLAAC
     // Router lifetime 0 in isolated mode: no default route. An interval of 0 is dnsmasq's default.
     const raMtu = mtu === undefined ? "" : `mtu:${mtu},`;
@@ -126,10 +130,24 @@ export function sortedRanges(ranges: DhcpRangeSpec[]): DhcpRangeSpec[] {
   return [...ranges].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-/** Reservations of every range, in dnsmasq's dhcp-hostsfile form; reread on SIGHUP. */
+/**
+ * Reservations of every range, in dnsmasq's dhcp-hostsfile form; reread on SIGHUP. IPv4: `mac,ip[,name]`;
+ * IPv6 (libvirt's order): `[id:duid,][name,][ip]`, the client named by its DUID, its name, or both.
+ */
 export function renderDhcpHosts(ranges: DhcpRangeSpec[]): string {
+  const line = (h: DhcpReservation) =>
+    h.mac !== undefined
+      ? [h.mac, h.ip, h.hostname]
+      : [h.duid !== undefined ? `id:${h.duid}` : undefined, h.hostname, `[${h.ip}]`];
   return sortedRanges(ranges)
-    .flatMap((r) => r.hosts.map((h) => [h.mac, h.ip, ...(h.hostname ? [h.hostname] : [])].join(",") + "\n"))
+    .flatMap((r) =>
+      r.hosts.map(
+        (h) =>
+          line(h)
+            .filter((v) => v !== undefined)
+            .join(",") + "\n",
+      ),
+    )
     .join("");
 }
 

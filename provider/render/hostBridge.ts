@@ -3,7 +3,7 @@
 // rendered from the uplink's own `ip -j` listings, saved on the host before anything changes.
 import { HostBridgeSpec } from "../model/hostBridge";
 import { hostBridgeAlias } from "../naming";
-import { bridgeTuning } from "./ip";
+import { bridgeTuning, segmentTrunkLine, vlanFilteringArgs } from "./ip";
 
 /** An address as `ip -j addr` lists it. */
 export interface IpAddrInfo {
@@ -44,6 +44,8 @@ export interface UplinkState {
   addresses: IpAddrInfo[];
   /** Every route through the uplink, in every table, of both families. */
   routes: IpRoute[];
+  /** Command lines of the DHCP clients (ISC dhclient) that ran on the uplink: they follow the addressing. */
+  clients?: string[][];
 }
 
 const FOREVER = 4294967295;
@@ -107,8 +109,12 @@ const familyOf = (r: IpRoute): "-4" | "-6" => (r.dst.includes(":") || r.gateway?
 export function renderMove(spec: HostBridgeSpec, state: UplinkState): string[] {
   const br = spec.name;
   const mtu = spec.mtu ?? state.mtu;
+  const tuning = [
+    ...bridgeTuning(spec.stp, spec.forwardDelay * 100),
+    ...(spec.vlanFiltering ? vlanFilteringArgs(true) : []),
+  ];
   const lines = [
-    `link add name ${br} type bridge ${bridgeTuning(spec.stp, spec.forwardDelay * 100).join(" ")}`,
+    `link add name ${br} type bridge ${tuning.join(" ")}`,
     `link set dev ${br} address ${state.mac} mtu ${mtu} alias ${hostBridgeAlias(state.name)}`,
   ];
   if (mtu !== state.mtu) lines.push(`link set dev ${state.name} mtu ${mtu}`);
@@ -134,4 +140,29 @@ export function renderRollback(spec: HostBridgeSpec, state: UplinkState): string
   for (const r of tunedKernelRoutes(state)) lines.push(routeLine(r, state.name, familyOf(r), "replace"));
   for (const r of movedRoutes(state)) lines.push(routeLine(r, state.name, familyOf(r)));
   return lines;
+}
+
+/** The `bridge -batch` lines run after the move: a VLAN-aware bridge's uplink made a trunk; none otherwise. */
+export function renderMoveVlans(spec: HostBridgeSpec): string[] {
+  return spec.vlanFiltering ? [segmentTrunkLine(spec.uplink)] : [];
+}
+
+/**
+ * An in-place change of an existing bridge's vlan_filtering to `on`, from `was` (with the uplink a trunk or
+ * not), and its exact undo: `ip -batch` lines (the bridge's setting) then `bridge -batch` lines (the trunk).
+ */
+export function renderVlanFilteringChange(
+  spec: HostBridgeSpec,
+  on: boolean,
+  was: { filtering: boolean; trunk: boolean },
+): { apply: string[]; applyVlans: string[]; undo: string[]; undoVlans: string[] } {
+  const setting = (v: boolean) => `link set dev ${spec.name} type bridge ${vlanFilteringArgs(v).join(" ")}`;
+  const trunk = (want: boolean, have: boolean) =>
+    want === have ? [] : [segmentTrunkLine(spec.uplink, !want)];
+  return {
+    apply: [setting(on)],
+    applyVlans: on ? [segmentTrunkLine(spec.uplink)] : trunk(false, was.trunk),
+    undo: [setting(was.filtering)],
+    undoVlans: trunk(was.trunk, on),
+  };
 }

@@ -46,7 +46,10 @@ export interface VxlanDevice {
 /** VLANs a segment's VXLAN device carries tagged on a VLAN-aware bridge: all but VLAN 1, its untagged PVID. */
 export const TRUNK_VLANS = { first: 2, last: VLAN_MAX };
 
-/** The `bridge -batch` line that makes a VXLAN device a trunk of TRUNK_VLANS; `del` takes them off. */
+/**
+ * The `bridge -batch` line that makes a port (a segment's VXLAN device, a HostBridge's uplink) a trunk of
+ * TRUNK_VLANS; `del` takes them off.
+ */
 export function segmentTrunkLine(dev: string, del = false): string {
   return `vlan ${del ? "del" : "add"} dev ${dev} vid ${TRUNK_VLANS.first}-${TRUNK_VLANS.last}`;
 }

@@ -116,11 +116,23 @@ export function renderNetworkRestore(
   return lines.join("\n") + "\n";
 }
 
-/** A HostBridge at boot: the saved move, made again unless the bridge is there (-force: the uplink may have no address yet). */
-export function renderHostBridgeRestore(name: string, uplink: string, moveBatch: string): string {
+/**
+ * A HostBridge at boot: the saved move, made again unless the bridge is there (-force: the uplink may have no
+ * address yet); with a DHCP client on the uplink, through the script that carries the client to the bridge; on a
+ * VLAN-aware bridge, its trunk's `bridge -batch` after it.
+ */
+export function renderHostBridgeRestore(
+  name: string,
+  uplink: string,
+  moveBatch: string,
+  carry?: string,
+  vlansBatch?: string,
+): string {
+  const move = carry ? `sh ${quote([carry, moveBatch, "-force"])}` : `ip -force -batch ${quote([moveBatch])}`;
+  const again = vlansBatch ? `{ ${move}; bridge -force -batch ${quote([vlansBatch])}; }` : move;
   return [
     `# virtnet: brings HostBridge ${name} (uplink ${uplink}) back. Generated: virtnet rewrites this file.`,
-    `ip link show dev ${quote([name])} >/dev/null 2>&1 || ip -force -batch ${quote([moveBatch])}`,
+    `ip link show dev ${quote([name])} >/dev/null 2>&1 || ${again}`,
     "",
   ].join("\n");
 }

@@ -9,7 +9,7 @@ import { containsUnknown } from "../model/validation";
 import { modeUsesExistingBridge } from "../model/modes";
 import { checkNetworkRef } from "./networkRef";
 import { connectTo, Credentials, resolveConnection } from "./connection";
-import { changedKeys, checked, pick, Props, required } from "./props";
+import { changedKeys, checked, keepHidden, pick, Props, required, stackOf } from "./props";
 import { RANGE_INPUT_KEYS } from "../model/inputs";
 
 function rangeInputs(props: Props): DhcpRangeInputs {
@@ -81,14 +81,14 @@ export function diff(_id: string, olds: Props, news: Props) {
 export async function create(inputs: Props, opts: { failAfter?: string } = {}) {
   const spec = required(specOf(inputs));
   const host = await connectTo(inputs);
-  await applyRange(host, refOf(inputs), spec, opts);
+  await applyRange(host, refOf(inputs), spec, { ...opts, stack: stackOf(inputs) });
   return { id: `${refOf(inputs).name}/${spec.name}`, outs: outputs(inputs, spec, host) };
 }
 
 export async function update(_id: string, _olds: Props, news: Props) {
   const spec = required(specOf(news));
   const host = await connectTo(news);
-  await applyRange(host, refOf(news), spec);
+  await applyRange(host, refOf(news), spec, { stack: stackOf(news) });
   return { outs: outputs(news, spec, host) };
 }
 
@@ -98,8 +98,9 @@ export async function remove(_id: string, props: Props): Promise<void> {
 
 export async function read(id: string, props: Props) {
   const host = await connectTo(props);
-  const recorded = await readRange(host, refOf(props), props.name);
-  if (!recorded) return { id: "", props: {} };
+  const found = await readRange(host, refOf(props), props.name);
+  if (!found) return { id: "", props: {} };
+  const { stack: _stack, ...recorded } = found; // who declared it is no input of the range
   const inputs = { ...rangeInputs(props) } as Props;
   const spec = required(specOf(props));
   const outs = outputs(props, spec, host);
@@ -121,7 +122,7 @@ export async function read(id: string, props: Props) {
     connection: props.connection,
     rendered: rendered(spec),
   };
-  if (props.__credentials !== undefined) newInputs.__credentials = props.__credentials;
+  keepHidden(newInputs, props, ["__credentials", "__stack"]);
   return { id, props: outs, inputs: newInputs };
 }
 

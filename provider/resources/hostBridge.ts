@@ -37,7 +37,7 @@ export function diff(_id: string, olds: Props, news: Props) {
   const changed = changedKeys([...HOST_BRIDGE_INPUT_KEYS, "connection", "__credentials"], olds, news);
   const replaces: string[] = [];
   if (containsUnknown(news.connection) || target(olds) !== target(news)) replaces.push("connection");
-  // A new bridge or uplink is a new move; stp, forwardDelay and mtu change in place.
+  // A new bridge or uplink is a new move; stp, forwardDelay, mtu and vlanFiltering change in place.
   for (const k of ["name", "uplink"]) if ((news[k] ?? olds[k]) !== olds[k]) replaces.push(k);
   const drifted = Array.isArray(olds.drift) && olds.drift.length > 0;
   return { changes: changed.length > 0 || drifted, replaces, deleteBeforeReplace: replaces.length > 0 };

@@ -16,7 +16,7 @@ import { firewallSummary } from "../plan/firewall";
 import { overlaps } from "../plan/network";
 import { containsUnknown, isUnknown, parseStrictCidr, PropertyError } from "../model/validation";
 import { connectTo, resolveConnection } from "./connection";
-import { changedKeys, checked, pick, Props, required } from "./props";
+import { changedKeys, checked, keepHidden, pick, Props, required, stackOf } from "./props";
 import { NETWORK_INPUT_KEYS } from "../model/inputs";
 import { modeUsesExistingBridge } from "../model/modes";
 
@@ -167,7 +167,7 @@ function outputsOf(
 export async function create(inputs: Props, opts: { failAfter?: string } = {}) {
   const spec = specOf(inputs);
   const host = await connectTo(inputs);
-  const result = await applyNetwork(host, spec, { failAfter: opts.failAfter });
+  const result = await applyNetwork(host, spec, { failAfter: opts.failAfter, stack: stackOf(inputs) });
   return {
     id: networkId(inputs, spec),
     outs: outputsOf(inputs, spec, host, result.warnings, [], result.observed),
@@ -177,14 +177,14 @@ export async function create(inputs: Props, opts: { failAfter?: string } = {}) {
 export async function update(_id: string, _olds: Props, news: Props) {
   const spec = specOf(news);
   const host = await connectTo(news);
-  const result = await applyNetwork(host, spec);
+  const result = await applyNetwork(host, spec, { stack: stackOf(news) });
   return { outs: outputsOf(news, spec, host, result.warnings, [], result.observed) };
 }
 
 export async function remove(_id: string, props: Props): Promise<void> {
   const host = await connectTo(props);
   const name = props.name;
-  await deleteNetwork(host, name, props.bridgeName);
+  await deleteNetwork(host, name, props.bridgeName, stackOf(props));
 }
 
 /** Reads the host. Import (`get`) with only an id rebuilds the inputs from what virtnet keeps on the host. */
@@ -218,8 +218,7 @@ export async function read(id: string, props: Props) {
   const outs = outputsOf(full, spec, host, status.warnings, status.drift, status.observed);
   // The same shape check returns, so a refresh alone never makes the next preview show a change.
   const newInputs: Props = { ...inputs, name: spec.name, connection, rendered: renderedArtifacts(spec) };
-  if (props.__credentials !== undefined) newInputs.__credentials = props.__credentials;
-  if (props.__siblings !== undefined) newInputs.__siblings = props.__siblings;
+  keepHidden(newInputs, props, ["__credentials", "__siblings", "__stack"]);
   return { id, props: outs, inputs: newInputs };
 }
 

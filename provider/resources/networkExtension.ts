@@ -16,7 +16,7 @@ import {
 } from "../orchestration/extension";
 import { checkNetworkRef } from "./networkRef";
 import { connectTo, Credentials, resolveConnection } from "./connection";
-import { changedKeys, pick, Props, required as requiredSpec } from "./props";
+import { changedKeys, pick, Props, required as requiredSpec, stackOf } from "./props";
 
 const target = (connection: Props | undefined) => {
   const c = resolveConnection(connection);
@@ -104,7 +104,7 @@ function outputs(props: Props, host: Host, computed: Props, drift: string[], war
 export async function create(inputs: Props, opts: { failAfter?: string } = {}) {
   const spec = required(inputs);
   const hosts = await hostsOf(inputs);
-  const r = await joinSegment(spec, hosts, opts);
+  const r = await joinSegment(spec, hosts, { ...opts, stack: stackOf(inputs) });
   return {
     id: `${target(inputs.connection)}/extension/${spec.network.name}`,
     outs: outputs(inputs, hosts.self, computedOf(r), [], r.warnings),
@@ -140,7 +140,7 @@ export async function update(_id: string, olds: Props, news: Props) {
     // Only credentials or the list of the other members' connections changed: nothing on any host.
     return { outs: outputs(news, hosts.self, pick(COMPUTED_KEYS, olds), [], []) };
   }
-  const r = await joinSegment(spec, hosts);
+  const r = await joinSegment(spec, hosts, { stack: stackOf(news) });
   return { outs: outputs(news, hosts.self, computedOf(r), [], r.warnings) };
 }
 
@@ -159,5 +159,5 @@ export async function read(id: string, props: Props) {
       ? computedOf({ member: status.member, segment: status.segment })
       : pick(COMPUTED_KEYS, props);
   const outs = outputs(props, hosts.self, computed, status.drift, props.warnings ?? []);
-  return { id, props: outs, inputs: pick(["name", ...HOST_KEYS, ...STATE_KEYS], props) };
+  return { id, props: outs, inputs: pick(["name", ...HOST_KEYS, ...STATE_KEYS, "__stack"], props) };
 }

@@ -3,16 +3,22 @@ import { validateConnection } from "../host";
 import { Host } from "../host/host";
 import { PORT_INPUT_KEYS } from "../model/inputs";
 import { buildPortSpec, PortInputs, PortSpec } from "../model/port";
-import { containsUnknown } from "../model/validation";
+import { modeUsesExistingBridge } from "../model/modes";
+import { containsUnknown, isUnknown } from "../model/validation";
 import { readFdb } from "../orchestration/fdb";
 import { portAlias } from "../naming";
 import { applyPort, deletePort, readPort } from "../orchestration/port";
 import { connectTo, Credentials, resolveConnection } from "./connection";
 import { checkNetworkRef } from "./networkRef";
-import { changedKeys, pick, Props, required } from "./props";
+import { changedKeys, keepHidden, pick, Props, required, stackOf } from "./props";
 
 /** The Port's own inputs, and the network it is on (the SDK copies that from a VirtualNetwork). */
 const INPUT_KEYS = [...PORT_INPUT_KEYS, "network"] as const;
+
+/** A mode "bridge" network (or one whose mode is not known yet): its bridge's VLAN-awareness is the host's. */
+function hostDecides(mode: unknown): boolean {
+  return isUnknown(mode) || (typeof mode === "string" && modeUsesExistingBridge(mode));
+}
 
 function specOf(props: Props) {
   const net = props.network ?? {};
@@ -20,7 +26,11 @@ function specOf(props: Props) {
   return buildPortSpec(
     pick(PORT_INPUT_KEYS, props) as PortInputs,
     props.resourceName,
-    { name: net.name, bridgeName: net.bridgeName, vlanFiltering: net.vlanFiltering },
+    {
+      name: net.name,
+      bridgeName: net.bridgeName,
+      vlanFiltering: hostDecides(net.mode) ? undefined : net.vlanFiltering,
+    },
     host,
   );
 }
@@ -75,7 +85,7 @@ export function diff(_id: string, olds: Props, news: Props) {
 export async function create(inputs: Props, opts: { failAfter?: string } = {}) {
   const spec = required(specOf(inputs));
   const host = await connectTo(inputs);
-  const result = await applyPort(host, spec, opts);
+  const result = await applyPort(host, spec, { ...opts, stack: stackOf(inputs) });
   return {
     id: `${target(inputs)}/port/${spec.name}`,
     outs: outputs(inputs, spec, host, [], result.warnings),
@@ -85,7 +95,7 @@ export async function create(inputs: Props, opts: { failAfter?: string } = {}) {
 export async function update(_id: string, _olds: Props, news: Props) {
   const spec = required(specOf(news));
   const host = await connectTo(news);
-  const result = await applyPort(host, spec);
+  const result = await applyPort(host, spec, { stack: stackOf(news) });
   return { outs: outputs(news, spec, host, [], result.warnings) };
 }
 
@@ -101,7 +111,7 @@ export async function read(id: string, props: Props) {
   const ours = status.tap?.alias === portAlias(spec.network);
   if (!status.recorded && !ours) return { id: "", props: {} };
   const inputs: Props = { ...pick([...INPUT_KEYS, "resourceName"], props), connection: props.connection };
-  if (props.__credentials !== undefined) inputs.__credentials = props.__credentials;
+  keepHidden(inputs, props, ["__credentials", "__stack"]);
   return { id, props: outputs(props, spec, host, status.drift, []), inputs };
 }
 

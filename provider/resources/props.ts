@@ -34,3 +34,17 @@ export function required<S>(result: { spec?: S; errors: PropertyError[] }): S {
   if (!result.spec) throw new ValidationError(result.errors);
   return result.spec;
 }
+
+/**
+ * The stack that declares a resource, as the SDK passes it (the hidden input `__stack`, "<project>/<stack>" or
+ * "<organization>/<project>/<stack>"); recorded on the host with the resource. Never part of a diff.
+ */
+export function stackOf(props: Props): string | undefined {
+  return typeof props.__stack === "string" && props.__stack !== "" ? props.__stack : undefined;
+}
+
+/** read's inputs keep the hidden inputs the state has, so a refresh alone changes none of them. */
+export function keepHidden(inputs: Props, props: Props, keys: readonly string[]): Props {
+  for (const k of keys) if (props[k] !== undefined) inputs[k] = props[k];
+  return inputs;
+}

@@ -7,7 +7,7 @@ import { routeCommand } from "../render/route";
 import { containsUnknown } from "../model/validation";
 import { checkNetworkRef } from "./networkRef";
 import { connectTo, resolveConnection } from "./connection";
-import { changedKeys, checked, pick, Props, required } from "./props";
+import { changedKeys, checked, keepHidden, pick, Props, required, stackOf } from "./props";
 import { ROUTE_INPUT_KEYS } from "../model/inputs";
 
 /** The route's own inputs, and the network it goes via (the SDK copies that from a VirtualNetwork). */
@@ -61,7 +61,7 @@ export function diff(_id: string, olds: Props, news: Props) {
 export async function create(inputs: Props) {
   const spec = specOf(inputs);
   const host = await connectTo(inputs);
-  await applyRoute(host, spec);
+  await applyRoute(host, spec, { stack: stackOf(inputs) });
   const c = resolveConnection(inputs.connection);
   return { id: `${c.host}:${c.port ?? 22}/route/${spec.name}`, outs: outputs(inputs, spec, host, []) };
 }
@@ -69,7 +69,7 @@ export async function create(inputs: Props) {
 export async function update(_id: string, _olds: Props, news: Props) {
   const spec = specOf(news);
   const host = await connectTo(news);
-  await applyRoute(host, spec);
+  await applyRoute(host, spec, { stack: stackOf(news) });
   return { outs: outputs(news, spec, host, []) };
 }
 
@@ -92,6 +92,6 @@ export async function read(id: string, props: Props) {
     connection: props.connection,
     rendered: rendered(spec),
   };
-  if (props.__credentials !== undefined) inputs.__credentials = props.__credentials;
+  keepHidden(inputs, props, ["__credentials", "__stack"]);
   return { id, props: outputs(props, spec, host, drift), inputs };
 }

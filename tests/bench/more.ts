@@ -5,6 +5,7 @@
 import { RunResult, TestStack } from "../engine/engine";
 import { LabHost } from "../lab/lab";
 import { Row } from "./report";
+import { uplinkMoveRow } from "./hostBridge";
 import { portCreateRow } from "./port";
 import { vxlanThroughputRow } from "./stretch";
 import { vmBootToLeaseRow } from "./vm";
@@ -48,6 +49,7 @@ export const MORE_ROWS: MoreRow[] = [
     what: "uplink move gap (HostBridge)",
     skip: "uplinkmove",
     from: "the bridged-networking issue's HostBridge: how long the host's uplink address is unreachable while it moves onto the bridge",
+    measure: async (b) => [await uplinkMoveRow(b.host("h1"), b.stack(), b.quick ? 1 : 3)],
   },
   {
     what: "VM boot to first lease",

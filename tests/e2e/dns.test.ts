@@ -135,8 +135,8 @@ describe("the host's resolvers and libvirt's DNS behaviours, through the engine 
   let stack: TestStack;
   let h1: LabHost;
 
-  const hostLookup = async (guest: string, name: string, server: string) =>
-    (await guestExec(guest, ["busybox", "nslookup", "-type=a", name, server])).stdout;
+  const hostLookup = async (guest: string, name: string, server: string, type = "a") =>
+    (await guestExec(guest, ["busybox", "nslookup", `-type=${type}`, name, server])).stdout;
 
   before(async () => {
     [h1] = await labHosts(2);
@@ -150,6 +150,7 @@ describe("the host's resolvers and libvirt's DNS behaviours, through the engine 
       "--address=/only-upstream.example.test/198.51.100.9",
       "--address=/x.up.lab.test/198.51.100.10",
       "--address=/plainhost/198.51.100.11",
+      '--txt-record=plainhost,"from upstream"',
       `--pid-file=${pidFile}`,
       "--user=root",
     ]);
@@ -209,7 +210,14 @@ describe("the host's resolvers and libvirt's DNS behaviours, through the engine 
 
   it("forwards plain names upstream by default, and keeps them local with forwardPlainNames: false", async () => {
     expect(await hostLookup("rn", "plainhost", "10.86.0.1")).to.include("198.51.100.11");
-    expect(await hostLookup("rl", "plainhost", "10.88.0.1")).to.not.include("198.51.100.11");
+    const local = await hostLookup("rl", "plainhost", "10.88.0.1");
+    expect(local).to.not.include("198.51.100.11");
+    expect(local, "answered by the network's dnsmasq itself: no such name").to.include("NXDOMAIN");
+    // Every query type, not only A and AAAA (which dnsmasq's domain-needed alone keeps local).
+    expect(await hostLookup("rn", "plainhost", "10.86.0.1", "txt")).to.include("from upstream");
+    const txt = await hostLookup("rl", "plainhost", "10.88.0.1", "txt");
+    expect(txt).to.not.include("from upstream");
+    expect(txt).to.include("NXDOMAIN");
   });
 
   it("sends a domain-only forwarder's domain to the host's resolvers, inside a local-only domain", async () => {

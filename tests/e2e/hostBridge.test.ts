@@ -3,11 +3,23 @@
 // cannot be reached over new SSH connections after the move rolls back by itself (a proxy drops them). The
 // lab's SSH runs over mgmt0; tests/support/uplinkSsh.ts runs a session over eth0 itself for the move under it.
 import { expect } from "chai";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { closeAllConnections, connect, connectFresh, ConnectionArgs } from "../../provider/host";
 import * as hostBridge from "../../provider/resources/hostBridge";
 import * as network from "../../provider/resources/network";
 import * as port from "../../provider/resources/port";
-import { guestAdd, guestAddr, guestDel, guestExec, hostExec, hostReboot, LabHost } from "../lab/lab";
+import {
+  guestAdd,
+  guestAddr,
+  guestDel,
+  guestExec,
+  hostExec,
+  hostReboot,
+  LabHost,
+  upstreamExec,
+} from "../lab/lab";
 import { CutProxy } from "../support-fault/proxy";
 import { UplinkSsh } from "../support/uplinkSsh";
 import { captureUpstream, connectionFor, labHosts, sh } from "./support";
@@ -305,6 +317,221 @@ describe("HostBridge on a lab host", function () {
     } finally {
       await closeAllConnections();
       h1 = await hostReboot("h1", { init: "sshd" });
+    }
+  });
+});
+
+// An uplink whose address comes from a real DHCP server (dnsmasq in upstream) through ISC dhclient, started
+// with the command line Debian's ifupdown gives it: the client follows the address to the bridge (same MAC,
+// same DUID: the same lease), renews it there, and comes back to eth0 with its own command line.
+describe("HostBridge over an uplink that a DHCP client (dhclient) configures", function () {
+  this.timeout(180_000);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-hb-dhcp-"));
+  const serverLeases = path.join(dir, "leases");
+  const serverLog = path.join(dir, "dnsmasq.log");
+  const DHCLIENT = [
+    "dhclient",
+    "-4",
+    "-v",
+    "-i",
+    "-pf",
+    "/run/dhclient.eth0.pid",
+    "-lf",
+    "/var/lib/dhcp/dhclient.eth0.leases",
+    "-I",
+    "-df",
+    "/var/lib/dhcp/dhclient6.eth0.leases",
+    "eth0",
+  ];
+  let h1: LabHost;
+  let conn: ConnectionArgs;
+  let mac: string;
+  let leased: string;
+  let initial: string;
+  const props = () => ({ name: BR, uplink: "eth0", confirmTimeout: 8, connection: conn });
+
+  /** The server's leases of the host's MAC: "<ip> <client-id>" each. */
+  const leasesOfHost = () =>
+    fs
+      .readFileSync(serverLeases, "utf8")
+      .split("\n")
+      .map((l) => l.split(" "))
+      .filter((f) => f[1] === mac)
+      .map((f) => ({ expires: Number(f[0]), lease: `${f[2]} ${f[4]}` }));
+  /** Command lines of the dhclients on the host, NUL-separated arguments joined by spaces. */
+  const dhclients = async () =>
+    (await sh("h1", `for p in $(pgrep -x dhclient); do tr '\\0' ' ' < /proc/$p/cmdline; echo; done`))
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => l.trim());
+  const releases = () =>
+    fs
+      .readFileSync(serverLog, "utf8")
+      .split("\n")
+      .filter((l) => /DHCPRELEASE/.test(l));
+  /** The uplink's state as uplinkState() compares it, without the lease's lifetimes (they count down). */
+  const dhcpUplinkState = async () => {
+    const s = JSON.parse(await uplinkState());
+    for (const a of s.addr) {
+      expect(a.valid_life_time, `${a.local}'s lifetime`).to.be.a("number").above(0);
+      delete a.valid_life_time;
+      delete a.preferred_life_time;
+    }
+    return JSON.stringify(s, null, 1);
+  };
+
+  before(async () => {
+    [h1] = await labHosts(1);
+    conn = connectionFor(h1);
+    mac = JSON.parse(await sh("h1", "ip -j link show dev eth0"))[0].address;
+    const server = await upstreamExec([
+      "dnsmasq",
+      "--port=0",
+      "--interface=br0",
+      "--bind-interfaces",
+      "--user=root",
+      "--no-ping",
+      "--log-dhcp",
+      `--log-facility=${serverLog}`,
+      `--dhcp-leasefile=${serverLeases}`,
+      `--pid-file=${path.join(dir, "dnsmasq.pid")}`,
+      "--dhcp-range=198.19.0.100,198.19.0.150,255.255.255.0,2m",
+      "--dhcp-option=option:router,198.19.0.1",
+      // Renewals every 10 s: the test sees one happen on the bridge.
+      "--dhcp-option=option:T1,10",
+      "--dhcp-option=option:T2,60",
+    ]);
+    expect(server.code, server.stderr).to.equal(0);
+    // eth0 loses the lab's static IPv4 addressing and takes it from the server instead (IPv6 stays static).
+    await sh(
+      "h1",
+      "ip -4 addr flush dev eth0; rm -f /var/lib/dhcp/dhclient.eth0.leases /var/lib/dhcp/dhclient6.eth0.leases",
+    );
+    await sh("h1", `${DHCLIENT.join(" ")} </dev/null >/dev/null 2>&1`);
+    leased = JSON.parse(await sh("h1", "ip -4 -j addr show dev eth0"))[0].addr_info[0].local;
+    expect(leased).to.match(/^198\.19\.0\.1\d\d$/);
+    expect(await dhclients()).to.deep.equal([DHCLIENT.join(" ")]);
+    initial = await dhcpUplinkState();
+  });
+  after(async () => {
+    await hostBridge.remove("", props()).catch(() => undefined);
+    await closeAllConnections();
+    const pid = fs.readFileSync(path.join(dir, "dnsmasq.pid"), "utf8").trim();
+    await upstreamExec(["kill", pid]);
+    // Back to the lab's static eth0.
+    h1 = await hostReboot("h1", { init: "sshd" });
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("moves eth0 with its lease: same address on the bridge, the client there renews it, no release, reachable over a new SSH connection through it", async () => {
+    const before = leasesOfHost();
+    expect(before.map((l) => l.lease)).to.have.length(1);
+    const uplink = await new UplinkSsh(h1.address, leased).start();
+    try {
+      const via = { ...conn, host: "127.0.0.1", port: uplink.port } as ConnectionArgs;
+      const { outs } = await hostBridge.create({ ...props(), connection: via });
+      const created = Date.now();
+      expect(outs.addresses).to.include(`${leased}/24`);
+      const br = JSON.parse(await sh("h1", `ip -4 -j addr show dev ${BR}`))[0];
+      expect(br.addr_info.map((a: any) => a.local)).to.deep.equal([leased]);
+      expect(br.addr_info[0].dynamic, "a leased address, with the lease's lifetime").to.equal(true);
+      expect(br.addr_info[0].valid_life_time).to.be.at.most(120);
+      expect(JSON.parse(await sh("h1", "ip -4 -j addr show dev eth0"))).to.deep.equal([]);
+      expect(await dhclients(), "the client runs on the bridge, with eth0's command line").to.deep.equal([
+        [...DHCLIENT.slice(0, -1), BR].join(" "),
+      ]);
+      // Renewed on the bridge: the server extends the same lease (same address, same client id).
+      let after = leasesOfHost();
+      for (let i = 0; i < 60 && !(after[0]?.expires > before[0].expires + 2); i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        after = leasesOfHost();
+      }
+      expect(
+        after.map((l) => l.lease),
+        "one lease, the same",
+      ).to.deep.equal(before.map((l) => l.lease));
+      expect(after[0].expires, "the lease was renewed after the move").to.be.above(before[0].expires + 2);
+      expect(after[0].expires * 1000).to.be.at.least(created - 1000 + 110_000);
+      expect(releases(), "no DHCPRELEASE").to.deep.equal([]);
+      const fresh = await connectFresh(via);
+      expect(
+        (await fresh.run("echo $SSH_CONNECTION")).stdout.split(" ")[0],
+        "a new SSH session over the bridge",
+      ).to.equal("198.19.0.1");
+      await fresh.close();
+      const { props: read } = await hostBridge.read("x", { ...props(), ...outs });
+      expect((read as any).drift).to.deep.equal([]);
+    } finally {
+      await closeAllConnections();
+      await uplink.stop();
+    }
+  });
+
+  it("delete puts the client back on eth0 with its own command line, the lease and eth0 as before", async () => {
+    const lease = leasesOfHost().map((l) => l.lease);
+    await hostBridge.remove("x", props());
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(await dhclients()).to.deep.equal([DHCLIENT.join(" ")]);
+    expect(await dhcpUplinkState()).to.equal(initial);
+    expect(leasesOfHost().map((l) => l.lease)).to.deep.equal(lease);
+    expect(releases()).to.deep.equal([]);
+    expect(await pingUpstream()).to.equal(true);
+  });
+
+  it("rolls back by itself when the move is not confirmed: the client back on eth0, no release", async () => {
+    const proxy = await new CutProxy(h1.address).start();
+    try {
+      const via = { ...conn, host: "127.0.0.1", port: proxy.port } as ConnectionArgs;
+      await connect(via);
+      proxy.dropNextDuringHandshake(1000);
+      const err = await hostBridge.create({ ...props(), connection: via }).catch((e) => e);
+      expect(err.message).to.match(/the host rolled back by itself: no confirmation/);
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(await dhclients()).to.deep.equal([DHCLIENT.join(" ")]);
+      expect(await dhcpUplinkState()).to.equal(initial);
+      expect(releases()).to.deep.equal([]);
+    } finally {
+      await proxy.close();
+      await closeAllConnections();
+    }
+  });
+
+  it("comes back after a reboot (ifupdown's dhclient configures eth0, then virtnet's unit moves it and the client to the bridge); delete then gives eth0 back to the client", async () => {
+    const original = await sh("h1", "cat /etc/network/interfaces");
+    try {
+      // eth0's IPv4 from DHCP at boot: ifupdown starts dhclient with the command line above.
+      await sh(
+        "h1",
+        "sed -i 's/^iface eth0 inet static$/iface eth0 inet dhcp/; /^\\taddress 198\\.19\\.0\\./d; /^\\tup ip .*dev eth0/d' /etc/network/interfaces",
+      );
+      await closeAllConnections();
+      h1 = await hostReboot("h1", { init: "systemd" });
+      expect(await dhclients(), "ifupdown's dhclient").to.deep.equal([DHCLIENT.join(" ")]);
+      const booted = await dhcpUplinkState();
+      const address = JSON.parse(await sh("h1", "ip -4 -j addr show dev eth0"))[0].addr_info[0].local;
+      await hostBridge.create(props());
+      await closeAllConnections();
+      h1 = await hostReboot("h1"); // systemctl reboot (ifdown releases the lease, as it would without virtnet), and a boot
+      const eth0 = JSON.parse(await sh("h1", "ip -j link show dev eth0"))[0];
+      expect(eth0.master, "eth0 is in the bridge after the boot").to.equal(BR);
+      expect(await dhclients(), "the client runs on the bridge").to.deep.equal([
+        [...DHCLIENT.slice(0, -1), BR].join(" "),
+      ]);
+      const br = JSON.parse(await sh("h1", `ip -4 -j addr show dev ${BR}`))[0];
+      expect(br.addr_info.map((a: any) => a.local)).to.deep.equal([address]);
+      expect(JSON.parse(await sh("h1", "ip -4 -j addr show dev eth0"))).to.deep.equal([]);
+      expect(
+        leasesOfHost().map((l) => l.lease.split(" ")[0]),
+        "the server's one lease",
+      ).to.deep.equal([address]);
+      expect(await pingUpstream()).to.equal(true);
+      await hostBridge.remove("x", props());
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(await dhclients()).to.deep.equal([DHCLIENT.join(" ")]);
+      expect(await dhcpUplinkState()).to.equal(booted);
+    } finally {
+      await hostExec("h1", ["sh", "-c", 'printf "%s" "$1" > /etc/network/interfaces', "sh", original]);
+      await closeAllConnections();
     }
   });
 });

@@ -1,9 +1,11 @@
 // IPv6 end to end: router advertisements (SLAAC), stateful DHCPv6, and the modes' IPv6 semantics, on lab hosts.
 import { expect } from "chai";
-import { DhcpRange, VirtualNetwork, VirtualNetworkArgs } from "../../sdk";
+import { DhcpRange, DhcpRangeArgs, VirtualNetwork, VirtualNetworkArgs } from "../../sdk";
 import { findResource, TestStack } from "../engine/engine";
 import { guestAdd, guestDel, guestExec, LabHost, labStatus, upstreamExec } from "../lab/lab";
 import { captureUpstream, labHosts, nftChainsOf, stackFor } from "./support";
+
+type DhcpRangeArgs6 = Omit<DhcpRangeArgs, "network">;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -33,7 +35,42 @@ async function ping6(guest: string, ip: string): Promise<boolean> {
   return (await guestExec(guest, ["busybox", "ping", "-6", "-c", "1", "-W", "2", ip])).code === 0;
 }
 
-function program(name: string, args: VirtualNetworkArgs, range6?: { start: string; end: string }) {
+/** dhclient's octal-escaped string of a DUID in hex ("00:03:..."), as its lease file holds one. */
+function dhclientDuid(duid: string): string {
+  return duid
+    .split(":")
+    .map((b) => "\\" + parseInt(b, 16).toString(8).padStart(3, "0"))
+    .join("");
+}
+
+/**
+ * The address a DHCPv6 exchange (dhclient -6, one try) gets the guest: with `duid` the client uses that DUID (a
+ * lease file's default-duid), with `fqdn` it sends that name (option 39). undefined when none came.
+ */
+async function dhcp6Address(
+  guest: string,
+  opts: { duid?: string; fqdn?: string; seconds?: number } = {},
+): Promise<string | undefined> {
+  const base = `/tmp/virtnet-e2e-${guest}`;
+  const seed = opts.duid
+    ? `printf 'default-duid "%s";\\n' '${dhclientDuid(opts.duid)}' > ${base}.leases; `
+    : "";
+  const conf = opts.fqdn
+    ? `printf 'send fqdn.fqdn "%s";\\n' '${opts.fqdn}' > ${base}.conf; `
+    : `: > ${base}.conf; `;
+  const r = await guestExec(
+    guest,
+    [
+      "sh",
+      "-c",
+      `rm -f ${base}.leases; ${seed}${conf}timeout ${opts.seconds ?? 20} dhclient -6 -1 -sf /bin/true -cf ${base}.conf -lf ${base}.leases -pf ${base}.pid eth0; cat ${base}.leases; kill $(cat ${base}.pid) 2>/dev/null; rm -f ${base}.leases ${base}.pid ${base}.conf`,
+    ],
+    { timeoutMs: 30000 },
+  );
+  return /iaaddr ([0-9a-f:]+)/.exec(r.stdout)?.[1];
+}
+
+function program(name: string, args: VirtualNetworkArgs, range6?: DhcpRangeArgs6) {
   return () => {
     const n = new VirtualNetwork(name, args);
     if (range6) new DhcpRange(`${name}-pool6`, { network: n, ...range6 });
@@ -59,7 +96,7 @@ describe("IPv6 on a lab host, through the engine path", function () {
     while (stacks.length) await stacks.pop()!.destroy();
   });
 
-  async function deploy(name: string, args: VirtualNetworkArgs, range6?: { start: string; end: string }) {
+  async function deploy(name: string, args: VirtualNetworkArgs, range6?: DhcpRangeArgs6) {
     const stack = stackFor(h1);
     stacks.push(stack);
     await stack.up(program(name, args, range6));
@@ -132,19 +169,50 @@ describe("IPv6 on a lab host, through the engine path", function () {
     );
     await guest("v6d", outs.bridgeName);
     await linkLocalReady("v6d"); // a stateful range's RA carries the managed flag and no SLAAC prefix
-    const lease = "/tmp/virtnet-e2e-v6d.leases";
-    const r = await guestExec(
-      "v6d",
-      [
-        "sh",
-        "-c",
-        `rm -f ${lease}; timeout 20 dhclient -6 -1 -sf /bin/true -lf ${lease} -pf /tmp/virtnet-e2e-v6d.pid eth0; cat ${lease}; kill $(cat /tmp/virtnet-e2e-v6d.pid) 2>/dev/null; rm -f ${lease} /tmp/virtnet-e2e-v6d.pid`,
-      ],
-      { timeoutMs: 30000 },
-    );
-    const m = /iaaddr (fd00:98::[0-9a-f]+)/.exec(r.stdout);
-    expect(m, r.stdout + r.stderr).to.not.equal(null);
-    const last = parseInt(m![1].split(":").pop()!, 16);
+    const addr = await dhcp6Address("v6d");
+    expect(addr, "no DHCPv6 address").to.match(/^fd00:98::[0-9a-f]+$/);
+    const last = parseInt(addr!.split(":").pop()!, 16);
     expect(last).to.be.within(0x100, 0x1ff);
+  });
+
+  it("DHCPv6 reservations: a client's DUID, or the name it sends, gets its reserved address; another gets the range", async () => {
+    const duid = "00:03:00:01:52:54:00:99:00:05";
+    const outs = await deploy(
+      "v6e",
+      { mode: "route", ipv4: { cidr: "10.99.0.0/24" }, ipv6: { cidr: "fd00:99::/64" } },
+      {
+        start: "fd00:99::100",
+        end: "fd00:99::1ff",
+        hosts: [
+          { duid, hostname: "fixed6", ip: "fd00:99::5" },
+          { hostname: "byname6", ip: "fd00:99::6" },
+        ],
+      },
+    );
+    await guest("v6e", outs.bridgeName);
+    await linkLocalReady("v6e");
+    expect(await dhcp6Address("v6e", { duid }), "the reserved DUID").to.equal("fd00:99::5");
+    expect(
+      await dhcp6Address("v6e", { duid: "00:03:00:01:52:54:00:99:00:06", fqdn: "byname6" }),
+      "by name",
+    ).to.equal("fd00:99::6");
+    const other = await dhcp6Address("v6e", { duid: "00:03:00:01:52:54:00:99:00:07" });
+    expect(parseInt(other!.split(":").pop()!, 16), "another DUID").to.be.within(0x100, 0x1ff);
+  });
+
+  it("static-only DHCPv6: only a reserved DUID gets an address", async () => {
+    const duid = "00:03:00:01:52:54:00:9a:00:05";
+    const outs = await deploy(
+      "v6s",
+      { mode: "route", ipv4: { cidr: "10.100.0.0/24" }, ipv6: { cidr: "fd00:9a::/64" } },
+      { hosts: [{ duid, ip: "fd00:9a::5" }] },
+    );
+    await guest("v6s", outs.bridgeName);
+    await linkLocalReady("v6s");
+    expect(await dhcp6Address("v6s", { duid })).to.equal("fd00:9a::5");
+    expect(
+      await dhcp6Address("v6s", { duid: "00:03:00:01:52:54:00:9a:00:06", seconds: 8 }),
+      "an unknown DUID",
+    ).to.equal(undefined);
   });
 });

@@ -1,6 +1,6 @@
 // The mistakes users make, through the engine path on lab hosts: each ends with a clear error, never a hang.
 import { expect } from "chai";
-import { DhcpRange, VirtualNetwork } from "../../sdk";
+import { DhcpRange, Port, StaticRoute, VirtualNetwork } from "../../sdk";
 import { DeploymentError } from "../engine/engine";
 import { LabHost } from "../lab/lab";
 import { hostExec } from "../lab/lab";
@@ -32,6 +32,7 @@ describe("mistakes users make, on a lab host through the engine path", function 
   });
 
   it("a range on a network another stack destroyed: the next up ends with an error naming host, network and what is missing", async () => {
+    // One stack name for both: virtnet tells them apart by it, so A's destroy is not refused (see below).
     const a = stackFor(h1);
     const b = stackFor(h1);
     const programB = () => {
@@ -129,6 +130,41 @@ describe("mistakes users make, on a lab host through the engine path", function 
     }
   });
 
+  it("the same DUID reserved in two IPv6 DhcpRanges of one network (in another spelling): refused at create naming both", async () => {
+    const stack = stackFor(h1);
+    const program = (secondDuid?: string) => () => {
+      const n = new VirtualNetwork("dup6", {
+        mode: "isolated",
+        ipv4: { cidr: "10.76.0.0/24" },
+        ipv6: { cidr: "fd00:76::/64" },
+      });
+      new DhcpRange("first6", {
+        network: n,
+        start: "fd00:76::100",
+        end: "fd00:76::150",
+        hosts: [{ duid: "00:03:00:01:52:54:00:76:00:01", ip: "fd00:76::10" }],
+      });
+      if (secondDuid)
+        new DhcpRange("second6", {
+          network: n,
+          start: "fd00:76::160",
+          end: "fd00:76::200",
+          hosts: [{ duid: secondDuid, ip: "fd00:76::11" }],
+        });
+    };
+    try {
+      await stack.up(program());
+      const before = await snapshot("h1");
+      const e = await failureOf(stack.up(program("0:3:0:1:52:54:0:76:0:1")));
+      expect(e.message).to.include(
+        'hosts[0]: DUID 00:03:00:01:52:54:00:76:00:01 is already reserved by DhcpRange "first6" of this network; DhcpRange "second6"',
+      );
+      expect(await snapshot("h1")).to.equal(before);
+    } finally {
+      await stack.destroy();
+    }
+  });
+
   it("a forwardDevice the host does not have: refused at create before any change", async () => {
     const stack = stackFor(h1);
     const before = await snapshot("h1");
@@ -145,6 +181,82 @@ describe("mistakes users make, on a lab host through the engine path", function 
       expect(await snapshot("h1")).to.equal(before);
     } finally {
       await stack.destroy();
+    }
+  });
+
+  it("destroying a network another stack's range, route and Port still use: refused naming each and that stack, host unchanged; once they are gone it goes", async () => {
+    const baseline = await snapshot("h1");
+    const a = stackFor(h1, {}, "a");
+    const b = stackFor(h1, {}, "b");
+    const programA = (bridge?: string) => () => {
+      new VirtualNetwork("shr", {
+        mode: "nat",
+        ipv4: { cidr: "10.77.0.0/24" },
+        ...(bridge ? { bridge: { name: bridge } } : {}),
+      });
+    };
+    const programB = () => {
+      const n = VirtualNetwork.get("shared", `${h1.address}:22/shr`);
+      new DhcpRange("b-pool", { network: n, start: "10.77.0.100", end: "10.77.0.150" });
+      new StaticRoute("b-route", { network: n, destination: "10.177.0.0/16", gateway: "10.77.0.254" });
+      new Port("b-tap", { network: n, name: "vn-btap" });
+    };
+    try {
+      await a.up(programA());
+      await b.up(programB);
+      const before = await snapshot("h1");
+      const scope = `host root@${h1.address}:22, network "shr": check host: network "shr" is still used by another stack:`;
+      for (const [what, run] of [
+        ["destroy", () => a.destroy()],
+        ["replacement (a new bridge name)", () => a.up(programA("vn-shr2"))],
+      ] as const) {
+        const e = await failureOf(run());
+        expect(e.message, what).to.include(scope);
+        for (const named of [
+          'DhcpRange "b-pool" of stack "project/b"',
+          'StaticRoute "b-route" of stack "project/b"',
+          'Port "vn-btap" of stack "project/b"',
+          "destroy them in their stack (or move them to another network) first",
+        ])
+          expect(e.message, what).to.include(named);
+        expect(await snapshot("h1"), what).to.equal(before);
+      }
+      await b.destroy();
+      await a.destroy();
+      expect(await snapshot("h1")).to.equal(baseline);
+    } finally {
+      await b.destroy();
+      await a.destroy();
+    }
+  });
+
+  it("replacing a network within one stack while its own ranges and Port are on it: not refused, they follow onto the new one", async () => {
+    const a = stackFor(h1, {}, "a");
+    const program = (bridge: string) => () => {
+      const n = new VirtualNetwork("own", {
+        mode: "isolated",
+        ipv4: { cidr: "10.78.0.0/24" },
+        bridge: { name: bridge },
+      });
+      new DhcpRange("own-pool", { network: n, start: "10.78.0.100", end: "10.78.0.150" });
+      new Port("own-tap", { network: n, name: "vn-owntap" });
+    };
+    try {
+      await a.up(program("vn-own1"));
+      await a.up(program("vn-own2"));
+      const record = await sh("h1", "cat /var/lib/virtnet/networks/own/ranges/own-pool.json");
+      expect(JSON.parse(record)).to.deep.include({
+        name: "own-pool",
+        start: "10.78.0.100",
+        stack: "project/a",
+      });
+      expect(await sh("h1", "ip -o link show master vn-own2")).to.include("vn-owntap");
+      expect(await sh("h1", "cat /var/lib/virtnet/networks/own/network.json")).to.include(
+        '"stack":"project/a"',
+      );
+      expect(await sh("h1", "ip -o link show vn-own1 2>&1 || true")).to.include("does not exist");
+    } finally {
+      await a.destroy();
     }
   });
 });

@@ -32,10 +32,14 @@ export function connectionFor(h: LabHost): { host: string; hostKey: string; priv
   return { host: h.address, hostKey: h.hostKey, privateKey: privateKeyOf(h) };
 }
 
-/** A stack whose config points virtnet at a lab host, with the private key as a secret. */
-export function stackFor(h: LabHost, extra: Record<string, string> = {}): TestStack {
+/**
+ * A stack whose config points virtnet at a lab host, with the private key as a secret. `stack`: its name (default
+ * "stack"), which virtnet records with what the stack declares (project "project").
+ */
+export function stackFor(h: LabHost, extra: Record<string, string> = {}, stack?: string): TestStack {
   return new TestStack({
     cwd: projectDir(),
+    ...(stack ? { stack } : {}),
     config: {
       "virtnet:host": h.address,
       "virtnet:hostKey": h.hostKey,

@@ -46,9 +46,9 @@ export class CutProxy {
     upstream.on("data", (d: Buffer) => {
       fromHost += d.length;
       // The host's banner and key exchange init have arrived: the client is mid-handshake now.
-      if (dropDuringHandshake && fromHost > 0) {
-        client.write(d);
-        setTimeout(() => this.destroy(pair), 20);
+      // Nothing after it reaches the client, so the handshake cannot finish however late the cut comes.
+      if (dropDuringHandshake) {
+        if (fromHost === d.length) client.write(d, () => setTimeout(() => this.destroy(pair), 20));
         return;
       }
       if (this.frozen) pair.held.push(d);

@@ -21,6 +21,11 @@ export interface VmHost {
   name: string;
   /** What a virtnet connection takes: the forwarded SSH port, the pinned host key, the client key. */
   connection: { host: string; port: number; hostKey: string; privateKey: string };
+  /**
+   * With `capture`: a pcap file on this machine of every frame on the host's eth0 (its SSH uplink), written by
+   * QEMU on the link's far side (filter-dump): what leaves the host, tags included. Gone when the host stops.
+   */
+  uplinkCapture?: string;
   /** Runs a shell script on the host as root (over SSH); resolves with its exit code and output. */
   exec(script: string): Promise<{ code: number; stdout: string; stderr: string }>;
   /** Like exec; the script must succeed. Returns its stdout. */
@@ -69,7 +74,10 @@ function sshdConfig(): string {
  * Boots one host VM per name, in parallel; with `trunk` (two names), their eth1s form one segment. Resolves
  * when each host's sshd answers. Each VM takes 512 MB and boots in some seconds under TCG.
  */
-export async function startVmHosts(names: string[], opts: { trunk?: boolean } = {}): Promise<VmHost[]> {
+export async function startVmHosts(
+  names: string[],
+  opts: { trunk?: boolean; capture?: boolean } = {},
+): Promise<VmHost[]> {
   const img = await vmImage();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-vmhost-"));
   const clientKey = path.join(dir, "client");
@@ -104,6 +112,8 @@ export async function startVmHosts(names: string[], opts: { trunk?: boolean } = 
         ...["-netdev", `user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:${h.port}-:22`],
         ...["-device", "virtio-net-pci,netdev=mgmt"],
       ];
+      const capture = opts.capture ? path.join(dir, `${h.name}-eth0.pcap`) : undefined;
+      if (capture) argv.push("-object", `filter-dump,id=dump,netdev=mgmt,file=${capture}`);
       if (opts.trunk) {
         // The first host listens, the second connects: one Ethernet segment between their eth1s.
         const end = h.i === 0 ? `listen=127.0.0.1:${trunkPort}` : `connect=127.0.0.1:${trunkPort}`;
@@ -113,7 +123,8 @@ export async function startVmHosts(names: string[], opts: { trunk?: boolean } = 
           `virtio-net-pci,netdev=trunk,mac=52:54:00:7e:00:${String(h.i + 1).padStart(2, "0")}`,
         );
       }
-      started.push(await boot(h.name, argv, h.port, h.hostKey, clientKey, dir, stopped));
+      const host = await boot(h.name, argv, h.port, h.hostKey, clientKey, dir, stopped);
+      started.push(capture ? { ...host, uplinkCapture: capture } : host);
     }
     await Promise.all(started.map((h) => h.exec("true")));
   } catch (e) {

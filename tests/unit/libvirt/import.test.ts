@@ -108,19 +108,39 @@ describe("libvirt XML import: mapping", () => {
     expect(r.routes).to.deep.equal([{ destination: "10.8.0.0/16", gateway: "10.9.0.2", metric: 1 }]);
   });
 
-  it("imports IPv6: the subnet, IPv6 masquerading, DHCPv6 ranges, IPv6 routes; reports DHCPv6 reservations", () => {
+  it("imports IPv6: the subnet, IPv6 masquerading, DHCPv6 ranges and their reservations, IPv6 routes", () => {
     const r = fromLibvirtXml(readFixture("dual-stack"));
     expect(r.network.ipv4).to.deep.equal({ cidr: "10.70.0.0/24", gateway: "10.70.0.1" });
     expect(r.network.ipv6).to.deep.equal({ cidr: "fd00:70::/64", gateway: "fd00:70::1" });
     expect(r.network.nat).to.deep.equal({ ipv6: true });
     expect(r.ranges.map((x) => [x.start, x.hosts?.length])).to.deep.equal([
       ["10.70.0.100", 1],
-      ["fd00:70::100", undefined],
+      ["fd00:70::100", 3],
+    ]);
+    expect(r.ranges[1].hosts).to.deep.equal([
+      { duid: "0:4:7e:7d:f0:7d:a8:bc:c5:d2:13:32:11:ed:16:ea:84:63", ip: "fd00:70::5" },
+      { ip: "fd00:70::6", hostname: "printer" },
+      { duid: "0:3:0:1:52:54:0:70:0:7", ip: "fd00:70::7", hostname: "vm7.example.com" },
     ]);
     expect(r.routes[1]).to.deep.equal({ destination: "fd00:71::/64", gateway: "fd00:70::2", metric: 2 });
-    expect(r.warnings).to.have.length(1);
-    expect(r.warnings[0]).to.match(
-      /^<host id='0:4:7e[^>]*> in <dhcp>: DHCPv6 reservations are not supported/,
+    expect(r.warnings).to.deep.equal([]);
+  });
+
+  it("imports IPv6 reservations without a range as static-only DHCPv6, and refuses a mac on them", () => {
+    const v6 = (hosts: string) =>
+      net(`<ip family='ipv6' address='fd00:9::1' prefix='64'><dhcp>${hosts}</dhcp></ip>`);
+    const r = fromLibvirtXml(v6(`<host id='00:03:00:01:52:54:00:00:00:01' ip='fd00:9::10'/>`));
+    expect(r.ranges).to.deep.equal([
+      { name: "range1", hosts: [{ duid: "00:03:00:01:52:54:00:00:00:01", ip: "fd00:9::10" }] },
+    ]);
+    expect(importError(v6(`<host mac='52:54:00:00:00:01' ip='fd00:9::10'/>`)).problems).to.deep.equal([
+      "<host mac='52:54:00:00:00:01' ip='fd00:9::10'>: an IPv6 <host> names its client by id (DUID) or name, not by mac (libvirt refuses it too)",
+    ]);
+    expect(importError(v6(`<host ip='fd00:9::10'/>`)).problems[0]).to.include(
+      "needs id (the client's DUID) or name",
+    );
+    expect(importError(v6(`<host id='zz:03' ip='fd00:9::10'/>`)).problems[0]).to.match(
+      /^<host id='zz:03' ip='fd00:9::10'>: "zz:03" is not a DUID .*\(virtnet DhcpRange range1 hosts\[0\]\.duid\)$/,
     );
   });
 
@@ -274,7 +294,7 @@ const SUPPORTED: Record<string, string[]> = {
   "network/ip/dhcp": [],
   "network/ip/dhcp/range": ["start", "end"],
   "network/ip/dhcp/range/lease": ["expiry", "unit"],
-  "network/ip/dhcp/host": ["mac", "name", "ip"],
+  "network/ip/dhcp/host": ["mac", "id", "name", "ip"],
   "network/ip/tftp": ["root"],
   "network/ip/dhcp/bootp": ["file", "server"],
   "network/route": ["family", "address", "prefix", "netmask", "gateway", "metric"],
@@ -341,11 +361,11 @@ function unreported(r: LibvirtImport, root: Item): string[] {
       !r.warnings.some((w) => isAbout(w, item) && w.includes(`"${item.text}"`))
     )
       missing.push(`${item.path} text`);
-    // Reservations virtnet cannot keep: DHCPv6 ones, or by name only.
-    const lostHosts =
+    // Reservations virtnet cannot keep: IPv4 ones by name only (IPv6 ones are by id, name or both).
+    const v6Hosts =
       item.path === "network/ip/dhcp" && item === firstV6?.children.find((c) => c.name === "dhcp");
     for (const c of item.children) {
-      if (c.name === "host" && item.path === "network/ip/dhcp" && (lostHosts || c.attrs.mac === undefined)) {
+      if (c.name === "host" && item.path === "network/ip/dhcp" && !v6Hosts && c.attrs.mac === undefined) {
         if (!aboutElement(r.warnings, c)) missing.push(`${c.path} (no range)`);
       } else check(c);
     }

@@ -3,9 +3,16 @@
 // (tests/e2e/hostBridge.test.ts runs the move, the rollback and the delete on a lab host.)
 import { expect } from "chai";
 import { buildHostBridgeSpec, HostBridgeSpec } from "../../../provider/model/hostBridge";
-import { hostBridgeAlias } from "../../../provider/naming";
-import { ObservedHostBridge, parseHostBridgeProbe } from "../../../provider/observe/hostBridge";
-import { hostBridgeDrift, hostBridgeErrors, tuningCommands } from "../../../provider/plan/hostBridge";
+import { hostBridgeAlias, hostBridgePaths } from "../../../provider/naming";
+import { dhcpClient, ObservedHostBridge, parseHostBridgeProbe } from "../../../provider/observe/hostBridge";
+import {
+  hostBridgeDrift,
+  hostBridgeErrors,
+  hostBridgeFiles,
+  tuningCommands,
+  uplinkToSave,
+  vlanFilteringChange,
+} from "../../../provider/plan/hostBridge";
 import { renderMove, renderRollback, UplinkState } from "../../../provider/render/hostBridge";
 import { expectGolden } from "../golden";
 
@@ -51,6 +58,21 @@ const eth0: UplinkState = {
   ],
 };
 
+/** The arguments Debian's ifupdown gives dhclient for "iface eth0 inet dhcp". */
+const IFUPDOWN_DHCLIENT = [
+  "-4",
+  "-v",
+  "-i",
+  "-pf",
+  "/run/dhclient.eth0.pid",
+  "-lf",
+  "/var/lib/dhcp/dhclient.eth0.leases",
+  "-I",
+  "-df",
+  "/var/lib/dhcp/dhclient6.eth0.leases",
+  "eth0",
+];
+
 const observed = (over: Partial<ObservedHostBridge> = {}): ObservedHostBridge => ({
   uplink: { name: "eth0", mac: eth0.mac, mtu: 1500, up: true, kind: "veth" },
   uplinkState: eth0,
@@ -83,6 +105,7 @@ describe("HostBridge: validation", () => {
     ["a forward delay below STP's minimum", { stp: true, forwardDelay: 1 }, "forwardDelay"],
     ["an MTU out of range", { mtu: 20 }, "mtu"],
     ["stp not a boolean", { stp: "yes" }, "stp"],
+    ["vlanFiltering not a boolean", { vlanFiltering: 1 }, "vlanFiltering"],
   ];
   for (const [what, over, property] of cases)
     it(`refuses ${what}, naming ${property}`, () => {
@@ -105,6 +128,21 @@ describe("HostBridge: the move and its rollback", () => {
     for (const [, i] of routeDels) expect(i).to.be.below(firstAddrDel);
     expect(move.join("\n")).to.not.include("fe80::");
     expect(move.filter((l) => / table local/.test(l))).to.deep.equal([]);
+  });
+
+  const atS = { ...hostBridgePaths("br0"), move: "/s/move.batch", moveVlans: "/s/move.vlans" };
+
+  it("makes a VLAN-aware bridge, its uplink a trunk of VLANs 2-4094 after the move and at boot (golden)", () => {
+    const files = hostBridgeFiles(spec({ vlanFiltering: true }), eth0, atS);
+    expectGolden("hostBridge/move-vlan-filtering.batch", files.move);
+    expect(files.moveVlans).to.equal("vlan add dev eth0 vid 2-4094\n");
+    expect(files.rollback).to.equal(renderRollback(spec(), eth0).join("\n") + "\n");
+    expect(files.restore).to.include(
+      "ip link show dev br0 >/dev/null 2>&1 || { ip -force -batch /s/move.batch; bridge -force -batch /s/move.vlans; }",
+    );
+    const plain = hostBridgeFiles(spec(), eth0, atS);
+    expect(plain.moveVlans).to.equal("");
+    expect(plain.restore).to.not.include("bridge ");
   });
 
   it("sets an MTU on both the bridge and the uplink", () => {
@@ -138,10 +176,45 @@ describe("HostBridge: what the host forbids, and drift", () => {
     expect(e[0]).to.match(/managed by NetworkManager.*mode "bridge"/);
   });
 
-  it("refuses an uplink whose address comes from a DHCP client", () => {
-    const e = hostBridgeErrors(spec(), observed({ dhcpClients: ["udhcpc -i eth0 -f "] }));
-    expect(e[0]).to.match(/DHCP client \(udhcpc -i eth0 -f\)/);
-    expect(hostBridgeErrors(spec(), observed({ dhcpClients: ["udhcpc -i eth10 "] }))).to.deep.equal([]);
+  it("carries ISC dhclient for IPv4 on the uplink alone, and refuses every other DHCP client, naming it", () => {
+    const errors = (program: string, ...args: string[]) =>
+      hostBridgeErrors(spec(), observed({ dhcpClients: [dhcpClient(9, program, [program, ...args])] }));
+    expect(errors("dhclient", ...IFUPDOWN_DHCLIENT)).to.deep.equal([]);
+    expect(errors("udhcpc", "-i", "eth0", "-f")[0]).to.match(
+      /from udhcpc \(udhcpc -i eth0 -f\): virtnet carries ISC dhclient only \(udhcpc deconfigures/,
+    );
+    expect(errors("udhcpc", "-f")[0], "udhcpc's default interface").to.match(/from udhcpc/);
+    expect(errors("udhcpc", "-i", "eth10")).to.deep.equal([]);
+    expect(errors("dhcpcd", "eth0")[0]).to.match(
+      /from dhcpcd \(dhcpcd eth0\): virtnet carries ISC dhclient only/,
+    );
+    expect(errors("dhclient", "-6", "eth0")[0]).to.match(/IPv4 only/);
+    expect(errors("dhclient", "-v")[0]).to.match(/it serves every interface/);
+    expect(errors("dhclient", "eth0", "eth1")[0]).to.match(/it serves eth0, eth1/);
+    expect(errors("dhclient", "-pf", "eth0", "eth1"), "a value, not an interface").to.deep.equal([]);
+    const leased = { ...eth0, addresses: [{ ...eth0.addresses[0], dynamic: true, valid_life_time: 600 }] };
+    expect(hostBridgeErrors(spec(), observed({ uplinkState: leased }))[0]).to.match(
+      /finite lifetime but no DHCP client/,
+    );
+  });
+
+  it("saves the dhclient's command line, and starts it on the bridge with the bridge for the uplink", () => {
+    const client = dhcpClient(9, "dhclient", ["dhclient", ...IFUPDOWN_DHCLIENT]);
+    const saved = uplinkToSave(spec(), observed({ dhcpClients: [client] }));
+    expect(saved.clients).to.deep.equal([["dhclient", ...IFUPDOWN_DHCLIENT]]);
+    expect(uplinkToSave(spec(), observed())).to.not.have.property("clients");
+    const leased = {
+      ...saved,
+      addresses: [{ ...eth0.addresses[0], dynamic: true, valid_life_time: 600, preferred_life_time: 600 }],
+    };
+    const files = hostBridgeFiles(spec(), leased, hostBridgePaths("br0"));
+    expectGolden("hostBridge/move.client.sh", files.moveCarry!);
+    expectGolden("hostBridge/rollback.client.sh", files.rollbackCarry!);
+    expectGolden("hostBridge/restore-dhclient.sh", files.restore);
+    expect(files.moveCarry).to.include("setsid dhclient -4 -v -i -pf /run/dhclient.eth0.pid");
+    expect(files.moveCarry).to.match(/-df \/var\/lib\/dhcp\/dhclient6.eth0.leases br0 </);
+    expect(files.rollbackCarry).to.match(/-df \/var\/lib\/dhcp\/dhclient6.eth0.leases eth0 </);
+    expect(hostBridgeFiles(spec(), eth0, hostBridgePaths("br0"))).to.not.have.property("moveCarry");
   });
 
   it("reports a missing bridge, an uplink out of it, addresses moved back and tuning", () => {
@@ -165,6 +238,68 @@ describe("HostBridge: what the host forbids, and drift", () => {
     ).to.deep.equal(["link set dev eth0 mtu 9000", "link set dev br0 mtu 9000"]);
   });
 
+  it("reports a carried DHCP client that no longer runs on the bridge", () => {
+    const bridge = {
+      name: "br0",
+      kind: "bridge",
+      alias: hostBridgeAlias("eth0"),
+      mac: eth0.mac,
+      mtu: 1500,
+      up: true,
+      stp: false,
+      forwardDelay: 0,
+    };
+    const saved = { ...eth0, clients: [["dhclient", "eth0"]] };
+    const onBr0 = dhcpClient(9, "dhclient", ["dhclient", "br0"]);
+    const base = {
+      saved,
+      bridge,
+      bridgeAddresses: eth0.addresses,
+      uplinkState: { ...eth0, addresses: [] },
+      uplink: { ...observed().uplink!, master: "br0" },
+    };
+    expect(hostBridgeDrift(spec(), observed({ ...base, dhcpClients: [onBr0] }))).to.deep.equal([]);
+    expect(hostBridgeDrift(spec(), observed(base))).to.deep.equal(["no DHCP client (dhclient) runs on br0"]);
+  });
+
+  it("reports VLAN filtering turned off as drift, and turns it back on in place with its exact undo", () => {
+    const bridge = {
+      name: "br0",
+      kind: "bridge",
+      alias: hostBridgeAlias("eth0"),
+      mac: eth0.mac,
+      mtu: 1500,
+      up: true,
+      stp: false,
+      forwardDelay: 0,
+    };
+    const eth0In = { ...observed().uplink!, master: "br0" };
+    const on = spec({ vlanFiltering: true });
+    const off = observed({ saved: eth0, bridge: { ...bridge, vlanFiltering: false }, uplink: eth0In });
+    off.bridgeAddresses = eth0.addresses.filter((a) => a.scope !== "link");
+    off.uplinkState = { ...eth0, addresses: [] };
+    expect(hostBridgeDrift(on, { ...off, uplinkTrunk: true })).to.deep.equal([
+      "turn VLAN filtering on for br0 (it is off), uplink eth0 a trunk of VLANs 2-4094",
+    ]);
+    expect(vlanFilteringChange(on, off)).to.deep.include({
+      apply: ["link set dev br0 type bridge vlan_filtering 1"],
+      applyVlans: ["vlan add dev eth0 vid 2-4094"],
+      undo: ["link set dev br0 type bridge vlan_filtering 0"],
+      undoVlans: ["vlan del dev eth0 vid 2-4094"],
+    });
+    const filtering = { ...off, bridge: { ...bridge, vlanFiltering: true } };
+    expect(hostBridgeDrift(on, { ...filtering, uplinkTrunk: true })).to.deep.equal([]);
+    expect(hostBridgeDrift(on, filtering)).to.deep.equal(["make uplink eth0 a trunk of VLANs 2-4094 again"]);
+    expect(vlanFilteringChange(spec(), { ...filtering, uplinkTrunk: true })).to.deep.include({
+      what: "turn VLAN filtering off for br0 (it is on)",
+      apply: ["link set dev br0 type bridge vlan_filtering 0"],
+      applyVlans: ["vlan del dev eth0 vid 2-4094"],
+      undo: ["link set dev br0 type bridge vlan_filtering 1"],
+      undoVlans: ["vlan add dev eth0 vid 2-4094"],
+    });
+    expect(hostBridgeDrift(spec(), off)).to.deep.equal([]);
+  });
+
   it("parses the probe's sections", () => {
     const text = [
       "@link",
@@ -186,6 +321,16 @@ describe("HostBridge: what the host forbids, and drift", () => {
       JSON.stringify(eth0.routes.slice(0, 4)),
       "@route6",
       JSON.stringify(eth0.routes.slice(4)),
+      "@uplinkVlans",
+      JSON.stringify([
+        {
+          ifname: "eth0",
+          vlans: [
+            { vlan: 1, flags: ["PVID", "Egress Untagged"] },
+            { vlan: 2, vlanEnd: 4094, flags: [] },
+          ],
+        },
+      ]),
       "@bridgeAddr",
       "null",
       "@wireless",
@@ -193,7 +338,7 @@ describe("HostBridge: what the host forbids, and drift", () => {
       "@managers",
       "systemd-networkd",
       "@dhcp",
-      "dhclient eth0 ",
+      `/proc/77 dhclient ${Buffer.from(["dhclient", ...IFUPDOWN_DHCLIENT, ""].join("\0")).toString("base64")}`,
       "@saved",
       "@status",
       "confirmed 0123",
@@ -204,8 +349,13 @@ describe("HostBridge: what the host forbids, and drift", () => {
     expect(o.bridge).to.equal(undefined);
     expect(o.uplinkState!.routes).to.have.length(6);
     expect(o.managers).to.deep.equal(["systemd-networkd"]);
-    expect(o.dhcpClients).to.deep.equal(["dhclient eth0 "]);
+    expect(o.dhcpClients).to.have.length(1);
+    expect(o.dhcpClients[0]).to.include({ pid: 77, program: "dhclient" });
+    expect(o.dhcpClients[0].argv).to.deep.equal(["dhclient", ...IFUPDOWN_DHCLIENT]);
+    expect(o.dhcpClients[0].interfaces).to.deep.equal(["eth0"]);
     expect(o.status).to.equal("confirmed 0123");
     expect(o.saved).to.equal(undefined);
+    expect(o.uplinkTrunk).to.equal(true);
+    expect(parseHostBridgeProbe("@uplinkVlans\nnull\n@end\n").uplinkTrunk).to.equal(false);
   });
 });

@@ -81,6 +81,19 @@ describe("Port planner", () => {
     expect(planPort(spec, observed(network(true), { portOwnerUid: 1000 })).errors).to.deep.equal([]);
   });
 
+  it("on a mode \"bridge\" network, takes the VLAN-awareness of the host's bridge (a HostBridge's)", () => {
+    const lan = buildNetworkSpec({ mode: "bridge", bridge: { name: "vn-lab" } }, "lab").spec!;
+    const spec = port({ vlan: 10 });
+    const on = (vlanFiltering: boolean) =>
+      observed(lan, { bridge: { ...observed(lan).bridge!, vlanFiltering } });
+    expect(planPort(spec, on(false)).errors).to.deep.equal([
+      'bridge vn-lab of network "lab" is not VLAN-aware: turn vlanFiltering on for its HostBridge (or vlan_filtering in the host\'s own bridge configuration) to give its ports VLANs',
+    ]);
+    const plan = planPort(spec, on(true));
+    expect(plan.errors).to.deep.equal([]);
+    expect(names(plan)).to.include("set VLANs of vt-nic0: 10 pvid untagged");
+  });
+
   it("makes the TAP on its bridge with the network's MTU, then its VLANs, its record and restore file", () => {
     const spec = port({ vlan: 10, isolated: true });
     const plan = planPort(spec, observed(network(true), { dirs: [] }));

@@ -177,16 +177,19 @@ describe("stretched segments: a member's plan", () => {
   });
 });
 
+/** The network host's record of a segment that h2 has joined. */
+const segmentOfH2 = (): SegmentRecord => ({
+  vni: member.vni,
+  port: 4789,
+  mtu: 1450,
+  local: member.local,
+  members: [{ extension: "lab-h2", host: "root@h2:22", address: "198.51.100.13" }],
+});
+
 describe("stretched segments: the network's own host", () => {
   const spec = buildNetworkSpec({ mode: "nat", ipv4: { cidr: "10.60.0.0/24" } }, "lab").spec!;
   const paths = networkPaths("lab");
-  const segment: SegmentRecord = {
-    vni: member.vni,
-    port: 4789,
-    mtu: 1450,
-    local: member.local,
-    members: [{ extension: "lab-h2", host: "root@h2:22", address: "198.51.100.13" }],
-  };
+  const segment = segmentOfH2();
 
   it("adds the VXLAN device, its FDB, filter and record to the network's plan, and the MTU to dnsmasq", () => {
     const p = planApply(spec, underlayHost(), paths, { segment, ranges: [range] });
@@ -270,14 +273,7 @@ describe("stretched segments: a VLAN-aware network", () => {
       { mode: "nat", ipv4: { cidr: "10.60.0.0/24" }, bridge: { vlanFiltering: true } },
       "lab",
     ).spec!;
-    const segment: SegmentRecord = {
-      vni: member.vni,
-      port: 4789,
-      mtu: 1450,
-      local: member.local,
-      members: [{ extension: "lab-h2", host: "root@h2:22", address: "198.51.100.13" }],
-      vlanFiltering: true,
-    };
+    const segment: SegmentRecord = { ...segmentOfH2(), vlanFiltering: true };
     const p = planApply(spec, underlayHost(), networkPaths("lab"), { segment });
     expect(p.errors).to.deep.equal([]);
     expect(names(p)).to.include(trunk);

@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { networkPaths } from "../../../provider/naming";
 import { buildRangeSpec } from "../../../provider/model/dhcpRange";
 import { buildNetworkSpec, NetworkInputs, NetworkSpec } from "../../../provider/model/network";
-import { renderDnsmasqConf, renderHostsFile } from "../../../provider/render/dnsmasq";
+import { renderDhcpHosts, renderDnsmasqConf, renderHostsFile } from "../../../provider/render/dnsmasq";
 import { renderBridgeCreate } from "../../../provider/render/ip";
 import { networkChainsOf, nftChainNames, renderNftables } from "../../../provider/render/nftables";
 import { expectGolden } from "../golden";
@@ -173,6 +173,44 @@ describe("dnsmasq renderer (golden)", () => {
     const text = renderDnsmasqConf(s, networkPaths(s.name), [r]);
     expectGolden("dnsmasq/static-only.conf", text);
     dnsmasqAccepts(text);
+  });
+
+  it("serves DHCPv6 reservations as libvirt writes them: by DUID, by name, by both; static-only DHCPv6 too", () => {
+    const s = spec({ mode: "route", ipv4, ipv6 });
+    const net6 = { ipv6Cidr: "fd00:50:1::/64", ipv6Gateway: "fd00:50:1::1" };
+    const r6 = buildRangeSpec(
+      {
+        start: "fd00:50:1::100",
+        end: "fd00:50:1::1ff",
+        hosts: [
+          { duid: "00:03:00:01:52:54:00:aa:00:05", ip: "fd00:50:1::5" },
+          { hostname: "printer", ip: "fd00:50:1::6" },
+          { duid: "0:4:7e:7d", hostname: "vm7.example.com", ip: "fd00:50:1::7" },
+        ],
+      },
+      "pool6",
+      net6,
+    ).spec!;
+    const r4 = buildRangeSpec(
+      { start: "10.50.1.100", end: "10.50.1.199", hosts: [{ mac: "52:54:00:aa:00:01", ip: "10.50.1.5" }] },
+      "pool",
+      { cidr: "10.50.1.0/24" },
+    ).spec!;
+    const hosts = renderDhcpHosts([r4, r6]);
+    expectGolden("dnsmasq/dhcpv6-reservations.dhcp-hosts", hosts);
+    const text = renderDnsmasqConf(s, networkPaths(s.name), [r4, r6]);
+    expectGolden("dnsmasq/dhcpv6-reservations.conf", text);
+    // The hosts file's lines are dhcp-host options without the name: dnsmasq checks them as such.
+    dnsmasqAccepts(text + hosts.replace(/^/gm, "dhcp-host="));
+
+    const fixed = buildRangeSpec(
+      { hosts: [{ duid: "00:03:00:01:52:54:00:aa:00:05", ip: "fd00:50:1::5" }] },
+      "fixed6",
+      net6,
+    ).spec!;
+    const staticText = renderDnsmasqConf(s, networkPaths(s.name), [fixed]);
+    expectGolden("dnsmasq/static-only-ipv6.conf", staticText);
+    dnsmasqAccepts(staticText);
   });
 
   it("renders static records as a hosts file", () => {
