@@ -21,6 +21,13 @@ export interface Touches {
    * for steps that no later step of the same plan depends on.
    */
   nft?: string;
+  /**
+   * A link the step makes from nothing with these `ip -batch` lines, which need nothing else of the host: a
+   * round of several plans makes all of its new links in one `ip -batch` at its start.
+   */
+  createsLink?: { link: string; lines: string[] };
+  /** The directory the step makes: next to each other, such steps share one mkdir. */
+  makesDir?: string;
   /** The file the step removes: next to each other, such steps share one rm. */
   removes?: string;
   /** A bridge the step deletes: a round deletes its bridges together, from its start, while the rest runs. */

@@ -14,6 +14,8 @@ export const SEGMENT_MARKER = "virtnet-segment: ";
 /** On stderr when a segment failed and the ones after it did not run. */
 export const STOPPED_MARKER = "virtnet-round-stopped: ";
 export const LOCK_WAIT_SECONDS = 60;
+/** The mode of the directories virtnet makes. */
+export const DIR_MODE = "0755";
 
 /** A path of naming.ts in shell text. */
 const q = (path: string) => sh(path);
@@ -33,6 +35,7 @@ rollback() {
   eval "vn_nft_$vn_stop=''"
   # The segments before it stay: their staged rules and late steps (which switch to their own segment).
   [ -n "$vn_finished" ] || finish_segments $((vn_stop - 1))
+  hoisted_undo "$vn_stop"
   wait
   [ "$vn_stop" -gt 1 ] && generation_next
   echo "${STOPPED_MARKER}$vn_stop" >&2
@@ -83,20 +86,27 @@ bridge_deleted() {
   fi
   case "$vn_links" in *": $1:"*|*": $1@"*) ip link del dev "$1";; esac
 }
-# A directory this script makes (mode, path): no one has a file in it yet.
+# Directories this script makes (mode, paths): no one has a file in them yet. Several in one mkdir, which
+# names each one it made (-v): after a failure part way through, the undo removes those only (made_dir_undo).
 vn_made=""
-make_dir() { mkdir -m "$1" "$2" && vn_made="$vn_made|$2|"; }
-# One process (mv) per file: the temporary name is the shell's own (the host lock keeps other applies out),
-# and a 0644 file the shell makes needs no chmod under the script's umask 022. mktemp only if that name is taken.
-# A new file in a directory of make_dir's is written in place, with no process at all: nothing reads it before
-# this script ends, a probe skips a record it cannot parse, and an undo removes it.
+make_dir() {
+  vn_m=$1; shift
+  if [ $# = 1 ]; then mkdir -m "$vn_m" "$1" && vn_made="$vn_made|$1|"; return; fi
+  vn_out=$(LC_ALL=C mkdir -v -m "$vn_m" -- "$@"); vn_rc=$?
+  for vn_d; do case "$vn_out" in *"'$vn_d'"*) vn_made="$vn_made|$vn_d|";; esac; done
+  return $vn_rc
+}
+made_dir_undo() { case "$vn_made" in *"|$1|"*) rmdir "$1";; esac; }
+# A file that is not there yet is written in place, with no process at all: what reads virtnet's files runs
+# after this script (a dnsmasq it starts, the boot restore) or skips a record it cannot parse (a probe, whose
+# plan then meets a new token), and an undo removes it. One that is there is replaced whole, with one process
+# (mv): the temporary name is the shell's own (the host lock keeps other applies out), and a 0644 file the
+# shell makes needs no chmod under the script's umask 022. mktemp only if that name is taken.
 write_file() {
-  case "$vn_made" in *"|${"$"}{1%/*}|"*)
-    if [ ! -e "$1" ] && [ ! -L "$1" ]; then
-      printf '%s' "$3" > "$1" && { [ "$2" = 0644 ] || chmod "$2" "$1"; } && return 0
-      rm -f "$1"; return 1
-    fi;;
-  esac
+  if [ ! -e "$1" ] && [ ! -L "$1" ]; then
+    printf '%s' "$3" > "$1" && { [ "$2" = 0644 ] || chmod "$2" "$1"; } && return 0
+    rm -f "$1"; return 1
+  fi
   tmp="$1.vn$$"; vn_mode=$2
   if [ -e "$tmp" ] || [ -L "$tmp" ]; then tmp=$(mktemp "$1.XXXXXX") || return 1
   elif [ "$2" = 0644 ]; then vn_mode=""

@@ -7,6 +7,7 @@ import { ipv6OffText } from "../render/ip";
 import { restoreCommand } from "../render/iptables";
 import { GENERATION_FILE, isNetworkPath, STATE_DIR } from "../naming";
 import { Action } from "./action";
+import { DIR_MODE } from "./helpers";
 import { sh } from "./shell";
 
 const FILE_MODE = "0644";
@@ -21,8 +22,9 @@ const hostTeardown = { shared: true, hostTeardown: true };
 export function makeDir(path: string): Action {
   return {
     name: `create directory ${path}`,
-    run: sh("make_dir", "0755", path),
+    run: sh("make_dir", DIR_MODE, path),
     undo: sh("rmdir", path),
+    makesDir: path,
     ...sharedIf(path),
   };
 }
@@ -100,7 +102,7 @@ export function removeTrees(name: string, dirs: string[]): Action {
 export function ensureDir(path: string): Action {
   return {
     name: `create directory ${path}`,
-    run: `[ -d ${sh(path)} ] || make_dir 0755 ${sh(path)}`,
+    run: `[ -d ${sh(path)} ] || make_dir ${DIR_MODE} ${sh(path)}`,
     undo: `case "$vn_made" in *${sh(`|${path}|`)}*) rmdir ${sh(path)};; esac`,
     ...sharedIf(path),
   };
@@ -144,6 +146,11 @@ export function ip(name: string, args: string[], undoArgs?: string[]): Action {
 /** Several `ip` commands in one process (`ip -batch`). */
 export function ipBatch(name: string, lines: string[], undoArgs: string[]): Action {
   return { name, run: `printf '%s\\n' ${sh(...lines)} | ip -batch -`, undo: sh("ip", ...undoArgs) };
+}
+
+/** Makes a link that needs nothing else (a network's bridge) with `ip -batch` lines; the undo deletes it. */
+export function linkCreate(name: string, link: string, lines: string[]): Action {
+  return { ...ipBatch(name, lines, ["link", "del", "dev", link]), createsLink: { link, lines } };
 }
 
 /** Deletes a link; `remakeLines` (`ip -batch` lines) make it again as it was, as the undo. */

@@ -4,9 +4,10 @@
 // changed the host and leaves virtnet's state directory in place writes a new token. How each step runs comes
 // from what it touches (action.ts): nothing else.
 import { quote } from "shell-quote";
-import { HOST_LOCK_PATH, ROUND_TMP_PREFIX } from "../naming";
+import { HOST_LOCK_PATH, NET_DEVICES_DIR, ROUND_TMP_PREFIX } from "../naming";
 import { Action } from "./action";
 import {
+  DIR_MODE,
   EXIT_HOST_CHANGED,
   EXIT_LOCK_TIMEOUT,
   EXIT_STEP_FAILED,
@@ -60,6 +61,10 @@ export function renderRoundScript(segments: Segment[]): string {
   // table from the kernel: ~15 ms). A plan alone keeps its order: its host-wide steps may follow its rules.
   const stage = segments.length > 1;
   const staged = (seg: Segment) => stage && !seg.inOrder;
+  // New directories and links of a round of several plans: made for all its segments at once (hoistedCreate).
+  const hoisted = (seg: Segment, a: Action) =>
+    staged(seg) && (!!a.createsLink || a.makesDir !== undefined) && !atRoundEnd(seg, a);
+  const firstHoisting = segments.findIndex((seg) => seg.actions.some((a) => hoisted(seg, a)));
   const lines = [
     "set -u",
     "umask 022",
@@ -77,9 +82,12 @@ export function renderRoundScript(segments: Segment[]): string {
     segments.map((_, i) => `vn_nft_${i + 1}=""; vn_undo_${i + 1}=""`).join("; "),
     finishFunction(segments, staged),
     `bridges_delete_start ${quote(segments.flatMap((seg) => seg.actions.flatMap((a) => (a.deletesBridge ? [a.deletesBridge] : []))))}`,
+    'vn_hoisted=""; hoisted_undo() { :; }',
   ];
   for (const [i, seg] of segments.entries()) {
     const k = i + 1;
+    // After the segments before it (one in order may make their parent directories).
+    if (i === firstHoisting) lines.push(...hoistedCreate(segments, hoisted));
     lines.push(
       `vn_seg=${k}; echo ${quote([`${SEGMENT_MARKER}${k}`])} >&2`,
       `${PROBE_PRELUDE}; fail_after=\${${n}}; undo_stack=""`,
@@ -88,9 +96,20 @@ export function renderRoundScript(segments: Segment[]): string {
       PROBE_VARS.map((v) => `vn_${k}_${v}=$${v}`).join("; "),
     );
     const steps = seg.actions.filter((x) => !atRoundEnd(seg, x));
+    // What the round made for the segment belongs to it from its start.
+    for (const a of steps)
+      if (hoisted(seg, a) && seg.undo && a.undo)
+        lines.push(`[ -z "$vn_hoisted" ] || undo_push ${quote([hoistedUndo(a)])}`);
     for (const [j, a] of steps.entries()) {
       const name = quote([a.name]);
       const injected = `rollback ${quote([`${a.name} (injected failure)`])}`;
+      if (hoisted(seg, a)) {
+        // Made at the round's start, or here when that was not possible.
+        const undo = seg.undo && a.undo ? `; undo_push ${quote([hoistedUndo(a)])}` : "";
+        lines.push(`[ -n "$vn_hoisted" ] || { { ${a.run} ; } || rollback ${name}${undo}; }`);
+        lines.push(`[ "$fail_after" = ${name} ] && ${injected}`);
+        continue;
+      }
       if (
         a.removes !== undefined &&
         (steps[j - 1]?.removes !== undefined || steps[j + 1]?.removes !== undefined)
@@ -102,6 +121,24 @@ export function renderRoundScript(segments: Segment[]): string {
         for (let i = j; i < steps.length && steps[i].removes !== undefined; i++) run.push(steps[i]);
         for (const r of run) if (seg.undo && r.undo) lines.push(`undo_push ${quote([r.undo])}`);
         lines.push(`{ rm -f -- ${quote(run.map((r) => r.removes!))} ; } || rollback ${name}`);
+        for (const r of run)
+          lines.push(
+            `[ "$fail_after" = ${quote([r.name])} ] && rollback ${quote([`${r.name} (injected failure)`])}`,
+          );
+        continue;
+      }
+      if (
+        a.makesDir !== undefined &&
+        (steps[j - 1]?.makesDir !== undefined || steps[j + 1]?.makesDir !== undefined)
+      ) {
+        // Directories next to each other: one mkdir, their undos pushed before it (each removes its directory
+        // only if this script made it), so a failure part way through is undone whole.
+        if (steps[j - 1]?.makesDir !== undefined) continue;
+        const run: Action[] = [];
+        for (let i = j; i < steps.length && steps[i].makesDir !== undefined; i++) run.push(steps[i]);
+        if (seg.undo)
+          for (const r of run) lines.push(`undo_push ${quote([`made_dir_undo ${quote([r.makesDir!])}`])}`);
+        lines.push(`{ make_dir ${DIR_MODE} ${quote(run.map((r) => r.makesDir!))} ; } || rollback ${name}`);
         for (const r of run)
           lines.push(
             `[ "$fail_after" = ${quote([r.name])} ] && rollback ${quote([`${r.name} (injected failure)`])}`,
@@ -136,6 +173,59 @@ export function renderRoundScript(segments: Segment[]): string {
     "exit $vn_rc",
   );
   return lines.join("\n") + "\n";
+}
+
+/** The undo of a step a round may make at its start: a directory goes only if this script made it. */
+const hoistedUndo = (a: Action) =>
+  a.makesDir !== undefined ? `made_dir_undo ${quote([a.makesDir])}` : a.undo!;
+
+// A round of several plans makes its segments' new directories (Action.makesDir) in one mkdir and their new
+// links (Action.createsLink) in one `ip -batch`, before its first segment that has any, when no such link is
+// there yet. If either fails, what they made goes (a directory only if this script made it, a link only if
+// none was there) and each segment makes its own in its place. hoisted_undo K: what was made for the segments
+// after K, which did not run (a segment stopped the round).
+function hoistedCreate(segments: Segment[], hoisted: (seg: Segment, a: Action) => boolean): string[] {
+  const made = segments.map((seg) => seg.actions.filter((a) => hoisted(seg, a)));
+  const all = made.flat();
+  const dirs = all.flatMap((a) => (a.makesDir !== undefined ? [a.makesDir] : []));
+  const links = all.flatMap((a) => (a.createsLink ? [a.createsLink] : []));
+  const there = (l: string) =>
+    `[ -e ${quote([`${NET_DEVICES_DIR}/${l}`])} ] || [ -e ${quote([`/sys/class/net/${l}`])} ]`;
+  const undoAll = (actions: Action[]) =>
+    [...actions]
+      .reverse()
+      .map((a) =>
+        a.makesDir !== undefined
+          ? `made_dir_undo ${quote([a.makesDir])}`
+          : `ip link del dev ${quote([a.createsLink!.link])}`,
+      )
+      .join("; ");
+  const out = ["vn_made_before=$vn_made; vn_hoisted=1"];
+  if (dirs.length) out.push(`make_dir ${DIR_MODE} ${quote(dirs)} || vn_hoisted=""`);
+  if (links.length)
+    out.push(
+      `if [ -z "$vn_hoisted" ] || ${links.map((c) => there(c.link)).join(" || ")}; then vn_hoisted=""`,
+      `elif ! printf '%s\\n' ${quote(links.flatMap((c) => c.lines))} | ip -batch -; then`,
+      `  vn_hoisted=""; ${links.map((c) => `{ ! { ${there(c.link)}; } || ip link del dev ${quote([c.link])}; }`).join("; ")}`,
+      "fi",
+    );
+  if (dirs.length)
+    out.push(
+      `[ -n "$vn_hoisted" ] || { ${[...dirs]
+        .reverse()
+        .map((d) => `made_dir_undo ${quote([d])}`)
+        .join("; ")}; vn_made=$vn_made_before; }`,
+    );
+  out.push(
+    "hoisted_undo() {",
+    '  [ -n "$vn_hoisted" ] || return 0',
+    ...made.flatMap((actions, i) =>
+      actions.length ? [`  [ "$1" -lt ${i + 1} ] && { ${undoAll(actions)}; }`] : [],
+    ),
+    "  :",
+    "}",
+  );
+  return out;
 }
 
 // finish_segments K: for segments 1..K, their staged nft transactions in one (when that one is refused, each

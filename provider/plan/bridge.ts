@@ -8,7 +8,7 @@ import { bridgeTuning, renderBridgeCreate, vlanFilteringArgs } from "../render/i
 export function bridgeActions(spec: NetworkSpec, observed: ObservedNetwork): Action[] {
   const b = observed.bridge;
   const name = spec.bridge.name;
-  if (!b) return [ops.ipBatch("create bridge", renderBridgeCreate(spec), ["link", "del", "dev", name])];
+  if (!b) return [ops.linkCreate("create bridge", name, renderBridgeCreate(spec))];
   const actions: Action[] = [];
   const want = spec.bridge;
   const set = (...args: string[]) => ["link", "set", "dev", name, ...args];

@@ -71,8 +71,11 @@ export function renderNetworkRestore(
   segment?: RestoreSegment,
 ): string {
   const header = `# virtnet: brings network "${spec.name}" back as last applied. Generated: virtnet rewrites this file.`;
-  // The bridge is the host's (or a HostBridge's, restored before the networks): nothing to bring back.
-  if (modeUsesExistingBridge(spec.mode)) return `${header}\n`;
+  // Its run directory, which /run loses at boot (every network has one: without it, refresh after a boot
+  // shows drift).
+  const runDir = `mkdir -p -m 0755 ${quote([RUN_DIR, NETWORKS_RUN_DIR, paths.runDir])}`;
+  // The bridge is the host's (or a HostBridge's, restored before the networks): nothing else to bring back.
+  if (modeUsesExistingBridge(spec.mode)) return `${header}\n${runDir}\n`;
   const lines = [
     header,
     `ip link show dev ${quote([spec.bridge.name])} >/dev/null 2>&1 || printf '%s\\n' ${quote(renderBridgeCreate(spec))} | ip -batch -`,
@@ -108,10 +111,8 @@ export function renderNetworkRestore(
     );
   if (routesTraffic(spec)) lines.push(`sysctl -qw ${SYSCTL.ipv4Forwarding}=1`);
   if (routesTraffic(spec) && spec.ipv6) lines.push(`sysctl -qw ${SYSCTL.ipv6Forwarding}=1`);
-  if (needsDnsmasq(spec, ranges)) {
-    lines.push(`mkdir -p -m 0755 ${quote([RUN_DIR, NETWORKS_RUN_DIR, paths.runDir])}`);
-    lines.push(`dnsmasq --conf-file=${quote([paths.dnsmasqConf])}`);
-  }
+  lines.push(runDir);
+  if (needsDnsmasq(spec, ranges)) lines.push(`dnsmasq --conf-file=${quote([paths.dnsmasqConf])}`);
   return lines.join("\n") + "\n";
 }
 

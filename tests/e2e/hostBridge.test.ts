@@ -265,15 +265,43 @@ describe("HostBridge on a lab host", function () {
     }
   });
 
-  it("comes back after a reboot (ifupdown configures eth0 at boot, then virtnet's unit moves it), and delete then restores eth0 exactly", async () => {
+  it("comes back after a reboot (ifupdown configures eth0 at boot, then virtnet's unit moves it), a Port on it too, and delete then restores eth0 exactly", async () => {
     await closeAllConnections();
     try {
       h1 = await hostReboot("h1", { init: "systemd" });
       await sh("h1", EXTRA_ROUTES);
       const booted = await uplinkState();
-      await hostBridge.create(props());
+      const made = await hostBridge.create(props());
+      // A mode "bridge" network over it and a Port (no VLAN) on that: the boot must make the bridge first.
+      const net = { name: "hblan", mode: "bridge", bridge: { name: BR }, connection: conn };
+      const netMade = await network.create(network.check({}, net).inputs);
+      const p = { resourceName: "hbnic", network: { name: "hblan", bridgeName: BR }, connection: conn };
+      const portMade = await port.create(port.check({}, p).inputs);
+      const tap = portMade.outs.name;
+      const tapState = async () => {
+        const l = JSON.parse(await sh("h1", `ip -j -d link show dev ${tap}`))[0];
+        const vlans = await sh("h1", `bridge -j vlan show dev ${tap}`);
+        return {
+          master: l.master,
+          mtu: l.mtu,
+          up: l.flags.includes("UP"),
+          tun: l.linkinfo?.info_data,
+          vlans,
+        };
+      };
+      const before = await tapState();
+      expect(before.master).to.equal(BR);
       await closeAllConnections();
       h1 = await hostReboot("h1"); // systemctl reboot, and a boot
+      expect(await tapState(), "the Port is back on the HostBridge's bridge as it was").to.deep.equal(before);
+      // Refresh: no drift in any of the three.
+      expect(((await hostBridge.read("x", { ...props(), ...made.outs })).props as any).drift).to.deep.equal(
+        [],
+      );
+      expect(((await network.read("x", { ...net, ...netMade.outs })).props as any).drift).to.deep.equal([]);
+      expect(((await port.read("x", portMade.outs)).props as any).drift).to.deep.equal([]);
+      await port.remove("x", portMade.outs);
+      await network.remove("x", { ...net, ...netMade.outs });
       const eth0 = JSON.parse(await sh("h1", "ip -j link show dev eth0"))[0];
       expect(eth0.master, "eth0 is in the bridge after the boot").to.equal(BR);
       const br = JSON.parse(await sh("h1", `ip -j addr show dev ${BR}`))[0];

@@ -52,6 +52,9 @@ for n in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9 tty:5:0; do
   IFS=: read -r node major minor <<<"$n"
   mknod -m 0666 "/dev/$node" c "$major" "$minor"
 done
+# /dev/net/tun too, as systemd-nspawn gives it: a Port's TAP is opened through it.
+mkdir -m 0755 /dev/net
+mknod -m 0666 /dev/net/tun c 10 200
 mkdir -m 0755 /dev/pts /dev/shm
 mount -t tmpfs -o mode=1777 "vnl-$name-shm" /dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 "vnl-$name-pts" /dev/pts

@@ -6,6 +6,7 @@ import { quote } from "shell-quote";
 import { networkPaths, STATE_DIR } from "../../../provider/naming";
 import { probeArgs } from "../../../provider/ops/probe";
 import { Action } from "../../../provider/ops/action";
+import { linkCreate, makeDir } from "../../../provider/ops/ops";
 import { parseRoundOutput, renderRoundScript, Segment } from "../../../provider/ops/script";
 import { PrivateHost } from "../support/privateHost";
 
@@ -158,6 +159,73 @@ describe("round script (several plans, one script)", function () {
     expect(links()).to.deep.equal(["lo", "vn-other"]);
   });
 
+  it("makes the new directories and bridges of its segments in one mkdir and one ip -batch; a stopped round keeps none it did not finish", () => {
+    const ipRuns = countRuns("ip");
+    const links = () =>
+      host
+        .must("ip -o link show | awk -F': ' '{print $2}' | grep vn-h | sort || true")
+        .split("\n")
+        .filter(Boolean);
+    const make = (b: string): Action[] => [
+      makeDir(`/var/lib/vnh/${b}`),
+      makeDir(`/var/lib/vnh/${b}/sub`),
+      linkCreate("create bridge", b, [`link add name ${b} type bridge`, `link set dev ${b} up`]),
+      step(`after ${b}`),
+    ];
+    const mkdirRuns = countRuns("mkdir");
+    const dirs = () => host.must("cd /var/lib/vnh && find . -mindepth 1 | sort").split("\n").filter(Boolean);
+    host.must("rm -rf /var/lib/vnh && mkdir /var/lib/vnh");
+    const segs = (): Segment[] => ["vn-h1", "vn-h2", "vn-h3"].map((b) => ({ actions: make(b), undo: true }));
+    const round = (failAfter2 = "") =>
+      host.sh(underCounters(renderRoundScript(segs())), [
+        tokenNow(),
+        "",
+        ...segArgs("h1"),
+        ...segArgs("h2", failAfter2),
+        ...segArgs("h3"),
+      ]);
+    const ok = round();
+    expect(ok.status, ok.stderr).to.equal(0);
+    expect(links()).to.deep.equal(["vn-h1", "vn-h2", "vn-h3"]);
+    expect(host.must(`grep -c batch ${ipRuns}`)).to.equal("1\n");
+    expect(host.must(`grep -c vnh ${mkdirRuns}`)).to.equal("1\n");
+    expect(dirs()).to.have.length(6);
+    // Segment 2 fails: its own bridge goes with its undo, the one made for segment 3 (which did not run) goes too.
+    host.must("ip link del vn-h1 && ip link del vn-h2 && ip link del vn-h3 && rm -rf /var/lib/vnh/*");
+    const failed = round("after vn-h2");
+    expect(failed.status).to.equal(70);
+    expect(parseRoundOutput(failed.stderr)!.stoppedAt).to.equal(2);
+    expect(links()).to.deep.equal(["vn-h1"]);
+    expect(dirs()).to.deep.equal(["./vn-h1", "./vn-h1/sub"]);
+    // A directory is there already (not virtnet's): the ones made for the round go, each segment makes its own
+    // in its place, the third fails on it and leaves it.
+    host.must("ip link del vn-h1 && rm -rf /var/lib/vnh/* && mkdir -p /var/lib/vnh/vn-h3/sub/theirs");
+    const dirTaken = round();
+    expect(dirTaken.status).to.equal(70);
+    expect(parseRoundOutput(dirTaken.stderr)!.stoppedAt).to.equal(3);
+    expect(links()).to.deep.equal(["vn-h1", "vn-h2"]);
+    expect(dirs()).to.deep.equal([
+      "./vn-h1",
+      "./vn-h1/sub",
+      "./vn-h2",
+      "./vn-h2/sub",
+      "./vn-h3",
+      "./vn-h3/sub",
+      "./vn-h3/sub/theirs",
+    ]);
+    // One is there already (not virtnet's): each segment makes its own in its place, and that one stays.
+    host.must(
+      "ip link del vn-h1 && ip link del vn-h2 && rm -rf /var/lib/vnh/* && ip link add vn-h2 type bridge && ip link set dev vn-h2 alias theirs",
+    );
+    const taken = round();
+    expect(taken.status).to.equal(70);
+    expect(parseRoundOutput(taken.stderr)!.stoppedAt).to.equal(2);
+    expect(links()).to.deep.equal(["vn-h1", "vn-h2"]);
+    expect(host.must("ip -o link show vn-h2")).to.include("alias theirs");
+    expect(dirs()).to.deep.equal(["./vn-h1", "./vn-h1/sub"]);
+    host.must("ip link del vn-h1 && ip link del vn-h2 && rm -rf /var/lib/vnh");
+  });
+
   it("applies the nft transactions of its segments as one; a refused one fails and undoes its segment alone", () => {
     const nftRuns = countRuns("nft");
     const chain = (c: string) => `add table inet vnround\nadd chain inet vnround ${c}\n`;
@@ -239,38 +307,66 @@ describe("round script (several plans, one script)", function () {
     ).to.equal("ok\n");
   });
 
-  it("writes a new file in a directory it made in place (no mv), any other through a temporary name", () => {
+  it("writes a file that is not there in place (no mv), one that is there through a temporary name", () => {
     const mvRuns = countRuns("mv");
-    host.must("rm -rf /var/lib/vnw; mkdir -p /var/lib/vnold");
-    const write = (path: string, mode: string, text: string): Action => ({
+    host.must(
+      "rm -rf /var/lib/vnw /var/lib/vnold; mkdir -p /var/lib/vnold && printf 'old\\n' > /var/lib/vnold/c",
+    );
+    const write = (path: string, mode: string, text: string, was?: string): Action => ({
       name: `write ${path}`,
       run: `write_file ${path} ${mode} ${quote([text])}`,
-      undo: `rm -f ${path}`,
+      undo: was === undefined ? `rm -f ${path}` : `write_file ${path} ${mode} ${quote([was])}`,
     });
     const actions: Action[] = [
       { name: "create directory", run: "make_dir 0755 /var/lib/vnw", undo: "rmdir /var/lib/vnw" },
       write("/var/lib/vnw/a.json", "0644", '{"a": 1}\n'),
       write("/var/lib/vnw/b.sh", "0700", "echo b\n"),
-      write("/var/lib/vnold/c", "0644", "c\n"),
+      write("/var/lib/vnold/c", "0644", "c\n", "old\n"),
+      write("/var/lib/vnold/d.sh", "0755", "echo d\n"),
     ];
     const runWith = (failAfter: string) => runAlone(actions, "w", failAfter);
     const r = runWith("");
     expect(r.status, r.stderr).to.equal(0);
-    expect(host.must("cat /var/lib/vnw/a.json /var/lib/vnw/b.sh /var/lib/vnold/c")).to.equal(
-      '{"a": 1}\necho b\nc\n',
-    );
-    expect(host.must("stat -c '%a %n' /var/lib/vnw/* | sort")).to.equal(
-      "644 /var/lib/vnw/a.json\n700 /var/lib/vnw/b.sh\n",
+    expect(
+      host.must("cat /var/lib/vnw/a.json /var/lib/vnw/b.sh /var/lib/vnold/c /var/lib/vnold/d.sh"),
+    ).to.equal('{"a": 1}\necho b\nc\necho d\n');
+    expect(host.must("stat -c '%a %n' /var/lib/vnw/* /var/lib/vnold/* | sort")).to.equal(
+      "644 /var/lib/vnold/c\n644 /var/lib/vnw/a.json\n700 /var/lib/vnw/b.sh\n755 /var/lib/vnold/d.sh\n",
     );
     expect(host.must("ls -A /var/lib/vnw /var/lib/vnold")).to.not.match(/\.vn\d|XXXX/);
-    // Only the file in the directory that was there before went through mv.
+    // Only the file that was there before went through mv.
     const moves = host.must(`grep -e /var/lib/vnw -e /var/lib/vnold ${mvRuns} || true`);
     expect(moves).to.match(/^-f -T \/var\/lib\/vnold\/c\.\S+ \/var\/lib\/vnold\/c\n$/);
-    // Undone: the files written in place go, then their directory.
-    host.must("rm -rf /var/lib/vnw /var/lib/vnold/c");
-    const failed = runWith("write /var/lib/vnold/c");
+    // Undone: the new files go, the old one is back, the directory made goes.
+    host.must("rm -rf /var/lib/vnw /var/lib/vnold/d.sh; printf 'old\\n' > /var/lib/vnold/c");
+    const failed = runWith("write /var/lib/vnold/d.sh");
     expect(failed.status).to.equal(70);
-    expect(host.must("ls -d /var/lib/vnw 2>/dev/null || echo gone")).to.equal("gone\n");
+    expect(host.must("ls -d /var/lib/vnw /var/lib/vnold/d.sh 2>/dev/null || echo gone")).to.equal("gone\n");
+    expect(host.must("cat /var/lib/vnold/c")).to.equal("old\n");
+  });
+
+  it("makes directories next to each other with one mkdir; a failure part way through removes only those it made", () => {
+    const mkdirRuns = countRuns("mkdir");
+    host.must("rm -rf /var/lib/vnd");
+    const dirs = ["/var/lib/vnd", "/var/lib/vnd/a", "/var/lib/vnd/b", "/var/lib/vnd/b/c"];
+    const actions: Action[] = [...dirs.map((d) => makeDir(d)), step("after")];
+    const runWith = (failAfter: string) => runAlone(actions, "d", failAfter);
+    const ok = runWith("");
+    expect(ok.status, ok.stderr).to.equal(0);
+    expect(host.must("find /var/lib/vnd -type d -perm 755 | sort")).to.equal(dirs.join("\n") + "\n");
+    expect(host.must(`grep -c vnd ${mkdirRuns}`)).to.equal("1\n");
+    // Undone after a later step: all go.
+    host.must("rm -rf /var/lib/vnd");
+    expect(runWith("after").status).to.equal(70);
+    expect(host.must("ls -d /var/lib/vnd 2>/dev/null || echo gone")).to.equal("gone\n");
+    // One of them appeared since the probe (mkdir fails on it, makes the others): those it made go, that one stays.
+    host.must("rm -rf /var/lib/vnd && mkdir -p /var/lib/vnd/a && touch /var/lib/vnd/a/theirs");
+    const failed = runWith("");
+    expect(failed.status).to.equal(70);
+    expect(failed.stderr).to.include("create directory /var/lib/vnd");
+    expect(host.must("find /var/lib/vnd | sort")).to.equal(
+      "/var/lib/vnd\n/var/lib/vnd/a\n/var/lib/vnd/a/theirs\n",
+    );
   });
 
   it("removes files next to each other with one rm; a failure after it writes them all back", () => {

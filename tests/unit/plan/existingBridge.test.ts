@@ -142,9 +142,11 @@ describe('mode "bridge": plans', () => {
     for (const a of p.actions) expect(a.run).to.not.match(/link del|bridge_delete/);
   });
 
-  it("has nothing to bring back at boot but its record (its Ports come after it)", () => {
+  it("brings back at boot only its run directory, which /run loses (its Ports come after it)", () => {
     const text = renderNetworkRestore(spec(), [], paths);
-    expect(text.trim().split("\n")).to.have.length(1);
-    expect(text).to.match(/^# virtnet: brings network "lan" back/);
+    const lines = text.trim().split("\n");
+    expect(lines).to.have.length(2);
+    expect(lines[0]).to.match(/^# virtnet: brings network "lan" back/);
+    expect(lines[1]).to.equal(`mkdir -p -m 0755 /run/virtnet /run/virtnet/networks ${paths.runDir}`);
   });
 });
