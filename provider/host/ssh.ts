@@ -32,9 +32,11 @@ const options: PoolOptions = {
   channelRetryMs: 3_000,
 };
 
+/** Sets pool options; returns them as they were before, for a caller to put back. */
 export function configurePool(o: Partial<PoolOptions>): PoolOptions {
+  const before = { ...options };
   Object.assign(options, o);
-  return { ...options };
+  return before;
 }
 
 /** "user@host:port" (IPv6 in brackets): safe for messages. */

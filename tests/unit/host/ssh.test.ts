@@ -379,6 +379,17 @@ describe("host/SshHost (in-process SSH servers)", function () {
     }
   });
 
+  it("configurePool gives back the options as they were, so a test can put them back", () => {
+    const before = configurePool({ idleTimeoutMs: 123 });
+    try {
+      expect(before.idleTimeoutMs).to.not.equal(123);
+      expect(configurePool({}).idleTimeoutMs).to.equal(123);
+    } finally {
+      configurePool({ idleTimeoutMs: before.idleTimeoutMs });
+    }
+    expect(configurePool({}).idleTimeoutMs).to.equal(before.idleTimeoutMs);
+  });
+
   it("closes idle connections after the idle timeout", async () => {
     const prev = configurePool({ idleTimeoutMs: 100 });
     try {
