@@ -134,11 +134,14 @@ export function renderMove(spec: HostBridgeSpec, state: UplinkState): string[] {
 
 /** The rollback: uplink out of the bridge, bridge gone, every address and route back as saved. */
 export function renderRollback(spec: HostBridgeSpec, state: UplinkState): string[] {
-  const lines = [`link set dev ${state.name} nomaster`, `link del dev ${spec.name}`];
+  // The bridge goes down first (its routes go with it) and is deleted last: deleting a link waits for the
+  // kernel's RCU grace periods, tens of ms in which the host would have no address on its LAN.
+  const lines = [`link set dev ${state.name} nomaster`, `link set dev ${spec.name} down`];
   lines.push(`link set dev ${state.name} address ${state.mac} mtu ${state.mtu} ${state.up ? "up" : "down"}`);
   for (const a of movedAddresses(state)) lines.push(addressLine(a, state.name, false));
   for (const r of tunedKernelRoutes(state)) lines.push(routeLine(r, state.name, familyOf(r), "replace"));
   for (const r of movedRoutes(state)) lines.push(routeLine(r, state.name, familyOf(r)));
+  lines.push(`link del dev ${spec.name}`);
   return lines;
 }
 
