@@ -21,6 +21,7 @@ import {
   upstreamExec,
 } from "../lab/lab";
 import { CutProxy } from "../support-fault/proxy";
+import { IFUPDOWN_DHCLIENT } from "../support/ifupdown";
 import { UplinkSsh } from "../support/uplinkSsh";
 import { captureUpstream, connectionFor, labHosts, sh } from "./support";
 
@@ -329,20 +330,7 @@ describe("HostBridge over an uplink that a DHCP client (dhclient) configures", f
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-hb-dhcp-"));
   const serverLeases = path.join(dir, "leases");
   const serverLog = path.join(dir, "dnsmasq.log");
-  const DHCLIENT = [
-    "dhclient",
-    "-4",
-    "-v",
-    "-i",
-    "-pf",
-    "/run/dhclient.eth0.pid",
-    "-lf",
-    "/var/lib/dhcp/dhclient.eth0.leases",
-    "-I",
-    "-df",
-    "/var/lib/dhcp/dhclient6.eth0.leases",
-    "eth0",
-  ];
+  const DHCLIENT = ["dhclient", ...IFUPDOWN_DHCLIENT];
   let h1: LabHost;
   let conn: ConnectionArgs;
   let mac: string;

@@ -6,7 +6,15 @@ import { expect } from "chai";
 import { connectFresh } from "../../provider/host";
 import { HostBridge, Port, PortArgs, VirtualNetwork } from "../../sdk";
 import { findOp, findResource, TestStack } from "../engine/engine";
-import { startVmHosts, VmHost, vmGuestDel, vmGuestExec, vmGuestPing, vmTapGuestAdd } from "../support/vmHost";
+import {
+  startVmHosts,
+  VmHost,
+  vmGuestDel,
+  vmGuestExec,
+  vmGuestPing,
+  vmHostSnapshot,
+  vmTapGuestAdd,
+} from "../support/vmHost";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { projectDir } from "./support";
@@ -24,18 +32,6 @@ function uplinkState(h: VmHost): Promise<string> {
       "ip -4 -j route show table all dev eth0",
       "ip -6 -j route show table all dev eth0",
     ].join("; echo; "),
-  );
-}
-
-/** Everything virtnet could leave on the host: links, bridge VLANs and FDB, virtnet's files. */
-function snapshot(h: VmHost): Promise<string> {
-  return h.sh(
-    [
-      "ip -o link show | sed -E 's/^[0-9]+: //; s/(NO-CARRIER|LOWER_UP),?//g; s/state [A-Z]+ //'",
-      "bridge vlan show",
-      "bridge fdb show | grep -v -e '^33:33' -e '^01:00:5e'",
-      "find /var/lib/virtnet /run/virtnet 2>/dev/null | sort",
-    ].join("; echo ---; "),
   );
 }
 
@@ -90,7 +86,7 @@ describe("A VLAN-aware HostBridge over a host VM's SSH uplink, through the engin
       if (r.expires !== undefined) await h.sh(`ip -6 route del ${r.dst} dev eth0`);
     stack = new TestStack({ cwd: projectDir() });
     initial = await uplinkState(h);
-    empty = await snapshot(h);
+    empty = await vmHostSnapshot(h);
   });
   after(async () => {
     if (h) await h.stop();
@@ -170,6 +166,6 @@ describe("A VLAN-aware HostBridge over a host VM's SSH uplink, through the engin
     for (const g of ["ga", "gb", "gc"]) await vmGuestDel(h, g);
     await stack.destroy();
     expect(await uplinkState(h)).to.equal(initial);
-    expect(await snapshot(h)).to.equal(empty);
+    expect(await vmHostSnapshot(h)).to.equal(empty);
   });
 });

@@ -13,23 +13,12 @@ import {
   vmGuestDhcp,
   vmGuestExec,
   vmGuestPing,
+  vmHostSnapshot,
   vmTapGuestAdd,
 } from "../support/vmHost";
 import { projectDir } from "./support";
 
 type Ports = Record<string, Omit<PortArgs, "network">>;
-
-/** Everything virtnet could leave on a host: links, bridge VLANs and FDB, virtnet's files. */
-function snapshot(h: VmHost): Promise<string> {
-  return h.sh(
-    [
-      "ip -o link show | sed -E 's/^[0-9]+: //; s/(NO-CARRIER|LOWER_UP),?//g; s/state [A-Z]+ //'",
-      "bridge vlan show",
-      "bridge fdb show | grep -v -e '^33:33' -e '^01:00:5e'",
-      "find /var/lib/virtnet /run/virtnet 2>/dev/null | sort",
-    ].join("; echo ---; "),
-  );
-}
 
 async function ifindex(h: VmHost, dev: string): Promise<number> {
   return JSON.parse(await h.sh(`ip -j link show dev ${dev}`))[0].ifindex;
@@ -66,7 +55,7 @@ describe("VLANs on a VLAN-aware network, on a host VM, through the engine path",
   before(async () => {
     [h] = await startVmHosts(["vh1"]);
     stack = new TestStack({ cwd: projectDir() });
-    empty = await snapshot(h);
+    empty = await vmHostSnapshot(h);
     await stack.up(program(ports));
     // Guests in one subnet of their own: only the VLANs keep them apart.
     const guests: [string, string, number][] = [
@@ -201,7 +190,7 @@ describe("VLANs on a VLAN-aware network, on a host VM, through the engine path",
 
   it("leaves links, bridge VLANs, the FDB and files as before", async () => {
     await stack.destroy();
-    expect(await snapshot(h)).to.equal(empty);
+    expect(await vmHostSnapshot(h)).to.equal(empty);
   });
 });
 
@@ -214,7 +203,7 @@ describe("VLANs across hosts on a trunk, on two host VMs, through the engine pat
   before(async () => {
     [h1, h2] = await startVmHosts(["vh1", "vh2"], { trunk: true });
     stack = new TestStack({ cwd: projectDir() });
-    empty = await Promise.all([snapshot(h1), snapshot(h2)]);
+    empty = await Promise.all([vmHostSnapshot(h1), vmHostSnapshot(h2)]);
   });
   after(async () => {
     await Promise.all([h1?.stop(), h2?.stop()]);
@@ -235,7 +224,7 @@ describe("VLANs across hosts on a trunk, on two host VMs, through the engine pat
         (e) => e,
       );
     expect(err.message).to.include("vlan.uplink eth9 does not exist on the host");
-    expect(await snapshot(h1)).to.equal(empty[0]);
+    expect(await vmHostSnapshot(h1)).to.equal(empty[0]);
   });
 
   it("joins the same VLAN on two hosts into one LAN, keeps VLAN 20 apart, and tags both on the trunk", async () => {
@@ -291,8 +280,8 @@ describe("VLANs across hosts on a trunk, on two host VMs, through the engine pat
     await vmGuestDel(h2, "g10");
     await vmGuestDel(h2, "g20");
     await stack.destroy();
-    expect(await snapshot(h1)).to.equal(empty[0]);
-    expect(await snapshot(h2)).to.equal(empty[1]);
+    expect(await vmHostSnapshot(h1)).to.equal(empty[0]);
+    expect(await vmHostSnapshot(h2)).to.equal(empty[1]);
   });
 });
 
@@ -310,7 +299,7 @@ describe("A VLAN-aware network stretched over VXLAN to a second host VM, through
     await h1.sh("ip addr add 192.0.2.1/24 dev eth1 && ip link set eth1 up");
     await h2.sh("ip addr add 192.0.2.2/24 dev eth1 && ip link set eth1 up");
     stack = new TestStack({ cwd: projectDir() });
-    empty = await Promise.all([snapshot(h1), snapshot(h2)]);
+    empty = await Promise.all([vmHostSnapshot(h1), vmHostSnapshot(h2)]);
   });
   after(async () => {
     await Promise.all([h1?.stop(), h2?.stop()]);
@@ -358,7 +347,7 @@ describe("A VLAN-aware network stretched over VXLAN to a second host VM, through
     expect(await vmGuestPing(h1, "ga", "10.98.0.13"), "VLAN 10 to VLAN 20").to.equal(false);
     for (const [h, g] of guests.splice(0)) await vmGuestDel(h, g);
     await stack.destroy();
-    expect(await snapshot(h1)).to.equal(empty[0]);
-    expect(await snapshot(h2)).to.equal(empty[1]);
+    expect(await vmHostSnapshot(h1)).to.equal(empty[0]);
+    expect(await vmHostSnapshot(h2)).to.equal(empty[1]);
   });
 });

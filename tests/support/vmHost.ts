@@ -278,3 +278,15 @@ export async function vmGuestDel(h: VmHost, guest: string): Promise<void> {
     `for p in $(ip netns pids ${ns} 2>/dev/null); do kill $p; done; ip -n ${ns} link del eth0 2>/dev/null; ip netns del ${ns} 2>/dev/null; :`,
   );
 }
+
+/** Everything virtnet could leave on a host VM: links, bridge VLANs and FDB, virtnet's files. */
+export function vmHostSnapshot(h: VmHost): Promise<string> {
+  return h.sh(
+    [
+      "ip -o link show | sed -E 's/^[0-9]+: //; s/(NO-CARRIER|LOWER_UP),?//g; s/state [A-Z]+ //'",
+      "bridge vlan show",
+      "bridge fdb show | grep -v -e '^33:33' -e '^01:00:5e'",
+      "find /var/lib/virtnet /run/virtnet 2>/dev/null | sort",
+    ].join("; echo ---; "),
+  );
+}

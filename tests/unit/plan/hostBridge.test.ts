@@ -15,6 +15,7 @@ import {
 } from "../../../provider/plan/hostBridge";
 import { renderMove, renderRollback, UplinkState } from "../../../provider/render/hostBridge";
 import { expectGolden } from "../golden";
+import { IFUPDOWN_DHCLIENT } from "../../support/ifupdown";
 
 const spec = (over: Record<string, unknown> = {}): HostBridgeSpec => {
   const r = buildHostBridgeSpec({ uplink: "eth0", ...over }, "br0");
@@ -57,21 +58,6 @@ const eth0: UplinkState = {
     { dst: "default", gateway: "2001:db8:ff::1", dev: "eth0", metric: 1024, pref: "medium" },
   ],
 };
-
-/** The arguments Debian's ifupdown gives dhclient for "iface eth0 inet dhcp". */
-const IFUPDOWN_DHCLIENT = [
-  "-4",
-  "-v",
-  "-i",
-  "-pf",
-  "/run/dhclient.eth0.pid",
-  "-lf",
-  "/var/lib/dhcp/dhclient.eth0.leases",
-  "-I",
-  "-df",
-  "/var/lib/dhcp/dhclient6.eth0.leases",
-  "eth0",
-];
 
 const observed = (over: Partial<ObservedHostBridge> = {}): ObservedHostBridge => ({
   uplink: { name: "eth0", mac: eth0.mac, mtu: 1500, up: true, kind: "veth" },
@@ -153,6 +139,18 @@ describe("HostBridge: the move and its rollback", () => {
 });
 
 describe("HostBridge: what the host forbids, and drift", () => {
+  /** br0 as virtnet made it over eth0. */
+  const bridge = {
+    name: "br0",
+    kind: "bridge",
+    alias: hostBridgeAlias("eth0"),
+    mac: eth0.mac,
+    mtu: 1500,
+    up: true,
+    stp: false,
+    forwardDelay: 0,
+  };
+
   it("refuses an uplink that is missing, wireless, a bridge, a bridge port or a virtnet network's bridge", () => {
     expect(hostBridgeErrors(spec(), observed({ uplink: undefined }))).to.deep.equal([
       "uplink eth0 does not exist on this host",
@@ -218,16 +216,6 @@ describe("HostBridge: what the host forbids, and drift", () => {
   });
 
   it("reports a missing bridge, an uplink out of it, addresses moved back and tuning", () => {
-    const bridge = {
-      name: "br0",
-      kind: "bridge",
-      alias: hostBridgeAlias("eth0"),
-      mac: eth0.mac,
-      mtu: 1500,
-      up: true,
-      stp: false,
-      forwardDelay: 0,
-    };
     expect(hostBridgeDrift(spec(), observed({ saved: eth0 }))).to.deep.equal(["bridge br0 is missing"]);
     const drift = hostBridgeDrift(spec({ stp: true }), observed({ saved: eth0, bridge }));
     expect(drift).to.include("uplink eth0 is not in bridge br0");
@@ -239,16 +227,6 @@ describe("HostBridge: what the host forbids, and drift", () => {
   });
 
   it("reports a carried DHCP client that no longer runs on the bridge", () => {
-    const bridge = {
-      name: "br0",
-      kind: "bridge",
-      alias: hostBridgeAlias("eth0"),
-      mac: eth0.mac,
-      mtu: 1500,
-      up: true,
-      stp: false,
-      forwardDelay: 0,
-    };
     const saved = { ...eth0, clients: [["dhclient", "eth0"]] };
     const onBr0 = dhcpClient(9, "dhclient", ["dhclient", "br0"]);
     const base = {
@@ -263,16 +241,6 @@ describe("HostBridge: what the host forbids, and drift", () => {
   });
 
   it("reports VLAN filtering turned off as drift, and turns it back on in place with its exact undo", () => {
-    const bridge = {
-      name: "br0",
-      kind: "bridge",
-      alias: hostBridgeAlias("eth0"),
-      mac: eth0.mac,
-      mtu: 1500,
-      up: true,
-      stp: false,
-      forwardDelay: 0,
-    };
     const eth0In = { ...observed().uplink!, master: "br0" };
     const on = spec({ vlanFiltering: true });
     const off = observed({ saved: eth0, bridge: { ...bridge, vlanFiltering: false }, uplink: eth0In });
