@@ -121,7 +121,10 @@ function nftActions(network: string, want: string | null, h: Have, observed: Obs
   // must not leave an empty "inet virtnet" behind.
   const chains = (listing: string | null | undefined) =>
     listing ? nftReplaceScript(network, listing) : want || h.nftListing ? nftDeleteScript(network) : "";
-  const script = chains(want) + (legacy ? nftTableScript(legacy.name) : "");
+  // Chains the probe saw none of need no clearing first (under the generation token the host is as probed):
+  // the make-and-delete pairs took about half of a round's `nft -f` for 20 new networks.
+  const wanted = want && !h.nftListing ? want : chains(want);
+  const script = wanted + (legacy ? nftTableScript(legacy.name) : "");
   const putBack = chains(h.nftListing) + (legacy ? nftTableScript(legacy.name, legacy.listing) : "");
   return [
     ...nftTableActions(want, observed),

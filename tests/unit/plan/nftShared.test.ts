@@ -51,6 +51,17 @@ describe("the shared nft table on a private network namespace", function () {
     expect(host.must("nft list table inet virtnet")).to.equal(renderNftables(b));
   });
 
+  it("adds a new network's chains as they are; clears an existing network's first, so no rule is doubled", () => {
+    const firewallStep = (s: NetworkSpec) =>
+      ownFirewallActions(s, host.observe(s), "nftables").find((x) => x.name === "apply firewall")!;
+    expect(firewallStep(a).run, "nothing to clear on a new network").to.not.include("delete chain");
+    expect(apply(a).r.status).to.equal(0);
+    const changed = spec({ mode: "route", ipv4: { cidr: "10.50.1.0/24" } }, "lab");
+    expect(firewallStep(changed).run).to.include(`delete chain inet virtnet ${nftChainId(a.name)}.forward`);
+    expect(apply(changed).r.status).to.equal(0);
+    expect(host.observe(changed).nftListing).to.equal(renderNftables(changed));
+  });
+
   it("a failed first apply leaves no table behind", () => {
     const before = host.firewallState();
     const { r } = apply(a, "apply firewall");
