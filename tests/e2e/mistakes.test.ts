@@ -1,10 +1,10 @@
 // The mistakes users make, through the engine path on lab hosts: each ends with a clear error, never a hang.
 import { expect } from "chai";
-import { DhcpRange, Port, StaticRoute, VirtualNetwork } from "../../sdk";
+import { DhcpRange, NetworkExtension, Port, StaticRoute, VirtualNetwork } from "../../sdk";
 import { DeploymentError } from "../engine/engine";
 import { LabHost } from "../lab/lab";
 import { hostExec } from "../lab/lab";
-import { labHosts, sh, snapshot, stackFor } from "./support";
+import { connectionFor, labHosts, sh, snapshot, stackFor } from "./support";
 
 /** The run's error, or a failure of the test when it succeeds or has not ended after `ms`. */
 async function failureOf(run: Promise<unknown>, ms = 30_000): Promise<DeploymentError> {
@@ -26,9 +26,10 @@ async function failureOf(run: Promise<unknown>, ms = 30_000): Promise<Deployment
 describe("mistakes users make, on a lab host through the engine path", function () {
   this.timeout(120_000);
   let h1: LabHost;
+  let h2: LabHost;
 
   before(async () => {
-    [h1] = await labHosts(2);
+    [h1, h2] = await labHosts(2);
   });
 
   it("a range on a network another stack destroyed: the next up ends with an error naming host, network and what is missing", async () => {
@@ -184,8 +185,9 @@ describe("mistakes users make, on a lab host through the engine path", function 
     }
   });
 
-  it("destroying a network another stack's range, route and Port still use: refused naming each and that stack, host unchanged; once they are gone it goes", async () => {
+  it("destroying a network another stack's range, route, Port and extension still use: refused naming each and that stack, hosts unchanged; once they are gone it goes", async () => {
     const baseline = await snapshot("h1");
+    const baseline2 = await snapshot("h2");
     const a = stackFor(h1, {}, "a");
     const b = stackFor(h1, {}, "b");
     const programA = (bridge?: string) => () => {
@@ -200,11 +202,17 @@ describe("mistakes users make, on a lab host through the engine path", function 
       new DhcpRange("b-pool", { network: n, start: "10.77.0.100", end: "10.77.0.150" });
       new StaticRoute("b-route", { network: n, destination: "10.177.0.0/16", gateway: "10.77.0.254" });
       new Port("b-tap", { network: n, name: "vn-btap" });
+      new NetworkExtension("b-ext", {
+        network: n,
+        connection: connectionFor(h2),
+        localAddress: h2.uplinkAddress,
+      });
     };
     try {
       await a.up(programA());
       await b.up(programB);
       const before = await snapshot("h1");
+      const before2 = await snapshot("h2");
       const scope = `host root@${h1.address}:22, network "shr": check host: network "shr" is still used by another stack:`;
       for (const [what, run] of [
         ["destroy", () => a.destroy()],
@@ -216,14 +224,17 @@ describe("mistakes users make, on a lab host through the engine path", function 
           'DhcpRange "b-pool" of stack "project/b"',
           'StaticRoute "b-route" of stack "project/b"',
           'Port "vn-btap" of stack "project/b"',
+          'NetworkExtension "b-ext" of stack "project/b"',
           "destroy them in their stack (or move them to another network) first",
         ])
           expect(e.message, what).to.include(named);
         expect(await snapshot("h1"), what).to.equal(before);
+        expect(await snapshot("h2"), what).to.equal(before2);
       }
       await b.destroy();
       await a.destroy();
       expect(await snapshot("h1")).to.equal(baseline);
+      expect(await snapshot("h2")).to.equal(baseline2);
     } finally {
       await b.destroy();
       await a.destroy();
