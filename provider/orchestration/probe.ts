@@ -42,11 +42,15 @@ export function targetArgs(t: ProbeTarget): string[] {
 }
 
 /** One probe of the targets: the plain probe for one, the multi-network probe for several. */
-export async function probeNow(host: Host, targets: ProbeTarget[]): Promise<ObservedNetwork[]> {
+export async function probeNow(
+  host: Host,
+  targets: ProbeTarget[],
+  step = "probe host",
+): Promise<ObservedNetwork[]> {
   const single = targets.length === 1;
   const r = await host.run(single ? PROBE_SCRIPT : MULTI_PROBE_SCRIPT, {
     args: targets.flatMap(targetArgs),
-    step: "probe host",
+    step,
   });
   if (r.code !== 0)
     throw new NetworkError(host.label, targets[0].name, "probe host", `exit ${r.code}: ${tail(r.stderr)}`);

@@ -41,6 +41,11 @@ export class HostQueues<T> {
     private readonly fail: (item: T, error: unknown) => void,
   ) {}
 
+  /** Nothing of the host's is waiting or being served. */
+  isIdle(host: Host): boolean {
+    return !this.queues.has(host.label);
+  }
+
   add(host: Host, item: T): void {
     let q = this.queues.get(host.label);
     if (!q) this.queues.set(host.label, (q = { waiting: [], running: false, lastArrival: 0 }));

@@ -20,6 +20,7 @@ import { Plan } from "../plan/plan";
 import { withinDeadline } from "./deadline";
 import { NetworkError } from "./errors";
 import { errorFor, probeNow, ProbeTarget, targetArgs } from "./probe";
+import { dropReadAhead, readAhead, takeReadAhead } from "./readAhead";
 import { HostQueues, MAX_BATCH, sleep } from "./queue";
 
 /** How long an apply keeps planning again while other deployments change the same host. */
@@ -123,15 +124,27 @@ interface Planned {
 
 async function round(host: Host, queue: Change[]): Promise<void> {
   const batch = nextBatch(queue);
-  let observations: ObservedNetwork[];
+  let observations = await takeReadAhead(host, batch);
+  const readEarlier = observations !== undefined;
   try {
-    observations = await probeNow(host, batch);
+    observations ??= await probeNow(host, batch);
   } catch (e) {
     for (const c of batch) settle(queue, c, { error: errorFor(host, e, c.name) });
     return;
   }
   const group = planGroup(host, queue, batch, observations);
-  if (group.length) await runGroup(host, queue, group, observations[0].generation);
+  if (!group.length) return;
+  const done = await runGroup(host, queue, group, observations[0].generation, readEarlier);
+  // Once the results are out and nothing else waits, read these networks again for what follows them.
+  if (done) setImmediate(() => readAheadIfIdle(host, group));
+}
+
+function readAheadIfIdle(host: Host, group: Planned[]): void {
+  if (changes.isIdle(host))
+    readAhead(
+      host,
+      group.map((g) => g.c),
+    );
 }
 
 const stepKey = (a: Action) => `${a.name}\n${a.run}\n${a.undo ?? ""}`;
@@ -187,8 +200,18 @@ function planGroup(host: Host, queue: Change[], batch: Change[], observations: O
   return group;
 }
 
-/** One script for the group, then each change settled by what its segment did. */
-async function runGroup(host: Host, queue: Change[], group: Planned[], generation: string): Promise<void> {
+/**
+ * One script for the group, then each change settled by what its segment did. True when every change succeeded.
+ * `readEarlier`: planned from a read-ahead, which the host moving since is no sign of contention.
+ */
+async function runGroup(
+  host: Host,
+  queue: Change[],
+  group: Planned[],
+  generation: string,
+  readEarlier: boolean,
+): Promise<boolean> {
+  dropReadAhead(host);
   // The script goes on stdin: a round's files can be larger than one command line allows.
   const script = renderRoundScript(group.map((g) => g.segment));
   const args = [generation, randomUUID(), ...group.flatMap(({ c }) => [...targetArgs(c), c.failAfter ?? ""])];
@@ -198,12 +221,13 @@ async function runGroup(host: Host, queue: Change[], group: Planned[], generatio
   } catch (e) {
     // The script's outcome is unknown: the first change gets the error, the rest plan again.
     settle(queue, group[0].c, { error: e });
-    return;
+    return false;
   }
   if (r.code === 0) {
     for (const { c, plan, observed } of group) settle(queue, c, { ok: applied(plan, observed) });
-    return;
+    return true;
   }
+  if (r.code === EXIT_HOST_CHANGED && readEarlier) return false; // plan again, from a probe of its own
   if (r.code === EXIT_HOST_CHANGED) {
     // Another process applied between our probe and the lock: plan again. Each round one deployment wins the
     // lock with a fresh plan, so a burst of concurrent applies converges; jitter spreads the retries.
@@ -221,7 +245,7 @@ async function runGroup(host: Host, queue: Change[], group: Planned[], generatio
         });
     }
     await sleep(Math.min(500, 10 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random()));
-    return;
+    return false;
   }
   const outcome = parseRoundOutput(r.stderr);
   if (!outcome || r.code !== EXIT_STEP_FAILED) {
@@ -231,7 +255,7 @@ async function runGroup(host: Host, queue: Change[], group: Planned[], generatio
     const { c } = group[k - 1];
     const text = outcome ? (outcome.stderr.get(k) ?? "") : r.stderr;
     settle(queue, c, { error: stepError(host, c, r.code, outcome?.failed.get(k), text) });
-    return;
+    return false;
   }
   // Segments up to the one that stopped the script ran (the rest plan again, as if it had succeeded).
   const ran = outcome.stoppedAt ?? group.length;
@@ -240,6 +264,7 @@ async function runGroup(host: Host, queue: Change[], group: Planned[], generatio
     if (step === undefined) settle(queue, c, { ok: applied(plan, observed) });
     else settle(queue, c, { error: stepError(host, c, r.code, step, outcome.stderr.get(i + 1) ?? "") });
   }
+  return false;
 }
 
 function applied(plan: Plan, observed: ObservedNetwork): ApplyResult {

@@ -4,6 +4,9 @@
 import { expect } from "chai";
 import { ApplyResult } from "../../provider/orchestration/round";
 import { applyNetwork, deleteNetwork, readNetwork } from "../../provider/orchestration/network";
+import { applyRange } from "../../provider/orchestration/range";
+import { sleep } from "../../provider/orchestration/queue";
+import { buildRangeSpec } from "../../provider/model/dhcpRange";
 import { NetworkError } from "../../provider/orchestration/errors";
 import { observe } from "../../provider/orchestration/probe";
 import { isOurDnsmasq } from "../../provider/observe/observed";
@@ -186,6 +189,57 @@ describe("many changes to one host at once, from one process", function () {
     for (const s of pair) await deleteNetwork(inner, s.name, s.bridge.name);
     // The killed script's directory for its background starts went with the next round.
     expect(await sh("h1", "ls -d /tmp/virtnet-round.* 2>/dev/null || echo none")).to.equal("none\n");
+  });
+
+  it("reads a round's networks again while the host is idle; their ranges' round plans from that read", async () => {
+    const h = countingHost();
+    const pair = [specOf(15, "10.241.115.0/24"), specOf(16, "10.241.116.0/24")];
+    const rangeOf = (s: NetworkSpec, start: number) =>
+      buildRangeSpec(
+        {
+          start: `${s.ipv4!.cidr.split(".0/")[0]}.${start}`,
+          end: `${s.ipv4!.cidr.split(".0/")[0]}.${start + 9}`,
+        },
+        `${s.name}-r${start}`,
+        {
+          cidr: s.ipv4!.cidr,
+          gateway: s.ipv4!.gateway,
+        },
+      ).spec!;
+    // Until the n-th read-ahead's probe has ended (it starts once the round's results are out).
+    const readAheadDone = async (n: number) => {
+      for (let i = 0; i < 1000 && (h.ended["probe ahead"] ?? 0) < n; i++) await sleep(10);
+    };
+    try {
+      await Promise.all(pair.map((s) => applyNetwork(h, s)));
+      await readAheadDone(1);
+      expect(h.counts["probe ahead"], "one read of both networks once the round was done").to.equal(1);
+      await Promise.all(
+        pair.map((s) => applyRange(h, { name: s.name, bridge: s.bridge.name }, rangeOf(s, 100))),
+      );
+      expect({ probes: h.counts["probe host"], scripts: h.counts.apply }).to.deep.equal({
+        probes: 1,
+        scripts: 2,
+      });
+      for (const s of pair)
+        expect(await sh("h1", `grep -c '^dhcp-range=' ${networkPaths(s.name).dnsmasqConf}`)).to.equal("1\n");
+
+      // Another process changes the host after the read: the round's script finds a new token and the round
+      // plans again from a probe of its own, at once.
+      await readAheadDone(2);
+      await sh("h1", "echo elsewhere > /var/lib/virtnet/generation");
+      await Promise.all(
+        pair.map((s) => applyRange(h, { name: s.name, bridge: s.bridge.name }, rangeOf(s, 120))),
+      );
+      expect({ probes: h.counts["probe host"], scripts: h.counts.apply }).to.deep.equal({
+        probes: 2,
+        scripts: 4,
+      });
+      for (const s of pair)
+        expect(await sh("h1", `grep -c '^dhcp-range=' ${networkPaths(s.name).dnsmasqConf}`)).to.equal("2\n");
+    } finally {
+      for (const s of pair) await deleteNetwork(h, s.name, s.bridge.name);
+    }
   });
 
   it("deletes all eight at once and leaves the host as it was", async () => {

@@ -7,6 +7,8 @@ export class CountingHost implements Host {
   readonly counts: Record<string, number> = {};
   /** Milliseconds spent in the host's commands, by step (each from spawn to exit). */
   readonly ms: Record<string, number> = {};
+  /** Commands that have ended, by step. */
+  readonly ended: Record<string, number> = {};
   constructor(private readonly inner: Host) {}
   get label() {
     return this.inner.label;
@@ -19,6 +21,7 @@ export class CountingHost implements Host {
       return await this.inner.run(script, opts);
     } finally {
       this.ms[k] = (this.ms[k] ?? 0) + Number(process.hrtime.bigint() - t0) / 1e6;
+      this.ended[k] = (this.ended[k] ?? 0) + 1;
     }
   }
   runChecked(script: string, opts?: RunOptions) {
