@@ -37,6 +37,7 @@ import {
   uplinkToSave,
   vlanFilteringChange,
 } from "../plan/hostBridge";
+import { dropReadAhead } from "./readAhead";
 
 export interface HostBridgeResult {
   bridgeName: string;
@@ -186,6 +187,8 @@ async function guardedChange(
         connectTimeoutMs: Math.max(1000, Math.min(5000, deadline - 1000 - Date.now())),
       });
       const status = (await fresh.run(`cat -- "$1" 2>/dev/null`, { args: [p.status] })).stdout.trim();
+      // Our confirmation reached the host but its answer did not reach us (the connection went).
+      if (status === `confirmed ${token}`) return Date.now() - started;
       if (status.startsWith(`rolled-back ${token}`) || status.startsWith(`failed ${token}`))
         throw new HostBridgeError(
           `${scope(host, spec)}: the host rolled back by itself${status.slice(status.indexOf(token) + token.length)}`,
@@ -216,6 +219,7 @@ async function guardedChange(
   // Not confirmed: the host rolls back at its deadline. Report what it did, once it says so.
   await sleep(Math.max(0, deadline - Date.now()) + 1000);
   const status = await settledStatus(conn, host, p, token, Date.now() + 10_000);
+  if (status === `confirmed ${token}`) return Date.now() - started;
   const outcome = status.startsWith(`rolled-back ${token}`)
     ? `the host rolled back by itself${status.slice(status.indexOf(token) + token.length)}`
     : `the host should have rolled back by itself after ${spec.confirmTimeout} s; its status reads "${status || "(unreachable)"}"`;
@@ -278,6 +282,7 @@ async function writeBoot(host: Host, spec: HostBridgeSpec, p: HostBridgePaths, s
 /** Moves the uplink into the bridge under the guard, or tunes an existing HostBridge in place. */
 export async function applyHostBridge(conn: ConnectionArgs, spec: HostBridgeSpec): Promise<HostBridgeResult> {
   const host = await connect(conn);
+  dropReadAhead(host); // it changes the host outside a round and its token
   const p = hostBridgePaths(spec.name);
   const o = await probe(host, spec);
   if (isOurs(spec, o) && o.saved && o.uplink?.master === spec.name) {
@@ -340,6 +345,7 @@ async function changeVlanFiltering(
 /** Puts the uplink back exactly as saved, under the same guard; then virtnet's files go. */
 export async function deleteHostBridge(conn: ConnectionArgs, spec: HostBridgeSpec): Promise<void> {
   const host = await connect(conn);
+  dropReadAhead(host); // it changes the host outside a round and its token
   const p = hostBridgePaths(spec.name);
   const o = await probe(host, spec);
   if (o.saved && isOurs(spec, o)) {
