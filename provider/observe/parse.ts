@@ -37,7 +37,7 @@ export function parseMultiProbe(
   const { rest, files } = splitFiles(output.replace(/\n@@@done\n?$/, ""));
   const [hostPart, ...netParts] = rest.split("\n@@@net\n");
   if (netParts.length !== networks.length) throw new Error("host probe output was cut short");
-  const host = sections(`${hostPart}\n@@end`);
+  const host = sections(`${hostPart}\n${files.get(0) ?? ""}\n@@end`);
   const interfaces = json<any[]>(host.get("addrs"), []); // read once: every network's half uses it
   return networks.map((n, i) => {
     const own = sections(`${netParts[i]}\n${files.get(i + 1) ?? ""}\n@@end`);
@@ -80,7 +80,7 @@ function jsonLines<T>(text: string | undefined): T[] {
 }
 
 export function parseProbe(output: string, name: string, bridgeName: string): ObservedNetwork {
-  const s = sections(output.replace(/\n@@@files 1\n/, "\n"));
+  const s = sections(output.replace(/\n@@@files [01]\n/g, "\n"));
   const interfaces = json<any[]>(s.get("addrs"), []);
   return observedFrom(s, name, bridgeName, interfaces);
 }
@@ -152,7 +152,7 @@ function observedFrom(
     return v === undefined || v === "" ? undefined : v;
   };
   const legacy = text("legacynft");
-  // find lists directories in no set order; sorted, the observation does not depend on it.
+  // Sorted: the observation does not depend on the order the host lists directories in.
   const networks = jsonLines<AppliedNetworkRecord>(s.get("networks")).sort((a, b) =>
     a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
   );

@@ -77,6 +77,7 @@ export const PROBE_FUNCTION = [
   PROC_START,
   // The host's half: the same whichever network asks.
   String.raw`probe_host() {
+  vn_k=0 # the host's files (files_out), before each network's
   echo "@@generation"; ${READ_GENERATION}; echo "$vn_gen"
   # Every interface with its details and addresses: the network's half finds its bridge and ports here.
   echo "@@addrs"; ip -j -d addr show 2>/dev/null
@@ -105,10 +106,21 @@ export const PROBE_FUNCTION = [
   [ -f ${q(SYSTEMD_UNIT_PATH)} ] && [ ! -L ${q(SYSTEMD_UNIT_PATH)} ] && { echo "@@unit"; cat ${q(SYSTEMD_UNIT_PATH)}; }
   [ -L ${q(SYSTEMD_WANTS_LINK)} ] && echo "@@unitenabled"
   [ -d ${q(SYSTEMD_WANTS_DIR)} ] && echo "@@wantsdir"
-  echo "@@networks"; [ -d ${q(NETWORKS_STATE_DIR)} ] && find ${q(NETWORKS_STATE_DIR)} -mindepth 2 -maxdepth 2 -name ${q(NETWORK_RECORD_FILE)} -type f -exec awk 1 {} + 2>/dev/null
-  echo "@@fwtools"; for t in nft iptables-restore ip6tables-restore iptables-save ip6tables-save firewall-cmd; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done; iptables -V 2>/dev/null
-  echo "@@ipt4"; iptables-save 2>/dev/null | sed -n -E '/^\*|^:(VN-|DOCKER-USER |FORWARD )|VN-|^-A DOCKER-USER .*virtnet/{s/ \[[0-9]+:[0-9]+\]$//;p}'
-  echo "@@ipt6"; ip6tables-save 2>/dev/null | sed -n -E '/^\*|^:(VN-|DOCKER-USER |FORWARD )|VN-|^-A DOCKER-USER .*virtnet/{s/ \[[0-9]+:[0-9]+\]$//;p}'
+  # The network records: read by files_out's awk, with the networks' own files.
+  vn_files="$vn_files$vn_k networks -
+"
+  for f in ${q(NETWORKS_STATE_DIR)}/*/${q(NETWORK_RECORD_FILE)}; do vn_add networks "$f"; done
+  vn_iptv=$(iptables -V 2>/dev/null)
+  echo "@@fwtools"; for t in nft iptables-restore ip6tables-restore iptables-save ip6tables-save firewall-cmd; do command -v "$t" >/dev/null 2>&1 && echo "$t"; done; echo "$vn_iptv"
+  # iptables-nft keeps a family's rules in nft tables of that family, which the chain listing shows: with none,
+  # its save has nothing to list (two processes saved per family). Legacy iptables is always asked.
+  vn_ipt4=1; vn_ipt6=1
+  case "$vn_iptv" in *"(nf_tables)"*)
+    case "$vn_chains" in *'"family": "ip",'*) ;; *) vn_ipt4="";; esac
+    case "$vn_chains" in *'"family": "ip6",'*) ;; *) vn_ipt6="";; esac;;
+  esac
+  echo "@@ipt4"; [ -n "$vn_ipt4" ] && iptables-save 2>/dev/null | sed -n -E '/^\*|^:(VN-|DOCKER-USER |FORWARD )|VN-|^-A DOCKER-USER .*virtnet/{s/ \[[0-9]+:[0-9]+\]$//;p}'
+  echo "@@ipt6"; [ -n "$vn_ipt6" ] && ip6tables-save 2>/dev/null | sed -n -E '/^\*|^:(VN-|DOCKER-USER |FORWARD )|VN-|^-A DOCKER-USER .*virtnet/{s/ \[[0-9]+:[0-9]+\]$//;p}'
   echo "@@iptscaffold"; [ -f ${q(IPTABLES_SCAFFOLD)} ] && [ ! -L ${q(IPTABLES_SCAFFOLD)} ] && while read -r f t c; do
     echo "= $f $t $c"; [ -n "$c" ] || continue
     if [ "$f" = ip6 ]; then ip6tables -w -t "$t" -S "$c" 2>/dev/null; else iptables -w -t "$t" -S "$c" 2>/dev/null; fi
@@ -166,16 +178,17 @@ export const PROBE_FUNCTION = [
   String.raw`vn_files=""
 vn_add() { [ -f "$2" ] && [ ! -L "$2" ] && vn_files="$vn_files$vn_k $1 $2
 "; }`,
-  // Each network's files after a "@@@files <n>" line, each file as a section (a process per file, or per
-  // network, was most of a round's probe).
+  // The host's files after a "@@@files 0" line, each network's after "@@@files <n>", each file as a section (a
+  // process per file, or per network, was most of a round's probe). k starts as no number: "0" != "" is false
+  // in awk.
   String.raw`files_out() {
-  printf '%s' "$vn_files" | awk '{
+  printf '%s' "$vn_files" | awk 'BEGIN { k = "none" } {
     if ($1 != k) { print "@@@files " $1; k = $1; s = "" }
     if ($2 != s) print "@@" (s = $2)
     if ($3 != "-") { while ((getline l < $3) > 0) print l; close($3) }
   }'
 }`,
-  `probe() { vn_k=1; probe_host; probe_net; files_out; echo "@@end"; }`,
+  `probe() { probe_host; vn_k=1; probe_net; files_out; echo "@@end"; }`,
 ].join("\n");
 
 /** What a Port's change asks of the probe: its TAP, and the uid of the owner it wants. */
@@ -228,7 +241,6 @@ export const MULTI_PROBE_SCRIPT = [
   PROBE_FUNCTION,
   PROBE_PRELUDE,
   "probe_host",
-  "vn_k=0",
   `while [ $# -ge ${PROBE_VARS.length} ]; do`,
   `  vn_k=$((vn_k + 1)); ${PROBE_PRELUDE}`,
   '  echo "@@@net"; probe_net',

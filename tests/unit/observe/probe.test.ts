@@ -6,6 +6,7 @@ import { networkPaths } from "../../../provider/naming";
 import { MULTI_PROBE_SCRIPT, probeArgs } from "../../../provider/ops/probe";
 import { parseMultiProbe, parseProbe } from "../../../provider/observe/parse";
 import { buildNetworkSpec, NetworkSpec } from "../../../provider/model/network";
+import { ObservedNetwork } from "../../../provider/observe/observed";
 import { PrivateHost } from "../support/privateHost";
 
 describe("probe on a private namespace", function () {
@@ -84,6 +85,44 @@ describe("probe on a private namespace", function () {
     expect(none.bridge).to.equal(undefined);
     // The single-network probe reads the same.
     expect(host.observe(spec).bridge).to.deep.equal(probe.bridge);
+  });
+
+  it("gives every network of a multi-network probe the host's network records", () => {
+    const record = (name: string) => JSON.stringify({ name, bridge: `vn-${name}`, table: "virtnet" });
+    host.must(
+      ["a", "b"]
+        .map(
+          (n) =>
+            `mkdir -p /var/lib/virtnet/networks/${n} && echo '${record(n)}' > /var/lib/virtnet/networks/${n}/network.json`,
+        )
+        .join(" && "),
+    );
+    const nets = [
+      { name: "a", bridge: "vn-a" },
+      { name: "c", bridge: "vn-c" },
+    ];
+    const out = host.must(
+      `set -- ${quote(nets.flatMap((n) => probeArgs(n.name, n.bridge, networkPaths(n.name))))}\n${MULTI_PROBE_SCRIPT}`,
+    );
+    const names = parseMultiProbe(out, nets).map((o) => o.networks.map((n) => n.name));
+    expect(names).to.deep.equal([
+      ["a", "b"],
+      ["a", "b"],
+    ]);
+    expect(host.observe(spec).networks.map((n) => n.name)).to.deep.equal(["a", "b"]);
+  });
+
+  it("saves iptables rules of a family only where iptables-nft has a table of that family, or always (legacy)", () => {
+    const chains = (o: ObservedNetwork) => ({ v4: o.firewall!.iptables.ipv4, v6: o.firewall!.iptables.ipv6 });
+    const before = host.observe(spec);
+    expect(before.firewall!.iptablesNft, "Debian 12's iptables is iptables-nft").to.equal(true);
+    host.must("iptables -N VN-probe-test");
+    const after = host.observe(spec);
+    expect(JSON.stringify(chains(after).v4)).to.include("VN-probe-test");
+    expect(chains(before)).to.deep.equal({ v4: { tables: {} }, v6: { tables: {} } });
+    expect(chains(after).v6).to.deep.equal({ tables: {} });
+    host.must("ip6tables -N VN-probe-test6");
+    expect(JSON.stringify(chains(host.observe(spec)).v6)).to.include("VN-probe-test6");
   });
 });
 
