@@ -37,6 +37,7 @@ rollback() {
   [ -n "$vn_finished" ] || finish_segments $((vn_stop - 1))
   hoisted_undo "$vn_stop"
   wait
+  dnsmasqs_gone
   [ "$vn_stop" -gt 1 ] && generation_next
   echo "${STOPPED_MARKER}$vn_stop" >&2
   exit ${EXIT_STEP_FAILED}
@@ -138,6 +139,26 @@ dnsmasq_stop_begin() {
   if dnsmasq_same "${"$"}{1:-}" "${"$"}{2:-}"; then p=$1; else p=$(dnsmasq_pid) || { rm -f "$pidfile" "$pidfile.started"; return 0; }; fi
   kill -TERM "$p" || return 1
   vn_stopping=$p
+}
+# A delete's stop: signalled now, waited for with the round's other such stops at its end (dnsmasqs_gone), so
+# that a round of deletes waits for dnsmasq's exit once, not once per network.
+vn_gone=""
+dnsmasq_stop_late() {
+  dnsmasq_stop_begin "$@" || return 1
+  vn_gone="$vn_gone $vn_stopping"; vn_stopping=""
+  rm -f "$pidfile" "$pidfile.started"
+}
+# Until every dnsmasq the round stopped late is gone (polled together, every 5 ms, 2 s at most); the host lock
+# is still held, so no later apply meets one still bound to its addresses.
+dnsmasqs_gone() {
+  i=0
+  while [ -n "$vn_gone" ] && [ $i -lt 400 ]; do
+    vn_left=""
+    for vn_g in $vn_gone; do proc_start "$vn_g" && [ "$vn_state" != Z ] && vn_left="$vn_left $vn_g"; done
+    vn_gone=$vn_left; i=$((i+1))
+    [ -z "$vn_gone" ] || sleep 0.005
+  done
+  vn_gone=""
 }
 # $1 "restart": keep the pid file and record, which the start replaces (dnsmasq unlinks its pid file and makes
 # it anew): one process less per restart.

@@ -306,11 +306,13 @@ export function dnsmasqStart(): Action {
   return { name: "start dnsmasq", run: "dnsmasq_start", undo: "dnsmasq_stop", background: true };
 }
 
-/** Stops the network's dnsmasq (the one the probe saw, if it is still that process); `undo`: start it again. */
+/**
+ * Stops the network's dnsmasq (the one the probe saw, if it is still that process); `undo`: start it again.
+ * Without an undo (a delete) the round waits for it to be gone at its end, with its other deletes' stops.
+ */
 export function dnsmasqStop(p: ProbedProcess | undefined, undo = false): Action {
-  const a: Action = { name: "stop dnsmasq", run: `dnsmasq_stop ${probed(p)}` };
-  if (undo) a.undo = "dnsmasq_start";
-  return a;
+  if (!undo) return { name: "stop dnsmasq", run: `dnsmasq_stop_late ${probed(p)}` };
+  return { name: "stop dnsmasq", run: `dnsmasq_stop ${probed(p)}`, undo: "dnsmasq_start" };
 }
 
 /** A restart's stop: only signals it; the start that follows waits for it to be gone. */

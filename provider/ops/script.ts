@@ -169,6 +169,7 @@ export function renderRoundScript(segments: Segment[]): string {
   lines.push(
     `vn_rc=0; finish_segments ${segments.length} || vn_rc=$?`,
     `vn_seg=${segments.length}; vn_finished=1`,
+    "dnsmasqs_gone",
     `generation_next || { echo ${quote([`${SEGMENT_MARKER}${segments.length}`])} >&2; rollback ${quote(["write the generation token"])}; }`,
     "exit $vn_rc",
   );

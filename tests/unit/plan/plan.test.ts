@@ -446,6 +446,49 @@ describe("apply script", () => {
     }
   });
 
+  it("a delete's stops only signal each dnsmasq; the round ends once all of them are gone", async () => {
+    const args = probeArgs("none", "vn-none", networkPaths("none"));
+    const gen = parseProbe(sh(PROBE_SCRIPT, args).stdout, "none", "vn-none").generation;
+    // Two processes that take 0.3 s to exit after SIGTERM.
+    const children = [0, 1].map(() =>
+      spawn("sh", ["-c", "trap 'sleep 0.3; exit 0' TERM; while :; do sleep 0.05; done"]),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    try {
+      const procs = children.map((c) => ({
+        pid: c.pid!,
+        start: fs.readFileSync(`/proc/${c.pid}/stat`, "utf8").split(") ")[1].split(" ")[19],
+      }));
+      const alive = (pid: number) =>
+        `{ read -r a b st rest < /proc/${pid}/stat && [ "$st" != Z ]; } 2>/dev/null`;
+      const steps = [
+        ...procs.map((p) => ops.dnsmasqStop(p)),
+        {
+          name: "look",
+          run: `if ${alive(procs[0].pid)} && ${alive(procs[1].pid)}; then echo "exiting" >&2; fi`,
+        },
+      ];
+      expect(steps[0].run).to.match(/^dnsmasq_stop_late /);
+      const r = sh(renderApplyScript(steps, false), [...args, gen, ""]);
+      expect(r.status, r.stderr).to.equal(0);
+      expect(r.stderr).to.include("exiting");
+      // The script has ended: both are gone (zombies at most, until spawn reaps them).
+      const states = procs.map((p) => {
+        try {
+          return fs.readFileSync(`/proc/${p.pid}/stat`, "utf8").split(") ")[1].split(" ")[0];
+        } catch {
+          return "gone";
+        }
+      });
+      expect(
+        states.every((st) => st === "Z" || st === "gone"),
+        states.join(" "),
+      ).to.equal(true);
+    } finally {
+      for (const c of children) c.kill("SIGKILL");
+    }
+  });
+
   it("writes each file with its mode whatever the caller's umask, leaving no temporary file", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-script-"));
     try {
