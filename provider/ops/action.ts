@@ -30,6 +30,12 @@ export interface Touches {
   makesDir?: string;
   /** The file the step removes: next to each other, such steps share one rm. */
   removes?: string;
+  /**
+   * Directories a delete removes whole, with no undo: a round of several plans removes all of them in one
+   * `rm -rf` once its segments' own steps are done (before the steps at its end: the host teardown removes
+   * their parents).
+   */
+  removesTrees?: string[];
   /** A bridge the step deletes: a round deletes its bridges together, from its start, while the rest runs. */
   deletesBridge?: string;
   /** The step waits for the round's bridge deletion, so it runs at the round's end. */

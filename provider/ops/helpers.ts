@@ -115,6 +115,14 @@ write_file() {
   if printf '%s' "$3" > "$tmp" && { [ -z "$vn_mode" ] || chmod "$vn_mode" "$tmp"; } && mv -f -T "$tmp" "$1"; then return 0; fi
   rm -f "$tmp"; return 1
 }
+# A file nothing reads meanwhile: written in place when it is a plain file (never through a symbolic link).
+write_file_unread() {
+  if [ -f "$1" ] && [ ! -L "$1" ]; then
+    printf '%s' "$3" > "$1" && { [ "$2" = 0644 ] || chmod "$2" "$1"; } && return 0
+    return 1
+  fi
+  write_file "$@"
+}
 dnsmasq_pid() {
   { read -r p < "$pidfile"; } 2>/dev/null || return 1
   case "$p" in ""|*[!0-9]*) return 1;; esac
@@ -141,12 +149,12 @@ dnsmasq_stop_begin() {
   vn_stopping=$p
 }
 # A delete's stop: signalled now, waited for with the round's other such stops at its end (dnsmasqs_gone), so
-# that a round of deletes waits for dnsmasq's exit once, not once per network.
+# that a round of deletes waits for dnsmasq's exit once, not once per network. Its pid file goes with the
+# network's directories (a pid file left by a failed delete names a process that is gone: dnsmasq_same).
 vn_gone=""
 dnsmasq_stop_late() {
   dnsmasq_stop_begin "$@" || return 1
   vn_gone="$vn_gone $vn_stopping"; vn_stopping=""
-  rm -f "$pidfile" "$pidfile.started"
 }
 # Until every dnsmasq the round stopped late is gone (polled together, every 5 ms, 2 s at most); the host lock
 # is still held, so no later apply meets one still bound to its addresses.

@@ -35,6 +35,11 @@ export interface WriteOptions {
   dnsmasqReads?: boolean;
   /** A unit file of the running systemd: the undo has it reread the units after putting the file back. */
   systemdReads?: boolean;
+  /**
+   * Nothing reads the file while the round runs (its dnsmasq is stopped, or starts after it): replaced in place,
+   * without a temporary name and one `mv` process.
+   */
+  unread?: boolean;
 }
 
 /** Writes a file whole (atomically where it replaces one); the undo puts `previous` back, or removes it. */
@@ -48,7 +53,7 @@ export function writeFile(
   const restore = previous === undefined ? sh("rm", "-f", path) : sh("write_file", path, mode, previous);
   return {
     name: `write ${path}`,
-    run: sh("write_file", path, mode, content),
+    run: sh(opts.unread ? "write_file_unread" : "write_file", path, mode, content),
     undo:
       restore +
       (opts.dnsmasqReads ? " && dnsmasq_hup" : "") +
@@ -92,7 +97,7 @@ export function discardFiles(name: string, ...paths: string[]): Action {
 
 /** Removes one network's own directories with everything in them (names are validated: never "" or ".."). */
 export function removeTrees(name: string, dirs: string[]): Action {
-  return { name, run: `rm -rf -- ${sh(...dirs)}` };
+  return { name, run: `rm -rf -- ${sh(...dirs)}`, removesTrees: dirs };
 }
 
 /**

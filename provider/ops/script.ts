@@ -65,6 +65,7 @@ export function renderRoundScript(segments: Segment[]): string {
   const hoisted = (seg: Segment, a: Action) =>
     staged(seg) && (!!a.createsLink || a.makesDir !== undefined) && !atRoundEnd(seg, a);
   const firstHoisting = segments.findIndex((seg) => seg.actions.some((a) => hoisted(seg, a)));
+  const lateTrees = treesAtRoundEnd(segments, staged);
   const lines = [
     "set -u",
     "umask 022",
@@ -80,7 +81,8 @@ export function renderRoundScript(segments: Segment[]): string {
     `for vn_d in "\${TMPDIR:-/tmp}"/${ROUND_TMP_PREFIX}*; do [ ! -d "$vn_d" ] || rm -rf "\${TMPDIR:-/tmp}"/${ROUND_TMP_PREFIX}*; break; done`,
     'vn_finished=""; vn_bridges_job=""; vn_links=""',
     segments.map((_, i) => `vn_nft_${i + 1}=""; vn_undo_${i + 1}=""`).join("; "),
-    finishFunction(segments, staged),
+    [...lateTrees.keys()].map((k) => `vn_trees_${k}=1`).join("; ") || ":",
+    finishFunction(segments, staged, lateTrees),
     `bridges_delete_start ${quote(segments.flatMap((seg) => seg.actions.flatMap((a) => (a.deletesBridge ? [a.deletesBridge] : []))))}`,
     'vn_hoisted=""; hoisted_undo() { :; }',
   ];
@@ -143,6 +145,11 @@ export function renderRoundScript(segments: Segment[]): string {
           lines.push(
             `[ "$fail_after" = ${quote([r.name])} ] && rollback ${quote([`${r.name} (injected failure)`])}`,
           );
+        continue;
+      }
+      if (lateTrees.get(k) === a) {
+        // Tests of rollback: removed here, so that the failure comes after it.
+        lines.push(`[ "$fail_after" = ${name} ] && { ${a.run}; vn_trees_${k}=""; ${injected}; }`);
         continue;
       }
       if (staged(seg) && a.background) {
@@ -229,10 +236,33 @@ function hoistedCreate(segments: Segment[], hoisted: (seg: Segment, a: Action) =
   return out;
 }
 
+/**
+ * A delete's directories (Action.removesTrees) that its round removes at its end, with the other deletes', by
+ * segment number: only in a staged segment whose host-wide teardown, if any, also waits for the end, and whose
+ * paths no other segment of the round names (a network deleted and made again in one round keeps its order).
+ */
+function treesAtRoundEnd(segments: Segment[], staged: (seg: Segment) => boolean): Map<number, Action> {
+  const late = new Map<number, Action>();
+  for (const [i, seg] of segments.entries()) {
+    const a = seg.actions.find((x) => x.removesTrees);
+    if (!a || !staged(seg) || seg.actions.some((x) => x.hostTeardown && !atRoundEnd(seg, x))) continue;
+    const elsewhere = segments.some(
+      (other, j) => j !== i && other.actions.some((x) => a.removesTrees!.some((d) => x.run.includes(d))),
+    );
+    if (!elsewhere) late.set(i + 1, a);
+  }
+  return late;
+}
+
 // finish_segments K: for segments 1..K, their staged nft transactions in one (when that one is refused, each
 // alone, a refused one failing and undoing its segment), then their end-of-round steps, each in its segment's
-// part of stderr. All run; returns 70 if any failed.
-function finishFunction(segments: Segment[], staged: (seg: Segment) => boolean): string {
+// part of stderr; between the two, the deletes' directories in one rm (when that fails, each segment's alone,
+// a failure named in its part). All run; returns 70 if any failed.
+function finishFunction(
+  segments: Segment[],
+  staged: (seg: Segment) => boolean,
+  lateTrees: Map<number, Action>,
+): string {
   const body = ["finish_segments() {", "  vn_fail=0"];
   const transactions = segments.flatMap((seg, i) => {
     const nft = staged(seg) ? seg.actions.filter((a) => a.nft !== undefined && !atRoundEnd(seg, a)) : [];
@@ -269,6 +299,23 @@ function finishFunction(segments: Segment[], staged: (seg: Segment) => boolean):
     body.push(
       `  [ -z "$vn_bgok_${k}" ] && { ${marker(k)}; cat "$vn_tmp/${k}" >&2; ${failed(name)}; eval "$vn_undo_${k}"; }`,
     );
+  if (lateTrees.size) {
+    const trees = [...lateTrees].map(([k, a]) => ({
+      k,
+      a,
+      guard: `[ "$vn_k" -ge ${k} ] && [ -n "$vn_trees_${k}" ]`,
+    }));
+    body.push(
+      "  vn_k=$1; set --",
+      ...trees.map(({ guard, a }) => `  ${guard} && set -- "$@" ${quote(a.removesTrees!)}`),
+      '  if [ $# -gt 0 ] && ! rm -rf -- "$@" 2>/dev/null; then',
+      ...trees.map(
+        ({ k, a, guard }) => `    ${guard} && { ${marker(k)}; ${a.run} || { ${failed(a.name)}; }; }`,
+      ),
+      "  fi",
+      '  set -- "$vn_k"',
+    );
+  }
   for (const [i, seg] of segments.entries()) {
     const k = i + 1;
     const late = seg.actions.filter((a) => atRoundEnd(seg, a));

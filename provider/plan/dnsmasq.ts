@@ -47,7 +47,8 @@ export function dnsmasqActions(
   const actions: Action[] = hot.filter((a) => a.removes);
   // The lease file stays: guests keep their addresses on renewal.
   if (running) actions.push(ops.dnsmasqStopForRestart(observed.dnsmasq));
-  if (confChanged) actions.push(ops.writeFile(paths.dnsmasqConf, conf, observed.conf));
+  // Read only by the start below.
+  if (confChanged) actions.push(ops.writeFile(paths.dnsmasqConf, conf, observed.conf, { unread: true }));
   actions.push(...hot.filter((a) => !a.removes));
   actions.push(ops.dnsmasqStart());
   return actions;

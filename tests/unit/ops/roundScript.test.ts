@@ -6,7 +6,7 @@ import { quote } from "shell-quote";
 import { networkPaths, STATE_DIR } from "../../../provider/naming";
 import { probeArgs } from "../../../provider/ops/probe";
 import { Action } from "../../../provider/ops/action";
-import { linkCreate, makeDir } from "../../../provider/ops/ops";
+import { linkCreate, makeDir, removeTrees, writeFile } from "../../../provider/ops/ops";
 import { parseRoundOutput, renderRoundScript, Segment } from "../../../provider/ops/script";
 import { PrivateHost } from "../support/privateHost";
 
@@ -389,6 +389,72 @@ describe("round script (several plans, one script)", function () {
     const ok = runWith("");
     expect(ok.status, ok.stderr).to.equal(0);
     expect(host.must("ls -A /var/lib/vnrm")).to.equal("");
+  });
+
+  it("removes its deletes' directories in one rm at its end; a segment that stopped the round keeps its own", () => {
+    const rmRuns = countRuns("rm");
+    const trees = (n: string) => [`/var/lib/vntree/${n}`, `/run/vntree/${n}`];
+    const fresh = () =>
+      host.must(
+        `rm -rf /var/lib/vntree /run/vntree; mkdir -p ${["a", "b", "c"].flatMap((n) => trees(n).map((d) => `${d}/sub`)).join(" ")}`,
+      );
+    // Each delete logs whether its own directories are still there when its last step runs.
+    const remove = (n: string): Action => removeTrees("remove files", trees(n));
+    const look = (n: string): Action => ({
+      name: `look ${n}`,
+      run: `if [ -d /var/lib/vntree/${n} ]; then echo "${n} there" >> ${log}; fi`,
+    });
+    const del = (n: string, extra: Action[] = []): Segment => ({
+      actions: [remove(n), look(n), ...extra],
+      undo: false,
+    });
+    fresh();
+    const ok = host.sh(underCounters(renderRoundScript([del("a"), del("b"), del("c")])), [
+      tokenNow(),
+      "",
+      ...["a", "b", "c"].flatMap((n) => segArgs(n)),
+    ]);
+    expect(ok.status, ok.stderr).to.equal(0);
+    expect(logLines()).to.deep.equal(["a there", "b there", "c there"]);
+    expect(host.must("ls -A /var/lib/vntree /run/vntree")).to.equal("/run/vntree:\n\n/var/lib/vntree:\n");
+    expect(host.must(`grep -c vntree ${rmRuns}`)).to.equal("1\n");
+    // b fails after its removal step: a's directories go, b's and c's stay.
+    fresh();
+    host.must(`rm -f ${log}`);
+    const boom: Action = { name: "boom", run: "false" };
+    const failed = host.sh(underCounters(renderRoundScript([del("a"), del("b", [boom]), del("c")])), [
+      tokenNow(),
+      "",
+      ...["a", "b", "c"].flatMap((n) => segArgs(n)),
+    ]);
+    expect(failed.status).to.equal(70);
+    expect(host.must("ls /var/lib/vntree")).to.equal("b\nc\n");
+    // One plan alone removes its directories in its place, before its later steps.
+    fresh();
+    host.must(`rm -f ${log}`);
+    expect(runAlone([remove("a"), look("a")], "a").status).to.equal(0);
+    expect(logLines()).to.deep.equal([]);
+  });
+
+  it("writes a file nothing reads meanwhile in place (same inode, no mv), never through a symbolic link", () => {
+    const mvRuns = countRuns("mv");
+    host.must(
+      "rm -rf /var/lib/vnu; mkdir -p /var/lib/vnu && printf 'old\\n' > /var/lib/vnu/conf && printf 'theirs\\n' > /var/lib/vnu/theirs && ln -s theirs /var/lib/vnu/link",
+    );
+    const inode = () => host.must("stat -c %i /var/lib/vnu/conf");
+    const before = inode();
+    const actions = [
+      writeFile("/var/lib/vnu/conf", "new\n", "old\n", { unread: true }),
+      writeFile("/var/lib/vnu/link", "mine\n", "theirs\n", { unread: true }),
+    ];
+    const r = runAlone(actions, "u");
+    expect(r.status, r.stderr).to.equal(0);
+    expect(host.must("cat /var/lib/vnu/conf")).to.equal("new\n");
+    expect(inode()).to.equal(before);
+    // The link was replaced by a file of its own (write_file's mv); the file it pointed at is untouched.
+    expect(host.must("[ -L /var/lib/vnu/link ] && echo link || cat /var/lib/vnu/link")).to.equal("mine\n");
+    expect(host.must("cat /var/lib/vnu/theirs")).to.equal("theirs\n");
+    expect(host.must(`grep -c /var/lib/vnu/ ${mvRuns} || true`)).to.equal("1\n");
   });
 
   describe("background starts (Action.background)", () => {
