@@ -576,7 +576,7 @@ async function main(): Promise<number> {
         b.rows.push({
           what: `virtnet lifecycle via nsenter, destroy ${N}`,
           figure: secs(ld.wallMs),
-          note: `deleteRange+deleteNetwork one after another: ${ld.counts["probe host"] ?? 0} probes, ${ld.counts.apply ?? 0} apply runs; these host commands alone: ${secs(m.ownDestroy)}`,
+          note: `all deleteRange at once, then all deleteNetwork at once (the engine's antichains): ${ld.counts["probe host"] ?? 0} probes, ${ld.counts.apply ?? 0} apply runs; these host commands alone: ${secs(m.ownDestroy)} (probes ${secs(ld.ms["probe host"])}, apply scripts ${secs(ld.ms.apply)})`,
         });
       });
     }
@@ -601,7 +601,7 @@ async function main(): Promise<number> {
           b.rows.push({
             what: `physical limit: destroy ${N}`,
             figure: secs(pd.ms),
-            note: `${N} dnsmasqs stopped side by side (until gone), the rules in one nft -f, the bridges in one ip -batch (${parts(pd)})`,
+            note: `${N} dnsmasqs signalled, meanwhile the bridges in one ip link del group and the table in one nft command; done once all are gone (each part's end, from the start: ${parts(pd)})`,
           });
         } finally {
           await physicalCleanup("h1", pnets);
@@ -662,7 +662,7 @@ async function main(): Promise<number> {
       "destroy: raw floor / physical limit",
       m.ownDestroy,
       m.physicalDestroy,
-      "no target: virtnet's delete scripts one network after the other (as the engine's antichains come) vs all at once",
+      "no target: virtnet's host commands of the destroy (the ranges' round, then the networks') vs the kernel's and dnsmasq's work alone",
     );
     ratioRow(
       "create: whole run / libvirt",

@@ -2,8 +2,10 @@
 // none of virtnet's own work (no probe, no lock, no state, no undo, no checks): the bridges of all networks in
 // one `ip -batch`, the firewall rules of all in one `nft -f`, their dnsmasqs started side by side. The lines
 // are virtnet's own renderers' (ip.ts, nftables.ts, dnsmasq.ts), so the kernel and dnsmasq do the same work as
-// under virtnet. Destroy: the dnsmasqs stopped side by side, the rules in one `nft -f`, the bridges in one
-// `ip -batch`. Runs inside the host through nsenter, timed by bash itself between the steps.
+// under virtnet. Destroy: the dnsmasqs signalled, the bridges in one `ip link del group` meanwhile (each bridge
+// waits for the kernel's RCU barrier; in one group deletion they share the grace periods), the rules in one
+// `nft` command, then the wait until the dnsmasqs and the bridges are gone. Runs inside the host through
+// nsenter, timed by bash itself.
 import { NetworkPaths, networkPaths, RUN_DIR, STATE_DIR } from "../../provider/naming";
 import { renderBridgeCreate } from "../../provider/render/ip";
 import { renderDnsmasqConf, renderHostsFile } from "../../provider/render/dnsmasq";
@@ -16,6 +18,8 @@ import { BenchNet } from "./stacks";
 const DIR = "/run/vnbench-physical";
 /** The rules go in a table of their own, so that virtnet's table is never touched. */
 const TABLE = "vnbenchphys";
+/** The link group the destroy deletes at once; nothing else on a lab host uses it. */
+const GROUP = 4242;
 
 export interface PhysicalResult {
   /** Wall time of the three steps together, and of each. */
@@ -55,7 +59,10 @@ export async function physicalCreate(host: string, nets: BenchNet[]): Promise<Ph
         .map(({ spec }) => renderNftables(spec)!.replace(/^table inet virtnet /, `table inet ${TABLE} `))
         .join(""),
     ],
-    [`${DIR}/bridges.del`, specs.map(({ spec }) => `link del ${spec.bridge.name}`).join("\n") + "\n"],
+    [
+      `${DIR}/bridges.group`,
+      specs.map(({ spec }) => `link set dev ${spec.bridge.name} group ${GROUP}`).join("\n") + "\n",
+    ],
   ];
   for (const { spec, range } of specs) {
     const p = pathsOf(spec.name);
@@ -85,22 +92,24 @@ t3=$EPOCHREALTIME; echo "$t0 $t1 $t2 $t3"`,
   return { ms: m.ms, steps: { bridges, nft, dnsmasq } };
 }
 
-/** The destroy steps: the dnsmasqs stopped side by side (until gone), the table, the bridges; then the
- * scratch directory goes (not timed). */
+/** The destroy: the dnsmasqs signalled, the bridges deleted as one group in the background, the table deleted,
+ * then until the dnsmasqs are gone and the bridges' deletion has returned. Each step's time is from the start
+ * to its own end (they overlap). The scratch directory goes after (not timed). */
 export async function physicalDestroy(host: string): Promise<PhysicalResult> {
   const out = await bash(
     host,
     `set -e; cd ${DIR}
 gone() { local s; s=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) || return 0; [ "$s" = Z ]; }
 t0=$EPOCHREALTIME; pids=$(cat */dnsmasq.pid); kill $pids
+{ ip -batch bridges.group; ip link del group ${GROUP}; echo $EPOCHREALTIME > bridges.end; } &
+nft delete table inet ${TABLE}; tn=$EPOCHREALTIME
 for p in $pids; do while ! gone "$p"; do sleep 0.001; done; done
-t1=$EPOCHREALTIME; nft delete table inet ${TABLE}
-t2=$EPOCHREALTIME; ip -batch bridges.del
-t3=$EPOCHREALTIME; echo "$t0 $t1 $t2 $t3"; cd /; rm -rf ${DIR}`,
+td=$EPOCHREALTIME; wait $!; t1=$EPOCHREALTIME
+echo "$t0 $tn $td $(cat bridges.end) $t1"; cd /; rm -rf ${DIR}`,
   );
-  const m = marks(out);
-  const [dnsmasq, nft, bridges] = m.parts;
-  return { ms: m.ms, steps: { bridges, nft, dnsmasq } };
+  const t = out.trim().split(/\s+/).map(Number);
+  const since = (x: number) => (x - t[0]) * 1000;
+  return { ms: since(t[4]), steps: { nft: since(t[1]), dnsmasq: since(t[2]), bridges: since(t[3]) } };
 }
 
 /** Whatever a failed run left (dnsmasqs, table, bridges, files); quiet when there is nothing. */
