@@ -210,33 +210,28 @@ describe("many changes to one host at once, from one process", function () {
     const readAheadDone = async (n: number) => {
       for (let i = 0; i < 1000 && (h.ended["probe ahead"] ?? 0) < n; i++) await sleep(10);
     };
+    // One range more on each network, in one round; then the probes and scripts so far, and the ranges each has.
+    const addRanges = async (start: number, probes: number, scripts: number, ranges: number) => {
+      await Promise.all(
+        pair.map((s) => applyRange(h, { name: s.name, bridge: s.bridge.name }, rangeOf(s, start))),
+      );
+      expect({ probes: h.counts["probe host"], scripts: h.counts.apply }).to.deep.equal({ probes, scripts });
+      for (const s of pair)
+        expect(await sh("h1", `grep -c '^dhcp-range=' ${networkPaths(s.name).dnsmasqConf}`)).to.equal(
+          `${ranges}\n`,
+        );
+    };
     try {
       await Promise.all(pair.map((s) => applyNetwork(h, s)));
       await readAheadDone(1);
       expect(h.counts["probe ahead"], "one read of both networks once the round was done").to.equal(1);
-      await Promise.all(
-        pair.map((s) => applyRange(h, { name: s.name, bridge: s.bridge.name }, rangeOf(s, 100))),
-      );
-      expect({ probes: h.counts["probe host"], scripts: h.counts.apply }).to.deep.equal({
-        probes: 1,
-        scripts: 2,
-      });
-      for (const s of pair)
-        expect(await sh("h1", `grep -c '^dhcp-range=' ${networkPaths(s.name).dnsmasqConf}`)).to.equal("1\n");
+      await addRanges(100, 1, 2, 1);
 
       // Another process changes the host after the read: the round's script finds a new token and the round
       // plans again from a probe of its own, at once.
       await readAheadDone(2);
       await sh("h1", "echo elsewhere > /var/lib/virtnet/generation");
-      await Promise.all(
-        pair.map((s) => applyRange(h, { name: s.name, bridge: s.bridge.name }, rangeOf(s, 120))),
-      );
-      expect({ probes: h.counts["probe host"], scripts: h.counts.apply }).to.deep.equal({
-        probes: 2,
-        scripts: 4,
-      });
-      for (const s of pair)
-        expect(await sh("h1", `grep -c '^dhcp-range=' ${networkPaths(s.name).dnsmasqConf}`)).to.equal("2\n");
+      await addRanges(120, 2, 4, 2);
     } finally {
       for (const s of pair) await deleteNetwork(h, s.name, s.bridge.name);
     }

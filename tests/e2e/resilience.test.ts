@@ -305,8 +305,9 @@ describe("broken connections: the SSH connection dropped at each step", function
     expect(after.dnsmasqPids).to.equal(orphan.dnsmasqPids);
   });
 
-  it("update: a drop after dnsmasq was stopped (writing its new config); the next up only records", async () => {
-    await gate.arm(`/networks/${NAME}/dnsmasq.conf.`, BRIDGE);
+  it("update: a drop after dnsmasq was stopped and its new config written (starting the new one); the next up only records", async () => {
+    // A restart's config is written in place (nothing reads it meanwhile: no mv to gate): the gate is the start.
+    await gate.arm(`--conf-file=/var/lib/virtnet/networks/${NAME}/dnsmasq.conf`, BRIDGE);
     await cutAtGate(stack.up(program(V2)));
     const orphan = await artifacts("h2", NAME);
     expect(summary(orphan)).to.deep.include({ links: 1, tables: 1, dnsmasq: 1, temps: "" });
@@ -330,10 +331,10 @@ describe("broken connections: the SSH connection dropped at each step", function
   });
 
   it("update: the next up starts while the cut script is still running; the lock and the probe hash sort it out", async () => {
-    await gate.arm(`/networks/${NAME}/dnsmasq.conf.`, BRIDGE);
+    await gate.arm(`--conf-file=/var/lib/virtnet/networks/${NAME}/dnsmasq.conf`, BRIDGE);
     const first = stack.up(program(V2));
     first.catch(() => undefined); // awaited below, after the cut
-    await gate.reached(); // the first script holds the host lock, dnsmasq stopped, config not yet written
+    await gate.reached(); // the first script holds the host lock, dnsmasq stopped, the new one not yet started
     proxy.cut();
     await expectDropped(first, label);
     // The second up probes the half-changed host and plans from it; its script waits for the lock.
