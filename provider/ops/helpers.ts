@@ -156,27 +156,28 @@ dnsmasq_stop_late() {
   dnsmasq_stop_begin "$@" || return 1
   vn_gone="$vn_gone $vn_stopping"; vn_stopping=""
 }
-# Until every dnsmasq the round stopped late is gone (polled together, every 5 ms, 2 s at most); the host lock
-# is still held, so no later apply meets one still bound to its addresses.
-dnsmasqs_gone() {
-  i=0
-  while [ -n "$vn_gone" ] && [ $i -lt 400 ]; do
+# Until every process named is gone or a zombie. dnsmasq exits within milliseconds of SIGTERM: polled often
+# (the shell's own read, no process), together, 2 s at most.
+pids_gone() {
+  vn_wait=$*; i=0
+  while [ -n "$vn_wait" ] && [ $i -lt 400 ]; do
     vn_left=""
-    for vn_g in $vn_gone; do proc_start "$vn_g" && [ "$vn_state" != Z ] && vn_left="$vn_left $vn_g"; done
-    vn_gone=$vn_left; i=$((i+1))
-    [ -z "$vn_gone" ] || sleep 0.005
+    for vn_g in $vn_wait; do proc_start "$vn_g" && [ "$vn_state" != Z ] && vn_left="$vn_left $vn_g"; done
+    vn_wait=$vn_left; i=$((i+1))
+    [ -z "$vn_wait" ] || sleep 0.005
   done
+}
+# Until every dnsmasq the round stopped late is gone; the host lock is still held, so no later apply meets one
+# still bound to its addresses.
+dnsmasqs_gone() {
+  pids_gone $vn_gone
   vn_gone=""
 }
 # $1 "restart": keep the pid file and record, which the start replaces (dnsmasq unlinks its pid file and makes
 # it anew): one process less per restart.
 dnsmasq_stopped() {
   [ -n "$vn_stopping" ] || return 0
-  # dnsmasq exits within milliseconds of SIGTERM: poll often (the shell's own read, no process), 2 s at most.
-  i=0
-  while proc_start "$vn_stopping" && [ "$vn_state" != Z ] && [ $i -lt 400 ]; do
-    sleep 0.005; i=$((i+1))
-  done
+  pids_gone "$vn_stopping"
   vn_stopping=""
   [ "${"$"}{1:-}" = restart ] || rm -f "$pidfile" "$pidfile.started"
 }

@@ -81,7 +81,6 @@ export function renderRoundScript(segments: Segment[]): string {
     `for vn_d in "\${TMPDIR:-/tmp}"/${ROUND_TMP_PREFIX}*; do [ ! -d "$vn_d" ] || rm -rf "\${TMPDIR:-/tmp}"/${ROUND_TMP_PREFIX}*; break; done`,
     'vn_finished=""; vn_bridges_job=""; vn_links=""',
     segments.map((_, i) => `vn_nft_${i + 1}=""; vn_undo_${i + 1}=""`).join("; "),
-    [...lateTrees.keys()].map((k) => `vn_trees_${k}=1`).join("; ") || ":",
     finishFunction(segments, staged, lateTrees),
     `bridges_delete_start ${quote(segments.flatMap((seg) => seg.actions.flatMap((a) => (a.deletesBridge ? [a.deletesBridge] : []))))}`,
     'vn_hoisted=""; hoisted_undo() { :; }',
@@ -149,7 +148,7 @@ export function renderRoundScript(segments: Segment[]): string {
       }
       if (lateTrees.get(k) === a) {
         // Tests of rollback: removed here, so that the failure comes after it.
-        lines.push(`[ "$fail_after" = ${name} ] && { ${a.run}; vn_trees_${k}=""; ${injected}; }`);
+        lines.push(`[ "$fail_after" = ${name} ] && { ${a.run}; ${injected}; }`);
         continue;
       }
       if (staged(seg) && a.background) {
@@ -303,7 +302,7 @@ function finishFunction(
     const trees = [...lateTrees].map(([k, a]) => ({
       k,
       a,
-      guard: `[ "$vn_k" -ge ${k} ] && [ -n "$vn_trees_${k}" ]`,
+      guard: `[ "$vn_k" -ge ${k} ]`,
     }));
     body.push(
       "  vn_k=$1; set --",

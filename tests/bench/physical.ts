@@ -22,7 +22,7 @@ const TABLE = "vnbenchphys";
 const GROUP = 4242;
 
 export interface PhysicalResult {
-  /** Wall time of the three steps together, and of each. */
+  /** Wall time of the three steps together, and of each (destroy: each one's end, from the start: they overlap). */
   ms: number;
   steps: { bridges: number; nft: number; dnsmasq: number };
 }

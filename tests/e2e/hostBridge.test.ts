@@ -103,7 +103,9 @@ describe("HostBridge on a lab host", function () {
       "default via 198.19.0.1",
       "203.0.113.0/24 via 198.19.0.1 table 100",
     ]);
-    expect(outs.confirmedAfterMs).to.be.below(8000);
+    // Confirmed: a later confirmation would have rolled the move back, which the checks below would show. How
+    // long it took is a figure of the bench (its uplink move gap row), not a test.
+    expect(outs.confirmedAfterMs, "confirmed over a new connection").to.be.a("number").that.is.above(0);
     const eth0 = JSON.parse(await sh("h1", "ip -j link show dev eth0"))[0];
     const br = JSON.parse(await sh("h1", `ip -j addr show dev ${BR}`))[0];
     expect(eth0.master).to.equal(BR);
@@ -337,6 +339,8 @@ describe("HostBridge over an uplink that a DHCP client (dhclient) configures", f
   let leased: string;
   let initial: string;
   const props = () => ({ name: BR, uplink: "eth0", confirmTimeout: 8, connection: conn });
+  /** The upstream server's lease length: dnsmasq's shortest, 2 minutes. */
+  const LEASE_SECONDS = 120;
 
   /** The server's leases of the host's MAC: "<ip> <client-id>" each. */
   const leasesOfHost = () =>
@@ -383,7 +387,7 @@ describe("HostBridge over an uplink that a DHCP client (dhclient) configures", f
       `--log-facility=${serverLog}`,
       `--dhcp-leasefile=${serverLeases}`,
       `--pid-file=${path.join(dir, "dnsmasq.pid")}`,
-      "--dhcp-range=198.19.0.100,198.19.0.150,255.255.255.0,2m",
+      `--dhcp-range=198.19.0.100,198.19.0.150,255.255.255.0,${LEASE_SECONDS}`,
       "--dhcp-option=option:router,198.19.0.1",
       // Renewals every 10 s: the test sees one happen on the bridge.
       "--dhcp-option=option:T1,10",
@@ -423,7 +427,8 @@ describe("HostBridge over an uplink that a DHCP client (dhclient) configures", f
       const br = JSON.parse(await sh("h1", `ip -4 -j addr show dev ${BR}`))[0];
       expect(br.addr_info.map((a: any) => a.local)).to.deep.equal([leased]);
       expect(br.addr_info[0].dynamic, "a leased address, with the lease's lifetime").to.equal(true);
-      expect(br.addr_info[0].valid_life_time).to.be.at.most(120);
+      // The lease's lifetime, not "forever" (4294967295): the kernel counts it down from the lease's length.
+      expect(br.addr_info[0].valid_life_time).to.be.above(0).and.at.most(LEASE_SECONDS);
       expect(JSON.parse(await sh("h1", "ip -4 -j addr show dev eth0"))).to.deep.equal([]);
       expect(await dhclients(), "the client runs on the bridge, with eth0's command line").to.deep.equal([
         [...DHCLIENT.slice(0, -1), BR].join(" "),
