@@ -203,13 +203,11 @@ describe("HostBridge on a lab host", function () {
       const via = { ...conn, host: "127.0.0.1", port: proxy.port } as ConnectionArgs;
       await connect(via); // the pooled connection that starts the change
       proxy.dropNextDuringHandshake(1000); // every new one fails
-      const t0 = Date.now();
       const err = await hostBridge.create({ ...props(), connection: via }).catch((e) => e);
-      const took = Date.now() - t0;
+      // Rolled back by its own confirm window: the error says so, and the host is as before.
       expect(err.message, err.stack).to.match(
         /not confirmed \(a new SSH connection failed.*\); the host rolled back by itself: no confirmation over a new SSH connection within 8 s/,
       );
-      expect(took).to.be.below(8000 + 6000);
       await new Promise((r) => setTimeout(r, 2500));
       expect(await uplinkState()).to.equal(initial);
       expect(await pingUpstream()).to.equal(true);

@@ -77,9 +77,8 @@ describe("mistakes users make, on a lab host through the engine path", function 
     try {
       for (let i = 0; i < 50 && !(await sh("h1", "cat /tmp/vn-hold.pid 2>/dev/null || true")).trim(); i++)
         await new Promise((r) => setTimeout(r, 100));
-      const started = Date.now();
-      const e = await failureOf(stack.up(program(3000)), 20_000);
-      expect(Date.now() - started).to.be.below(15_000);
+      const e = await failureOf(stack.up(program(3000)));
+      // The operation's own timeout fired (by its error), not the script's 60 s wait for the lock.
       expect(e.message).to.include(
         `host root@${h1.address}:22, network "stall": apply: did not finish within 3 s`,
       );
