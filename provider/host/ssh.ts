@@ -11,6 +11,7 @@ import { ConnectionArgs } from "./host";
 import { blobKeyType, fingerprintOf, HostKeyPin, parseHostKey, pinMatches } from "./hostkey";
 import { signalExitCode } from "./signals";
 import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_PORT, DEFAULT_RETRIES, DEFAULT_USER } from "./validate";
+import { timed } from "../timing";
 
 export interface PoolOptions {
   /** Channels open at once on one connection; OpenSSH's MaxSessions 10 allows about 5 in practice. */
@@ -185,7 +186,7 @@ class PooledConnection {
       // An operation that held on to this entry while it was closed (idle, or closeAllConnections)
       // brings it back into the pool rather than leaving an unlisted connection behind.
       if (!pool.has(this.key)) pool.set(this.key, this);
-      this.#dialing = this.#dialWithRetries().then(
+      this.#dialing = timed("dial", this.label, () => this.#dialWithRetries()).then(
         (client) => {
           this.#dialing = null;
           this.#client = client;

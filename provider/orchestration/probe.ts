@@ -84,6 +84,7 @@ const reads = new HostQueues<Read>(
     }
   },
   (read, e) => read.reject(e),
+  "read",
 );
 
 /**

@@ -2,6 +2,7 @@
 // served in batches once arrivals settle, so that what the engine issues together shares one probe (and, for
 // changes, one script).
 import { Host } from "../host/host";
+import { timed, TimingSpan } from "../timing";
 
 /** At most this many changes or reads per batch (200 creates + ranges on one host: 32 -> 10.9-11.5 s,
  * 128 -> 9.4-9.7 s, 256 no better). */
@@ -39,6 +40,8 @@ export class HostQueues<T> {
   constructor(
     private readonly serve: (host: Host, waiting: T[]) => Promise<void>,
     private readonly fail: (item: T, error: unknown) => void,
+    /** How each batch, its wait for arrivals included, is named in the bench's timing (../timing.ts). */
+    private readonly span: TimingSpan["span"],
   ) {}
 
   /** Nothing of the host's is waiting or being served. */
@@ -62,8 +65,10 @@ export class HostQueues<T> {
     try {
       while (q.waiting.length) {
         try {
-          await arrivalsSettled(q);
-          await this.serve(host, q.waiting);
+          await timed(this.span, host.label, async () => {
+            await arrivalsSettled(q);
+            await this.serve(host, q.waiting);
+          });
         } catch (e) {
           for (const item of q.waiting.splice(0)) this.fail(item, e);
         }

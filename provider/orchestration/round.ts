@@ -71,6 +71,7 @@ interface Change extends Omit<ChangeSpec, "gateway" | "solo">, ProbeTarget {
 const changes = new HostQueues<Change>(
   (host, waiting) => round(host, waiting),
   (c, e) => c.reject(e), // not expected: round settles every failure it knows
+  "round",
 );
 
 /** Queues a change for the host's next round; resolves when its round ran it, or found nothing to do. */

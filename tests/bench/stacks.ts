@@ -7,6 +7,7 @@ import { DhcpRange, VirtualNetwork } from "../../sdk";
 import { CallStat } from "../engine/plugin";
 import { changedKeys, RefreshResult, RunResult } from "../engine/engine";
 import { LabHost, STATE_DIR as LAB_STATE_DIR } from "../lab/lab";
+import { TIMING_FILE_ENV, TimingSpan } from "../../provider/timing";
 
 /**
  * A Pulumi project dir whose node_modules/pulumi-virtnet is a COPY of the built provider and SDK taken now
@@ -283,6 +284,8 @@ export interface EngineRun {
   /** The provider's part: from the plugin's first create/update/delete request to its last response (a refresh:
    * its reads). */
   providerMs?: number;
+  /** virtnet's own time in that window (virtnetBusyMs); the rest is the dynamic provider's and the engine's. */
+  virtnetMs?: number;
   /** Operations on dynamic resources by kind ("create", "same", ...), failed ones included. */
   ops: Record<string, number>;
   /** Per "<Type> <op>" of updates: the keys that differed (diff's changed input keys; for a refresh, the
@@ -302,6 +305,7 @@ export function describeRun(
   wallMs: number,
   r: RunResult,
   logins: { ours: Record<string, number>; others: number },
+  spans: TimingSpan[] = [],
 ): EngineRun {
   const ops: Record<string, number> = {};
   const errors: string[] = [];
@@ -334,6 +338,7 @@ export function describeRun(
     beforePluginMs: r.timing.beforePluginMs,
     fixedMs: fixed.every((x) => x !== undefined) ? fixed[0]! + fixed[1]! : undefined,
     providerMs: providerWindowMs(r.timing.rpc),
+    virtnetMs: virtnetBusyMs(r.timing.rpc, spans),
     ops,
     failed: errors.length,
     errors,
@@ -344,12 +349,64 @@ export function describeRun(
   };
 }
 
+/**
+ * Runs `fn` (an engine run, whose plugin inherits this process's environment) with virtnet's timing on
+ * (provider/timing.ts), and returns what it returned with the spans virtnet recorded meanwhile.
+ */
+export async function withTiming<T>(fn: () => Promise<T>): Promise<{ value: T; spans: TimingSpan[] }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "virtnet-timing-"));
+  const file = path.join(dir, "spans.jsonl");
+  const before = process.env[TIMING_FILE_ENV];
+  process.env[TIMING_FILE_ENV] = file;
+  try {
+    const value = await fn();
+    const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
+    const spans = text
+      .split("\n")
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l) as TimingSpan);
+    return { value, spans };
+  } finally {
+    if (before === undefined) delete process.env[TIMING_FILE_ENV];
+    else process.env[TIMING_FILE_ENV] = before;
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The calls the provider's window spans: creates, updates and deletes (none: the reads of a refresh). */
+function windowCalls(calls: CallStat[]): CallStat[] {
+  const changes = calls.filter((c) => ["create", "update", "delete"].includes(c.method));
+  return changes.length ? changes : calls.filter((c) => c.method === "read");
+}
+
 /** From the first create/update/delete request to the last response (none: the reads of a refresh). */
 export function providerWindowMs(calls: CallStat[]): number | undefined {
-  const changes = calls.filter((c) => ["create", "update", "delete"].includes(c.method));
-  const window = changes.length ? changes : calls.filter((c) => c.method === "read");
+  const window = windowCalls(calls);
   if (window.length === 0) return undefined;
   return Math.max(...window.map((c) => c.end)) - Math.min(...window.map((c) => c.start));
+}
+
+/**
+ * virtnet's own time in the provider's window: the union of the spans it recorded (SSH dials; rounds and
+ * shared reads, each from its wait for arrivals to its last result), cut to the window. The calls' times are
+ * on this process's performance.now(), the spans on the Unix epoch.
+ */
+export function virtnetBusyMs(calls: CallStat[], spans: TimingSpan[]): number | undefined {
+  const window = windowCalls(calls);
+  if (window.length === 0) return undefined;
+  const from = performance.timeOrigin + Math.min(...window.map((c) => c.start));
+  const to = performance.timeOrigin + Math.max(...window.map((c) => c.end));
+  const cut = spans
+    .map((s) => [Math.max(s.start, from), Math.min(s.end, to)])
+    .filter(([a, b]) => b > a)
+    .sort((x, y) => x[0] - y[0]);
+  let busy = 0;
+  let reached = from;
+  for (const [a, b] of cut) {
+    busy += Math.max(0, b - Math.max(a, reached));
+    reached = Math.max(reached, b);
+  }
+  return busy;
 }
 
 export function fmtOps(ops: Record<string, number>): string {
