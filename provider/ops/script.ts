@@ -276,24 +276,28 @@ function finishFunction(
     const bg = staged(seg) ? seg.actions.filter((a) => a.background && !atRoundEnd(seg, a)) : [];
     return bg.length ? [{ k: i + 1, name: bg[bg.length - 1].name }] : [];
   });
-  // Every background step first: none of them may still be starting when an undo runs.
-  for (const { k } of background)
-    body.push(`  vn_bgok_${k}=1; [ "$1" -ge ${k} ] && { job_wait ${k} || vn_bgok_${k}=""; }`);
+  const waitBackground = background.map(
+    ({ k }) => `  vn_bgok_${k}=1; [ "$1" -ge ${k} ] && { job_wait ${k} || vn_bgok_${k}=""; }`,
+  );
   if (transactions.length) {
     const alone = transactions.map(
       ({ k, name }) =>
         `  [ "$1" -ge ${k} ] && [ -n "$vn_nft_${k}" ] && { ${marker(k)}; printf '%s' "$vn_nft_${k}" | nft -f - || { ${failed(name)}; eval "$vn_undo_${k}"; vn_undo_${k}=""; }; }`,
     );
-    if (transactions.length === 1) body.push(...alone);
+    // Every background step is waited for before an undo (none may still be starting when one runs). The
+    // transaction of all, which undoes nothing when refused, goes in while they still run (dnsmasqs starting).
+    if (transactions.length === 1) body.push(...waitBackground, ...alone);
     else
       body.push(
         '  vn_all=""',
         ...transactions.map(({ k }) => `  [ "$1" -ge ${k} ] && vn_all="$vn_all$vn_nft_${k}"`),
-        `  if [ -n "$vn_all" ] && ! printf '%s' "$vn_all" | nft -f - 2>/dev/null; then`,
+        `  vn_all_ok=""; [ -n "$vn_all" ] && printf '%s' "$vn_all" | nft -f - 2>/dev/null && vn_all_ok=1`,
+        ...waitBackground,
+        `  if [ -n "$vn_all" ] && [ -z "$vn_all_ok" ]; then`,
         ...alone.map((l) => `  ${l}`),
         "  fi",
       );
-  }
+  } else body.push(...waitBackground);
   for (const { k, name } of background)
     body.push(
       `  [ -z "$vn_bgok_${k}" ] && { ${marker(k)}; cat "$vn_tmp/${k}" >&2; ${failed(name)}; eval "$vn_undo_${k}"; }`,

@@ -279,6 +279,24 @@ describe("round script (several plans, one script)", function () {
     ]);
   });
 
+  it("puts the round's rules in while its background starts still run, and waits for them before it ends", () => {
+    const chain = (c: string) => `add table inet vnround\nadd chain inet vnround ${c}\n`;
+    // A start that lasts until the rules are in (5 s at most), as a dnsmasq start overlaps them.
+    const start = (c: string): Action => ({
+      name: "start dnsmasq",
+      run: `sh -c 'i=0; while [ $i -lt 50 ]; do nft list chain inet vnround ${c} >/dev/null 2>&1 && { echo "rules before start ${c} ended" >> ${log}; exit 0; }; sleep 0.1; i=$((i+1)); done; echo "start ${c} ended first" >> ${log}'`,
+      background: true,
+    });
+    const seg = (c: string): Segment => ({
+      actions: [{ name: "apply firewall", run: "false", nft: chain(c), undo: "true" }, start(c)],
+      undo: true,
+    });
+    const r = run([seg("ca"), seg("cb")], ["a", "b"], tokenNow());
+    expect(r.status, r.stderr).to.equal(0);
+    expect(logLines().sort()).to.deep.equal(["rules before start ca ended", "rules before start cb ended"]);
+    host.must("nft delete table inet vnround");
+  });
+
   it("runs a segment marked inOrder as if alone: its firewall and its start in place, the others' at the end", () => {
     const token = tokenNow();
     const r = run(
