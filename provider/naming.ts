@@ -101,8 +101,11 @@ export function nftChainId(networkName: string): string {
 }
 
 /** Before the shared table, each network had its own table "inet virtnet_<id>"; an apply removes it. */
+/** How the nft tables of an earlier virtnet, one per network, begin. */
+export const LEGACY_NFT_PREFIX = "virtnet_";
+
 export function legacyNftTableName(networkName: string): string {
-  return `virtnet_${nftIdentifier(networkName)}`;
+  return `${LEGACY_NFT_PREFIX}${nftIdentifier(networkName)}`;
 }
 
 /** nft identifiers allow [a-zA-Z_][a-zA-Z0-9_]*; the hash keeps names that differ only in '.'/'-' apart. */

@@ -9,6 +9,7 @@ import {
   GENERATION_FILE,
   INOTIFY_MARKER,
   IPTABLES_SCAFFOLD,
+  LEGACY_NFT_PREFIX,
   legacyNftTableName,
   NETWORK_RECORD_FILE,
   NetworkPaths,
@@ -92,6 +93,12 @@ export const PROBE_FUNCTION = [
   echo "@@routes6"; ip -j -6 route show table main 2>/dev/null
   echo "@@routerecords"; for f in ${q(ROUTES_DIR)}/*.json; do [ -f "$f" ] && [ ! -L "$f" ] && { cat "$f"; echo; }; done
   echo "@@chains"; vn_chains=$(nft -j list chains 2>/dev/null); echo "$vn_chains"
+  # An earlier virtnet's tables of a network's own, by name: the networks' halves look here, not in the whole
+  # listing (one scan per network of a listing that grows with the networks).
+  vn_legacy=""
+  case "$vn_chains" in *'"table": "${LEGACY_NFT_PREFIX}'*)
+    vn_legacy=$(printf '%s\n' "$vn_chains" | grep -o '"table": "${LEGACY_NFT_PREFIX}[A-Za-z0-9_]*"');;
+  esac
   echo "@@nfttable"; nft list table ${NFT_TABLE_REF} 2>/dev/null
   # A sysctl file answers a one-byte read(2), which is how the shell's read reads, with its first byte only:
   # enough for these two (0 or 1), not for numbers (cat below). read's status is 1 here, with the value set.
@@ -132,7 +139,7 @@ export const PROBE_FUNCTION = [
   String.raw`probe_net() {
   [ -n "$gw" ] && { echo "@@routeget"; ip -j route get "$gw" 2>/dev/null; }
   # An earlier virtnet's table of this network's own, listed only when it exists (it has chains).
-  case "$vn_chains" in *"\"table\": \"$legacytable\","*) echo "@@legacynft"; nft list table inet "$legacytable" 2>/dev/null;; esac
+  case "$vn_legacy" in *"\"table\": \"$legacytable\""*) echo "@@legacynft"; nft list table inet "$legacytable" 2>/dev/null;; esac
   echo "@@dnsmasq"; pid=""; [ -f "$pidfile" ] && { read -r pid < "$pidfile"; } 2>/dev/null
   case "$pid" in *[!0-9]*|"") ;; *)
     if proc_start "$pid" && [ "$vn_state" != Z ]; then
@@ -174,21 +181,24 @@ export const PROBE_FUNCTION = [
   [ -n "$br" ] && command -v firewall-cmd >/dev/null 2>&1 && { echo "@@fwzone"; if [ -S /run/dbus/system_bus_socket ]; then firewall-cmd --get-zone-of-interface="$br" 2>&1; echo "exit=$?"; else echo "exit=nobus"; fi; }
 }`,
   // Files to read, a line each: network number, section, path ("-": the section alone). Names are validated,
-  // so paths hold no blank or newline.
+  // so paths hold no blank or newline. Each network's list is a variable of its own (vn_next): one list for
+  // all grows with every network, and the shell copies it whole at each line added.
   String.raw`vn_files=""
 vn_add() { [ -f "$2" ] && [ ! -L "$2" ] && vn_files="$vn_files$vn_k $1 $2
-"; }`,
+"; }
+vn_next() { eval "vn_files_$vn_k=\$vn_files"; vn_files=""; vn_k=$((vn_k + 1)); }`,
   // The host's files after a "@@@files 0" line, each network's after "@@@files <n>", each file as a section (a
   // process per file, or per network, was most of a round's probe). k starts as no number: "0" != "" is false
   // in awk.
   String.raw`files_out() {
-  printf '%s' "$vn_files" | awk 'BEGIN { k = "none" } {
+  eval "vn_files_$vn_k=\$vn_files"; vn_i=0
+  while [ $vn_i -le $vn_k ]; do eval "printf '%s' \"\$vn_files_$vn_i\""; vn_i=$((vn_i + 1)); done | awk 'BEGIN { k = "none" } {
     if ($1 != k) { print "@@@files " $1; k = $1; s = "" }
     if ($2 != s) print "@@" (s = $2)
     if ($3 != "-") { while ((getline l < $3) > 0) print l; close($3) }
   }'
 }`,
-  `probe() { probe_host; vn_k=1; probe_net; files_out; echo "@@end"; }`,
+  `probe() { probe_host; vn_next; probe_net; files_out; echo "@@end"; }`,
 ].join("\n");
 
 /** What a Port's change asks of the probe: its TAP, and the uid of the owner it wants. */
@@ -242,7 +252,7 @@ export const MULTI_PROBE_SCRIPT = [
   PROBE_PRELUDE,
   "probe_host",
   `while [ $# -ge ${PROBE_VARS.length} ]; do`,
-  `  vn_k=$((vn_k + 1)); ${PROBE_PRELUDE}`,
+  `  vn_next; ${PROBE_PRELUDE}`,
   '  echo "@@@net"; probe_net',
   `  shift ${PROBE_VARS.length}`,
   "done",

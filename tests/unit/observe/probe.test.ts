@@ -2,7 +2,7 @@
 // reads with the shell's own `read` (no process per file) must be the kernel's.
 import { expect } from "chai";
 import { quote } from "shell-quote";
-import { networkPaths } from "../../../provider/naming";
+import { legacyNftTableName, networkPaths } from "../../../provider/naming";
 import { MULTI_PROBE_SCRIPT, probeArgs } from "../../../provider/ops/probe";
 import { parseMultiProbe, parseProbe } from "../../../provider/observe/parse";
 import { buildNetworkSpec, NetworkSpec } from "../../../provider/model/network";
@@ -110,6 +110,35 @@ describe("probe on a private namespace", function () {
       ["a", "b"],
     ]);
     expect(host.observe(spec).networks.map((n) => n.name)).to.deep.equal(["a", "b"]);
+  });
+
+  it("finds an earlier virtnet's table of a network's own for that network only, beside the shared table", () => {
+    const nets = ["a", "b", "c"].map((n) => ({ name: n, bridge: `vn-${n}` }));
+    const legacyA = legacyNftTableName("a");
+    host.must(
+      [
+        `nft add table inet ${legacyA}`,
+        `nft add chain inet ${legacyA} vnfw '{ type filter hook forward priority 0; }'`,
+        // c's own table name with more after it, and the shared table: neither is c's.
+        `nft add table inet ${legacyNftTableName("c")}x`,
+        `nft add chain inet ${legacyNftTableName("c")}x vnfw`,
+        "nft add table inet virtnet",
+        "nft add chain inet virtnet vn_c_fwd",
+      ].join(" && "),
+    );
+    const out = host.must(
+      `set -- ${quote(nets.flatMap((n) => probeArgs(n.name, n.bridge, networkPaths(n.name))))}\n${MULTI_PROBE_SCRIPT}`,
+    );
+    const [a, b, c] = parseMultiProbe(out, nets);
+    expect(a.legacyNftTable?.name).to.equal(legacyA);
+    expect(a.legacyNftTable?.listing).to.include("chain vnfw");
+    expect(b.legacyNftTable).to.equal(undefined);
+    expect(c.legacyNftTable).to.equal(undefined);
+    // The single-network probe reads the same.
+    expect(
+      host.observe(buildNetworkSpec({ mode: "nat", ipv4: { cidr: "10.78.1.0/24" } }, "a").spec!)
+        .legacyNftTable?.name,
+    ).to.equal(legacyA);
   });
 
   it("saves iptables rules of a family only where iptables-nft has a table of that family, or always (legacy)", () => {
