@@ -38,11 +38,23 @@ export function parseMultiProbe(
   const [hostPart, ...netParts] = rest.split("\n@@@net\n");
   if (netParts.length !== networks.length) throw new Error("host probe output was cut short");
   const host = sections(`${hostPart}\n${files.get(0) ?? ""}\n@@end`);
-  const interfaces = json<any[]>(host.get("addrs"), []); // read once: every network's half uses it
+  const memo: HostMemo = new Map(); // the host's half, parsed once for every network's
   return networks.map((n, i) => {
     const own = sections(`${netParts[i]}\n${files.get(i + 1) ?? ""}\n@@end`);
-    return observedFrom(new Map([...host, ...own]), n.name, n.bridge, interfaces);
+    return observedFrom(new Map([...host, ...own]), n.name, n.bridge, memo);
   });
+}
+
+/**
+ * What the networks of one probe read alike from its host's half (interfaces, routes, chains, records...),
+ * parsed for the first and shared by the others: they grow with the host's networks, and so do the networks
+ * of a probe. Nothing reading an observation changes it in place.
+ */
+type HostMemo = Map<string, unknown>;
+
+function once<T>(memo: HostMemo, key: string, make: () => T): T {
+  if (!memo.has(key)) memo.set(key, make());
+  return memo.get(key) as T;
 }
 
 function sections(output: string): Map<string, string> {
@@ -81,16 +93,17 @@ function jsonLines<T>(text: string | undefined): T[] {
 
 export function parseProbe(output: string, name: string, bridgeName: string): ObservedNetwork {
   const s = sections(output.replace(/\n@@@files [01]\n/g, "\n"));
-  const interfaces = json<any[]>(s.get("addrs"), []);
-  return observedFrom(s, name, bridgeName, interfaces);
+  return observedFrom(s, name, bridgeName, new Map());
 }
 
 function observedFrom(
   s: Map<string, string>,
   name: string,
   bridgeName: string,
-  interfaces: any[],
+  memo: HostMemo,
 ): ObservedNetwork {
+  const host = <T>(key: string, make: () => T) => once(memo, key, make);
+  const interfaces = host("addrs", () => json<any[]>(s.get("addrs"), []));
   const legacyTable = legacyNftTableName(name);
   const ownTable = (t: string) => t === NFT_TABLE || t === legacyTable;
   const link = interfaces.find((i) => i.ifname === bridgeName);
@@ -118,21 +131,21 @@ function observedFrom(
       else foreignIpv4.push({ cidr: `${a.local}/${a.prefixlen}`, dev: iface.ifname });
     }
   }
-  const routes4 = json<KernelRoute[]>(s.get("routes4"), []);
-  const routes6 = json<KernelRoute[]>(s.get("routes6"), []);
+  const routes4 = host("routes4", () => json<KernelRoute[]>(s.get("routes4"), []));
+  const routes6 = host("routes6", () => json<KernelRoute[]>(s.get("routes6"), []));
   const lookup = json<any[]>(s.get("routeget"), []);
   const dirs = (s.get("dirs") ?? "").split("\n").filter((l) => l !== "");
   const route: RouteObservation = {
     kernel: [...routes4, ...routes6],
-    records: jsonLines<RouteSpec>(s.get("routerecords")),
+    records: host("routerecords", () => jsonLines<RouteSpec>(s.get("routerecords"))),
     dirs,
   };
   if (s.has("routeget")) route.gatewayLookup = lookup[0] ?? {};
-  for (const r of json<any[]>(s.get("routes4"), [])) {
+  for (const r of routes4 as any[]) {
     if (r.dst && r.dst !== "default" && r.dev !== bridgeName)
       foreignIpv4.push({ cidr: r.dst.includes("/") ? r.dst : `${r.dst}/32`, dev: r.dev ?? "?" });
   }
-  const chains = json<any>(s.get("chains"), { nftables: [] }).nftables ?? [];
+  const chains = host("chains", () => json<any>(s.get("chains"), { nftables: [] }).nftables ?? []);
   const forwardChainsWithDrop = chains
     .map((c: any) => c.chain)
     .filter((c: any) => c && c.hook === "forward" && c.policy === "drop" && !ownTable(c.table))
@@ -153,8 +166,10 @@ function observedFrom(
   };
   const legacy = text("legacynft");
   // Sorted: the observation does not depend on the order the host lists directories in.
-  const networks = jsonLines<AppliedNetworkRecord>(s.get("networks")).sort((a, b) =>
-    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+  const networks = host("networks", () =>
+    jsonLines<AppliedNetworkRecord>(s.get("networks")).sort((a, b) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+    ),
   );
   return {
     generation: (s.get("generation") ?? "").trim(),
@@ -190,13 +205,13 @@ function observedFrom(
     },
     dirs,
     missing: (s.get("tools") ?? "").split("\n").filter((l) => l.startsWith("missing-")),
-    firewall: parseFirewall(s, chains),
-    links: interfaces.map(linkOf),
-    fdb: parseFdb(s.get("fdb")),
-    vxlanVlans: parseVlanRanges(s.get("vxlanvlans")),
+    firewall: { ...host("firewall", () => parseFirewall(s, chains)), ...zoneOf(s.get("fwzone")) },
+    links: host("links", () => interfaces.map(linkOf)),
+    fdb: host("fdb", () => parseFdb(s.get("fdb"))),
+    vxlanVlans: host("vxlanvlans", () => parseVlanRanges(s.get("vxlanvlans"))),
     ...(s.has("segment") ? { segment: json<SegmentRecord | undefined>(s.get("segment"), undefined) } : {}),
-    extensions: jsonLines<MemberRecord>(s.get("extensions")),
-    extensionRestores: parseExtensionRestores(s.get("extensionrestore")),
+    extensions: host("extensions", () => jsonLines<MemberRecord>(s.get("extensions"))),
+    extensionRestores: host("extensionrestore", () => parseExtensionRestores(s.get("extensionrestore"))),
     ports: jsonLines<PortSpec>(s.get("ports")),
     ...parsePort(s.get("port"), interfaces),
     ...(s.has("portrestore") ? { portRestore: fileContent(s.get("portrestore")) } : {}),
@@ -361,16 +376,21 @@ function parseFirewall(s: Map<string, string>, chains: any[]): ObservedFirewall 
     virtnetTable: (s.get("nfttable") ?? "").trim() !== "",
     scaffold: scaffold.filter((e) => scaffoldEntry.test(e.entry)),
   };
-  const zone = s.get("fwzone");
-  if (zone !== undefined) {
-    const out = zone.split("\n").filter((l) => l !== "");
-    const exit = out.pop();
-    // firewalld answers with the zone (exit 0) or "no zone" (exit 2). Anything else means no firewalld to ask:
-    // 252 NOT_RUNNING, 36 DBUS_ERROR (a system bus but no firewalld on it), or no system bus at all.
-    fw.zone = { running: exit === "exit=0" || (exit === "exit=2" && out.join(" ").trim() === "no zone") };
-    if (exit === "exit=0" && out[0]) fw.zone.zone = out[0].trim();
-  }
   return fw;
+}
+
+/** firewalld's answer about the network's bridge (the "@@fwzone" section of the network's half). */
+function zoneOf(section: string | undefined): Pick<ObservedFirewall, "zone"> {
+  if (section === undefined) return {};
+  const out = section.split("\n").filter((l) => l !== "");
+  const exit = out.pop();
+  // firewalld answers with the zone (exit 0) or "no zone" (exit 2). Anything else means no firewalld to ask:
+  // 252 NOT_RUNNING, 36 DBUS_ERROR (a system bus but no firewalld on it), or no system bus at all.
+  const zone: NonNullable<ObservedFirewall["zone"]> = {
+    running: exit === "exit=0" || (exit === "exit=2" && out.join(" ").trim() === "no zone"),
+  };
+  if (exit === "exit=0" && out[0]) zone.zone = out[0].trim();
+  return { zone };
 }
 
 function parseInotify(section: string | undefined): ObservedNetwork["inotify"] {

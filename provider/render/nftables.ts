@@ -134,10 +134,22 @@ export function networkChainsOf(tableListing: string | undefined, networkName: s
 /** The named chains out of a listing of the shared table, as one table in `nft list` form. */
 function chainsOf(tableListing: string | undefined, names: string[]): string | undefined {
   if (!tableListing) return undefined;
-  const ours = [...tableListing.matchAll(/^\tchain (\S+) \{\n(?:\t\t.*\n)*\t\}$/gm)]
-    .filter((m) => names.includes(m[1]))
-    .map((m) => m[0] + "\n");
-  return ours.length ? `table ${NFT_TABLE_REF} {\n${ours.join("\n")}}\n` : undefined;
+  const index = chainIndexOf(tableListing);
+  const ours = names.flatMap((n) => index.get(n) ?? []).sort((a, b) => a.at - b.at);
+  return ours.length ? `table ${NFT_TABLE_REF} {\n${ours.map((c) => c.text).join("\n")}}\n` : undefined;
+}
+
+// One probe's listing is read for each of its networks: its chains are found once (the last listing's kept).
+let lastListing: { listing: string; index: Map<string, { at: number; text: string }> } | undefined;
+
+/** Each chain of a listing by name: its text and its place in the listing. */
+function chainIndexOf(listing: string): Map<string, { at: number; text: string }> {
+  if (lastListing?.listing === listing) return lastListing.index;
+  const index = new Map<string, { at: number; text: string }>();
+  for (const m of listing.matchAll(/^\tchain (\S+) \{\n(?:\t\t.*\n)*\t\}$/gm))
+    if (!index.has(m[1])) index.set(m[1], { at: m.index, text: m[0] + "\n" });
+  lastListing = { listing, index };
+  return index;
 }
 
 // ---------------------------------------------------------------------------------------------------------
