@@ -89,11 +89,13 @@ bridge_deleted() {
 }
 # Directories this script makes (mode, paths): no one has a file in them yet. Several in one mkdir, which
 # names each one it made (-v): after a failure part way through, the undo removes those only (made_dir_undo).
+# When it made them all (exit 0), its output is not searched for each one (a round's grows with its networks).
 vn_made=""
 make_dir() {
   vn_m=$1; shift
   if [ $# = 1 ]; then mkdir -m "$vn_m" "$1" && vn_made="$vn_made|$1|"; return; fi
   vn_out=$(LC_ALL=C mkdir -v -m "$vn_m" -- "$@"); vn_rc=$?
+  if [ $vn_rc = 0 ]; then for vn_d; do vn_made="$vn_made|$vn_d|"; done; return 0; fi
   for vn_d; do case "$vn_out" in *"'$vn_d'"*) vn_made="$vn_made|$vn_d|";; esac; done
   return $vn_rc
 }

@@ -289,11 +289,13 @@ function finishFunction(
     if (transactions.length === 1) body.push(...waitBackground, ...alone);
     else
       body.push(
-        '  vn_all=""',
-        ...transactions.map(({ k }) => `  [ "$1" -ge ${k} ] && vn_all="$vn_all$vn_nft_${k}"`),
-        `  vn_all_ok=""; [ -n "$vn_all" ] && printf '%s' "$vn_all" | nft -f - 2>/dev/null && vn_all_ok=1`,
+        '  vn_any=""',
+        ...transactions.map(({ k }) => `  [ "$1" -ge ${k} ] && [ -n "$vn_nft_${k}" ] && vn_any=1`),
+        // Printed one after the other into nft, not joined first: the shell copies a joined text whole at each
+        // transaction added, and a round's transactions grow with its networks.
+        `  vn_all_ok=""; [ -n "$vn_any" ] && { ${transactions.map(({ k }) => `{ [ "$1" -lt ${k} ] || printf '%s' "$vn_nft_${k}"; }`).join("; ")}; } | nft -f - 2>/dev/null && vn_all_ok=1`,
         ...waitBackground,
-        `  if [ -n "$vn_all" ] && [ -z "$vn_all_ok" ]; then`,
+        `  if [ -n "$vn_any" ] && [ -z "$vn_all_ok" ]; then`,
         ...alone.map((l) => `  ${l}`),
         "  fi",
       );

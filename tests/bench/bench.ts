@@ -800,7 +800,7 @@ async function main(): Promise<number> {
       note: !scale
         ? "not measured"
         : scale.converged
-          ? `provider's part; ${o.scale} nets+ranges on h1: provider ${secs(m.scaleCreate)}, whole run ${secs(scale.wallMs)} (per network ${ratioStr(scale.wallMs / o.scale / ((create20?.wallMs ?? NaN) / N))} of the ${N}-network run's, Pulumi's fixed part included); ${runNote(scale, { create: 2 * o.scale })}; SSH logins ${scale.runs.map(logins).join("+")}; destroy ${secs(m.scaleDestroy)}`
+          ? `provider's part; ${o.scale} nets+ranges on h1: provider ${secs(m.scaleCreate)} (virtnet's own time ${secs(scale.virtnetMs)}, at ${N}: ${secs(create20?.virtnetMs)}), whole run ${secs(scale.wallMs)} (per network ${ratioStr(scale.wallMs / o.scale / ((create20?.wallMs ?? NaN) / N))} of the ${N}-network run's, Pulumi's fixed part included); ${runNote(scale, { create: 2 * o.scale })}; SSH logins ${scale.runs.map(logins).join("+")}; destroy ${secs(m.scaleDestroy)}`
           : `one \`up\` of ${o.scale} nets+ranges (not re-run: too slow): ${secs(scale.first.wallMs)}, ${scale.first.failed} failed (${scale.first.errors[0]?.replace(/^.*?: /, "").slice(0, 90)}); ${fmtOps(scale.first.ops)}; SSH logins ${logins(scale.first)}; destroy of what it made ${secs(m.scaleDestroy)}`,
     });
 
