@@ -28,6 +28,10 @@ export async function timed<T>(span: TimingSpan["span"], host: string, work: () 
     return await work();
   } finally {
     const s: TimingSpan = { span, host, start, end: epochMs() };
-    appendFileSync(file, JSON.stringify(s) + "\n");
+    try {
+      appendFileSync(file, JSON.stringify(s) + "\n");
+    } catch {
+      // A figure lost, never an operation: the work's own outcome stands.
+    }
   }
 }
