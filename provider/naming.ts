@@ -100,10 +100,10 @@ export function nftChainId(networkName: string): string {
   return /^[a-zA-Z_]/.test(id) ? id : `_${id}`; // nft reads a leading digit as a number
 }
 
-/** Before the shared table, each network had its own table "inet virtnet_<id>"; an apply removes it. */
 /** How the nft tables of an earlier virtnet, one per network, begin. */
 export const LEGACY_NFT_PREFIX = "virtnet_";
 
+/** Before the shared table, each network had its own table "inet virtnet_<id>"; an apply removes it. */
 export function legacyNftTableName(networkName: string): string {
   return `${LEGACY_NFT_PREFIX}${nftIdentifier(networkName)}`;
 }

@@ -102,8 +102,8 @@ function observedFrom(
   bridgeName: string,
   memo: HostMemo,
 ): ObservedNetwork {
-  const host = <T>(key: string, make: () => T) => once(memo, key, make);
-  const interfaces = host("addrs", () => json<any[]>(s.get("addrs"), []));
+  const shared = <T>(key: string, make: () => T) => once(memo, key, make);
+  const interfaces = shared("addrs", () => json<any[]>(s.get("addrs"), []));
   const legacyTable = legacyNftTableName(name);
   const ownTable = (t: string) => t === NFT_TABLE || t === legacyTable;
   const link = interfaces.find((i) => i.ifname === bridgeName);
@@ -131,13 +131,13 @@ function observedFrom(
       else foreignIpv4.push({ cidr: `${a.local}/${a.prefixlen}`, dev: iface.ifname });
     }
   }
-  const routes4 = host("routes4", () => json<KernelRoute[]>(s.get("routes4"), []));
-  const routes6 = host("routes6", () => json<KernelRoute[]>(s.get("routes6"), []));
+  const routes4 = shared("routes4", () => json<KernelRoute[]>(s.get("routes4"), []));
+  const routes6 = shared("routes6", () => json<KernelRoute[]>(s.get("routes6"), []));
   const lookup = json<any[]>(s.get("routeget"), []);
   const dirs = (s.get("dirs") ?? "").split("\n").filter((l) => l !== "");
   const route: RouteObservation = {
     kernel: [...routes4, ...routes6],
-    records: host("routerecords", () => jsonLines<RouteSpec>(s.get("routerecords"))),
+    records: shared("routerecords", () => jsonLines<RouteSpec>(s.get("routerecords"))),
     dirs,
   };
   if (s.has("routeget")) route.gatewayLookup = lookup[0] ?? {};
@@ -145,7 +145,7 @@ function observedFrom(
     if (r.dst && r.dst !== "default" && r.dev !== bridgeName)
       foreignIpv4.push({ cidr: r.dst.includes("/") ? r.dst : `${r.dst}/32`, dev: r.dev ?? "?" });
   }
-  const chains = host("chains", () => json<any>(s.get("chains"), { nftables: [] }).nftables ?? []);
+  const chains = shared("chains", () => json<any>(s.get("chains"), { nftables: [] }).nftables ?? []);
   const forwardChainsWithDrop = chains
     .map((c: any) => c.chain)
     .filter((c: any) => c && c.hook === "forward" && c.policy === "drop" && !ownTable(c.table))
@@ -166,7 +166,7 @@ function observedFrom(
   };
   const legacy = text("legacynft");
   // Sorted: the observation does not depend on the order the host lists directories in.
-  const networks = host("networks", () =>
+  const networks = shared("networks", () =>
     jsonLines<AppliedNetworkRecord>(s.get("networks")).sort((a, b) =>
       a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
     ),
@@ -205,13 +205,13 @@ function observedFrom(
     },
     dirs,
     missing: (s.get("tools") ?? "").split("\n").filter((l) => l.startsWith("missing-")),
-    firewall: { ...host("firewall", () => parseFirewall(s, chains)), ...zoneOf(s.get("fwzone")) },
-    links: host("links", () => interfaces.map(linkOf)),
-    fdb: host("fdb", () => parseFdb(s.get("fdb"))),
-    vxlanVlans: host("vxlanvlans", () => parseVlanRanges(s.get("vxlanvlans"))),
+    firewall: { ...shared("firewall", () => parseFirewall(s, chains)), ...zoneOf(s.get("fwzone")) },
+    links: shared("links", () => interfaces.map(linkOf)),
+    fdb: shared("fdb", () => parseFdb(s.get("fdb"))),
+    vxlanVlans: shared("vxlanvlans", () => parseVlanRanges(s.get("vxlanvlans"))),
     ...(s.has("segment") ? { segment: json<SegmentRecord | undefined>(s.get("segment"), undefined) } : {}),
-    extensions: host("extensions", () => jsonLines<MemberRecord>(s.get("extensions"))),
-    extensionRestores: host("extensionrestore", () => parseExtensionRestores(s.get("extensionrestore"))),
+    extensions: shared("extensions", () => jsonLines<MemberRecord>(s.get("extensions"))),
+    extensionRestores: shared("extensionrestore", () => parseExtensionRestores(s.get("extensionrestore"))),
     ports: jsonLines<PortSpec>(s.get("ports")),
     ...parsePort(s.get("port"), interfaces),
     ...(s.has("portrestore") ? { portRestore: fileContent(s.get("portrestore")) } : {}),
