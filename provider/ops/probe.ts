@@ -191,8 +191,8 @@ vn_next() { eval "vn_files_$vn_k=\$vn_files"; vn_files=""; vn_k=$((vn_k + 1)); }
   // process per file, or per network, was most of a round's probe). k starts as no number: "0" != "" is false
   // in awk.
   String.raw`files_out() {
-  eval "vn_files_$vn_k=\$vn_files"; vn_i=0
-  while [ $vn_i -le $vn_k ]; do eval "printf '%s' \"\$vn_files_$vn_i\""; vn_i=$((vn_i + 1)); done | awk 'BEGIN { k = "none" } {
+  vn_next; vn_i=0
+  while [ $vn_i -lt $vn_k ]; do eval "printf '%s' \"\$vn_files_$vn_i\""; vn_i=$((vn_i + 1)); done | awk 'BEGIN { k = "none" } {
     if ($1 != k) { print "@@@files " $1; k = $1; s = "" }
     if ($2 != s) print "@@" (s = $2)
     if ($3 != "-") { while ((getline l < $3) > 0) print l; close($3) }
